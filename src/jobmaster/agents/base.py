@@ -1,0 +1,85 @@
+"""The one interface every agent transport implements.
+
+An agent holds only in-flight jobs, partitioned by bucket. Messages are claimed, never destructively
+read: a claimed message stays in the agent, invisible to other claimers until `visible_at`, and
+leaves only when its owner acks it after the master holds the job. A crash at any point therefore
+leaves the message to be claimed again, and the job's version decides whether that copy is stale.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(slots=True, frozen=True)
+class AgentMessage:
+    job_id: str
+    due_at: float
+    #: 0 while the job exists only here (SavePending); otherwise the master version it was sent with.
+    version: int
+    payload: bytes
+
+
+class AgentTransport(abc.ABC):
+    """In-flight job queues of one agent connection, one queue per bucket."""
+
+    supports_notify: bool = False
+
+    def __init__(self, url: str, cluster_id: str, name: str) -> None:
+        self.url = url
+        self.cluster_id = cluster_id
+        self.name = name
+
+    @abc.abstractmethod
+    async def open(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def migrate(self) -> None: ...
+
+    async def listen(self, callback: Callable[[str], None]) -> None:
+        """Call `callback(bucket_id)` when a message lands in a bucket; a no-op when polled."""
+        return None
+
+    @abc.abstractmethod
+    async def create_bucket(self, bucket_id: str) -> None: ...
+
+    @abc.abstractmethod
+    async def destroy_bucket(self, bucket_id: str) -> None:
+        """Remove the bucket and every message still in it."""
+
+    @abc.abstractmethod
+    async def push(self, bucket_id: str, messages: Sequence[AgentMessage]) -> None:
+        """Store messages (one transaction); a message with a known job id replaces the old copy."""
+
+    @abc.abstractmethod
+    async def claim(
+        self, bucket_id: str, limit: int, due_before: float, now: float, visible_at: float
+    ) -> list[AgentMessage]:
+        """Claim visible messages due by `due_before`, earliest first, hidden until `visible_at`."""
+
+    @abc.abstractmethod
+    async def claim_unsaved(
+        self, bucket_id: str, limit: int, now: float, visible_at: float
+    ) -> list[AgentMessage]:
+        """Claim visible messages whose job the master does not hold yet (version 0)."""
+
+    @abc.abstractmethod
+    async def ack(self, bucket_id: str, job_ids: Sequence[str]) -> None:
+        """Remove messages whose jobs the master now holds."""
+
+    @abc.abstractmethod
+    async def next_due_at(self, bucket_id: str, now: float) -> float | None:
+        """Earliest due time among visible messages, to time the next claim."""
+
+    @abc.abstractmethod
+    async def count(self, bucket_id: str) -> int:
+        """Messages in the bucket, claimed or not: the truthful answer to `has jobs?`."""
+
+    @abc.abstractmethod
+    async def find(self, job_id: str) -> AgentMessage | None:
+        """Look a job up by id in any bucket, so a SavePending job can be shown and cancelled."""

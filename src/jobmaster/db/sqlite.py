@@ -1,0 +1,106 @@
+"""One SQLite connection per database file per process, driven from a single thread.
+
+SQLite allows one writer at a time; funnelling every operation of a process through one connection on
+one thread removes in-process lock contention, and each operation is a whole transaction run in that
+thread, so an engine batch costs one thread hop instead of one per statement. WAL mode lets readers
+in other processes proceed while a writer commits; `busy_timeout` makes writers of different
+processes queue instead of failing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def path_from_url(url: str) -> str:
+    """`sqlite:///relative.db`, `sqlite:////absolute.db` or `sqlite:///:memory:`."""
+    if not url.startswith("sqlite:///"):
+        raise ValueError(f"SQLite URL must look like sqlite:///path.db, got {url!r}")
+    path = url[len("sqlite:///") :]
+    if not path:
+        raise ValueError(f"SQLite URL has no file path: {url!r}")
+    return path
+
+
+class SqliteDatabase:
+    _shared: dict[str, tuple[SqliteDatabase, int]] = {}
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="jobmaster-sqlite")
+        self._conn: sqlite3.Connection | None = None
+
+    @classmethod
+    async def acquire(cls, url: str) -> SqliteDatabase:
+        """Master and standalone agent of one file share the connection instead of contending."""
+        path = path_from_url(url)
+        key = path if path == ":memory:" else str(Path(path).resolve())
+        db, refs = cls._shared.get(key, (None, 0))
+        if db is None:
+            db = cls(path)
+            await db._open()
+        cls._shared[key] = (db, refs + 1)
+        return db
+
+    async def release(self) -> None:
+        key = self.path if self.path == ":memory:" else str(Path(self.path).resolve())
+        db, refs = self._shared.get(key, (self, 1))
+        if refs > 1:
+            self._shared[key] = (db, refs - 1)
+            return
+        self._shared.pop(key, None)
+        await self.run(lambda conn: conn.close())
+        self._executor.shutdown(wait=True)
+
+    async def _open(self) -> None:
+        def connect(_: sqlite3.Connection | None) -> None:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._conn = conn
+
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, connect, None)
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._conn
+        if conn is None:
+            raise RuntimeError("SQLite database is not open")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, conn)
+
+    async def transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` inside BEGIN IMMEDIATE ... COMMIT, taking the write lock up front.
+
+        Taking the lock at BEGIN (not at the first write) avoids the deadlock two processes reach
+        when both read first and then both try to upgrade to a writer.
+        """
+
+        def body(conn: sqlite3.Connection) -> T:
+            with immediate(conn):
+                return fn(conn)
+
+        return await self.run(body)
+
+
+@contextmanager
+def immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

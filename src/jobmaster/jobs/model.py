@@ -1,0 +1,166 @@
+"""The job record and its state machine.
+
+Times are UTC epoch seconds (floats) everywhere below the public API: every backend stores them in a
+typed numeric column, comparisons are cheap, and no time-zone conversion can creep into the hot path.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+
+class JobStatus(enum.IntEnum):
+    """Persisted as small integers; the numbers never change once released."""
+
+    SavePending = 1
+    HeldOnMaster = 2
+    AssignedToBucket = 3
+    Processing = 4
+    Succeeded = 5
+    Queued = 6
+    Failed = 7
+    Cancelled = 8
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset({JobStatus.Succeeded, JobStatus.Failed, JobStatus.Cancelled})
+#: Statuses in which a worker holds the job and must keep renewing its lease.
+OWNED_STATUSES = frozenset({JobStatus.AssignedToBucket, JobStatus.Queued, JobStatus.Processing})
+
+
+class Priority(enum.IntEnum):
+    VeryLow = 0
+    Low = 1
+    Medium = 2
+    High = 3
+    Critical = 4
+
+    @classmethod
+    def parse(cls, value: Priority | int | str) -> Priority:
+        """Accept names case-insensitively so TOML, env vars and the CLI can all say `critical`."""
+        if isinstance(value, Priority):
+            return value
+        if isinstance(value, bool):
+            raise ValueError(f"priority must be one of {PRIORITY_NAMES}, got {value!r}")
+        if isinstance(value, int):
+            try:
+                return cls(value)
+            except ValueError:
+                raise ValueError(
+                    f"priority must be one of {PRIORITY_NAMES} or 0..4, got {value!r}"
+                ) from None
+        if isinstance(value, str):
+            for member in cls:
+                if member.name.lower() == value.strip().lower():
+                    return member
+        raise ValueError(f"priority must be one of {PRIORITY_NAMES}, got {value!r}")
+
+
+PRIORITY_NAMES = ", ".join(p.name for p in Priority)
+
+#: Base running slots per bucket, from the tuning guide (parameter 5).
+BASE_SLOTS: dict[Priority, int] = {
+    Priority.VeryLow: 2,
+    Priority.Low: 3,
+    Priority.Medium: 4,
+    Priority.High: 5,
+    Priority.Critical: 6,
+}
+
+DEFAULT_LANE = "Default"
+
+
+def run_capacity(priority: Priority, parallelism_factor: float) -> int:
+    """Run Capacity = Round(Base Slots x ParallelismFactor), never below one slot."""
+    return max(1, round(BASE_SLOTS[priority] * parallelism_factor))
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(slots=True)
+class Job:
+    """One job as the master stores it.
+
+    `version` is the fencing token: every master write is a compare-and-swap on it, so a copy of the
+    job left in an agent or in a dead worker's memory can never overwrite newer state.
+    """
+
+    id: str
+    definition_id: str
+    scheduled_at: float
+    created_at: float
+    priority: Priority = Priority.Medium
+    lane: str = DEFAULT_LANE
+    data: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    timeout_s: float = 300.0
+    max_retries: int = 3
+    #: Runs allowed in all; starts at max_retries + 1 and grows when a user retries by hand.
+    attempt_limit: int = 0
+    status: JobStatus = JobStatus.SavePending
+    attempts: int = 0
+    version: int = 0
+    original_scheduled_at: float | None = None
+    bucket_id: str | None = None
+    worker_id: str | None = None
+    lease_expires_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    cancel_requested: bool = False
+    last_error: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.original_scheduled_at is None:
+            self.original_scheduled_at = self.scheduled_at
+        if self.attempt_limit <= 0:
+            self.attempt_limit = self.max_retries + 1
+
+    def copy(self, **changes: Any) -> Job:
+        return replace(self, **changes)
+
+
+@dataclass(slots=True, frozen=True)
+class Attempt:
+    """One run of a job, kept so users can see every failure, not only the last."""
+
+    job_id: str
+    attempt: int
+    worker_id: str | None
+    started_at: float
+    finished_at: float
+    outcome: str
+    error: dict[str, Any] | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class JobFilter:
+    """Criteria for listing and counting jobs; every field narrows the result."""
+
+    statuses: tuple[JobStatus, ...] = ()
+    definition_id: str | None = None
+    lane: str | None = None
+    scheduled_from: float | None = None
+    scheduled_to: float | None = None
+    metadata: dict[str, Any] | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+@dataclass(slots=True, frozen=True)
+class Completion:
+    """The outcome of one run, written back in a batch with other completions."""
+
+    job_id: str
+    version: int
+    status: JobStatus
+    attempt: Attempt
+    scheduled_at: float | None = None
+    error: dict[str, Any] | None = None

@@ -1,0 +1,206 @@
+"""The one interface every master database implements.
+
+The master is the source of truth. Every method that changes a job is a compare-and-swap on the job's
+version (the fencing token) and works on batches, so the engine makes one round trip per batch of jobs,
+never one per job. Backends live one per module in this package and declare the URL schemes they serve.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from jobmaster.cluster.model import Bucket, BucketStatus, WorkerRecord, WorkerStatus
+from jobmaster.jobs.model import Attempt, Completion, Job, JobFilter, JobStatus, Priority
+
+Route = tuple[str, Priority]
+
+
+@dataclass(slots=True, frozen=True)
+class Assignment:
+    """Where the coordinator puts a claimed job: a bucket, its owner, and the status it lands in."""
+
+    job_id: str
+    bucket_id: str
+    worker_id: str
+    status: JobStatus
+    lease_until: float
+
+
+#: Pure function run inside the claim transaction: claimed jobs in, assignments out. Jobs it leaves
+#: out stay HeldOnMaster.
+Assigner = Callable[[list[Job]], list[Assignment]]
+
+
+@dataclass(slots=True, frozen=True)
+class Fence:
+    """A job id with the version the writer last saw; the write happens only if it still matches."""
+
+    job_id: str
+    version: int
+
+
+@dataclass(slots=True, frozen=True)
+class StatusCount:
+    status: JobStatus
+    priority: Priority
+    lane: str
+    count: int
+
+
+class MasterStore(abc.ABC):
+    """Durable jobs, workers and buckets of one cluster."""
+
+    #: Set by backends that push notifications (LISTEN/NOTIFY); others are polled.
+    supports_notify: bool = False
+
+    def __init__(self, url: str, cluster_id: str) -> None:
+        self.url = url
+        self.cluster_id = cluster_id
+
+    # lifecycle
+    @abc.abstractmethod
+    async def open(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def migrate(self) -> int:
+        """Apply pending schema migrations; return the schema version now in force."""
+
+    @abc.abstractmethod
+    async def schema_version(self) -> int: ...
+
+    async def listen(self, callback: Callable[[str], None]) -> None:
+        """Deliver cluster notifications (see `notify`) to `callback`; a no-op when polled."""
+        return None
+
+    async def notify(self, topic: str) -> None:
+        """Wake listeners in other processes; a no-op for backends that are polled."""
+        return None
+
+    # jobs: writes
+    @abc.abstractmethod
+    async def insert_jobs(self, jobs: Sequence[Job], connection: Any = None) -> list[str]:
+        """Insert new jobs (status as given, version 1); return the ids that were new.
+
+        Ids already present are left untouched, which makes a retried insert harmless. With
+        `connection`, the insert joins the caller's open transaction (backends that support it).
+        """
+
+    @abc.abstractmethod
+    async def adopt(
+        self, jobs: Sequence[Job], bucket_id: str, worker_id: str, lease_until: float
+    ) -> list[str]:
+        """Take jobs read from a bucket's agent queue into the worker's hands (status Queued).
+
+        A job never saved (version 0) is inserted; a saved one moves only if its master version still
+        equals the copy's. Returns the ids now owned (their version moved on by one); the rest are
+        stale copies to drop.
+        """
+
+    @abc.abstractmethod
+    async def save_pending(
+        self, jobs: Sequence[Job], bucket_id: str, worker_id: str, lease_after_due: float
+    ) -> list[str]:
+        """Persist SavePending jobs still waiting in a bucket as AssignedToBucket (version 1).
+
+        Their lease runs to due time + `lease_after_due`, so a bucket whose owner dies gives its jobs
+        back to the master even before a drain worker adopts it. Returns the ids that were new.
+        """
+
+    @abc.abstractmethod
+    async def claim_due(
+        self,
+        horizon: float,
+        routes: Sequence[Route],
+        limit: int,
+        assign: Assigner,
+    ) -> list[Job]:
+        """Claim up to `limit` HeldOnMaster jobs due by `horizon` on `routes` and assign them.
+
+        Claimed rows are locked (SKIP LOCKED where the database has it) so concurrent coordinators
+        never hand out a job twice. Returns the assigned jobs with their new versions.
+        """
+
+    @abc.abstractmethod
+    async def start(self, fences: Sequence[Fence], now: float, lease_until: float) -> list[str]:
+        """Mark jobs Processing and count the attempt; returns the ids that may run."""
+
+    @abc.abstractmethod
+    async def complete(self, completions: Sequence[Completion]) -> list[str]:
+        """Write run outcomes and their attempt history; returns the ids whose write held."""
+
+    @abc.abstractmethod
+    async def release(self, fences: Sequence[Fence]) -> list[str]:
+        """Give jobs a worker holds but has not started back to the master as HeldOnMaster."""
+
+    @abc.abstractmethod
+    async def renew(self, worker_id: str, now: float, lease_until: float) -> list[str]:
+        """Heartbeat the worker and extend its job leases; return ids of running jobs to cancel."""
+
+    @abc.abstractmethod
+    async def recover_expired(self, now: float, limit: int) -> int:
+        """Return jobs whose lease expired (their worker died) to HeldOnMaster, or finish them."""
+
+    @abc.abstractmethod
+    async def prune(self, finished_before: float, limit: int) -> int:
+        """Delete final jobs (and their history) that finished before the cut-off."""
+
+    @abc.abstractmethod
+    async def next_due_at(self, routes: Sequence[Route]) -> float | None:
+        """The earliest due time of a HeldOnMaster job on `routes`, to time the next claim."""
+
+    # jobs: management
+    @abc.abstractmethod
+    async def get_job(self, job_id: str) -> Job | None: ...
+
+    @abc.abstractmethod
+    async def list_jobs(self, criteria: JobFilter) -> list[Job]: ...
+
+    @abc.abstractmethod
+    async def count_jobs(self, criteria: JobFilter) -> int: ...
+
+    @abc.abstractmethod
+    async def count_by_status(self) -> list[StatusCount]: ...
+
+    @abc.abstractmethod
+    async def attempts(self, job_id: str) -> list[Attempt]: ...
+
+    @abc.abstractmethod
+    async def update_job(
+        self, job_id: str, version: int, changes: dict[str, Any]
+    ) -> Job | None:
+        """Compare-and-swap of arbitrary columns; the version moves on. None if it did not hold."""
+
+    @abc.abstractmethod
+    async def request_cancel(self, job_id: str, version: int) -> bool:
+        """Flag a running job for cooperative cancellation, leaving its version unchanged."""
+
+    # workers and buckets
+    @abc.abstractmethod
+    async def register_worker(self, worker: WorkerRecord) -> None: ...
+
+    @abc.abstractmethod
+    async def set_worker_status(self, worker_id: str, status: WorkerStatus) -> None: ...
+
+    @abc.abstractmethod
+    async def list_workers(self) -> list[WorkerRecord]: ...
+
+    @abc.abstractmethod
+    async def add_buckets(self, buckets: Iterable[Bucket]) -> None: ...
+
+    @abc.abstractmethod
+    async def set_bucket_status(
+        self, bucket_ids: Sequence[str], status: BucketStatus, expected: BucketStatus | None = None
+    ) -> list[str]:
+        """Guarded bucket transition: only buckets in `expected` (if given) move."""
+
+    @abc.abstractmethod
+    async def delete_buckets(self, bucket_ids: Sequence[str]) -> None: ...
+
+    @abc.abstractmethod
+    async def list_buckets(self, status: BucketStatus | None = None) -> list[Bucket]: ...

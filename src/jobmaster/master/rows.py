@@ -1,0 +1,201 @@
+"""Row <-> model mapping shared by the SQL master backends (same columns, same order)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from jobmaster.cluster.model import Bucket, BucketStatus, WorkerMode, WorkerRecord, WorkerStatus
+from jobmaster.jobs import codec
+from jobmaster.jobs.model import Attempt, Job, JobStatus, Priority
+
+JOB_COLUMNS = (
+    "id",
+    "definition_id",
+    "scheduled_at",
+    "created_at",
+    "priority",
+    "lane",
+    "data",
+    "metadata",
+    "timeout_s",
+    "max_retries",
+    "attempt_limit",
+    "status",
+    "attempts",
+    "version",
+    "original_scheduled_at",
+    "bucket_id",
+    "worker_id",
+    "lease_expires_at",
+    "started_at",
+    "finished_at",
+    "cancel_requested",
+    "last_error",
+)
+JOB_SELECT = ", ".join(JOB_COLUMNS)
+
+#: Columns `update_job` may change; anything else is refused so callers cannot bypass the CAS rules.
+UPDATABLE = frozenset(
+    {
+        "status",
+        "scheduled_at",
+        "priority",
+        "lane",
+        "bucket_id",
+        "worker_id",
+        "lease_expires_at",
+        "finished_at",
+        "cancel_requested",
+        "attempt_limit",
+        "last_error",
+    }
+)
+JSON_COLUMNS = frozenset({"data", "metadata", "last_error"})
+
+
+def _json(raw: Any) -> Any:
+    if raw is None or isinstance(raw, dict | list):
+        return raw
+    return codec.loads(raw)
+
+
+def job_from_row(row: Sequence[Any]) -> Job:
+    return Job(
+        id=row[0],
+        definition_id=row[1],
+        scheduled_at=row[2],
+        created_at=row[3],
+        priority=Priority(row[4]),
+        lane=row[5],
+        data=_json(row[6]) or {},
+        metadata=_json(row[7]) or {},
+        timeout_s=row[8],
+        max_retries=row[9],
+        attempt_limit=row[10],
+        status=JobStatus(row[11]),
+        attempts=row[12],
+        version=row[13],
+        original_scheduled_at=row[14],
+        bucket_id=row[15],
+        worker_id=row[16],
+        lease_expires_at=row[17],
+        started_at=row[18],
+        finished_at=row[19],
+        cancel_requested=bool(row[20]),
+        last_error=_json(row[21]),
+    )
+
+
+def job_to_row(job: Job, json_text: bool = True) -> tuple[Any, ...]:
+    """Values in JOB_COLUMNS order; JSON columns as text (SQLite, asyncpg with text codecs)."""
+
+    def enc(value: Any) -> Any:
+        if value is None:
+            return None
+        return codec.dumps(value).decode() if json_text else value
+
+    return (
+        job.id,
+        job.definition_id,
+        job.scheduled_at,
+        job.created_at,
+        int(job.priority),
+        job.lane,
+        enc(job.data),
+        enc(job.metadata),
+        job.timeout_s,
+        job.max_retries,
+        job.attempt_limit,
+        int(job.status),
+        job.attempts,
+        job.version,
+        job.original_scheduled_at,
+        job.bucket_id,
+        job.worker_id,
+        job.lease_expires_at,
+        job.started_at,
+        job.finished_at,
+        bool(job.cancel_requested),
+        enc(job.last_error),
+    )
+
+
+def attempt_from_row(row: Sequence[Any]) -> Attempt:
+    return Attempt(
+        job_id=row[0],
+        attempt=row[1],
+        worker_id=row[2],
+        started_at=row[3],
+        finished_at=row[4],
+        outcome=row[5],
+        error=_json(row[6]),
+    )
+
+
+WORKER_COLUMNS = "id, name, mode, lane, agent, host, pid, started_at, heartbeat_at, status"
+
+
+def worker_from_row(row: Sequence[Any]) -> WorkerRecord:
+    return WorkerRecord(
+        id=row[0],
+        name=row[1],
+        mode=WorkerMode(row[2]),
+        lane=row[3],
+        agent=row[4],
+        host=row[5],
+        pid=row[6],
+        started_at=row[7],
+        heartbeat_at=row[8],
+        status=WorkerStatus(row[9]),
+    )
+
+
+def worker_to_row(worker: WorkerRecord) -> tuple[Any, ...]:
+    return (
+        worker.id,
+        worker.name,
+        worker.mode.value,
+        worker.lane,
+        worker.agent,
+        worker.host,
+        worker.pid,
+        worker.started_at,
+        worker.heartbeat_at,
+        int(worker.status),
+    )
+
+
+BUCKET_COLUMNS = "id, agent, lane, priority, worker_id, status, created_at"
+
+
+def bucket_from_row(row: Sequence[Any]) -> Bucket:
+    return Bucket(
+        id=row[0],
+        agent=row[1],
+        lane=row[2],
+        priority=Priority(row[3]),
+        worker_id=row[4],
+        status=BucketStatus(row[5]),
+        created_at=row[6],
+    )
+
+
+def bucket_to_row(bucket: Bucket) -> tuple[Any, ...]:
+    return (
+        bucket.id,
+        bucket.agent,
+        bucket.lane,
+        int(bucket.priority),
+        bucket.worker_id,
+        int(bucket.status),
+        bucket.created_at,
+    )
+
+
+def lost_worker_error() -> dict[str, Any]:
+    return {
+        "type": "WorkerLost",
+        "message": "the worker running this job stopped renewing its lease (crash or partition)",
+        "traceback": None,
+    }

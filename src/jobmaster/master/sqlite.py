@@ -1,0 +1,638 @@
+"""Embedded SQLite master: the zero-setup default, also the standalone agent's database."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from jobmaster.cluster.model import Bucket, BucketStatus, WorkerRecord, WorkerStatus
+from jobmaster.db.sqlite import SqliteDatabase, immediate
+from jobmaster.jobs import codec
+from jobmaster.jobs.model import (
+    Attempt,
+    Completion,
+    Job,
+    JobFilter,
+    JobStatus,
+    Priority,
+)
+from jobmaster.master import rows
+from jobmaster.master.base import Assigner, Fence, MasterStore, Route, StatusCount
+
+SCHEMES = ("sqlite",)
+
+_OWNED = "(3, 4, 6)"
+_FINAL = "(5, 7, 8)"
+
+MIGRATIONS: list[list[str]] = [
+    [
+        """CREATE TABLE IF NOT EXISTS jm_jobs (
+            id TEXT PRIMARY KEY,
+            cluster_id TEXT NOT NULL,
+            definition_id TEXT NOT NULL,
+            scheduled_at REAL NOT NULL,
+            created_at REAL NOT NULL,
+            priority INTEGER NOT NULL,
+            lane TEXT NOT NULL,
+            data TEXT NOT NULL,
+            metadata TEXT NOT NULL,
+            timeout_s REAL NOT NULL,
+            max_retries INTEGER NOT NULL,
+            attempt_limit INTEGER NOT NULL,
+            status INTEGER NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            version INTEGER NOT NULL,
+            original_scheduled_at REAL NOT NULL,
+            bucket_id TEXT,
+            worker_id TEXT,
+            lease_expires_at REAL,
+            started_at REAL,
+            finished_at REAL,
+            cancel_requested INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT
+        )""",
+        """CREATE INDEX IF NOT EXISTS jm_jobs_due ON jm_jobs
+            (cluster_id, lane, priority, scheduled_at) WHERE status = 2""",
+        f"""CREATE INDEX IF NOT EXISTS jm_jobs_lease ON jm_jobs
+            (cluster_id, lease_expires_at) WHERE status IN {_OWNED}""",
+        f"""CREATE INDEX IF NOT EXISTS jm_jobs_owner ON jm_jobs
+            (worker_id, lease_expires_at) WHERE status IN {_OWNED}""",
+        f"""CREATE INDEX IF NOT EXISTS jm_jobs_finished ON jm_jobs
+            (cluster_id, finished_at) WHERE status IN {_FINAL}""",
+        "CREATE INDEX IF NOT EXISTS jm_jobs_status ON jm_jobs (cluster_id, status, scheduled_at)",
+        "CREATE INDEX IF NOT EXISTS jm_jobs_definition ON jm_jobs (cluster_id, definition_id)",
+        """CREATE TABLE IF NOT EXISTS jm_attempts (
+            job_id TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            worker_id TEXT,
+            started_at REAL NOT NULL,
+            finished_at REAL NOT NULL,
+            outcome TEXT NOT NULL,
+            error TEXT,
+            PRIMARY KEY (job_id, attempt)
+        )""",
+        """CREATE TABLE IF NOT EXISTS jm_workers (
+            id TEXT PRIMARY KEY,
+            cluster_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            mode TEXT NOT NULL,
+            lane TEXT NOT NULL,
+            agent TEXT NOT NULL,
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            started_at REAL NOT NULL,
+            heartbeat_at REAL NOT NULL,
+            status INTEGER NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS jm_workers_cluster ON jm_workers (cluster_id, status)",
+        """CREATE TABLE IF NOT EXISTS jm_buckets (
+            id TEXT PRIMARY KEY,
+            cluster_id TEXT NOT NULL,
+            agent TEXT NOT NULL,
+            lane TEXT NOT NULL,
+            priority INTEGER NOT NULL,
+            worker_id TEXT NOT NULL,
+            status INTEGER NOT NULL,
+            created_at REAL NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS jm_buckets_cluster ON jm_buckets (cluster_id, status)",
+    ],
+]
+
+
+def _routes_sql(routes: Sequence[Route]) -> tuple[str, list[Any]]:
+    clause = " OR ".join("(lane = ? AND priority = ?)" for _ in routes)
+    params: list[Any] = []
+    for lane, priority in routes:
+        params += [lane, int(priority)]
+    return f"({clause})", params
+
+
+def _filter_sql(cluster_id: str, criteria: JobFilter) -> tuple[str, list[Any]]:
+    where = ["cluster_id = ?"]
+    params: list[Any] = [cluster_id]
+    if criteria.statuses:
+        where.append(f"status IN ({', '.join('?' for _ in criteria.statuses)})")
+        params += [int(s) for s in criteria.statuses]
+    if criteria.definition_id is not None:
+        where.append("definition_id = ?")
+        params.append(criteria.definition_id)
+    if criteria.lane is not None:
+        where.append("lane = ?")
+        params.append(criteria.lane)
+    if criteria.scheduled_from is not None:
+        where.append("scheduled_at >= ?")
+        params.append(criteria.scheduled_from)
+    if criteria.scheduled_to is not None:
+        where.append("scheduled_at <= ?")
+        params.append(criteria.scheduled_to)
+    for key, value in (criteria.metadata or {}).items():
+        where.append("json_extract(metadata, ?) = json_extract(?, '$')")
+        params += [f'$."{key}"', codec.dumps(value).decode()]
+    return " AND ".join(where), params
+
+
+_INSERT_JOB = (
+    f"INSERT INTO jm_jobs (cluster_id, {rows.JOB_SELECT}) "
+    f"VALUES (?, {', '.join('?' for _ in rows.JOB_COLUMNS)})"
+)
+
+
+class SqliteMaster(MasterStore):
+    def __init__(self, url: str, cluster_id: str) -> None:
+        super().__init__(url, cluster_id)
+        self._db: SqliteDatabase | None = None
+
+    @property
+    def db(self) -> SqliteDatabase:
+        if self._db is None:
+            raise RuntimeError("SQLite master is not open")
+        return self._db
+
+    async def open(self) -> None:
+        if self._db is None:
+            self._db = await SqliteDatabase.acquire(self.url)
+
+    async def close(self) -> None:
+        if self._db is not None:
+            db, self._db = self._db, None
+            await db.release()
+
+    async def migrate(self) -> int:
+        def apply(conn: sqlite3.Connection) -> int:
+            with immediate(conn):
+                conn.execute("CREATE TABLE IF NOT EXISTS jm_schema (version INTEGER NOT NULL)")
+                row = conn.execute("SELECT MAX(version) FROM jm_schema").fetchone()
+                current = row[0] or 0
+                for number, statements in enumerate(MIGRATIONS, start=1):
+                    if number <= current:
+                        continue
+                    for statement in statements:
+                        conn.execute(statement)
+                    conn.execute("INSERT INTO jm_schema (version) VALUES (?)", (number,))
+                return len(MIGRATIONS)
+
+        return await self.db.run(apply)
+
+    async def schema_version(self) -> int:
+        def read(conn: sqlite3.Connection) -> int:
+            try:
+                row = conn.execute("SELECT MAX(version) FROM jm_schema").fetchone()
+            except sqlite3.OperationalError:
+                return 0
+            return int(row[0] or 0)
+
+        return await self.db.run(read)
+
+    # ---- job writes -------------------------------------------------------------------------
+
+    def _insert_missing(self, conn: sqlite3.Connection, jobs: Sequence[Job]) -> list[str]:
+        existing: set[str] = set()
+        ids = [j.id for j in jobs]
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            existing.update(
+                r[0] for r in conn.execute(f"SELECT id FROM jm_jobs WHERE id IN ({marks})", chunk)
+            )
+        fresh = [j for j in jobs if j.id not in existing]
+        conn.executemany(
+            _INSERT_JOB, [(self.cluster_id, *rows.job_to_row(j)) for j in fresh]
+        )
+        return [j.id for j in fresh]
+
+    async def insert_jobs(self, jobs: Sequence[Job], connection: Any = None) -> list[str]:
+        if connection is not None:
+            raise TypeError("joining a caller's transaction is supported on PostgreSQL only")
+        stored = [j.copy(version=1) for j in jobs]
+        return await self.db.transaction(lambda conn: self._insert_missing(conn, stored))
+
+    async def adopt(
+        self, jobs: Sequence[Job], bucket_id: str, worker_id: str, lease_until: float
+    ) -> list[str]:
+        fresh = [
+            j.copy(
+                status=JobStatus.Queued,
+                version=1,
+                bucket_id=bucket_id,
+                worker_id=worker_id,
+                lease_expires_at=lease_until,
+            )
+            for j in jobs
+            if j.version == 0
+        ]
+        saved = [j for j in jobs if j.version > 0]
+
+        def write(conn: sqlite3.Connection) -> list[str]:
+            owned = self._insert_missing(conn, fresh)
+            for job in saved:
+                cursor = conn.execute(
+                    "UPDATE jm_jobs SET status = 6, bucket_id = ?, worker_id = ?,"
+                    " lease_expires_at = ?, version = version + 1"
+                    " WHERE id = ? AND version = ? AND status = 3",
+                    (bucket_id, worker_id, lease_until, job.id, job.version),
+                )
+                if cursor.rowcount:
+                    owned.append(job.id)
+            return owned
+
+        return await self.db.transaction(write)
+
+    async def save_pending(
+        self, jobs: Sequence[Job], bucket_id: str, worker_id: str, lease_after_due: float
+    ) -> list[str]:
+        stored = [
+            j.copy(
+                status=JobStatus.AssignedToBucket,
+                version=1,
+                bucket_id=bucket_id,
+                worker_id=worker_id,
+                lease_expires_at=j.scheduled_at + lease_after_due,
+            )
+            for j in jobs
+        ]
+        return await self.db.transaction(lambda conn: self._insert_missing(conn, stored))
+
+    async def claim_due(
+        self,
+        horizon: float,
+        routes: Sequence[Route],
+        limit: int,
+        assign: Assigner,
+    ) -> list[Job]:
+        if not routes:
+            return []
+        route_sql, route_params = _routes_sql(routes)
+
+        def claim(conn: sqlite3.Connection) -> list[Job]:
+            found = [
+                rows.job_from_row(r)
+                for r in conn.execute(
+                    f"SELECT {rows.JOB_SELECT} FROM jm_jobs WHERE cluster_id = ? AND status = 2"
+                    f" AND scheduled_at <= ? AND {route_sql} ORDER BY scheduled_at LIMIT ?",
+                    [self.cluster_id, horizon, *route_params, limit],
+                )
+            ]
+            if not found:
+                return []
+            by_id = {j.id: j for j in found}
+            claimed: list[Job] = []
+            for a in assign(found):
+                job = by_id[a.job_id]
+                conn.execute(
+                    "UPDATE jm_jobs SET status = ?, bucket_id = ?, worker_id = ?,"
+                    " lease_expires_at = ?, version = version + 1 WHERE id = ? AND version = ?",
+                    (int(a.status), a.bucket_id, a.worker_id, a.lease_until, job.id, job.version),
+                )
+                job.status = a.status
+                job.bucket_id = a.bucket_id
+                job.worker_id = a.worker_id
+                job.lease_expires_at = a.lease_until
+                job.version += 1
+                claimed.append(job)
+            return claimed
+
+        return await self.db.transaction(claim)
+
+    async def start(self, fences: Sequence[Fence], now: float, lease_until: float) -> list[str]:
+        def write(conn: sqlite3.Connection) -> list[str]:
+            started = []
+            for fence in fences:
+                cursor = conn.execute(
+                    "UPDATE jm_jobs SET status = 4, attempts = attempts + 1, started_at = ?,"
+                    " lease_expires_at = ?, version = version + 1"
+                    " WHERE id = ? AND version = ? AND status IN (3, 6) AND cancel_requested = 0",
+                    (now, lease_until, fence.job_id, fence.version),
+                )
+                if cursor.rowcount:
+                    started.append(fence.job_id)
+            return started
+
+        return await self.db.transaction(write)
+
+    async def complete(self, completions: Sequence[Completion]) -> list[str]:
+        def write(conn: sqlite3.Connection) -> list[str]:
+            done = []
+            for c in completions:
+                error = codec.dumps(c.error).decode() if c.error is not None else None
+                if c.status is JobStatus.HeldOnMaster:
+                    cursor = conn.execute(
+                        "UPDATE jm_jobs SET status = 2, scheduled_at = ?, bucket_id = NULL,"
+                        " worker_id = NULL, lease_expires_at = NULL, last_error = ?,"
+                        " version = version + 1 WHERE id = ? AND version = ?",
+                        (c.scheduled_at, error, c.job_id, c.version),
+                    )
+                else:
+                    cursor = conn.execute(
+                        "UPDATE jm_jobs SET status = ?, finished_at = ?, lease_expires_at = NULL,"
+                        " last_error = COALESCE(?, last_error), version = version + 1"
+                        " WHERE id = ? AND version = ?",
+                        (int(c.status), c.attempt.finished_at, error, c.job_id, c.version),
+                    )
+                if cursor.rowcount:
+                    done.append(c.job_id)
+                    self._record_attempt(conn, c.attempt)
+            return done
+
+        return await self.db.transaction(write)
+
+    @staticmethod
+    def _record_attempt(conn: sqlite3.Connection, a: Attempt) -> None:
+        conn.execute(
+            "INSERT OR REPLACE INTO jm_attempts VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                a.job_id,
+                a.attempt,
+                a.worker_id,
+                a.started_at,
+                a.finished_at,
+                a.outcome,
+                codec.dumps(a.error).decode() if a.error is not None else None,
+            ),
+        )
+
+    async def release(self, fences: Sequence[Fence]) -> list[str]:
+        def write(conn: sqlite3.Connection) -> list[str]:
+            released = []
+            for fence in fences:
+                cursor = conn.execute(
+                    "UPDATE jm_jobs SET status = 2, bucket_id = NULL, worker_id = NULL,"
+                    " lease_expires_at = NULL, version = version + 1"
+                    " WHERE id = ? AND version = ? AND status IN (3, 6)",
+                    (fence.job_id, fence.version),
+                )
+                if cursor.rowcount:
+                    released.append(fence.job_id)
+            return released
+
+        return await self.db.transaction(write)
+
+    async def renew(self, worker_id: str, now: float, lease_until: float) -> list[str]:
+        renew_before = now + (lease_until - now) / 2
+
+        def write(conn: sqlite3.Connection) -> list[str]:
+            conn.execute("UPDATE jm_workers SET heartbeat_at = ? WHERE id = ?", (now, worker_id))
+            conn.execute(
+                f"UPDATE jm_jobs SET lease_expires_at = ? WHERE worker_id = ?"
+                f" AND status IN {_OWNED} AND lease_expires_at < ?",
+                (lease_until, worker_id, renew_before),
+            )
+            return [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM jm_jobs WHERE worker_id = ? AND status = 4"
+                    " AND cancel_requested = 1",
+                    (worker_id,),
+                )
+            ]
+
+        return await self.db.transaction(write)
+
+    async def recover_expired(self, now: float, limit: int) -> int:
+        def write(conn: sqlite3.Connection) -> int:
+            expired = conn.execute(
+                "SELECT id, version, status, cancel_requested, attempts, attempt_limit,"
+                f" started_at, worker_id FROM jm_jobs WHERE cluster_id = ? AND status IN {_OWNED}"
+                " AND lease_expires_at < ? LIMIT ?",
+                (self.cluster_id, now, limit),
+            ).fetchall()
+            lost = codec.dumps(rows.lost_worker_error()).decode()
+            for job_id, version, status, cancel, attempts, limit_, started, worker in expired:
+                if status == JobStatus.Processing:
+                    self._record_attempt(
+                        conn,
+                        Attempt(job_id, attempts, worker, started or now, now, "lost",
+                                rows.lost_worker_error()),
+                    )
+                if cancel:
+                    target, finished = JobStatus.Cancelled, now
+                elif status == JobStatus.Processing and attempts >= limit_:
+                    target, finished = JobStatus.Failed, now
+                else:
+                    target, finished = JobStatus.HeldOnMaster, None
+                conn.execute(
+                    "UPDATE jm_jobs SET status = ?, finished_at = ?, bucket_id = NULL,"
+                    " worker_id = NULL, lease_expires_at = NULL,"
+                    " last_error = CASE WHEN ? = 4 THEN ? ELSE last_error END,"
+                    " version = version + 1 WHERE id = ? AND version = ?",
+                    (int(target), finished, status, lost, job_id, version),
+                )
+            return len(expired)
+
+        return await self.db.transaction(write)
+
+    async def prune(self, finished_before: float, limit: int) -> int:
+        def write(conn: sqlite3.Connection) -> int:
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    f"SELECT id FROM jm_jobs WHERE cluster_id = ? AND status IN {_FINAL}"
+                    " AND finished_at < ? LIMIT ?",
+                    (self.cluster_id, finished_before, limit),
+                )
+            ]
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ", ".join("?" for _ in chunk)
+                conn.execute(f"DELETE FROM jm_attempts WHERE job_id IN ({marks})", chunk)
+                conn.execute(f"DELETE FROM jm_jobs WHERE id IN ({marks})", chunk)
+            return len(ids)
+
+        return await self.db.transaction(write)
+
+    async def next_due_at(self, routes: Sequence[Route]) -> float | None:
+        if not routes:
+            return None
+        route_sql, route_params = _routes_sql(routes)
+
+        def read(conn: sqlite3.Connection) -> float | None:
+            row = conn.execute(
+                f"SELECT MIN(scheduled_at) FROM jm_jobs WHERE cluster_id = ? AND status = 2"
+                f" AND {route_sql}",
+                [self.cluster_id, *route_params],
+            ).fetchone()
+            return None if row[0] is None else float(row[0])
+
+        return await self.db.run(read)
+
+    # ---- management --------------------------------------------------------------------------
+
+    async def get_job(self, job_id: str) -> Job | None:
+        def read(conn: sqlite3.Connection) -> Job | None:
+            row = conn.execute(
+                f"SELECT {rows.JOB_SELECT} FROM jm_jobs WHERE cluster_id = ? AND id = ?",
+                (self.cluster_id, job_id),
+            ).fetchone()
+            return rows.job_from_row(row) if row else None
+
+        return await self.db.run(read)
+
+    async def list_jobs(self, criteria: JobFilter) -> list[Job]:
+        where, params = _filter_sql(self.cluster_id, criteria)
+
+        def read(conn: sqlite3.Connection) -> list[Job]:
+            return [
+                rows.job_from_row(r)
+                for r in conn.execute(
+                    f"SELECT {rows.JOB_SELECT} FROM jm_jobs WHERE {where}"
+                    " ORDER BY scheduled_at DESC, id LIMIT ? OFFSET ?",
+                    [*params, criteria.limit, criteria.offset],
+                )
+            ]
+
+        return await self.db.run(read)
+
+    async def count_jobs(self, criteria: JobFilter) -> int:
+        where, params = _filter_sql(self.cluster_id, criteria)
+
+        def read(conn: sqlite3.Connection) -> int:
+            return int(conn.execute(f"SELECT COUNT(*) FROM jm_jobs WHERE {where}", params).fetchone()[0])
+
+        return await self.db.run(read)
+
+    async def count_by_status(self) -> list[StatusCount]:
+        def read(conn: sqlite3.Connection) -> list[StatusCount]:
+            return [
+                StatusCount(JobStatus(s), Priority(p), lane, n)
+                for s, p, lane, n in conn.execute(
+                    "SELECT status, priority, lane, COUNT(*) FROM jm_jobs WHERE cluster_id = ?"
+                    " GROUP BY status, priority, lane",
+                    (self.cluster_id,),
+                )
+            ]
+
+        return await self.db.run(read)
+
+    async def attempts(self, job_id: str) -> list[Attempt]:
+        def read(conn: sqlite3.Connection) -> list[Attempt]:
+            return [
+                rows.attempt_from_row(r)
+                for r in conn.execute(
+                    "SELECT job_id, attempt, worker_id, started_at, finished_at, outcome, error"
+                    " FROM jm_attempts WHERE job_id = ? ORDER BY attempt, started_at",
+                    (job_id,),
+                )
+            ]
+
+        return await self.db.run(read)
+
+    async def update_job(self, job_id: str, version: int, changes: dict[str, Any]) -> Job | None:
+        unknown = set(changes) - rows.UPDATABLE
+        if unknown:
+            raise ValueError(f"columns not updatable: {sorted(unknown)}")
+        assignments = ", ".join(f"{k} = ?" for k in changes)
+        values = [
+            codec.dumps(v).decode() if k in rows.JSON_COLUMNS and v is not None else
+            (int(v) if isinstance(v, JobStatus | Priority | bool) else v)
+            for k, v in changes.items()
+        ]
+
+        def write(conn: sqlite3.Connection) -> Job | None:
+            cursor = conn.execute(
+                f"UPDATE jm_jobs SET {assignments}, version = version + 1"
+                " WHERE cluster_id = ? AND id = ? AND version = ?",
+                [*values, self.cluster_id, job_id, version],
+            )
+            if not cursor.rowcount:
+                return None
+            row = conn.execute(
+                f"SELECT {rows.JOB_SELECT} FROM jm_jobs WHERE id = ?", (job_id,)
+            ).fetchone()
+            return rows.job_from_row(row)
+
+        return await self.db.transaction(write)
+
+    async def request_cancel(self, job_id: str, version: int) -> bool:
+        def write(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "UPDATE jm_jobs SET cancel_requested = 1"
+                " WHERE cluster_id = ? AND id = ? AND version = ? AND status = 4",
+                (self.cluster_id, job_id, version),
+            )
+            return bool(cursor.rowcount)
+
+        return await self.db.transaction(write)
+
+    # ---- workers and buckets -----------------------------------------------------------------
+
+    async def register_worker(self, worker: WorkerRecord) -> None:
+        await self.db.transaction(
+            lambda conn: conn.execute(
+                f"INSERT OR REPLACE INTO jm_workers (cluster_id, {rows.WORKER_COLUMNS})"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (self.cluster_id, *rows.worker_to_row(worker)),
+            )
+        )
+
+    async def set_worker_status(self, worker_id: str, status: WorkerStatus) -> None:
+        await self.db.transaction(
+            lambda conn: conn.execute(
+                "UPDATE jm_workers SET status = ? WHERE id = ?", (int(status), worker_id)
+            )
+        )
+
+    async def list_workers(self) -> list[WorkerRecord]:
+        def read(conn: sqlite3.Connection) -> list[WorkerRecord]:
+            return [
+                rows.worker_from_row(r)
+                for r in conn.execute(
+                    f"SELECT {rows.WORKER_COLUMNS} FROM jm_workers WHERE cluster_id = ?"
+                    " ORDER BY name",
+                    (self.cluster_id,),
+                )
+            ]
+
+        return await self.db.run(read)
+
+    async def add_buckets(self, buckets: Iterable[Bucket]) -> None:
+        values = [(self.cluster_id, *rows.bucket_to_row(b)) for b in buckets]
+        await self.db.transaction(
+            lambda conn: conn.executemany(
+                f"INSERT INTO jm_buckets (cluster_id, {rows.BUCKET_COLUMNS})"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                values,
+            )
+        )
+
+    async def set_bucket_status(
+        self, bucket_ids: Sequence[str], status: BucketStatus, expected: BucketStatus | None = None
+    ) -> list[str]:
+        def write(conn: sqlite3.Connection) -> list[str]:
+            moved = []
+            for bucket_id in bucket_ids:
+                if expected is None:
+                    cursor = conn.execute(
+                        "UPDATE jm_buckets SET status = ? WHERE id = ?", (int(status), bucket_id)
+                    )
+                else:
+                    cursor = conn.execute(
+                        "UPDATE jm_buckets SET status = ? WHERE id = ? AND status = ?",
+                        (int(status), bucket_id, int(expected)),
+                    )
+                if cursor.rowcount:
+                    moved.append(bucket_id)
+            return moved
+
+        return await self.db.transaction(write)
+
+    async def delete_buckets(self, bucket_ids: Sequence[str]) -> None:
+        await self.db.transaction(
+            lambda conn: conn.executemany(
+                "DELETE FROM jm_buckets WHERE id = ?", [(b,) for b in bucket_ids]
+            )
+        )
+
+    async def list_buckets(self, status: BucketStatus | None = None) -> list[Bucket]:
+        def read(conn: sqlite3.Connection) -> list[Bucket]:
+            sql = f"SELECT {rows.BUCKET_COLUMNS} FROM jm_buckets WHERE cluster_id = ?"
+            params: list[Any] = [self.cluster_id]
+            if status is not None:
+                sql += " AND status = ?"
+                params.append(int(status))
+            return [rows.bucket_from_row(r) for r in conn.execute(sql + " ORDER BY id", params)]
+
+        return await self.db.run(read)
+
+
+STORE = SqliteMaster

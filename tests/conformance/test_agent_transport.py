@@ -1,0 +1,112 @@
+"""The agent conformance suite: every agent transport must pass all of it, unchanged."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+from jobmaster.agents.base import AgentMessage, AgentTransport
+from jobmaster.backends import make_agent
+
+
+def _bucket() -> str:
+    return f"bucket-{uuid.uuid4().hex[:10]}"
+
+
+def _msg(due: float, version: int = 0, job_id: str | None = None, body: bytes = b"{}") -> AgentMessage:
+    return AgentMessage(job_id or uuid.uuid4().hex, due, version, body)
+
+
+async def test_claim_orders_by_due_and_respects_limits(agent: AgentTransport) -> None:
+    bucket = _bucket()
+    await agent.create_bucket(bucket)
+    now = time.time()
+    late, first, second = _msg(now + 100), _msg(now - 2), _msg(now - 1)
+    await agent.push(bucket, [late, second, first])
+    got = await agent.claim(bucket, 10, now + 10, now, now + 30)
+    assert [m.job_id for m in got] == [first.job_id, second.job_id]
+    assert got[0].payload == b"{}" and got[0].version == 0
+    assert await agent.claim(bucket, 10, now + 10, now, now + 30) == []
+    assert await agent.count(bucket) == 3
+
+
+async def test_claimed_messages_come_back_when_not_acked(agent: AgentTransport) -> None:
+    bucket = _bucket()
+    await agent.create_bucket(bucket)
+    now = time.time()
+    message = _msg(now - 1)
+    await agent.push(bucket, [message])
+    [claimed] = await agent.claim(bucket, 10, now, now, now + 5)
+    assert await agent.claim(bucket, 10, now, now + 1, now + 6) == []
+    [again] = await agent.claim(bucket, 10, now + 10, now + 10, now + 20)
+    assert again.job_id == claimed.job_id
+    await agent.ack(bucket, [again.job_id])
+    assert await agent.count(bucket) == 0
+    assert await agent.claim(bucket, 10, now + 100, now + 100, now + 200) == []
+
+
+async def test_push_replaces_a_known_job(agent: AgentTransport) -> None:
+    bucket = _bucket()
+    await agent.create_bucket(bucket)
+    now = time.time()
+    first = _msg(now - 1)
+    await agent.push(bucket, [first])
+    await agent.claim(bucket, 10, now, now, now + 60)
+    await agent.push(bucket, [_msg(now - 1, version=3, job_id=first.job_id, body=b'{"v":3}')])
+    [got] = await agent.claim(bucket, 10, now, now, now + 60)
+    assert (got.version, got.payload) == (3, b'{"v":3}')
+    assert await agent.count(bucket) == 1
+
+
+async def test_claim_unsaved_takes_version_zero_only(agent: AgentTransport) -> None:
+    bucket = _bucket()
+    await agent.create_bucket(bucket)
+    now = time.time()
+    unsaved, saved = _msg(now + 300), _msg(now + 300, version=2)
+    await agent.push(bucket, [unsaved, saved])
+    got = await agent.claim_unsaved(bucket, 10, now, now + 30)
+    assert [m.job_id for m in got] == [unsaved.job_id]
+    assert await agent.claim_unsaved(bucket, 10, now, now + 30) == []
+
+
+async def test_next_due_find_and_destroy(agent: AgentTransport) -> None:
+    bucket, other = _bucket(), _bucket()
+    await agent.create_bucket(bucket)
+    await agent.create_bucket(other)
+    now = time.time()
+    assert await agent.next_due_at(bucket, now) is None
+    a, b = _msg(now + 50), _msg(now + 20)
+    await agent.push(bucket, [a, b])
+    await agent.push(other, [_msg(now + 1)])
+    due = await agent.next_due_at(bucket, now)
+    assert due is not None and abs(due - b.due_at) < 1e-3
+    found = await agent.find(a.job_id)
+    assert found is not None and found.job_id == a.job_id
+    assert await agent.find(uuid.uuid4().hex) is None
+    await agent.destroy_bucket(bucket)
+    assert await agent.count(bucket) == 0
+    assert await agent.find(a.job_id) is None
+    assert await agent.count(other) == 1
+
+
+async def test_concurrent_claims_never_share_a_message(agent: AgentTransport, urls, cluster_id) -> None:
+    bucket = _bucket()
+    await agent.create_bucket(bucket)
+    now = time.time()
+    await agent.push(bucket, [_msg(now - 1) for _ in range(300)])
+    other = make_agent(urls["agent"], cluster_id, "agent-1")
+    await other.open()
+    try:
+        async def take(transport: AgentTransport) -> list[str]:
+            got: list[str] = []
+            while True:
+                batch = await transport.claim(bucket, 20, time.time(), time.time(), time.time() + 60)
+                if not batch:
+                    return got
+                got += [m.job_id for m in batch]
+
+        a, b = await asyncio.gather(take(agent), take(other))
+    finally:
+        await other.close()
+    assert len(a) + len(b) == 300 and set(a).isdisjoint(b)

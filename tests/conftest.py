@@ -1,0 +1,82 @@
+"""Shared fixtures: every backend under test is a real server or a real file, never a mock."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from jobmaster.agents.base import AgentTransport
+from jobmaster.backends import make_agent, make_master
+from jobmaster.master.base import MasterStore
+
+PG_ADMIN_URL = os.environ.get("JOBMASTER_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_BASE = PG_ADMIN_URL.rsplit("/", 1)[0]
+PG_MASTER_DB = "jobmaster_test"
+PG_AGENT_DB = "jobmaster_test_transport"
+
+
+async def _recreate(*names: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        for name in names:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def pg_urls() -> Iterator[dict[str, str]]:
+    """A fresh master database and a fresh transport database for the whole run."""
+    asyncio.run(_recreate(PG_MASTER_DB, PG_AGENT_DB))
+    yield {"master": f"{PG_BASE}/{PG_MASTER_DB}", "agent": f"{PG_BASE}/{PG_AGENT_DB}"}
+
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def cluster_id() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def urls(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, str]:
+    if backend == "sqlite":
+        return {"master": f"sqlite:///{tmp_path}/master.db", "agent": f"sqlite:///{tmp_path}/agent.db"}
+    pg: dict[str, str] = request.getfixturevalue("pg_urls")
+    return pg
+
+
+@pytest.fixture
+async def master(urls: dict[str, str], cluster_id: str) -> AsyncIterator[MasterStore]:
+    store = make_master(urls["master"], cluster_id)
+    await store.open()
+    await store.migrate()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@pytest.fixture
+async def agent(urls: dict[str, str], cluster_id: str) -> AsyncIterator[AgentTransport]:
+    transport = make_agent(urls["agent"], cluster_id, "agent-1")
+    await transport.open()
+    await transport.migrate()
+    try:
+        yield transport
+    finally:
+        await transport.close()
