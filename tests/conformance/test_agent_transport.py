@@ -6,7 +6,9 @@ import asyncio
 import time
 import uuid
 
-from jobmaster.agents.base import AgentMessage, AgentTransport
+import pytest
+
+from jobmaster.agents.base import AgentMessage, AgentTransport, BucketGoneError
 from jobmaster.backends import make_agent
 
 
@@ -84,10 +86,22 @@ async def test_next_due_find_and_destroy(agent: AgentTransport) -> None:
     found = await agent.find(a.job_id)
     assert found is not None and found.job_id == a.job_id
     assert await agent.find(uuid.uuid4().hex) is None
-    await agent.destroy_bucket(bucket)
-    assert await agent.count(bucket) == 0
-    assert await agent.find(a.job_id) is None
     assert await agent.count(other) == 1
+
+
+async def test_destroy_refuses_a_bucket_with_messages(agent: AgentTransport) -> None:
+    bucket = _bucket()
+    await agent.create_bucket(bucket)
+    now = time.time()
+    message = _msg(now + 5)
+    await agent.push(bucket, [message])
+    assert not await agent.destroy_bucket(bucket)
+    assert await agent.count(bucket) == 1
+    await agent.ack(bucket, [message.job_id])
+    assert await agent.destroy_bucket(bucket)
+    with pytest.raises(BucketGoneError):
+        await agent.push(bucket, [_msg(now)])
+    assert await agent.find(message.job_id) is None
 
 
 async def test_concurrent_claims_never_share_a_message(agent: AgentTransport, urls, cluster_id) -> None:

@@ -12,6 +12,12 @@ import abc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from jobmaster.errors import JobMasterError
+
+
+class BucketGoneError(JobMasterError):
+    """The bucket no longer exists on the agent; the caller must route the job elsewhere."""
+
 
 @dataclass(slots=True, frozen=True)
 class AgentMessage:
@@ -49,12 +55,19 @@ class AgentTransport(abc.ABC):
     async def create_bucket(self, bucket_id: str) -> None: ...
 
     @abc.abstractmethod
-    async def destroy_bucket(self, bucket_id: str) -> None:
-        """Remove the bucket and every message still in it."""
+    async def destroy_bucket(self, bucket_id: str) -> bool:
+        """Remove the bucket if it holds no message; False (and nothing removed) otherwise.
+
+        Refusing while messages remain is what makes destruction safe against a publisher pushing
+        at the same moment: no message can be deleted along with its bucket.
+        """
 
     @abc.abstractmethod
     async def push(self, bucket_id: str, messages: Sequence[AgentMessage]) -> None:
-        """Store messages (one transaction); a message with a known job id replaces the old copy."""
+        """Store messages (one transaction); a message with a known job id replaces the old copy.
+
+        Raises BucketGoneError if the bucket does not exist (it was drained and destroyed).
+        """
 
     @abc.abstractmethod
     async def claim(

@@ -9,7 +9,7 @@ import sqlite3
 import time
 from collections.abc import Sequence
 
-from jobmaster.agents.base import AgentMessage, AgentTransport
+from jobmaster.agents.base import AgentMessage, AgentTransport, BucketGoneError
 from jobmaster.db.sqlite import SqliteDatabase, immediate
 
 SCHEMES = ("sqlite",)
@@ -27,7 +27,8 @@ SCHEMA = [
         version INTEGER NOT NULL,
         payload BLOB NOT NULL,
         visible_at REAL NOT NULL DEFAULT 0,
-        PRIMARY KEY (bucket_id, job_id)
+        PRIMARY KEY (bucket_id, job_id),
+        FOREIGN KEY (bucket_id) REFERENCES jm_agent_buckets (bucket_id)
     )""",
     "CREATE INDEX IF NOT EXISTS jm_agent_messages_due ON jm_agent_messages (bucket_id, due_at)",
     "CREATE INDEX IF NOT EXISTS jm_agent_messages_job ON jm_agent_messages (job_id)",
@@ -80,24 +81,31 @@ class SqliteAgent(AgentTransport):
             )
         )
 
-    async def destroy_bucket(self, bucket_id: str) -> None:
-        def write(conn: sqlite3.Connection) -> None:
-            conn.execute("DELETE FROM jm_agent_messages WHERE bucket_id = ?", (bucket_id,))
+    async def destroy_bucket(self, bucket_id: str) -> bool:
+        def write(conn: sqlite3.Connection) -> bool:
+            if conn.execute(
+                "SELECT 1 FROM jm_agent_messages WHERE bucket_id = ? LIMIT 1", (bucket_id,)
+            ).fetchone():
+                return False
             conn.execute("DELETE FROM jm_agent_buckets WHERE bucket_id = ?", (bucket_id,))
+            return True
 
-        await self.db.transaction(write)
+        return await self.db.transaction(write)
 
     async def push(self, bucket_id: str, messages: Sequence[AgentMessage]) -> None:
         values = [(bucket_id, m.job_id, m.due_at, m.version, m.payload) for m in messages]
-        await self.db.transaction(
-            lambda conn: conn.executemany(
+        try:
+            await self.db.transaction(
+                lambda conn: conn.executemany(
                 "INSERT INTO jm_agent_messages (bucket_id, job_id, due_at, version, payload)"
                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT (bucket_id, job_id) DO UPDATE SET"
                 " due_at = excluded.due_at, version = excluded.version,"
                 " payload = excluded.payload, visible_at = 0",
-                values,
+                    values,
+                )
             )
-        )
+        except sqlite3.IntegrityError:
+            raise BucketGoneError(f"bucket {bucket_id} does not exist on agent {self.name!r}") from None
 
     async def claim(
         self, bucket_id: str, limit: int, due_before: float, now: float, visible_at: float

@@ -116,6 +116,7 @@ class ClusterConfig(BaseModel):
     retry_jitter: float = Field(default=0.2, ge=0.0, le=1.0)
     heartbeat_interval: Seconds = Field(default=3.0, ge=0.1, le=300.0)
     job_lease: Seconds = Field(default=30.0, ge=1.0, le=3600.0)
+    worker_timeout: Seconds = Field(default=15.0, ge=0.5, le=3600.0)
     idle_poll_interval: Seconds = Field(default=0.05, ge=0.005, le=60.0)
     shutdown_grace: Seconds = Field(default=30.0, ge=0.0, le=3600.0)
     agents: tuple[AgentConfig, ...] = ()
@@ -153,6 +154,11 @@ class ClusterConfig(BaseModel):
             raise ValueError(
                 f"job_lease ({self.job_lease}s) must be more than twice heartbeat_interval "
                 f"({self.heartbeat_interval}s) so a live worker always renews in time"
+            )
+        if self.worker_timeout <= 2 * self.heartbeat_interval:
+            raise ValueError(
+                f"worker_timeout ({self.worker_timeout}s) must be more than twice "
+                f"heartbeat_interval ({self.heartbeat_interval}s), or live workers look dead"
             )
         names = [a.name for a in self.agents]
         if len(names) != len(set(names)):

@@ -79,7 +79,12 @@ class MasterStore(abc.ABC):
         return None
 
     async def notify(self, topic: str) -> None:
-        """Wake listeners in other processes; a no-op for backends that are polled."""
+        """Wake listeners in other processes; a no-op for backends that are polled.
+
+        Backends that notify send `held` themselves from every method that writes HeldOnMaster rows
+        as part of its own work (insert_jobs, complete, recover_expired); callers notify after
+        `release` and for topics of their own.
+        """
         return None
 
     # jobs: writes

@@ -1,0 +1,424 @@
+"""The application object: configuration, handlers, scheduling, management, running workers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+import zoneinfo
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+from jobmaster.config.loading import load, validate
+from jobmaster.config.settings import AgentConfig, ClusterConfig, WorkerConfig
+from jobmaster.errors import ConfigError, ScheduleError
+from jobmaster.handlers.registry import HandlerFunc, HandlerRegistry
+from jobmaster.jobs.builder import Options, build_job, due_time
+from jobmaster.jobs.manage import Manager
+from jobmaster.jobs.model import Attempt, Job, JobFilter, JobStatus, Priority
+from jobmaster.master.base import StatusCount
+from jobmaster.runtime.publisher import Publisher
+from jobmaster.runtime.runtime import Runtime
+
+if TYPE_CHECKING:
+    from jobmaster.sync import SyncJobMaster
+
+log = logging.getLogger("jobmaster")
+
+F = TypeVar("F", bound=HandlerFunc)
+Hook = Callable[[SimpleNamespace], Awaitable[None] | None]
+
+
+class JobMaster:
+    """One cluster as seen from this process.
+
+    A process that only schedules opens it (`async with jm:`) and is a pure publisher; a process that
+    runs workers calls `run()`. Both share the same configuration and handler registry.
+    """
+
+    def __init__(
+        self,
+        cluster_id: str | None = None,
+        master: str | None = None,
+        *,
+        config_file: str | Path | None = None,
+        agents: dict[str, str] | None = None,
+        workers: Sequence[WorkerConfig | dict[str, Any]] | None = None,
+        **settings: Any,
+    ) -> None:
+        extra: dict[str, Any] = {}
+        if agents is not None:
+            extra["agents"] = [{"name": n, "url": u} for n, u in agents.items()]
+        if workers is not None:
+            extra["workers"] = [
+                w.model_dump() if isinstance(w, WorkerConfig) else w for w in workers
+            ]
+        self.config: ClusterConfig = load(
+            config_file, cluster_id=cluster_id, master=master, **extra, **settings
+        )
+        self.registry = HandlerRegistry()
+        self.state = SimpleNamespace()
+        self._startup: list[Hook] = []
+        self._shutdown: list[Hook] = []
+        self._runtime: Runtime | None = None
+        self._publisher: Publisher | None = None
+        self._manager: Manager | None = None
+        self._stop_requested: asyncio.Event | None = None
+
+    # ---- configuration -----------------------------------------------------------------------
+
+    def _reconfigure(self, **changes: Any) -> None:
+        if self._runtime is not None:
+            raise ConfigError("configuration cannot change while the cluster is open")
+        values = self.config.model_dump()
+        values.update(changes)
+        self.config = validate(values)
+
+    def add_agent(self, name: str, url: str) -> JobMaster:
+        agents = [*self.config.agents, AgentConfig(name=name, url=url)]
+        self._reconfigure(agents=[a.model_dump() for a in agents])
+        return self
+
+    def add_worker(self, **settings: Any) -> JobMaster:
+        """Add a worker; settings are those of WorkerConfig (name, agent, lane, mode, buckets...)."""
+        name = settings.pop("name", None) or f"worker-{len(self.config.workers) + 1}"
+        workers = [w.model_dump() for w in self.config.workers]
+        self._reconfigure(workers=[*workers, {"name": name, **settings}])
+        return self
+
+    @property
+    def timezone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.config.timezone)
+
+    def localize(self, naive: datetime) -> datetime:
+        """Read a naive datetime as wall-clock time in the cluster's time zone, explicitly."""
+        if naive.tzinfo is not None:
+            raise ScheduleError("localize() expects a naive datetime")
+        return naive.replace(tzinfo=self.timezone)
+
+    # ---- handlers and hooks ------------------------------------------------------------------
+
+    @overload
+    def handler(self, func: F) -> F: ...
+
+    @overload
+    def handler(
+        self,
+        func: None = None,
+        *,
+        name: str | None = None,
+        priority: Priority | int | str | None = None,
+        lane: str | None = None,
+        timeout: float | str | None = None,
+        max_retries: int | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Callable[[F], F]: ...
+
+    def handler(
+        self,
+        func: F | None = None,
+        *,
+        name: str | None = None,
+        priority: Priority | int | str | None = None,
+        lane: str | None = None,
+        timeout: float | str | None = None,
+        max_retries: int | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> F | Callable[[F], F]:
+        """Register an `async def` or plain `def` function as a job handler."""
+
+        def register(f: F) -> F:
+            registered = self.registry.register(
+                f, name=name, priority=priority, lane=lane, timeout=timeout,
+                max_retries=max_retries, metadata=metadata,
+            )
+            f.__jobmaster_id__ = registered.definition_id  # type: ignore[attr-defined]
+            return f
+
+        return register(func) if func is not None else register
+
+    def on_startup(self, hook: Hook) -> Hook:
+        """Run once per worker process before any job, to set up shared resources on `state`."""
+        self._startup.append(hook)
+        return hook
+
+    def on_shutdown(self, hook: Hook) -> Hook:
+        self._shutdown.append(hook)
+        return hook
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def runtime(self) -> Runtime:
+        if self._runtime is None:
+            raise RuntimeError("JobMaster is not open: use `async with jm:` or `await jm.open()`")
+        return self._runtime
+
+    @property
+    def is_open(self) -> bool:
+        return self._runtime is not None
+
+    async def open(self) -> None:
+        """Connect to the master and agents and apply migrations (no workers run)."""
+        if self._runtime is not None:
+            return
+        runtime = Runtime(self)
+        await runtime.open()
+        self._runtime = runtime
+        self._publisher = Publisher(runtime)
+        self._manager = Manager(runtime.master, runtime.agents, self._wake)
+
+    async def close(self) -> None:
+        if self._runtime is not None:
+            runtime, self._runtime = self._runtime, None
+            await runtime.close()
+
+    async def __aenter__(self) -> JobMaster:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _wake(self, topic: str) -> None:
+        self.runtime.hub.master_topic(topic)
+        await self.runtime.master.notify(topic)
+
+    async def _run_hooks(self, hooks: list[Hook]) -> None:
+        for hook in hooks:
+            result = hook(self.state)
+            if asyncio.iscoroutine(result):
+                await result
+
+    async def run(self, *, handle_signals: bool = True) -> None:
+        """Run this process's workers until `stop()` or SIGTERM/SIGINT, then stop gracefully.
+
+        A second signal stops at once; the master's lease recovery then returns whatever was left.
+        """
+        if not self.config.workers:
+            raise ConfigError("no workers configured: add_worker() or a [[workers]] table")
+        opened_here = self._runtime is None
+        await self.open()
+        self._stop_requested = asyncio.Event()
+        main = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        if handle_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self._on_signal, main)
+        try:
+            await self._run_hooks(self._startup)
+            async with asyncio.TaskGroup() as group:
+                workers = group.create_task(self.runtime.run_workers())
+                await self._stop_requested.wait()
+                self.runtime.stop_workers()
+                await workers
+            await self._run_hooks(self._shutdown)
+        finally:
+            if handle_signals:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+            if opened_here:
+                await self.close()
+
+    def _on_signal(self, main: asyncio.Task[Any] | None) -> None:
+        if self._stop_requested is not None and not self._stop_requested.is_set():
+            log.info("stop requested: finishing running jobs (signal again to stop at once)")
+            self._stop_requested.set()
+        elif main is not None:
+            log.warning("second stop signal: stopping at once")
+            main.cancel()
+
+    def stop(self) -> None:
+        if self._stop_requested is not None:
+            self._stop_requested.set()
+
+    async def wait_ready(self, timeout: float = 30.0) -> None:
+        """Wait until every local worker has registered its buckets (tests, embedding)."""
+        deadline = time.monotonic() + timeout
+        while not self._runtime or len(self._runtime.workers) < len(self.config.workers):
+            if time.monotonic() > deadline:
+                raise TimeoutError("workers did not start in time")
+            await asyncio.sleep(0.01)
+        await asyncio.wait_for(
+            asyncio.gather(*(w.ready() for w in self._runtime.workers)),
+            max(0.0, deadline - time.monotonic()),
+        )
+
+    # ---- scheduling --------------------------------------------------------------------------
+
+    async def schedule(
+        self,
+        handler: str | HandlerFunc,
+        data: dict[str, Any] | None = None,
+        *,
+        at: datetime | None = None,
+        delay: float | timedelta | str | None = None,
+        priority: Priority | int | str | None = None,
+        lane: str | None = None,
+        timeout: float | str | None = None,
+        max_retries: int | None = None,
+        metadata: dict[str, Any] | None = None,
+        connection: Any = None,
+    ) -> str:
+        """Schedule one job; returns its id once the job is durable.
+
+        With `connection` (PostgreSQL), the job is written in the caller's open transaction: it
+        exists if and only if that transaction commits, and the commit wakes a coordinator at once.
+        """
+        options = Options(at, delay, priority, lane, timeout, max_retries, metadata)
+        job = build_job(self.registry.resolve(handler), data, options, self.config)
+        await self._publish([job], connection)
+        return job.id
+
+    async def schedule_many(
+        self,
+        handler: str | HandlerFunc,
+        items: Iterable[dict[str, Any]],
+        *,
+        at: datetime | None = None,
+        delay: float | timedelta | str | None = None,
+        priority: Priority | int | str | None = None,
+        lane: str | None = None,
+        timeout: float | str | None = None,
+        max_retries: int | None = None,
+        metadata: dict[str, Any] | None = None,
+        connection: Any = None,
+    ) -> list[str]:
+        """Schedule many jobs of one handler in one batch; all are validated before any is written."""
+        resolved = self.registry.resolve(handler)
+        options = Options(at, delay, priority, lane, timeout, max_retries, metadata)
+        now = time.time()
+        jobs = [build_job(resolved, data, options, self.config, now) for data in items]
+        await self._publish(jobs, connection)
+        return [j.id for j in jobs]
+
+    async def _publish(self, jobs: list[Job], connection: Any) -> None:
+        if self._publisher is None:
+            await self.open()
+        assert self._publisher is not None
+        await self._publisher.publish(jobs, connection)
+
+    # ---- management --------------------------------------------------------------------------
+
+    @property
+    def manager(self) -> Manager:
+        if self._manager is None:
+            raise RuntimeError("JobMaster is not open: use `async with jm:` or `await jm.open()`")
+        return self._manager
+
+    async def get_job(self, job_id: str) -> Job:
+        return await self.manager.get(job_id)
+
+    async def job_attempts(self, job_id: str) -> list[Attempt]:
+        return await self.runtime.master.attempts(job_id)
+
+    async def list_jobs(
+        self,
+        *,
+        status: JobStatus | str | Sequence[JobStatus | str] | None = None,
+        handler: str | HandlerFunc | None = None,
+        lane: str | None = None,
+        scheduled_from: datetime | None = None,
+        scheduled_to: datetime | None = None,
+        metadata: dict[str, Any] | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Job]:
+        criteria = self._criteria(status, handler, lane, scheduled_from, scheduled_to, metadata,
+                                  limit, offset)
+        return await self.runtime.master.list_jobs(criteria)
+
+    async def count_jobs(
+        self,
+        *,
+        status: JobStatus | str | Sequence[JobStatus | str] | None = None,
+        handler: str | HandlerFunc | None = None,
+        lane: str | None = None,
+        scheduled_from: datetime | None = None,
+        scheduled_to: datetime | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> int:
+        criteria = self._criteria(status, handler, lane, scheduled_from, scheduled_to, metadata,
+                                  1, 0)
+        return await self.runtime.master.count_jobs(criteria)
+
+    async def counts(self) -> list[StatusCount]:
+        return await self.runtime.master.count_by_status()
+
+    async def cancel(self, job_id: str) -> Job:
+        return await self.manager.cancel(job_id)
+
+    async def reschedule(
+        self,
+        job_id: str,
+        *,
+        at: datetime | None = None,
+        delay: float | timedelta | str | None = None,
+    ) -> Job:
+        return await self.manager.reschedule(job_id, due_time(at, delay, time.time()))
+
+    async def retry(self, job_id: str) -> Job:
+        return await self.manager.retry(job_id)
+
+    def _criteria(
+        self,
+        status: JobStatus | str | Sequence[JobStatus | str] | None,
+        handler: str | HandlerFunc | None,
+        lane: str | None,
+        scheduled_from: datetime | None,
+        scheduled_to: datetime | None,
+        metadata: dict[str, Any] | None,
+        limit: int,
+        offset: int,
+    ) -> JobFilter:
+        if status is None:
+            statuses: tuple[JobStatus, ...] = ()
+        elif isinstance(status, JobStatus | str):
+            statuses = (parse_status(status),)
+        else:
+            statuses = tuple(parse_status(s) for s in status)
+        definition = None
+        if handler is not None:
+            definition = handler if isinstance(handler, str) else self.registry.resolve(handler).definition_id
+        if not 1 <= limit <= 10_000:
+            raise ValueError(f"limit must be in 1..10000, got {limit}")
+        return JobFilter(
+            statuses=statuses,
+            definition_id=definition,
+            lane=lane,
+            scheduled_from=_timestamp(scheduled_from, "scheduled_from"),
+            scheduled_to=_timestamp(scheduled_to, "scheduled_to"),
+            metadata=metadata,
+            limit=limit,
+            offset=max(0, offset),
+        )
+
+    # ---- sync entry points -------------------------------------------------------------------
+
+    @property
+    def sync(self) -> SyncJobMaster:
+        """Blocking wrappers for sync apps (Django, Flask, scripts)."""
+        from jobmaster.sync import SyncJobMaster
+
+        return SyncJobMaster.for_app(self)
+
+
+def parse_status(value: JobStatus | str) -> JobStatus:
+    if isinstance(value, JobStatus):
+        return value
+    for status in JobStatus:
+        if status.name.lower() == value.strip().lower():
+            return status
+    raise ValueError(f"unknown status {value!r}; one of {', '.join(s.name for s in JobStatus)}")
+
+
+def _timestamp(value: datetime | None, what: str) -> float | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError(f"{what} must be timezone-aware")
+    return value.timestamp()

@@ -1,0 +1,40 @@
+"""What a handler sees of the job it runs."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+
+@dataclass(slots=True)
+class JobContext:
+    """Passed to handlers that ask for it (a first parameter named `ctx`).
+
+    `cancel_event` is a threading.Event so sync handlers in threads and async handlers alike can
+    observe a cancellation or timeout cooperatively; async handlers are also interrupted outright.
+    `state` carries the resources the app's startup hooks created (a DB pool, an HTTP client).
+    """
+
+    job_id: str
+    definition_id: str
+    attempt: int
+    scheduled_at: datetime
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+    priority: str
+    lane: str
+    logger: logging.Logger
+    state: SimpleNamespace
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel_event.is_set()
+
+    @staticmethod
+    def utc(ts: float) -> datetime:
+        return datetime.fromtimestamp(ts, UTC)

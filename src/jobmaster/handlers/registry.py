@@ -1,0 +1,159 @@
+"""Handler registration: a stable definition id per function, with per-handler defaults."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from jobmaster.config.settings import LANE_PATTERN, parse_duration
+from jobmaster.errors import ConfigError, ScheduleError, UnknownHandlerError
+from jobmaster.handlers.context import JobContext
+from jobmaster.jobs.model import Priority
+
+HandlerFunc = Callable[..., Any]
+_CONTEXT_NAMES = ("ctx", "context")
+
+
+@dataclass(slots=True, frozen=True)
+class HandlerDefaults:
+    """Per-handler defaults; None means "use the cluster default"."""
+
+    priority: Priority | None = None
+    lane: str | None = None
+    timeout_s: float | None = None
+    max_retries: int | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True, frozen=True)
+class Handler:
+    definition_id: str
+    func: HandlerFunc
+    is_async: bool
+    wants_context: bool
+    defaults: HandlerDefaults
+    signature: inspect.Signature
+
+    def check_arguments(self, data: dict[str, Any]) -> None:
+        """Refuse data that cannot call the handler now, rather than failing every retry later."""
+        args = (None,) if self.wants_context else ()
+        try:
+            self.signature.bind(*args, **data)
+        except TypeError as exc:
+            raise ScheduleError(
+                f"job data does not match the parameters of handler {self.definition_id!r}: {exc}"
+            ) from None
+
+    def bind(self, ctx: JobContext) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        args = (ctx,) if self.wants_context else ()
+        return args, ctx.data
+
+
+def definition_id_of(func: HandlerFunc) -> str:
+    """Module-qualified name: stable across processes and restarts, unlike object ids."""
+    return f"{func.__module__}.{func.__qualname__}"
+
+
+def _wants_context(func: HandlerFunc) -> bool:
+    params = list(inspect.signature(func).parameters.values())
+    if not params:
+        return False
+    first = params[0]
+    return first.name in _CONTEXT_NAMES or first.annotation in (JobContext, "JobContext")
+
+
+def validate_defaults(
+    priority: Priority | int | str | None,
+    lane: str | None,
+    timeout: float | str | None,
+    max_retries: int | None,
+    metadata: dict[str, Any] | None,
+    where: str,
+) -> HandlerDefaults:
+    """Shared by handler registration and scheduling calls so both refuse the same inputs."""
+    try:
+        prio = None if priority is None else Priority.parse(priority)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    if lane is not None and not re.match(LANE_PATTERN, lane):
+        raise ConfigError(
+            f"{where}: lane {lane!r} is not a valid lane name (letters, digits, '.', '_', '-';"
+            " at most 64 characters)"
+        )
+    timeout_s = None
+    if timeout is not None:
+        try:
+            timeout_s = parse_duration(timeout)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: timeout: {exc}") from None
+        if timeout_s <= 0:
+            raise ConfigError(f"{where}: timeout must be > 0 seconds, got {timeout!r}")
+    if max_retries is not None and (
+        isinstance(max_retries, bool) or not isinstance(max_retries, int) or not 0 <= max_retries <= 1000
+    ):
+        raise ConfigError(f"{where}: max_retries must be an integer in 0..1000, got {max_retries!r}")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise ConfigError(f"{where}: metadata must be a dict, got {type(metadata).__name__}")
+    return HandlerDefaults(prio, lane, timeout_s, max_retries, dict(metadata or {}))
+
+
+class HandlerRegistry:
+    def __init__(self) -> None:
+        self._handlers: dict[str, Handler] = {}
+
+    def register(
+        self,
+        func: HandlerFunc,
+        *,
+        name: str | None = None,
+        priority: Priority | int | str | None = None,
+        lane: str | None = None,
+        timeout: float | str | None = None,
+        max_retries: int | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Handler:
+        definition_id = name or definition_id_of(func)
+        if not callable(func):
+            raise ConfigError(f"handler {definition_id!r} is not callable")
+        defaults = validate_defaults(
+            priority, lane, timeout, max_retries, metadata, f"handler {definition_id!r}"
+        )
+        existing = self._handlers.get(definition_id)
+        if existing is not None and existing.func is not func:
+            raise ConfigError(f"handler id {definition_id!r} is already registered to another function")
+        handler = Handler(
+            definition_id=definition_id,
+            func=func,
+            is_async=asyncio.iscoroutinefunction(func),
+            wants_context=_wants_context(func),
+            defaults=defaults,
+            signature=inspect.signature(func),
+        )
+        self._handlers[definition_id] = handler
+        return handler
+
+    def resolve(self, ref: str | HandlerFunc) -> Handler:
+        """A handler by id or by function; unknown ones are refused before anything is written."""
+        definition_id = ref if isinstance(ref, str) else getattr(
+            ref, "__jobmaster_id__", None
+        ) or definition_id_of(ref)
+        handler = self._handlers.get(definition_id)
+        if handler is None:
+            raise UnknownHandlerError(
+                f"unknown handler {definition_id!r}; registered: "
+                f"{', '.join(sorted(self._handlers)) or '(none)'}"
+            )
+        return handler
+
+    def get(self, definition_id: str) -> Handler | None:
+        return self._handlers.get(definition_id)
+
+    def __iter__(self) -> Iterator[Handler]:
+        return iter(self._handlers.values())
+
+    def __len__(self) -> int:
+        return len(self._handlers)

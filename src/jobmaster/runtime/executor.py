@@ -1,0 +1,358 @@
+"""Per-bucket execution: prefetch, buffer, run, report.
+
+This is where a job moves AssignedToBucket/SavePending -> Queued -> Processing -> final. The buffer
+holds at most `bucket_buffer_size` jobs due within `bucket_buffer_lead_time`; at most
+round(base slots x `parallelism_factor`) run at once; intake stops while the buffer is full, which is
+the back-pressure the tuning guide describes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import time
+import traceback
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from jobmaster.agents.base import AgentMessage, AgentTransport
+from jobmaster.cluster.model import Bucket
+from jobmaster.config.settings import WorkerConfig
+from jobmaster.errors import JobCancelledError, JobTimeoutError
+from jobmaster.handlers.context import JobContext
+from jobmaster.jobs import codec
+from jobmaster.jobs.model import Attempt, Completion, Job, JobStatus, run_capacity
+from jobmaster.master.base import Fence
+from jobmaster.runtime.backoff import retry_delay
+from jobmaster.runtime.hub import wait_for
+
+if TYPE_CHECKING:
+    from jobmaster.runtime.worker import Worker
+
+log = logging.getLogger("jobmaster.executor")
+
+#: How many unsaved (SavePending) messages one pass persists to the master.
+SAVE_BATCH = 500
+
+
+def error_details(exc: BaseException) -> dict[str, Any]:
+    kind = type(exc)
+    return {
+        "type": f"{kind.__module__}.{kind.__qualname__}" if kind.__module__ != "builtins" else kind.__qualname__,
+        "message": str(exc),
+        "traceback": "".join(traceback.format_exception(exc)),
+    }
+
+
+@dataclass(slots=True)
+class Running:
+    job: Job
+    ctx: JobContext
+    task: asyncio.Task[None] | None = None
+    reason: str | None = None
+    started_at: float = field(default_factory=time.time)
+
+
+class BucketExecutor:
+    def __init__(
+        self, worker: Worker, bucket: Bucket, agent: AgentTransport, config: WorkerConfig
+    ) -> None:
+        self.worker = worker
+        self.bucket = bucket
+        self.agent = agent
+        self.config = config
+        self.capacity = run_capacity(bucket.priority, config.parallelism_factor)
+        self._buffer: list[tuple[float, str, Job]] = []
+        self._running: dict[str, Running] = {}
+        self._starting = 0
+        self._intake_wake = asyncio.Event()
+        self._dispatch_wake = asyncio.Event()
+        self._accepting = True
+        self._stopped = asyncio.Event()
+
+    # ---- views -------------------------------------------------------------------------------
+
+    @property
+    def room(self) -> int:
+        return max(0, self.config.bucket_buffer_size - len(self._buffer))
+
+    @property
+    def load(self) -> int:
+        return len(self._buffer) + len(self._running) + self._starting
+
+    @property
+    def running_ids(self) -> list[str]:
+        return list(self._running)
+
+    def wake(self) -> None:
+        self._intake_wake.set()
+
+    def offer(self, jobs: list[Job]) -> None:
+        """Jobs the local coordinator already marked Queued for this bucket (no agent hop)."""
+        for job in jobs:
+            heapq.heappush(self._buffer, (job.scheduled_at, job.id, job))
+        self._dispatch_wake.set()
+
+    # ---- intake ------------------------------------------------------------------------------
+
+    async def intake_loop(self) -> None:
+        cfg = self.worker.cluster
+        polled = not self.agent.supports_notify
+        failures = 0
+        while self._accepting:
+            try:
+                full = await self._intake_once()
+                failures = 0
+            except Exception:
+                failures += 1
+                delay = min(5.0, 0.1 * 2**failures)
+                log.exception("bucket %s: intake failed, retrying in %.1fs", self.bucket.id, delay)
+                await asyncio.sleep(delay)
+                continue
+            if full or not self._accepting:
+                continue
+            timeout = cfg.idle_poll_interval if polled else await self._until_next_due()
+            await wait_for(self._intake_wake, timeout)
+
+    async def _until_next_due(self) -> float:
+        now = time.time()
+        due = await self.agent.next_due_at(self.bucket.id, now)
+        if due is None:
+            return 5.0
+        return min(5.0, max(0.0, due - self.config.bucket_buffer_lead_time - now))
+
+    async def _intake_once(self) -> bool:
+        """Claim what is due soon, persist what is not; True if a full batch came (more may wait)."""
+        room = self.room
+        if room == 0:
+            return False
+        now = time.time()
+        visible_at = now + self.worker.cluster.job_lease
+        messages = await self.agent.claim(
+            self.bucket.id, room, now + self.config.bucket_buffer_lead_time, now, visible_at
+        )
+        if messages:
+            await self._adopt(messages)
+        unsaved = await self.agent.claim_unsaved(self.bucket.id, SAVE_BATCH, now, visible_at)
+        if unsaved:
+            await self._save(unsaved)
+        return len(messages) == room or len(unsaved) == SAVE_BATCH
+
+    def _decode(self, messages: list[AgentMessage]) -> tuple[list[Job], list[str]]:
+        jobs, poison = [], []
+        for message in messages:
+            try:
+                job = codec.job_from_bytes(message.payload)
+            except ValueError as exc:
+                log.error(
+                    "bucket %s: poison message for job %s moved aside: %s",
+                    self.bucket.id, message.job_id, exc,
+                )
+                poison.append(message.job_id)
+                continue
+            job.version = message.version
+            jobs.append(job)
+        return jobs, poison
+
+    async def _adopt(self, messages: list[AgentMessage]) -> None:
+        jobs, poison = self._decode(messages)
+        if poison:
+            await self.worker.runtime.set_aside(self.agent, self.bucket.id, messages, poison)
+        lease = time.time() + self.worker.cluster.job_lease
+        owned = set(
+            await self.worker.master.adopt(jobs, self.bucket.id, self.worker.id, lease)
+        )
+        for job in jobs:
+            if job.id in owned:
+                job.version += 1
+                job.status = JobStatus.Queued
+                job.bucket_id = self.bucket.id
+                job.worker_id = self.worker.id
+                heapq.heappush(self._buffer, (job.scheduled_at, job.id, job))
+        await self.agent.ack(self.bucket.id, [j.id for j in jobs])
+        if owned:
+            self._dispatch_wake.set()
+
+    async def _save(self, messages: list[AgentMessage]) -> None:
+        """Persist SavePending jobs that are not due soon so the master can see and cancel them."""
+        jobs, poison = self._decode(messages)
+        if poison:
+            await self.worker.runtime.set_aside(self.agent, self.bucket.id, messages, poison)
+        horizon = time.time() + self.worker.cluster.transient_threshold
+        near = [j for j in jobs if j.scheduled_at <= horizon]
+        far = [j.copy(status=JobStatus.HeldOnMaster) for j in jobs if j.scheduled_at > horizon]
+        saved = set(
+            await self.worker.master.save_pending(
+                near, self.bucket.id, self.worker.id, self.worker.cluster.job_lease
+            )
+        )
+        if far:
+            await self.worker.master.insert_jobs(far)
+            self.worker.runtime.hub.coordinator.set()
+        keep = [
+            AgentMessage(j.id, j.scheduled_at, 1, codec.job_to_bytes(j.copy(version=1)))
+            for j in near
+            if j.id in saved
+        ]
+        if keep:
+            await self.agent.push(self.bucket.id, keep)
+        await self.agent.ack(self.bucket.id, [j.id for j in jobs if j.id not in saved])
+
+    # ---- dispatch ----------------------------------------------------------------------------
+
+    def _free_slots(self) -> int:
+        return self.capacity - len(self._running) - self._starting
+
+    def _take_due(self, now: float) -> list[Job]:
+        taken: list[Job] = []
+        free = self._free_slots()
+        while self._buffer and len(taken) < free and self._buffer[0][0] <= now:
+            taken.append(heapq.heappop(self._buffer)[2])
+        return taken
+
+    async def dispatch_loop(self) -> None:
+        while self._accepting or self._running:
+            now = time.time()
+            due = self._take_due(now) if self._accepting else []
+            if due:
+                self._intake_wake.set()
+                await self._start(due)
+                continue
+            timeout: float | None = None
+            if self._buffer and self._free_slots() > 0:
+                timeout = max(0.0, self._buffer[0][0] - now)
+            await wait_for(self._dispatch_wake, timeout)
+        self._stopped.set()
+
+    async def _start(self, jobs: list[Job]) -> None:
+        self._starting += len(jobs)
+        now = time.time()
+        lease = now + self.worker.cluster.job_lease
+        try:
+            results = await asyncio.gather(
+                *(self.worker.runtime.starts.submit((Fence(j.id, j.version), now, lease)) for j in jobs)
+            )
+        except Exception:
+            log.exception("bucket %s: could not mark jobs Processing; keeping them", self.bucket.id)
+            for job in jobs:
+                heapq.heappush(self._buffer, (job.scheduled_at, job.id, job))
+            await asyncio.sleep(0.5)
+            return
+        finally:
+            self._starting -= len(jobs)
+        for job, started in zip(jobs, results, strict=True):
+            if not started:
+                continue
+            job.version += 1
+            job.attempts += 1
+            job.status = JobStatus.Processing
+            self._launch(job, now)
+
+    def _launch(self, job: Job, now: float) -> None:
+        handler = self.worker.app.registry.get(job.definition_id)
+        ctx = JobContext(
+            job_id=job.id,
+            definition_id=job.definition_id,
+            attempt=job.attempts,
+            scheduled_at=JobContext.utc(job.scheduled_at),
+            data=job.data,
+            metadata=job.metadata,
+            priority=job.priority.name,
+            lane=job.lane,
+            logger=logging.getLogger(f"jobmaster.job.{job.definition_id}"),
+            state=self.worker.app.state,
+        )
+        running = Running(job, ctx, started_at=now)
+        self._running[job.id] = running
+        running.task = asyncio.get_running_loop().create_task(self._run(running, handler))
+
+    async def _run(self, running: Running, handler: Any) -> None:
+        job, ctx = running.job, running.ctx
+        error: BaseException | None = None
+        try:
+            if handler is None:
+                raise LookupError(
+                    f"no handler {job.definition_id!r} is registered in this worker process"
+                )
+            args, kwargs = handler.bind(ctx)
+            async with asyncio.timeout(job.timeout_s):
+                if handler.is_async:
+                    await handler.func(*args, **kwargs)
+                else:
+                    loop = asyncio.get_running_loop()
+                    await loop.run_in_executor(
+                        self.worker.runtime.threads, partial(handler.func, *args, **kwargs)
+                    )
+        except TimeoutError:
+            ctx.cancel_event.set()
+            error = JobTimeoutError(f"job ran past its timeout of {job.timeout_s}s")
+        except asyncio.CancelledError:
+            ctx.cancel_event.set()
+            if running.reason is None:
+                raise
+            error = JobCancelledError(running.reason)
+        except Exception as exc:
+            error = exc
+        finally:
+            self._running.pop(job.id, None)
+            self._dispatch_wake.set()
+        self.worker.runtime.completions.submit(self._completion(running, error))
+
+    def _completion(self, running: Running, error: BaseException | None) -> Completion:
+        job, now = running.job, time.time()
+
+        def attempt(outcome: str, details: dict[str, Any] | None = None) -> Attempt:
+            return Attempt(job.id, job.attempts, self.worker.id, running.started_at, now, outcome, details)
+
+        if error is None:
+            return Completion(job.id, job.version, JobStatus.Succeeded, attempt("succeeded"))
+        details = error_details(error)
+        if isinstance(error, JobCancelledError):
+            if running.reason == "shutdown":
+                return Completion(
+                    job.id, job.version, JobStatus.HeldOnMaster,
+                    attempt("interrupted", details), scheduled_at=now, error=details,
+                )
+            return Completion(job.id, job.version, JobStatus.Cancelled, attempt("cancelled", details))
+        outcome = "timeout" if isinstance(error, JobTimeoutError) else "failed"
+        if job.attempts < job.attempt_limit:
+            cluster = self.worker.cluster
+            delay = retry_delay(
+                job.attempts, cluster.retry_backoff_base, cluster.retry_backoff_cap, cluster.retry_jitter
+            )
+            return Completion(
+                job.id, job.version, JobStatus.HeldOnMaster, attempt(outcome, details),
+                scheduled_at=now + delay, error=details,
+            )
+        return Completion(job.id, job.version, JobStatus.Failed, attempt(outcome, details), error=details)
+
+    def cancel(self, job_id: str, reason: str) -> bool:
+        running = self._running.get(job_id)
+        if running is None or running.task is None:
+            return False
+        running.reason = reason
+        running.ctx.cancel_event.set()
+        running.task.cancel()
+        return True
+
+    # ---- stopping ----------------------------------------------------------------------------
+
+    async def stop(self, grace: float) -> None:
+        """Stop intake, give buffered jobs back, let running ones finish within `grace`."""
+        self._accepting = False
+        self._intake_wake.set()
+        self._dispatch_wake.set()
+        buffered = [entry[2] for entry in self._buffer]
+        self._buffer.clear()
+        if buffered:
+            await self.worker.master.release([Fence(j.id, j.version) for j in buffered])
+            self.worker.runtime.hub.coordinator.set()
+        tasks = [r.task for r in self._running.values() if r.task is not None]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace)
+            for job_id in list(self._running):
+                self.cancel(job_id, "shutdown")
+            if pending:
+                await asyncio.wait(pending)

@@ -1,0 +1,61 @@
+"""In-process wake-ups, fed by local writes and by database notifications.
+
+A due job must start within milliseconds when a slot is free, so duties never sleep on a fixed long
+interval: they wait on an event that whoever made work available sets, with a timer only as the
+fallback for backends that cannot notify (SQLite across processes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+HELD = "held"
+BUCKETS = "buckets"
+CANCEL = "cancel"
+
+
+class Hub:
+    def __init__(self) -> None:
+        self.coordinator = asyncio.Event()
+        self.cancel = asyncio.Event()
+        self._buckets: dict[str, Callable[[], None]] = {}
+        self._bucket_listeners: list[Callable[[], None]] = []
+
+    def register_bucket(self, bucket_id: str, wake: Callable[[], None]) -> None:
+        self._buckets[bucket_id] = wake
+
+    def unregister_bucket(self, bucket_id: str) -> None:
+        self._buckets.pop(bucket_id, None)
+
+    def on_buckets_changed(self, callback: Callable[[], None]) -> None:
+        self._bucket_listeners.append(callback)
+
+    def wake_bucket(self, bucket_id: str) -> None:
+        wake = self._buckets.get(bucket_id)
+        if wake is not None:
+            wake()
+
+    def is_local(self, bucket_id: str) -> bool:
+        return bucket_id in self._buckets
+
+    def master_topic(self, topic: str) -> None:
+        """Dispatch a master notification (from LISTEN or from this process)."""
+        if topic == HELD:
+            self.coordinator.set()
+        elif topic == CANCEL:
+            self.cancel.set()
+        elif topic == BUCKETS:
+            for callback in self._bucket_listeners:
+                callback()
+
+
+async def wait_for(event: asyncio.Event, timeout: float | None) -> bool:
+    """Wait for `event` at most `timeout` seconds, then clear it; True if it was set."""
+    if not event.is_set():
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except TimeoutError:
+            return False
+    event.clear()
+    return True

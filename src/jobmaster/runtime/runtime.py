@@ -1,0 +1,140 @@
+"""Everything one process shares: store connections, wake-ups, the bucket view, write batchers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+from jobmaster.agents.base import AgentMessage, AgentTransport
+from jobmaster.backends import make_agent, make_master
+from jobmaster.config.settings import ClusterConfig
+from jobmaster.jobs.model import Completion
+from jobmaster.master.base import Fence, MasterStore
+from jobmaster.runtime.batcher import Batcher
+from jobmaster.runtime.executor import BucketExecutor
+from jobmaster.runtime.hub import HELD, Hub
+from jobmaster.runtime.view import ClusterView
+from jobmaster.runtime.worker import Worker
+
+if TYPE_CHECKING:
+    from jobmaster.app import JobMaster
+
+log = logging.getLogger("jobmaster.runtime")
+
+#: Sync handlers run here. The pool reuses idle threads, and its bound is high so that a handler
+#: abandoned after a timeout (a thread cannot be killed) never blocks the slots of the others.
+MAX_THREADS = 1024
+BUCKET_CACHE_TTL = 1.0
+
+StartRequest = tuple[Fence, float, float]
+
+
+class Runtime:
+    def __init__(self, app: JobMaster) -> None:
+        self.app = app
+        self.cluster: ClusterConfig = app.config
+        self.master: MasterStore = make_master(self.cluster.master, self.cluster.cluster_id)
+        self.agents: dict[str, AgentTransport] = {
+            name: make_agent(url, self.cluster.cluster_id, name)
+            for name, url in self.cluster.agent_urls().items()
+        }
+        self.hub = Hub()
+        self.view = ClusterView(self.master, BUCKET_CACHE_TTL, self.cluster.worker_timeout)
+        self.hub.on_buckets_changed(self.view.invalidate)
+        self.threads = ThreadPoolExecutor(MAX_THREADS, thread_name_prefix="jobmaster-handler")
+        self.starts: Batcher[StartRequest, bool] = Batcher("starts", self._flush_starts)
+        self.completions: Batcher[Completion, bool] = Batcher(
+            "completions", self._flush_completions
+        )
+        self.workers: list[Worker] = []
+        self.poisoned = 0
+
+    async def open(self) -> None:
+        await self.master.open()
+        await self.master.migrate()
+        for agent in self.agents.values():
+            await agent.open()
+            await agent.migrate()
+        await self.master.listen(self.hub.master_topic)
+        for agent in self.agents.values():
+            await agent.listen(self.hub.wake_bucket)
+
+    async def close(self) -> None:
+        await self.completions.close()
+        await self.starts.close()
+        for agent in self.agents.values():
+            await agent.close()
+        await self.master.close()
+        self.threads.shutdown(wait=False, cancel_futures=True)
+
+    # ---- shared services ---------------------------------------------------------------------
+
+    def local_executors(self) -> dict[str, BucketExecutor]:
+        return {bid: ex for w in self.workers for bid, ex in w.executors.items()}
+
+    def agent_of_bucket(self, bucket_id: str) -> AgentTransport | None:
+        bucket = self.view.bucket(bucket_id)
+        return None if bucket is None else self.agents.get(bucket.agent)
+
+    async def wake_coordinators(self) -> None:
+        """After a HeldOnMaster write: wake this process's coordinator and everyone else's."""
+        self.hub.coordinator.set()
+        await self.master.notify(HELD)
+
+    async def set_aside(
+        self,
+        agent: AgentTransport,
+        bucket_id: str,
+        messages: Sequence[AgentMessage],
+        poison: Sequence[str],
+    ) -> None:
+        """A message no worker can ever decode is reported and removed, never redelivered forever."""
+        bad = set(poison)
+        for message in messages:
+            if message.job_id in bad:
+                log.error(
+                    "agent %s bucket %s: poison message %s set aside (%d bytes): %r",
+                    agent.name, bucket_id, message.job_id, len(message.payload), message.payload[:200],
+                )
+        self.poisoned += len(bad)
+        await agent.ack(bucket_id, list(bad))
+
+    async def _flush_starts(self, items: list[StartRequest]) -> list[bool]:
+        now = max(item[1] for item in items)
+        lease = max(item[2] for item in items)
+        started = set(await self.master.start([item[0] for item in items], now, lease))
+        return [item[0].job_id in started for item in items]
+
+    async def _flush_completions(self, items: list[Completion]) -> list[bool]:
+        """Outcomes must reach the master: retry with back-off until the write goes through."""
+        delay = 0.1
+        while True:
+            try:
+                done = set(await self.master.complete(items))
+                break
+            except Exception:
+                log.exception("could not record %d job outcomes; retrying in %.1fs", len(items), delay)
+                await asyncio.sleep(delay)
+                delay = min(5.0, delay * 2)
+        if any(c.scheduled_at is not None for c in items):
+            self.hub.coordinator.set()
+        return [c.job_id in done for c in items]
+
+    # ---- workers -----------------------------------------------------------------------------
+
+    async def run_workers(self) -> None:
+        """Run every configured worker until `stop_workers()`; returns when all have left."""
+        self.workers = [Worker(self, config) for config in self.cluster.workers]
+        started = time.time()
+        async with asyncio.TaskGroup() as group:
+            for worker in self.workers:
+                group.create_task(worker.run(), name=f"worker:{worker.config.name}")
+            log.info("started %d worker(s) in %.2fs", len(self.workers), time.time() - started)
+
+    def stop_workers(self) -> None:
+        for worker in self.workers:
+            worker.stop()

@@ -1,0 +1,173 @@
+"""One worker: its buckets, its executors, its coordinator, its heartbeat.
+
+A worker is bound to one agent connection and one lane; its mode decides which duties run. Every
+duty runs in the worker's task group, so a stop cancels them together and nothing outlives the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from typing import TYPE_CHECKING
+
+from jobmaster.agents.base import AgentTransport
+from jobmaster.cluster.model import Bucket, BucketStatus, WorkerRecord, WorkerStatus
+from jobmaster.config.settings import ClusterConfig, WorkerConfig
+from jobmaster.jobs.model import Priority
+from jobmaster.master.base import MasterStore
+from jobmaster.runtime.coordinator import PRUNE_EVERY, Coordinator
+from jobmaster.runtime.drain import drain_bucket
+from jobmaster.runtime.executor import BucketExecutor
+from jobmaster.runtime.hub import BUCKETS, wait_for
+
+if TYPE_CHECKING:
+    from jobmaster.app import JobMaster
+    from jobmaster.runtime.runtime import Runtime
+
+log = logging.getLogger("jobmaster.worker")
+
+
+class Worker:
+    def __init__(self, runtime: Runtime, config: WorkerConfig) -> None:
+        self.runtime = runtime
+        self.app: JobMaster = runtime.app
+        self.cluster: ClusterConfig = runtime.cluster
+        self.master: MasterStore = runtime.master
+        self.config = config
+        self.agent: AgentTransport = runtime.agents[config.agent]
+        self.id = f"{config.name}-{uuid.uuid4().hex[:12]}"
+        self.executors: dict[str, BucketExecutor] = {}
+        self.coordinator = Coordinator(self) if config.mode.coordinates else None
+        self._stopping = asyncio.Event()
+        self._ready = asyncio.Event()
+        self._heartbeat_stop = False
+
+    @property
+    def record(self) -> WorkerRecord:
+        now = time.time()
+        return WorkerRecord(
+            id=self.id,
+            name=self.config.name,
+            mode=self.config.mode,
+            lane=self.config.lane,
+            agent=self.config.agent,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            started_at=now,
+            heartbeat_at=now,
+        )
+
+    async def _create_buckets(self) -> None:
+        if not self.config.mode.executes:
+            return
+        now = time.time()
+        buckets = [
+            Bucket(
+                id=f"{self.id}.{priority.name}.{i}",
+                agent=self.config.agent,
+                lane=self.config.lane,
+                priority=priority,
+                worker_id=self.id,
+                created_at=now,
+            )
+            for priority in Priority
+            for i in range(self.config.bucket_count(priority))
+        ]
+        for bucket in buckets:
+            await self.agent.create_bucket(bucket.id)
+            executor = BucketExecutor(self, bucket, self.agent, self.config)
+            self.executors[bucket.id] = executor
+            self.runtime.hub.register_bucket(bucket.id, executor.wake)
+        await self.master.add_buckets(buckets)
+        await self.master.notify(BUCKETS)
+        self.runtime.view.invalidate()
+
+    async def run(self) -> None:
+        """Register, run every duty until `stop()`, then leave cleanly."""
+        await self.master.register_worker(self.record)
+        await self._create_buckets()
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._heartbeat_loop(), name=f"{self.id}:heartbeat")
+                for executor in self.executors.values():
+                    group.create_task(executor.intake_loop(), name=f"{executor.bucket.id}:intake")
+                    group.create_task(executor.dispatch_loop(), name=f"{executor.bucket.id}:dispatch")
+                if self.coordinator is not None:
+                    group.create_task(self.coordinator.run(), name=f"{self.id}:coordinator")
+                    group.create_task(self._recovery_loop(), name=f"{self.id}:recovery")
+                self._ready.set()
+                await self._stopping.wait()
+                await self._shutdown()
+        finally:
+            for bucket_id in self.executors:
+                self.runtime.hub.unregister_bucket(bucket_id)
+
+    async def ready(self) -> None:
+        await self._ready.wait()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def _shutdown(self) -> None:
+        """Graceful stop: no new work, buffered jobs back to the master, running ones finish."""
+        await self.master.set_worker_status(self.id, WorkerStatus.Stopping)
+        bucket_ids = list(self.executors)
+        if bucket_ids:
+            await self.master.set_bucket_status(bucket_ids, BucketStatus.Completing)
+            await self.master.notify(BUCKETS)
+            self.runtime.view.invalidate()
+        if self.coordinator is not None:
+            self.coordinator.stop()
+        await asyncio.gather(
+            *(ex.stop(self.cluster.shutdown_grace) for ex in self.executors.values())
+        )
+        await self.runtime.completions.drained()
+        for bucket_id in bucket_ids:
+            await drain_bucket(self.master, self.agent, bucket_id)
+        if bucket_ids:
+            await self.master.delete_buckets(bucket_ids)
+            await self.master.notify(BUCKETS)
+        self.runtime.hub.coordinator.set()
+        await self.master.set_worker_status(self.id, WorkerStatus.Stopped)
+        self._heartbeat_stop = True
+        self.runtime.hub.cancel.set()
+
+    async def _heartbeat_loop(self) -> None:
+        """Renew job leases, learn of cancel requests; keep going through master outages."""
+        interval = self.cluster.heartbeat_interval
+        hub = self.runtime.hub
+        while not self._heartbeat_stop:
+            now = time.time()
+            try:
+                cancels = await self.master.renew(self.id, now, now + self.cluster.job_lease)
+            except Exception:
+                log.exception("worker %s: heartbeat failed", self.id)
+                cancels = []
+            if self._heartbeat_stop:
+                return
+            for job_id in cancels:
+                for executor in self.executors.values():
+                    executor.cancel(job_id, "cancelled by request")
+            await wait_for(hub.cancel, interval)
+
+    async def _recovery_loop(self) -> None:
+        """Give back the jobs of dead workers (expired leases) and prune old final jobs."""
+        last_prune = 0.0
+        while not self._stopping.is_set():
+            now = time.time()
+            try:
+                while await self.master.recover_expired(now, 1000) == 1000:
+                    pass
+                if now - last_prune > PRUNE_EVERY:
+                    while await self.master.prune(now - self.cluster.data_retention, 1000) == 1000:
+                        pass
+                    last_prune = now
+            except Exception:
+                log.exception("worker %s: recovery pass failed", self.id)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.cluster.heartbeat_interval)

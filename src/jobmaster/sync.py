@@ -1,0 +1,103 @@
+"""Blocking entry points for sync applications.
+
+They wrap the async API instead of duplicating it: one private event loop runs in a daemon thread per
+app object, and every call is submitted to it. A sync web app therefore keeps one set of connections
+for all its request threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine, Iterable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from jobmaster.handlers.registry import HandlerFunc
+from jobmaster.jobs.model import Attempt, Job, Priority
+
+if TYPE_CHECKING:
+    from jobmaster.app import JobMaster
+
+T = TypeVar("T")
+
+
+class SyncJobMaster:
+    _instances: ClassVar[dict[int, SyncJobMaster]] = {}
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, app: JobMaster) -> None:
+        self.app = app
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="jobmaster-sync", daemon=True
+        )
+        self._thread.start()
+
+    @classmethod
+    def for_app(cls, app: JobMaster) -> SyncJobMaster:
+        with cls._lock:
+            instance = cls._instances.get(id(app))
+            if instance is None:
+                instance = cls._instances[id(app)] = cls(app)
+            return instance
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def close(self) -> None:
+        self._call(self.app.close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        with self._lock:
+            self._instances.pop(id(self.app), None)
+
+    def schedule(
+        self,
+        handler: str | HandlerFunc,
+        data: dict[str, Any] | None = None,
+        *,
+        at: datetime | None = None,
+        delay: float | timedelta | str | None = None,
+        priority: Priority | int | str | None = None,
+        lane: str | None = None,
+        timeout: float | str | None = None,
+        max_retries: int | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> str:
+        return self._call(
+            self.app.schedule(
+                handler, data, at=at, delay=delay, priority=priority, lane=lane,
+                timeout=timeout, max_retries=max_retries, metadata=metadata,
+            )
+        )
+
+    def schedule_many(
+        self, handler: str | HandlerFunc, items: Iterable[dict[str, Any]], **options: Any
+    ) -> list[str]:
+        return self._call(self.app.schedule_many(handler, list(items), **options))
+
+    def get_job(self, job_id: str) -> Job:
+        return self._call(self._opened(self.app.get_job, job_id))
+
+    def job_attempts(self, job_id: str) -> list[Attempt]:
+        return self._call(self._opened(self.app.job_attempts, job_id))
+
+    def list_jobs(self, **criteria: Any) -> list[Job]:
+        return self._call(self._opened(self.app.list_jobs, **criteria))
+
+    def count_jobs(self, **criteria: Any) -> int:
+        return self._call(self._opened(self.app.count_jobs, **criteria))
+
+    def cancel(self, job_id: str) -> Job:
+        return self._call(self._opened(self.app.cancel, job_id))
+
+    def reschedule(self, job_id: str, **when: Any) -> Job:
+        return self._call(self._opened(self.app.reschedule, job_id, **when))
+
+    def retry(self, job_id: str) -> Job:
+        return self._call(self._opened(self.app.retry, job_id))
+
+    async def _opened(self, method: Any, *args: Any, **kwargs: Any) -> Any:
+        await self.app.open()
+        return await method(*args, **kwargs)
