@@ -55,7 +55,10 @@ def cluster_id() -> str:
 @pytest.fixture
 def urls(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, str]:
     if backend == "sqlite":
-        return {"master": f"sqlite:///{tmp_path}/master.db", "agent": f"sqlite:///{tmp_path}/agent.db"}
+        return {
+            "master": f"sqlite:///{tmp_path}/master.db",
+            "agent": f"sqlite:///{tmp_path}/agent.db",
+        }
     pg: dict[str, str] = request.getfixturevalue("pg_urls")
     return pg
 

@@ -54,9 +54,7 @@ class JobMaster:
         if agents is not None:
             extra["agents"] = [{"name": n, "url": u} for n, u in agents.items()]
         if workers is not None:
-            extra["workers"] = [
-                w.model_dump() if isinstance(w, WorkerConfig) else w for w in workers
-            ]
+            extra["workers"] = [w.model_dump() if isinstance(w, WorkerConfig) else w for w in workers]
         self.config: ClusterConfig = load(
             config_file, cluster_id=cluster_id, master=master, **extra, **settings
         )
@@ -133,8 +131,13 @@ class JobMaster:
 
         def register(f: F) -> F:
             registered = self.registry.register(
-                f, name=name, priority=priority, lane=lane, timeout=timeout,
-                max_retries=max_retries, metadata=metadata,
+                f,
+                name=name,
+                priority=priority,
+                lane=lane,
+                timeout=timeout,
+                max_retries=max_retries,
+                metadata=metadata,
             )
             f.__jobmaster_id__ = registered.definition_id  # type: ignore[attr-defined]
             return f
@@ -328,8 +331,9 @@ class JobMaster:
         limit: int = 100,
         offset: int = 0,
     ) -> list[Job]:
-        criteria = self._criteria(status, handler, lane, scheduled_from, scheduled_to, metadata,
-                                  limit, offset)
+        criteria = self._criteria(
+            status, handler, lane, scheduled_from, scheduled_to, metadata, limit, offset
+        )
         return await self.runtime.master.list_jobs(criteria)
 
     async def count_jobs(
@@ -342,8 +346,7 @@ class JobMaster:
         scheduled_to: datetime | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> int:
-        criteria = self._criteria(status, handler, lane, scheduled_from, scheduled_to, metadata,
-                                  1, 0)
+        criteria = self._criteria(status, handler, lane, scheduled_from, scheduled_to, metadata, 1, 0)
         return await self.runtime.master.count_jobs(criteria)
 
     async def counts(self) -> list[StatusCount]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -29,9 +29,7 @@ class SyncJobMaster:
     def __init__(self, app: JobMaster) -> None:
         self.app = app
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name="jobmaster-sync", daemon=True
-        )
+        self._thread = threading.Thread(target=self._loop.run_forever, name="jobmaster-sync", daemon=True)
         self._thread.start()
 
     @classmethod
@@ -67,8 +65,15 @@ class SyncJobMaster:
     ) -> str:
         return self._call(
             self.app.schedule(
-                handler, data, at=at, delay=delay, priority=priority, lane=lane,
-                timeout=timeout, max_retries=max_retries, metadata=metadata,
+                handler,
+                data,
+                at=at,
+                delay=delay,
+                priority=priority,
+                lane=lane,
+                timeout=timeout,
+                max_retries=max_retries,
+                metadata=metadata,
             )
         )
 
@@ -98,6 +103,6 @@ class SyncJobMaster:
     def retry(self, job_id: str) -> Job:
         return self._call(self._opened(self.app.retry, job_id))
 
-    async def _opened(self, method: Any, *args: Any, **kwargs: Any) -> Any:
+    async def _opened(self, method: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         await self.app.open()
         return await method(*args, **kwargs)

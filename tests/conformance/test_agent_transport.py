@@ -112,6 +112,7 @@ async def test_concurrent_claims_never_share_a_message(agent: AgentTransport, ur
     other = make_agent(urls["agent"], cluster_id, "agent-1")
     await other.open()
     try:
+
         async def take(transport: AgentTransport) -> list[str]:
             got: list[str] = []
             while True:

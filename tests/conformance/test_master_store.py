@@ -6,7 +6,6 @@ import asyncio
 import time
 
 from helpers import make_job
-
 from jobmaster.backends import make_master
 from jobmaster.cluster.model import (
     Bucket,
@@ -88,7 +87,7 @@ async def test_claim_leaves_unassigned_jobs_held(master: MasterStore) -> None:
 
     claimed = await master.claim_due(time.time(), [("Default", Priority.Medium)], 10, assign_first)
     assert len(claimed) == 1 and claimed[0].status is JobStatus.AssignedToBucket
-    left = [j for j in jobs if j.id != claimed[0].id][0]
+    left = next(j for j in jobs if j.id != claimed[0].id)
     stored = await master.get_job(left.id)
     assert stored is not None and stored.status is JobStatus.HeldOnMaster
 
@@ -99,6 +98,7 @@ async def test_concurrent_claims_never_share_a_job(master: MasterStore, urls, cl
     other = make_master(urls["master"], cluster_id)
     await other.open()
     try:
+
         async def drain(store: MasterStore, name: str) -> list[str]:
             got: list[str] = []
             while True:
@@ -129,7 +129,9 @@ async def test_adopt_inserts_fresh_and_fences_stale(master: MasterStore) -> None
     saved = make_job()
     await master.insert_jobs([saved])
     [assigned] = await master.claim_due(
-        time.time(), [("Default", Priority.Medium)], 1,
+        time.time(),
+        [("Default", Priority.Medium)],
+        1,
         assign_all(status=JobStatus.AssignedToBucket),
     )
     stale = assigned.copy(version=assigned.version - 1)
@@ -146,7 +148,11 @@ async def test_save_pending_persists_once(master: MasterStore) -> None:
     assert await master.save_pending([job], "b1", "w1", 30) == []
     stored = await master.get_job(job.id)
     assert stored is not None
-    assert (stored.status, stored.version, stored.bucket_id) == (JobStatus.AssignedToBucket, 1, "b1")
+    assert (stored.status, stored.version, stored.bucket_id) == (
+        JobStatus.AssignedToBucket,
+        1,
+        "b1",
+    )
     assert stored.lease_expires_at is not None
     assert abs(stored.lease_expires_at - (job.scheduled_at + 30)) < 1e-3
 
@@ -160,13 +166,15 @@ async def _queued(master: MasterStore, n: int = 1, **fields) -> list[Job]:
 async def test_start_is_fenced_and_counts_attempts(master: MasterStore) -> None:
     a, b = await _queued(master, 2)
     now = time.time()
-    started = await master.start(
-        [Fence(a.id, a.version), Fence(b.id, b.version - 1)], now, now + 30
-    )
+    started = await master.start([Fence(a.id, a.version), Fence(b.id, b.version - 1)], now, now + 30)
     assert started == [a.id]
     stored = await master.get_job(a.id)
     assert stored is not None
-    assert (stored.status, stored.attempts, stored.version) == (JobStatus.Processing, 1, a.version + 1)
+    assert (stored.status, stored.attempts, stored.version) == (
+        JobStatus.Processing,
+        1,
+        a.version + 1,
+    )
     assert stored.started_at is not None and abs(stored.started_at - now) < 1e-3
 
 
@@ -184,11 +192,18 @@ async def test_complete_writes_outcomes_and_history(master: MasterStore) -> None
         [
             Completion(ok.id, ok.version + 1, JobStatus.Succeeded, _attempt(ok, 1, "succeeded")),
             Completion(
-                retry.id, retry.version + 1, JobStatus.HeldOnMaster,
-                _attempt(retry, 1, "failed", err), scheduled_at=now + 42, error=err,
+                retry.id,
+                retry.version + 1,
+                JobStatus.HeldOnMaster,
+                _attempt(retry, 1, "failed", err),
+                scheduled_at=now + 42,
+                error=err,
             ),
             Completion(
-                fail.id, fail.version + 1, JobStatus.Failed, _attempt(fail, 1, "failed", err),
+                fail.id,
+                fail.version + 1,
+                JobStatus.Failed,
+                _attempt(fail, 1, "failed", err),
                 error=err,
             ),
             Completion(stale.id, stale.version, JobStatus.Succeeded, _attempt(stale, 1, "succeeded")),
@@ -212,7 +227,11 @@ async def test_release_returns_buffered_jobs(master: MasterStore) -> None:
     assert await master.release([Fence(a.id, a.version), Fence(b.id, 99)]) == [a.id]
     stored = await master.get_job(a.id)
     assert stored is not None
-    assert (stored.status, stored.worker_id, stored.bucket_id) == (JobStatus.HeldOnMaster, None, None)
+    assert (stored.status, stored.worker_id, stored.bucket_id) == (
+        JobStatus.HeldOnMaster,
+        None,
+        None,
+    )
 
 
 async def test_renew_extends_leases_and_reports_cancels(master: MasterStore) -> None:
@@ -233,9 +252,7 @@ async def test_recover_expired_leases(master: MasterStore) -> None:
     now = time.time()
     queued, running, cancelled, exhausted = await _queued(master, 4)
     exhausted_v = exhausted.version
-    await master.start(
-        [Fence(j.id, j.version) for j in (running, cancelled)], now, now + 0.01
-    )
+    await master.start([Fence(j.id, j.version) for j in (running, cancelled)], now, now + 0.01)
     await master.request_cancel(cancelled.id, cancelled.version + 1)
     changed = await master.update_job(exhausted.id, exhausted_v, {"attempt_limit": 1})
     assert changed is not None
@@ -259,10 +276,18 @@ async def test_prune_deletes_only_old_final_jobs(master: MasterStore) -> None:
     await master.start([Fence(old.id, old.version), Fence(recent.id, recent.version)], now, now + 30)
     await master.complete(
         [
-            Completion(old.id, old.version + 1, JobStatus.Succeeded,
-                       Attempt(old.id, 1, "w1", now - 100, now - 100, "succeeded")),
-            Completion(recent.id, recent.version + 1, JobStatus.Succeeded,
-                       Attempt(recent.id, 1, "w1", now, now, "succeeded")),
+            Completion(
+                old.id,
+                old.version + 1,
+                JobStatus.Succeeded,
+                Attempt(old.id, 1, "w1", now - 100, now - 100, "succeeded"),
+            ),
+            Completion(
+                recent.id,
+                recent.version + 1,
+                JobStatus.Succeeded,
+                Attempt(recent.id, 1, "w1", now, now, "succeeded"),
+            ),
         ]
     )
     assert await master.prune(now - 50, 100) == 1
@@ -315,8 +340,17 @@ async def test_next_due_at(master: MasterStore) -> None:
 
 def _worker(worker_id: str) -> WorkerRecord:
     now = time.time()
-    return WorkerRecord(worker_id, f"name-{worker_id}", WorkerMode.full, "Default", "standalone",
-                        "host", 1, now, now)
+    return WorkerRecord(
+        worker_id,
+        f"name-{worker_id}",
+        WorkerMode.full,
+        "Default",
+        "standalone",
+        "host",
+        1,
+        now,
+        now,
+    )
 
 
 async def test_workers_and_buckets(master: MasterStore) -> None:

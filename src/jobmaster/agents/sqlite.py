@@ -75,8 +75,7 @@ class SqliteAgent(AgentTransport):
     async def create_bucket(self, bucket_id: str) -> None:
         await self.db.transaction(
             lambda conn: conn.execute(
-                "INSERT OR IGNORE INTO jm_agent_buckets (bucket_id, agent, created_at)"
-                " VALUES (?, ?, ?)",
+                "INSERT OR IGNORE INTO jm_agent_buckets (bucket_id, agent, created_at) VALUES (?, ?, ?)",
                 (bucket_id, self.name, time.time()),
             )
         )
@@ -97,10 +96,10 @@ class SqliteAgent(AgentTransport):
         try:
             await self.db.transaction(
                 lambda conn: conn.executemany(
-                "INSERT INTO jm_agent_messages (bucket_id, job_id, due_at, version, payload)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (bucket_id, job_id) DO UPDATE SET"
-                " due_at = excluded.due_at, version = excluded.version,"
-                " payload = excluded.payload, visible_at = 0",
+                    "INSERT INTO jm_agent_messages (bucket_id, job_id, due_at, version, payload)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (bucket_id, job_id) DO UPDATE SET"
+                    " due_at = excluded.due_at, version = excluded.version,"
+                    " payload = excluded.payload, visible_at = 0",
                     values,
                 )
             )
@@ -167,9 +166,7 @@ class SqliteAgent(AgentTransport):
     async def find(self, job_id: str) -> AgentMessage | None:
         def read(conn: sqlite3.Connection) -> AgentMessage | None:
             found = _messages(
-                conn.execute(
-                    f"SELECT {_COLUMNS} FROM jm_agent_messages WHERE job_id = ? LIMIT 1", (job_id,)
-                )
+                conn.execute(f"SELECT {_COLUMNS} FROM jm_agent_messages WHERE job_id = ? LIMIT 1", (job_id,))
             )
             return found[0] if found else None
 

@@ -35,7 +35,7 @@ RECONNECT_MAX = 30.0
 
 
 def channel_name(prefix: str, *parts: str) -> str:
-    """A NOTIFY channel for `parts`: short, stable, and a valid identifier whatever the names hold."""
+    """A NOTIFY channel for `parts`: short, stable, and an identifier whatever the names hold."""
     digest = hashlib.sha1("\x00".join(parts).encode()).hexdigest()[:16]
     return f"{prefix}{digest}"
 
@@ -109,7 +109,7 @@ class Listener:
         self._closed = False
 
     async def start(self) -> None:
-        """Connect now, so a wrong URL or missing permission fails the caller, not a background task."""
+        """Connect now, so a wrong URL or missing grant fails the caller, not a background task."""
         await self._connect()
 
     async def close(self) -> None:

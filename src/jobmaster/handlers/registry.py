@@ -138,9 +138,9 @@ class HandlerRegistry:
 
     def resolve(self, ref: str | HandlerFunc) -> Handler:
         """A handler by id or by function; unknown ones are refused before anything is written."""
-        definition_id = ref if isinstance(ref, str) else getattr(
-            ref, "__jobmaster_id__", None
-        ) or definition_id_of(ref)
+        definition_id = (
+            ref if isinstance(ref, str) else getattr(ref, "__jobmaster_id__", None) or definition_id_of(ref)
+        )
         handler = self._handlers.get(definition_id)
         if handler is None:
             raise UnknownHandlerError(

@@ -64,13 +64,15 @@ def build_job(
 ) -> Job:
     now = time.time() if now is None else now
     if data is not None and not isinstance(data, dict):
-        raise ScheduleError(
-            f"job data must be a dict of keyword arguments, got {type(data).__name__}"
-        )
+        raise ScheduleError(f"job data must be a dict of keyword arguments, got {type(data).__name__}")
     handler.check_arguments(data or {})
     try:
         call = validate_defaults(
-            options.priority, options.lane, options.timeout, options.max_retries, options.metadata,
+            options.priority,
+            options.lane,
+            options.timeout,
+            options.max_retries,
+            options.metadata,
             f"scheduling {handler.definition_id!r}",
         )
     except ConfigError as exc:

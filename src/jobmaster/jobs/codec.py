@@ -31,9 +31,7 @@ def encode_payload(value: Any, what: str, limit: int) -> bytes:
     except TypeError as exc:
         raise PayloadError(f"{what} is not JSON-serialisable: {exc}") from None
     if len(raw) > limit:
-        raise PayloadError(
-            f"{what} is {len(raw)} bytes once serialised, over max_message_bytes={limit}"
-        )
+        raise PayloadError(f"{what} is {len(raw)} bytes once serialised, over max_message_bytes={limit}")
     return raw
 
 

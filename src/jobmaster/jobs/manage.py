@@ -88,7 +88,11 @@ class Manager:
                     job.cancel_requested = True
                     return job
             else:
-                changes = {"status": JobStatus.Cancelled, "finished_at": now, "lease_expires_at": None}
+                changes = {
+                    "status": JobStatus.Cancelled,
+                    "finished_at": now,
+                    "lease_expires_at": None,
+                }
                 updated = await self.master.update_job(job_id, job.version, changes)
                 if updated is not None:
                     return updated

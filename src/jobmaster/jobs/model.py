@@ -52,9 +52,7 @@ class Priority(enum.IntEnum):
             try:
                 return cls(value)
             except ValueError:
-                raise ValueError(
-                    f"priority must be one of {PRIORITY_NAMES} or 0..4, got {value!r}"
-                ) from None
+                raise ValueError(f"priority must be one of {PRIORITY_NAMES} or 0..4, got {value!r}") from None
         if isinstance(value, str):
             for member in cls:
                 if member.name.lower() == value.strip().lower():

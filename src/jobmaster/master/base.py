@@ -176,9 +176,7 @@ class MasterStore(abc.ABC):
     async def attempts(self, job_id: str) -> list[Attempt]: ...
 
     @abc.abstractmethod
-    async def update_job(
-        self, job_id: str, version: int, changes: dict[str, Any]
-    ) -> Job | None:
+    async def update_job(self, job_id: str, version: int, changes: dict[str, Any]) -> Job | None:
         """Compare-and-swap of arbitrary columns; the version moves on. None if it did not hold."""
 
     @abc.abstractmethod

@@ -197,9 +197,7 @@ class SqliteMaster(MasterStore):
                 r[0] for r in conn.execute(f"SELECT id FROM jm_jobs WHERE id IN ({marks})", chunk)
             )
         fresh = [j for j in jobs if j.id not in existing]
-        conn.executemany(
-            _INSERT_JOB, [(self.cluster_id, *rows.job_to_row(j)) for j in fresh]
-        )
+        conn.executemany(_INSERT_JOB, [(self.cluster_id, *rows.job_to_row(j)) for j in fresh])
         return [j.id for j in fresh]
 
     async def insert_jobs(self, jobs: Sequence[Job], connection: Any = None) -> list[str]:
@@ -381,8 +379,7 @@ class SqliteMaster(MasterStore):
             return [
                 r[0]
                 for r in conn.execute(
-                    "SELECT id FROM jm_jobs WHERE worker_id = ? AND status = 4"
-                    " AND cancel_requested = 1",
+                    "SELECT id FROM jm_jobs WHERE worker_id = ? AND status = 4 AND cancel_requested = 1",
                     (worker_id,),
                 )
             ]
@@ -402,8 +399,15 @@ class SqliteMaster(MasterStore):
                 if status == JobStatus.Processing:
                     self._record_attempt(
                         conn,
-                        Attempt(job_id, attempts, worker, started or now, now, "lost",
-                                rows.lost_worker_error()),
+                        Attempt(
+                            job_id,
+                            attempts,
+                            worker,
+                            started or now,
+                            now,
+                            "lost",
+                            rows.lost_worker_error(),
+                        ),
                     )
                 if cancel:
                     target, finished = JobStatus.Cancelled, now
@@ -448,8 +452,7 @@ class SqliteMaster(MasterStore):
 
         def read(conn: sqlite3.Connection) -> float | None:
             row = conn.execute(
-                f"SELECT MIN(scheduled_at) FROM jm_jobs WHERE cluster_id = ? AND status = 2"
-                f" AND {route_sql}",
+                f"SELECT MIN(scheduled_at) FROM jm_jobs WHERE cluster_id = ? AND status = 2 AND {route_sql}",
                 [self.cluster_id, *route_params],
             ).fetchone()
             return None if row[0] is None else float(row[0])
@@ -523,8 +526,9 @@ class SqliteMaster(MasterStore):
             raise ValueError(f"columns not updatable: {sorted(unknown)}")
         assignments = ", ".join(f"{k} = ?" for k in changes)
         values = [
-            codec.dumps(v).decode() if k in rows.JSON_COLUMNS and v is not None else
-            (int(v) if isinstance(v, JobStatus | Priority | bool) else v)
+            codec.dumps(v).decode()
+            if k in rows.JSON_COLUMNS and v is not None
+            else (int(v) if isinstance(v, JobStatus | Priority | bool) else v)
             for k, v in changes.items()
         ]
 
@@ -536,9 +540,7 @@ class SqliteMaster(MasterStore):
             )
             if not cursor.rowcount:
                 return None
-            row = conn.execute(
-                f"SELECT {rows.JOB_SELECT} FROM jm_jobs WHERE id = ?", (job_id,)
-            ).fetchone()
+            row = conn.execute(f"SELECT {rows.JOB_SELECT} FROM jm_jobs WHERE id = ?", (job_id,)).fetchone()
             return rows.job_from_row(row)
 
         return await self.db.transaction(write)
@@ -577,8 +579,7 @@ class SqliteMaster(MasterStore):
             return [
                 rows.worker_from_row(r)
                 for r in conn.execute(
-                    f"SELECT {rows.WORKER_COLUMNS} FROM jm_workers WHERE cluster_id = ?"
-                    " ORDER BY name",
+                    f"SELECT {rows.WORKER_COLUMNS} FROM jm_workers WHERE cluster_id = ? ORDER BY name",
                     (self.cluster_id,),
                 )
             ]
@@ -589,8 +590,7 @@ class SqliteMaster(MasterStore):
         values = [(self.cluster_id, *rows.bucket_to_row(b)) for b in buckets]
         await self.db.transaction(
             lambda conn: conn.executemany(
-                f"INSERT INTO jm_buckets (cluster_id, {rows.BUCKET_COLUMNS})"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO jm_buckets (cluster_id, {rows.BUCKET_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 values,
             )
         )
@@ -618,9 +618,7 @@ class SqliteMaster(MasterStore):
 
     async def delete_buckets(self, bucket_ids: Sequence[str]) -> None:
         await self.db.transaction(
-            lambda conn: conn.executemany(
-                "DELETE FROM jm_buckets WHERE id = ?", [(b,) for b in bucket_ids]
-            )
+            lambda conn: conn.executemany("DELETE FROM jm_buckets WHERE id = ?", [(b,) for b in bucket_ids])
         )
 
     async def list_buckets(self, status: BucketStatus | None = None) -> list[Bucket]:

@@ -78,8 +78,9 @@ class Coordinator:
             return 0
         now = time.time()
         local = self.worker.runtime.local_executors()
-        assigner = _Assigner(routes, local, now, self.cluster.job_lease,
-                             self.worker.config.bucket_buffer_lead_time)
+        assigner = _Assigner(
+            routes, local, now, self.cluster.job_lease, self.worker.config.bucket_buffer_lead_time
+        )
         jobs = await self.worker.master.claim_due(
             now + self.cluster.transient_threshold, list(routes), self._batch, assigner
         )
@@ -102,9 +103,7 @@ class Coordinator:
 
     async def _push(self, bucket_id: str, jobs: list[Job]) -> None:
         agent = self.worker.runtime.agent_of_bucket(bucket_id)
-        messages = [
-            AgentMessage(j.id, j.scheduled_at, j.version, codec.job_to_bytes(j)) for j in jobs
-        ]
+        messages = [AgentMessage(j.id, j.scheduled_at, j.version, codec.job_to_bytes(j)) for j in jobs]
         try:
             if agent is None:
                 raise LookupError(f"bucket {bucket_id} is on an agent this process cannot reach")
@@ -135,9 +134,7 @@ class _Assigner:
         self._lead_time = lead_time
         self._room = {bucket_id: ex.room for bucket_id, ex in local.items()}
         self._load: dict[str, int] = {
-            b.id: (local[b.id].load if b.id in local else 0)
-            for buckets in routes.values()
-            for b in buckets
+            b.id: (local[b.id].load if b.id in local else 0) for buckets in routes.values() for b in buckets
         }
 
     def __call__(self, jobs: list[Job]) -> list[Assignment]:

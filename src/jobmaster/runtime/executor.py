@@ -40,7 +40,9 @@ SAVE_BATCH = 500
 def error_details(exc: BaseException) -> dict[str, Any]:
     kind = type(exc)
     return {
-        "type": f"{kind.__module__}.{kind.__qualname__}" if kind.__module__ != "builtins" else kind.__qualname__,
+        "type": f"{kind.__module__}.{kind.__qualname__}"
+        if kind.__module__ != "builtins"
+        else kind.__qualname__,
         "message": str(exc),
         "traceback": "".join(traceback.format_exception(exc)),
     }
@@ -56,9 +58,7 @@ class Running:
 
 
 class BucketExecutor:
-    def __init__(
-        self, worker: Worker, bucket: Bucket, agent: AgentTransport, config: WorkerConfig
-    ) -> None:
+    def __init__(self, worker: Worker, bucket: Bucket, agent: AgentTransport, config: WorkerConfig) -> None:
         self.worker = worker
         self.bucket = bucket
         self.agent = agent
@@ -148,7 +148,9 @@ class BucketExecutor:
             except ValueError as exc:
                 log.error(
                     "bucket %s: poison message for job %s moved aside: %s",
-                    self.bucket.id, message.job_id, exc,
+                    self.bucket.id,
+                    message.job_id,
+                    exc,
                 )
                 poison.append(message.job_id)
                 continue
@@ -161,9 +163,7 @@ class BucketExecutor:
         if poison:
             await self.worker.runtime.set_aside(self.agent, self.bucket.id, messages, poison)
         lease = time.time() + self.worker.cluster.job_lease
-        owned = set(
-            await self.worker.master.adopt(jobs, self.bucket.id, self.worker.id, lease)
-        )
+        owned = set(await self.worker.master.adopt(jobs, self.bucket.id, self.worker.id, lease))
         for job in jobs:
             if job.id in owned:
                 job.version += 1
@@ -273,9 +273,7 @@ class BucketExecutor:
         error: BaseException | None = None
         try:
             if handler is None:
-                raise LookupError(
-                    f"no handler {job.definition_id!r} is registered in this worker process"
-                )
+                raise LookupError(f"no handler {job.definition_id!r} is registered in this worker process")
             args, kwargs = handler.bind(ctx)
             async with asyncio.timeout(job.timeout_s):
                 if handler.is_async:
@@ -312,19 +310,30 @@ class BucketExecutor:
         if isinstance(error, JobCancelledError):
             if running.reason == "shutdown":
                 return Completion(
-                    job.id, job.version, JobStatus.HeldOnMaster,
-                    attempt("interrupted", details), scheduled_at=now, error=details,
+                    job.id,
+                    job.version,
+                    JobStatus.HeldOnMaster,
+                    attempt("interrupted", details),
+                    scheduled_at=now,
+                    error=details,
                 )
             return Completion(job.id, job.version, JobStatus.Cancelled, attempt("cancelled", details))
         outcome = "timeout" if isinstance(error, JobTimeoutError) else "failed"
         if job.attempts < job.attempt_limit:
             cluster = self.worker.cluster
             delay = retry_delay(
-                job.attempts, cluster.retry_backoff_base, cluster.retry_backoff_cap, cluster.retry_jitter
+                job.attempts,
+                cluster.retry_backoff_base,
+                cluster.retry_backoff_cap,
+                cluster.retry_jitter,
             )
             return Completion(
-                job.id, job.version, JobStatus.HeldOnMaster, attempt(outcome, details),
-                scheduled_at=now + delay, error=details,
+                job.id,
+                job.version,
+                JobStatus.HeldOnMaster,
+                attempt(outcome, details),
+                scheduled_at=now + delay,
+                error=details,
             )
         return Completion(job.id, job.version, JobStatus.Failed, attempt(outcome, details), error=details)
 

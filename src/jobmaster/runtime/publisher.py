@@ -55,15 +55,15 @@ class Publisher:
 
     async def _push(self, agent_name: str, bucket_id: str, jobs: list[Job]) -> bool:
         agent = self.runtime.agents[agent_name]
-        messages = [
-            AgentMessage(j.id, j.scheduled_at, 0, codec.job_to_bytes(j)) for j in jobs
-        ]
+        messages = [AgentMessage(j.id, j.scheduled_at, 0, codec.job_to_bytes(j)) for j in jobs]
         try:
             await agent.push(bucket_id, messages)
         except Exception as exc:
             log.warning(
                 "YES path to bucket %s on agent %s failed (%s); using the master instead",
-                bucket_id, agent_name, exc,
+                bucket_id,
+                agent_name,
+                exc,
             )
             self.runtime.view.invalidate()
             return False

@@ -47,9 +47,7 @@ class Runtime:
         self.hub.on_buckets_changed(self.view.invalidate)
         self.threads = ThreadPoolExecutor(MAX_THREADS, thread_name_prefix="jobmaster-handler")
         self.starts: Batcher[StartRequest, bool] = Batcher("starts", self._flush_starts)
-        self.completions: Batcher[Completion, bool] = Batcher(
-            "completions", self._flush_completions
-        )
+        self.completions: Batcher[Completion, bool] = Batcher("completions", self._flush_completions)
         self.workers: list[Worker] = []
         self.poisoned = 0
 
@@ -98,7 +96,11 @@ class Runtime:
             if message.job_id in bad:
                 log.error(
                     "agent %s bucket %s: poison message %s set aside (%d bytes): %r",
-                    agent.name, bucket_id, message.job_id, len(message.payload), message.payload[:200],
+                    agent.name,
+                    bucket_id,
+                    message.job_id,
+                    len(message.payload),
+                    message.payload[:200],
                 )
         self.poisoned += len(bad)
         await agent.ack(bucket_id, list(bad))

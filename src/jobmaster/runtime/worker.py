@@ -38,9 +38,9 @@ class Worker:
         self.app: JobMaster = runtime.app
         self.cluster: ClusterConfig = runtime.cluster
         self.master: MasterStore = runtime.master
-        self.config = config
+        self.config: WorkerConfig = config
         self.agent: AgentTransport = runtime.agents[config.agent]
-        self.id = f"{config.name}-{uuid.uuid4().hex[:12]}"
+        self.id: str = f"{config.name}-{uuid.uuid4().hex[:12]}"
         self.executors: dict[str, BucketExecutor] = {}
         self.coordinator = Coordinator(self) if config.mode.coordinates else None
         self._stopping = asyncio.Event()
@@ -123,9 +123,7 @@ class Worker:
             self.runtime.view.invalidate()
         if self.coordinator is not None:
             self.coordinator.stop()
-        await asyncio.gather(
-            *(ex.stop(self.cluster.shutdown_grace) for ex in self.executors.values())
-        )
+        await asyncio.gather(*(ex.stop(self.cluster.shutdown_grace) for ex in self.executors.values()))
         await self.runtime.completions.drained()
         for bucket_id in bucket_ids:
             await drain_bucket(self.master, self.agent, bucket_id)

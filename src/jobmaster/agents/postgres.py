@@ -1,0 +1,216 @@
+"""PostgreSQL agent: bucket queues as rows with a visibility time, claimed with SKIP LOCKED.
+
+Shares the connection pool with a PostgreSQL master on the same URL. A push notifies the agent's
+channel with the bucket id from inside the same statement, so the bucket's executor wakes when the
+messages are committed, and never before. A foreign key from messages to buckets makes a push into
+a destroyed bucket fail instead of leaving messages nobody will ever claim.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import asyncpg
+
+from jobmaster.agents.base import AgentMessage, AgentTransport, BucketGoneError
+from jobmaster.db.postgres import Listener, PostgresDatabase, channel_name
+
+SCHEMES = ("postgresql", "postgres")
+
+#: Key of the transaction-level advisory lock that serialises schema creation of every process
+#: (concurrent `CREATE TABLE IF NOT EXISTS` can still collide in PostgreSQL's catalogs).
+_MIGRATION_LOCK = 0x6A6D5F6167656E74  # "jm_agent"
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS jm_agent_buckets (
+        bucket_id text PRIMARY KEY,
+        agent text NOT NULL,
+        created_at double precision NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS jm_agent_messages (
+        bucket_id text NOT NULL,
+        job_id text NOT NULL,
+        due_at double precision NOT NULL,
+        version bigint NOT NULL,
+        payload bytea NOT NULL,
+        visible_at double precision NOT NULL DEFAULT 0,
+        PRIMARY KEY (bucket_id, job_id),
+        FOREIGN KEY (bucket_id) REFERENCES jm_agent_buckets (bucket_id)
+    )""",
+    "CREATE INDEX IF NOT EXISTS jm_agent_messages_due ON jm_agent_messages (bucket_id, due_at)",
+    "CREATE INDEX IF NOT EXISTS jm_agent_messages_job ON jm_agent_messages (job_id)",
+]
+
+_COLUMNS = "job_id, due_at, version, payload"
+
+#: The notification is the main query and the insert a CTE: a data-modifying CTE always runs to
+#: completion, and the one-time EXISTS filter notifies only if a message was really written.
+_PUSH = """
+    WITH written AS (
+        INSERT INTO jm_agent_messages (bucket_id, job_id, due_at, version, payload)
+        SELECT $1, * FROM unnest($2::text[], $3::float8[], $4::bigint[], $5::bytea[])
+        ON CONFLICT (bucket_id, job_id) DO UPDATE SET
+            due_at = excluded.due_at, version = excluded.version,
+            payload = excluded.payload, visible_at = 0
+        RETURNING 1
+    )
+    SELECT pg_notify($6, $1) WHERE EXISTS (SELECT FROM written)
+"""
+
+_CLAIM = f"""
+    UPDATE jm_agent_messages SET visible_at = $5
+    WHERE bucket_id = $1 AND job_id IN (
+        SELECT job_id FROM jm_agent_messages
+        WHERE bucket_id = $1 AND due_at <= $2 AND visible_at <= $3
+        ORDER BY due_at LIMIT $4
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING {_COLUMNS}
+"""
+
+_CLAIM_UNSAVED = f"""
+    UPDATE jm_agent_messages SET visible_at = $4
+    WHERE bucket_id = $1 AND job_id IN (
+        SELECT job_id FROM jm_agent_messages
+        WHERE bucket_id = $1 AND version = 0 AND visible_at <= $2
+        ORDER BY due_at LIMIT $3
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING {_COLUMNS}
+"""
+
+#: Refuses (returns busy) while the bucket holds messages. A push committing between this
+#: statement's snapshot and its delete is caught by the foreign key instead.
+_DESTROY = """
+    WITH state AS (
+        SELECT EXISTS (SELECT FROM jm_agent_messages WHERE bucket_id = $1) AS busy
+    ),
+    gone AS (
+        DELETE FROM jm_agent_buckets WHERE bucket_id = $1 AND NOT (SELECT busy FROM state)
+    )
+    SELECT busy FROM state
+"""
+
+
+def _messages(records: Sequence[asyncpg.Record]) -> list[AgentMessage]:
+    """Rows as messages, earliest due first (UPDATE ... RETURNING keeps no order)."""
+    found = [AgentMessage(r[0], r[1], r[2], r[3]) for r in records]
+    found.sort(key=lambda m: m.due_at)
+    return found
+
+
+class PostgresAgent(AgentTransport):
+    supports_notify = True
+
+    def __init__(self, url: str, cluster_id: str, name: str) -> None:
+        super().__init__(url, cluster_id, name)
+        self.channel = channel_name("jm_a_", cluster_id, name)
+        self._db: PostgresDatabase | None = None
+        self._listeners: list[Listener] = []
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._db is None:
+            raise RuntimeError(f"agent {self.name!r} is not open")
+        return self._db.pool
+
+    async def open(self) -> None:
+        if self._db is None:
+            self._db = await PostgresDatabase.acquire(self.url)
+
+    async def close(self) -> None:
+        listeners, self._listeners = self._listeners, []
+        for listener in listeners:
+            await listener.close()
+        if self._db is not None:
+            db, self._db = self._db, None
+            await db.release()
+
+    async def migrate(self) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+            for statement in SCHEMA:
+                await conn.execute(statement)
+
+    async def listen(self, callback: Callable[[str], None]) -> None:
+        listener = Listener(self.url, self.channel, callback)
+        await listener.start()
+        self._listeners.append(listener)
+
+    async def create_bucket(self, bucket_id: str) -> None:
+        await self.pool.execute(
+            "INSERT INTO jm_agent_buckets (bucket_id, agent, created_at) VALUES ($1, $2, $3)"
+            " ON CONFLICT (bucket_id) DO NOTHING",
+            bucket_id,
+            self.name,
+            time.time(),
+        )
+
+    async def destroy_bucket(self, bucket_id: str) -> bool:
+        try:
+            busy = await self.pool.fetchval(_DESTROY, bucket_id)
+        except asyncpg.ForeignKeyViolationError:
+            return False
+        return not busy
+
+    async def push(self, bucket_id: str, messages: Sequence[AgentMessage]) -> None:
+        # One statement cannot touch a row twice, so a job named twice keeps its last copy, as
+        # it would when the messages were written one after another.
+        latest = list({m.job_id: m for m in messages}.values())
+        if not latest:
+            return
+        try:
+            await self.pool.execute(
+                _PUSH,
+                bucket_id,
+                [m.job_id for m in latest],
+                [m.due_at for m in latest],
+                [m.version for m in latest],
+                [m.payload for m in latest],
+                self.channel,
+            )
+        except asyncpg.ForeignKeyViolationError:
+            raise BucketGoneError(f"bucket {bucket_id} does not exist on agent {self.name!r}") from None
+
+    async def claim(
+        self, bucket_id: str, limit: int, due_before: float, now: float, visible_at: float
+    ) -> list[AgentMessage]:
+        return _messages(await self.pool.fetch(_CLAIM, bucket_id, due_before, now, limit, visible_at))
+
+    async def claim_unsaved(
+        self, bucket_id: str, limit: int, now: float, visible_at: float
+    ) -> list[AgentMessage]:
+        return _messages(await self.pool.fetch(_CLAIM_UNSAVED, bucket_id, now, limit, visible_at))
+
+    async def ack(self, bucket_id: str, job_ids: Sequence[str]) -> None:
+        if not job_ids:
+            return
+        await self.pool.execute(
+            "DELETE FROM jm_agent_messages WHERE bucket_id = $1 AND job_id = ANY($2::text[])",
+            bucket_id,
+            list(job_ids),
+        )
+
+    async def next_due_at(self, bucket_id: str, now: float) -> float | None:
+        due = await self.pool.fetchval(
+            "SELECT MIN(GREATEST(due_at, visible_at)) FROM jm_agent_messages WHERE bucket_id = $1",
+            bucket_id,
+        )
+        return None if due is None else float(due)
+
+    async def count(self, bucket_id: str) -> int:
+        return int(
+            await self.pool.fetchval("SELECT COUNT(*) FROM jm_agent_messages WHERE bucket_id = $1", bucket_id)
+        )
+
+    async def find(self, job_id: str) -> AgentMessage | None:
+        found = _messages(
+            await self.pool.fetch(
+                f"SELECT {_COLUMNS} FROM jm_agent_messages WHERE job_id = $1 LIMIT 1", job_id
+            )
+        )
+        return found[0] if found else None
+
+
+TRANSPORT = PostgresAgent

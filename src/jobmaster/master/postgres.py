@@ -1,0 +1,736 @@
+"""PostgreSQL master: the backend for clusters of many processes and hosts.
+
+Every batch method is one statement (or one short transaction) over `unnest`ed arrays, so a batch
+of a thousand jobs costs the same few round trips as a batch of one. Writes that hand jobs back to
+HeldOnMaster as part of their own work (insert, complete, recover) also `pg_notify` the cluster's
+channel inside the same statement, so coordinators wake exactly when the rows they would claim are
+committed. JSON travels as text and is parsed by
+PostgreSQL on the way in and by orjson (`rows.job_from_row`) on the way out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import asyncpg
+
+from jobmaster.cluster.model import Bucket, BucketStatus, WorkerRecord, WorkerStatus
+from jobmaster.db.postgres import Listener, PostgresDatabase, channel_name
+from jobmaster.jobs import codec
+from jobmaster.jobs.model import Attempt, Completion, Job, JobFilter, JobStatus, Priority
+from jobmaster.master import rows
+from jobmaster.master.base import Assigner, Fence, MasterStore, Route, StatusCount
+
+SCHEMES = ("postgresql", "postgres")
+
+_OWNED = "(3, 4, 6)"
+_FINAL = "(5, 7, 8)"
+
+#: Key of the transaction-level advisory lock that serialises migrations of every process.
+_MIGRATION_LOCK = 0x6A6D5F6D61737472  # "jm_mastr"
+
+MIGRATIONS: list[list[str]] = [
+    [
+        """CREATE TABLE IF NOT EXISTS jm_jobs (
+            id text PRIMARY KEY,
+            cluster_id text NOT NULL,
+            definition_id text NOT NULL,
+            scheduled_at double precision NOT NULL,
+            created_at double precision NOT NULL,
+            priority smallint NOT NULL,
+            lane text NOT NULL,
+            data jsonb NOT NULL,
+            metadata jsonb NOT NULL,
+            timeout_s double precision NOT NULL,
+            max_retries integer NOT NULL,
+            attempt_limit integer NOT NULL,
+            status smallint NOT NULL,
+            attempts integer NOT NULL DEFAULT 0,
+            version bigint NOT NULL,
+            original_scheduled_at double precision NOT NULL,
+            bucket_id text,
+            worker_id text,
+            lease_expires_at double precision,
+            started_at double precision,
+            finished_at double precision,
+            cancel_requested boolean NOT NULL DEFAULT false,
+            last_error jsonb
+        )""",
+        """CREATE INDEX IF NOT EXISTS jm_jobs_due ON jm_jobs
+            (cluster_id, lane, priority, scheduled_at) WHERE status = 2""",
+        f"""CREATE INDEX IF NOT EXISTS jm_jobs_lease ON jm_jobs
+            (cluster_id, lease_expires_at) WHERE status IN {_OWNED}""",
+        f"""CREATE INDEX IF NOT EXISTS jm_jobs_owner ON jm_jobs
+            (worker_id, lease_expires_at) WHERE status IN {_OWNED}""",
+        f"""CREATE INDEX IF NOT EXISTS jm_jobs_finished ON jm_jobs
+            (cluster_id, finished_at) WHERE status IN {_FINAL}""",
+        # Almost always empty, so free to maintain; spares each heartbeat a walk over every job the
+        # worker holds just to find the (rare) cancel requests.
+        """CREATE INDEX IF NOT EXISTS jm_jobs_cancel ON jm_jobs (worker_id)
+            WHERE status = 4 AND cancel_requested""",
+        "CREATE INDEX IF NOT EXISTS jm_jobs_status ON jm_jobs (cluster_id, status, scheduled_at)",
+        "CREATE INDEX IF NOT EXISTS jm_jobs_definition ON jm_jobs (cluster_id, definition_id)",
+        """CREATE INDEX IF NOT EXISTS jm_jobs_metadata ON jm_jobs
+            USING gin (metadata jsonb_path_ops)""",
+        """CREATE TABLE IF NOT EXISTS jm_attempts (
+            job_id text NOT NULL,
+            attempt integer NOT NULL,
+            worker_id text,
+            started_at double precision NOT NULL,
+            finished_at double precision NOT NULL,
+            outcome text NOT NULL,
+            error jsonb,
+            PRIMARY KEY (job_id, attempt)
+        )""",
+        """CREATE TABLE IF NOT EXISTS jm_workers (
+            id text PRIMARY KEY,
+            cluster_id text NOT NULL,
+            name text NOT NULL,
+            mode text NOT NULL,
+            lane text NOT NULL,
+            agent text NOT NULL,
+            host text NOT NULL,
+            pid integer NOT NULL,
+            started_at double precision NOT NULL,
+            heartbeat_at double precision NOT NULL,
+            status smallint NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS jm_workers_cluster ON jm_workers (cluster_id, status)",
+        """CREATE TABLE IF NOT EXISTS jm_buckets (
+            id text PRIMARY KEY,
+            cluster_id text NOT NULL,
+            agent text NOT NULL,
+            lane text NOT NULL,
+            priority smallint NOT NULL,
+            worker_id text NOT NULL,
+            status smallint NOT NULL,
+            created_at double precision NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS jm_buckets_cluster ON jm_buckets (cluster_id, status)",
+    ],
+]
+
+_ATTEMPT_COLUMNS = "job_id, attempt, worker_id, started_at, finished_at, outcome, error"
+
+#: PostgreSQL array type of each of `rows.JOB_COLUMNS`, in order, for `unnest`.
+_JOB_ARRAY_TYPES = (
+    "text[]",
+    "text[]",
+    "float8[]",
+    "float8[]",
+    "smallint[]",
+    "text[]",
+    "jsonb[]",
+    "jsonb[]",
+    "float8[]",
+    "integer[]",
+    "integer[]",
+    "smallint[]",
+    "integer[]",
+    "bigint[]",
+    "float8[]",
+    "text[]",
+    "text[]",
+    "float8[]",
+    "float8[]",
+    "float8[]",
+    "boolean[]",
+    "jsonb[]",
+)
+_COL = {name: index for index, name in enumerate(rows.JOB_COLUMNS)}
+
+
+def _unnest_jobs(first: int) -> str:
+    """`unnest` over one array parameter per job column, numbered from `$first`."""
+    arrays = ", ".join(f"${first + i}::{t}" for i, t in enumerate(_JOB_ARRAY_TYPES))
+    return f"unnest({arrays})"
+
+
+#: `$1` cluster, `$2..$23` the job columns, `$24` the channel. The uncorrelated sub-select runs once
+#: per statement, after the insert, and only notifies if a HeldOnMaster job was really inserted.
+_INSERT_JOBS = f"""
+    WITH ins AS (
+        INSERT INTO jm_jobs (cluster_id, {rows.JOB_SELECT})
+        SELECT $1, * FROM {_unnest_jobs(2)}
+        ON CONFLICT (id) DO NOTHING
+        RETURNING id, status
+    )
+    SELECT id, (SELECT pg_notify($24, 'held') FROM ins WHERE status = 2 LIMIT 1) AS woke FROM ins
+"""
+
+#: Unsaved copies are inserted, saved ones moved if their version held: `$24..$25` the saved ids and
+#: versions, `$26..$28` bucket, worker and lease.
+_ADOPT = f"""
+    WITH ins AS (
+        INSERT INTO jm_jobs (cluster_id, {rows.JOB_SELECT})
+        SELECT $1, * FROM {_unnest_jobs(2)}
+        ON CONFLICT (id) DO NOTHING
+        RETURNING id
+    ),
+    moved AS (
+        UPDATE jm_jobs j SET status = 6, bucket_id = $26, worker_id = $27,
+            lease_expires_at = $28, version = j.version + 1
+        FROM unnest($24::text[], $25::bigint[]) AS f(id, version)
+        WHERE j.id = f.id AND j.version = f.version AND j.status = 3
+        RETURNING j.id
+    )
+    SELECT id, true AS fresh FROM ins UNION ALL SELECT id, false FROM moved
+"""
+
+_CLAIM = f"""
+    SELECT {rows.JOB_SELECT} FROM jm_jobs
+    WHERE cluster_id = $1 AND status = 2 AND scheduled_at <= $2
+        AND (lane, priority) IN (SELECT * FROM unnest($3::text[], $4::smallint[]))
+    ORDER BY scheduled_at LIMIT $5
+    FOR UPDATE SKIP LOCKED
+"""
+
+_ASSIGN = """
+    UPDATE jm_jobs j SET status = a.status, bucket_id = a.bucket_id, worker_id = a.worker_id,
+        lease_expires_at = a.lease_until, version = j.version + 1
+    FROM unnest($1::text[], $2::bigint[], $3::smallint[], $4::text[], $5::text[], $6::float8[])
+        AS a(id, version, status, bucket_id, worker_id, lease_until)
+    WHERE j.id = a.id AND j.version = a.version
+"""
+
+_START = """
+    UPDATE jm_jobs j SET status = 4, attempts = j.attempts + 1, started_at = $3,
+        lease_expires_at = $4, version = j.version + 1
+    FROM unnest($1::text[], $2::bigint[]) AS f(id, version)
+    WHERE j.id = f.id AND j.version = f.version AND j.status IN (3, 6) AND NOT j.cancel_requested
+    RETURNING j.id
+"""
+
+#: A retry (status 2) goes back to the master with its new due time and no owner; a final status
+#: keeps the last error unless the run brought a new one. Attempt rows are written only for the
+#: completions whose compare-and-swap held; `n` ties each to the very completion that was applied.
+_COMPLETE = f"""
+    WITH c AS (
+        SELECT * FROM unnest(
+            $1::text[], $2::bigint[], $3::smallint[], $4::float8[], $5::jsonb[],
+            $6::text[], $7::integer[], $8::text[], $9::float8[], $10::float8[], $11::text[],
+            $12::jsonb[]
+        ) WITH ORDINALITY AS c(id, version, status, scheduled_at, error, a_job_id, attempt,
+                               a_worker_id, a_started_at, a_finished_at, outcome, a_error, n)
+    ),
+    done AS (
+        UPDATE jm_jobs j SET
+            status = c.status,
+            scheduled_at = CASE WHEN c.status = 2 THEN c.scheduled_at ELSE j.scheduled_at END,
+            bucket_id = CASE WHEN c.status = 2 THEN NULL ELSE j.bucket_id END,
+            worker_id = CASE WHEN c.status = 2 THEN NULL ELSE j.worker_id END,
+            lease_expires_at = NULL,
+            finished_at = CASE WHEN c.status = 2 THEN j.finished_at ELSE c.a_finished_at END,
+            last_error = CASE WHEN c.status = 2 THEN c.error
+                              ELSE COALESCE(c.error, j.last_error) END,
+            version = j.version + 1
+        FROM c
+        WHERE j.id = c.id AND j.version = c.version
+        RETURNING c.n, c.status
+    ),
+    history AS (
+        INSERT INTO jm_attempts ({_ATTEMPT_COLUMNS})
+        SELECT c.a_job_id, c.attempt, c.a_worker_id, c.a_started_at, c.a_finished_at, c.outcome,
+               c.a_error
+        FROM c JOIN done ON done.n = c.n
+        ON CONFLICT (job_id, attempt) DO UPDATE SET
+            worker_id = excluded.worker_id, started_at = excluded.started_at,
+            finished_at = excluded.finished_at, outcome = excluded.outcome, error = excluded.error
+    )
+    SELECT n, (SELECT pg_notify($13, 'held') FROM done WHERE status = 2 LIMIT 1) AS woke FROM done
+"""
+
+#: No notification: callers release as part of a larger step and notify once it is over.
+_RELEASE = """
+    UPDATE jm_jobs j SET status = 2, bucket_id = NULL, worker_id = NULL,
+        lease_expires_at = NULL, version = j.version + 1
+    FROM unnest($1::text[], $2::bigint[]) AS f(id, version)
+    WHERE j.id = f.id AND j.version = f.version AND j.status IN (3, 6)
+    RETURNING j.id
+"""
+
+#: One statement, so one snapshot: the cancel flags read are those of the leases being renewed.
+_RENEW = f"""
+    WITH heartbeat AS (
+        UPDATE jm_workers SET heartbeat_at = $2 WHERE id = $1
+    ),
+    leases AS (
+        UPDATE jm_jobs SET lease_expires_at = $3
+        WHERE worker_id = $1 AND status IN {_OWNED} AND lease_expires_at < $4
+    )
+    SELECT id FROM jm_jobs WHERE worker_id = $1 AND status = 4 AND cancel_requested
+"""
+
+#: A job that was running gets a "lost" attempt and the lost-worker error, then is cancelled (if
+#: asked), failed (if out of attempts) or handed back to the master for another run.
+_RECOVER = f"""
+    WITH expired AS (
+        SELECT id, status, cancel_requested, attempts, attempt_limit, started_at, worker_id
+        FROM jm_jobs
+        WHERE cluster_id = $1 AND status IN {_OWNED} AND lease_expires_at < $2
+        LIMIT $3
+        FOR UPDATE SKIP LOCKED
+    ),
+    target AS (
+        SELECT id, status AS was,
+            CASE WHEN cancel_requested THEN 8
+                 WHEN status = 4 AND attempts >= attempt_limit THEN 7
+                 ELSE 2 END AS status
+        FROM expired
+    ),
+    moved AS (
+        UPDATE jm_jobs j SET
+            status = t.status,
+            finished_at = CASE WHEN t.status = 2 THEN NULL ELSE $2 END,
+            bucket_id = NULL, worker_id = NULL, lease_expires_at = NULL,
+            last_error = CASE WHEN t.was = 4 THEN $4::jsonb ELSE j.last_error END,
+            version = j.version + 1
+        FROM target t
+        WHERE j.id = t.id
+        RETURNING j.status
+    ),
+    lost AS (
+        INSERT INTO jm_attempts ({_ATTEMPT_COLUMNS})
+        SELECT id, attempts, worker_id, COALESCE(started_at, $2), $2, 'lost', $4::jsonb
+        FROM expired WHERE status = 4
+        ON CONFLICT (job_id, attempt) DO UPDATE SET
+            worker_id = excluded.worker_id, started_at = excluded.started_at,
+            finished_at = excluded.finished_at, outcome = excluded.outcome, error = excluded.error
+    )
+    SELECT count(*), (SELECT pg_notify($5, 'held') FROM moved WHERE status = 2 LIMIT 1) AS woke
+    FROM moved
+"""
+
+_PRUNE = f"""
+    WITH old AS (
+        SELECT id FROM jm_jobs
+        WHERE cluster_id = $1 AND status IN {_FINAL} AND finished_at < $2
+        LIMIT $3
+        FOR UPDATE SKIP LOCKED
+    ),
+    history AS (
+        DELETE FROM jm_attempts WHERE job_id IN (SELECT id FROM old)
+    ),
+    gone AS (
+        DELETE FROM jm_jobs WHERE id IN (SELECT id FROM old) RETURNING 1
+    )
+    SELECT count(*) FROM gone
+"""
+
+#: Per route, so each minimum is one probe of the due index instead of a scan of every held job.
+_NEXT_DUE = """
+    SELECT min(due) FROM unnest($2::text[], $3::smallint[]) AS r(lane, priority)
+    CROSS JOIN LATERAL (
+        SELECT min(scheduled_at) AS due FROM jm_jobs
+        WHERE cluster_id = $1 AND status = 2 AND lane = r.lane AND priority = r.priority
+    ) AS first
+"""
+
+_ATTEMPTS = f"""
+    SELECT {_ATTEMPT_COLUMNS} FROM jm_attempts WHERE job_id = $1 ORDER BY attempt, started_at
+"""
+
+_REGISTER_WORKER = f"""
+    INSERT INTO jm_workers (cluster_id, {rows.WORKER_COLUMNS})
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+    ON CONFLICT (id) DO UPDATE SET
+        cluster_id = excluded.cluster_id, name = excluded.name, mode = excluded.mode,
+        lane = excluded.lane, agent = excluded.agent, host = excluded.host, pid = excluded.pid,
+        started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at,
+        status = excluded.status
+"""
+
+_ADD_BUCKETS = f"""
+    INSERT INTO jm_buckets (cluster_id, {rows.BUCKET_COLUMNS})
+    SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::smallint[], $6::text[],
+                             $7::smallint[], $8::float8[])
+"""
+
+
+def _json_text(value: Any) -> str | None:
+    return None if value is None else codec.dumps(value).decode()
+
+
+#: How `update_job` turns each updatable column's value into what its PostgreSQL type accepts.
+_COERCE: dict[str, Callable[[Any], Any]] = {
+    "status": int,
+    "priority": int,
+    "attempt_limit": int,
+    "cancel_requested": bool,
+    "scheduled_at": float,
+    "lease_expires_at": float,
+    "finished_at": float,
+    "last_error": _json_text,
+}
+_CAST = {"last_error": "::jsonb"}
+
+
+def _job_columns(jobs: Sequence[Job], **fixed: Any) -> list[Sequence[Any]]:
+    """Jobs as one array per column, with `fixed` columns set to one value for every job."""
+    columns: list[Sequence[Any]] = [list(c) for c in zip(*(rows.job_to_row(j) for j in jobs), strict=True)]
+    for name, value in fixed.items():
+        columns[_COL[name]] = [value] * len(jobs)
+    return columns
+
+
+def _in_order(ids: Iterable[str], chosen: set[str]) -> list[str]:
+    """The ids of `chosen` in input order, each once (a batch may name a job twice)."""
+    found = []
+    for job_id in ids:
+        if job_id in chosen:
+            found.append(job_id)
+            chosen.discard(job_id)
+    return found
+
+
+def _routes(routes: Sequence[Route]) -> tuple[list[str], list[int]]:
+    return [lane for lane, _ in routes], [int(priority) for _, priority in routes]
+
+
+def _filter_sql(cluster_id: str, criteria: JobFilter) -> tuple[str, list[Any]]:
+    where = ["cluster_id = $1"]
+    params: list[Any] = [cluster_id]
+
+    def add(sql: str, value: Any) -> None:
+        params.append(value)
+        where.append(sql.format(f"${len(params)}"))
+
+    if criteria.statuses:
+        add("status = ANY({}::smallint[])", [int(s) for s in criteria.statuses])
+    if criteria.definition_id is not None:
+        add("definition_id = {}", criteria.definition_id)
+    if criteria.lane is not None:
+        add("lane = {}", criteria.lane)
+    if criteria.scheduled_from is not None:
+        add("scheduled_at >= {}", criteria.scheduled_from)
+    if criteria.scheduled_to is not None:
+        add("scheduled_at <= {}", criteria.scheduled_to)
+    if criteria.metadata:
+        add("metadata @> {}::jsonb", codec.dumps(criteria.metadata).decode())
+    return " AND ".join(where), params
+
+
+class PostgresMaster(MasterStore):
+    supports_notify = True
+
+    def __init__(self, url: str, cluster_id: str) -> None:
+        super().__init__(url, cluster_id)
+        self.channel = channel_name("jm_", cluster_id)
+        self._db: PostgresDatabase | None = None
+        self._listeners: list[Listener] = []
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._db is None:
+            raise RuntimeError("PostgreSQL master is not open")
+        return self._db.pool
+
+    async def open(self) -> None:
+        if self._db is None:
+            self._db = await PostgresDatabase.acquire(self.url)
+
+    async def close(self) -> None:
+        listeners, self._listeners = self._listeners, []
+        for listener in listeners:
+            await listener.close()
+        if self._db is not None:
+            db, self._db = self._db, None
+            await db.release()
+
+    async def migrate(self) -> int:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+            await conn.execute("CREATE TABLE IF NOT EXISTS jm_schema (version integer PRIMARY KEY)")
+            current = await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM jm_schema")
+            for number, statements in enumerate(MIGRATIONS, start=1):
+                if number <= current:
+                    continue
+                for statement in statements:
+                    await conn.execute(statement)
+                await conn.execute("INSERT INTO jm_schema (version) VALUES ($1)", number)
+            return max(int(current), len(MIGRATIONS))
+
+    async def schema_version(self) -> int:
+        try:
+            version = await self.pool.fetchval("SELECT MAX(version) FROM jm_schema")
+        except asyncpg.UndefinedTableError:
+            return 0
+        return int(version or 0)
+
+    async def listen(self, callback: Callable[[str], None]) -> None:
+        listener = Listener(self.url, self.channel, callback)
+        await listener.start()
+        self._listeners.append(listener)
+
+    async def notify(self, topic: str) -> None:
+        await self.pool.execute("SELECT pg_notify($1, $2)", self.channel, topic)
+
+    # ---- job writes -------------------------------------------------------------------------
+
+    async def _insert(self, columns: list[Sequence[Any]], ids: Sequence[str], conn: Any) -> list[str]:
+        records = await (conn or self.pool).fetch(_INSERT_JOBS, self.cluster_id, *columns, self.channel)
+        return _in_order(ids, {r[0] for r in records})
+
+    async def insert_jobs(self, jobs: Sequence[Job], connection: Any = None) -> list[str]:
+        if not jobs:
+            return []
+        return await self._insert(_job_columns(jobs, version=1), [j.id for j in jobs], connection)
+
+    async def adopt(
+        self, jobs: Sequence[Job], bucket_id: str, worker_id: str, lease_until: float
+    ) -> list[str]:
+        if not jobs:
+            return []
+        fresh = [j for j in jobs if j.version == 0]
+        saved = [j for j in jobs if j.version > 0]
+        columns = (
+            _job_columns(
+                fresh,
+                status=int(JobStatus.Queued),
+                version=1,
+                bucket_id=bucket_id,
+                worker_id=worker_id,
+                lease_expires_at=lease_until,
+            )
+            if fresh
+            else [[] for _ in rows.JOB_COLUMNS]
+        )
+        records = await self.pool.fetch(
+            _ADOPT,
+            self.cluster_id,
+            *columns,
+            [j.id for j in saved],
+            [j.version for j in saved],
+            bucket_id,
+            worker_id,
+            lease_until,
+        )
+        inserted = {r[0] for r in records if r[1]}
+        moved = {r[0] for r in records if not r[1]}
+        return _in_order((j.id for j in fresh), inserted) + _in_order((j.id for j in saved), moved)
+
+    async def save_pending(
+        self, jobs: Sequence[Job], bucket_id: str, worker_id: str, lease_after_due: float
+    ) -> list[str]:
+        if not jobs:
+            return []
+        columns = _job_columns(
+            jobs,
+            status=int(JobStatus.AssignedToBucket),
+            version=1,
+            bucket_id=bucket_id,
+            worker_id=worker_id,
+        )
+        columns[_COL["lease_expires_at"]] = [j.scheduled_at + lease_after_due for j in jobs]
+        return await self._insert(columns, [j.id for j in jobs], None)
+
+    async def claim_due(
+        self,
+        horizon: float,
+        routes: Sequence[Route],
+        limit: int,
+        assign: Assigner,
+    ) -> list[Job]:
+        if not routes or limit <= 0:
+            return []
+        lanes, priorities = _routes(routes)
+        async with self.pool.acquire() as conn, conn.transaction():
+            found = [
+                rows.job_from_row(r)
+                for r in await conn.fetch(_CLAIM, self.cluster_id, horizon, lanes, priorities, limit)
+            ]
+            if not found:
+                return []
+            by_id = {j.id: j for j in found}
+            assignments = assign(found)
+            if not assignments:
+                return []
+            claimed = [by_id[a.job_id] for a in assignments]
+            await conn.execute(
+                _ASSIGN,
+                [j.id for j in claimed],
+                [j.version for j in claimed],
+                [int(a.status) for a in assignments],
+                [a.bucket_id for a in assignments],
+                [a.worker_id for a in assignments],
+                [a.lease_until for a in assignments],
+            )
+        for job, a in zip(claimed, assignments, strict=True):
+            job.status = a.status
+            job.bucket_id = a.bucket_id
+            job.worker_id = a.worker_id
+            job.lease_expires_at = a.lease_until
+            job.version += 1
+        return claimed
+
+    async def start(self, fences: Sequence[Fence], now: float, lease_until: float) -> list[str]:
+        if not fences:
+            return []
+        records = await self.pool.fetch(
+            _START, [f.job_id for f in fences], [f.version for f in fences], now, lease_until
+        )
+        return _in_order((f.job_id for f in fences), {r[0] for r in records})
+
+    async def complete(self, completions: Sequence[Completion]) -> list[str]:
+        if not completions:
+            return []
+        records = await self.pool.fetch(
+            _COMPLETE,
+            [c.job_id for c in completions],
+            [c.version for c in completions],
+            [int(c.status) for c in completions],
+            [c.scheduled_at for c in completions],
+            [_json_text(c.error) for c in completions],
+            [c.attempt.job_id for c in completions],
+            [c.attempt.attempt for c in completions],
+            [c.attempt.worker_id for c in completions],
+            [c.attempt.started_at for c in completions],
+            [c.attempt.finished_at for c in completions],
+            [c.attempt.outcome for c in completions],
+            [_json_text(c.attempt.error) for c in completions],
+            self.channel,
+        )
+        return [completions[n - 1].job_id for n in sorted(r[0] for r in records)]
+
+    async def release(self, fences: Sequence[Fence]) -> list[str]:
+        if not fences:
+            return []
+        records = await self.pool.fetch(_RELEASE, [f.job_id for f in fences], [f.version for f in fences])
+        return _in_order((f.job_id for f in fences), {r[0] for r in records})
+
+    async def renew(self, worker_id: str, now: float, lease_until: float) -> list[str]:
+        renew_before = now + (lease_until - now) / 2
+        records = await self.pool.fetch(_RENEW, worker_id, now, lease_until, renew_before)
+        return [r[0] for r in records]
+
+    async def recover_expired(self, now: float, limit: int) -> int:
+        lost = codec.dumps(rows.lost_worker_error()).decode()
+        count = await self.pool.fetchval(_RECOVER, self.cluster_id, now, limit, lost, self.channel)
+        return int(count)
+
+    async def prune(self, finished_before: float, limit: int) -> int:
+        return int(await self.pool.fetchval(_PRUNE, self.cluster_id, finished_before, limit))
+
+    async def next_due_at(self, routes: Sequence[Route]) -> float | None:
+        if not routes:
+            return None
+        lanes, priorities = _routes(routes)
+        due = await self.pool.fetchval(_NEXT_DUE, self.cluster_id, lanes, priorities)
+        return None if due is None else float(due)
+
+    # ---- management --------------------------------------------------------------------------
+
+    async def get_job(self, job_id: str) -> Job | None:
+        row = await self.pool.fetchrow(
+            f"SELECT {rows.JOB_SELECT} FROM jm_jobs WHERE cluster_id = $1 AND id = $2",
+            self.cluster_id,
+            job_id,
+        )
+        return rows.job_from_row(row) if row else None
+
+    async def list_jobs(self, criteria: JobFilter) -> list[Job]:
+        where, params = _filter_sql(self.cluster_id, criteria)
+        n = len(params)
+        records = await self.pool.fetch(
+            f"SELECT {rows.JOB_SELECT} FROM jm_jobs WHERE {where}"
+            f" ORDER BY scheduled_at DESC, id LIMIT ${n + 1} OFFSET ${n + 2}",
+            *params,
+            criteria.limit,
+            criteria.offset,
+        )
+        return [rows.job_from_row(r) for r in records]
+
+    async def count_jobs(self, criteria: JobFilter) -> int:
+        where, params = _filter_sql(self.cluster_id, criteria)
+        return int(await self.pool.fetchval(f"SELECT COUNT(*) FROM jm_jobs WHERE {where}", *params))
+
+    async def count_by_status(self) -> list[StatusCount]:
+        records = await self.pool.fetch(
+            "SELECT status, priority, lane, COUNT(*) FROM jm_jobs WHERE cluster_id = $1"
+            " GROUP BY status, priority, lane",
+            self.cluster_id,
+        )
+        return [StatusCount(JobStatus(s), Priority(p), lane, n) for s, p, lane, n in records]
+
+    async def attempts(self, job_id: str) -> list[Attempt]:
+        return [rows.attempt_from_row(r) for r in await self.pool.fetch(_ATTEMPTS, job_id)]
+
+    async def update_job(self, job_id: str, version: int, changes: dict[str, Any]) -> Job | None:
+        unknown = set(changes) - rows.UPDATABLE
+        if unknown:
+            raise ValueError(f"columns not updatable: {sorted(unknown)}")
+        names = list(changes)
+        assignments = ", ".join(
+            f"{name} = ${i}{_CAST.get(name, '')}" for i, name in enumerate(names, start=4)
+        )
+        values = [None if changes[name] is None else _COERCE.get(name, str)(changes[name]) for name in names]
+        row = await self.pool.fetchrow(
+            f"UPDATE jm_jobs SET {assignments}, version = version + 1"
+            f" WHERE cluster_id = $1 AND id = $2 AND version = $3 RETURNING {rows.JOB_SELECT}",
+            self.cluster_id,
+            job_id,
+            version,
+            *values,
+        )
+        return rows.job_from_row(row) if row else None
+
+    async def request_cancel(self, job_id: str, version: int) -> bool:
+        found = await self.pool.fetchval(
+            "UPDATE jm_jobs SET cancel_requested = true"
+            " WHERE cluster_id = $1 AND id = $2 AND version = $3 AND status = 4 RETURNING id",
+            self.cluster_id,
+            job_id,
+            version,
+        )
+        return found is not None
+
+    # ---- workers and buckets -----------------------------------------------------------------
+
+    async def register_worker(self, worker: WorkerRecord) -> None:
+        await self.pool.execute(_REGISTER_WORKER, self.cluster_id, *rows.worker_to_row(worker))
+
+    async def set_worker_status(self, worker_id: str, status: WorkerStatus) -> None:
+        await self.pool.execute("UPDATE jm_workers SET status = $2 WHERE id = $1", worker_id, int(status))
+
+    async def list_workers(self) -> list[WorkerRecord]:
+        records = await self.pool.fetch(
+            f"SELECT {rows.WORKER_COLUMNS} FROM jm_workers WHERE cluster_id = $1 ORDER BY name",
+            self.cluster_id,
+        )
+        return [rows.worker_from_row(r) for r in records]
+
+    async def add_buckets(self, buckets: Iterable[Bucket]) -> None:
+        values = [rows.bucket_to_row(b) for b in buckets]
+        if not values:
+            return
+        await self.pool.execute(_ADD_BUCKETS, self.cluster_id, *(list(c) for c in zip(*values, strict=True)))
+
+    async def set_bucket_status(
+        self, bucket_ids: Sequence[str], status: BucketStatus, expected: BucketStatus | None = None
+    ) -> list[str]:
+        if not bucket_ids:
+            return []
+        records = await self.pool.fetch(
+            "UPDATE jm_buckets SET status = $2 WHERE id = ANY($1::text[])"
+            " AND ($3::smallint IS NULL OR status = $3) RETURNING id",
+            list(bucket_ids),
+            int(status),
+            None if expected is None else int(expected),
+        )
+        return _in_order(bucket_ids, {r[0] for r in records})
+
+    async def delete_buckets(self, bucket_ids: Sequence[str]) -> None:
+        await self.pool.execute("DELETE FROM jm_buckets WHERE id = ANY($1::text[])", list(bucket_ids))
+
+    async def list_buckets(self, status: BucketStatus | None = None) -> list[Bucket]:
+        records = await self.pool.fetch(
+            f"SELECT {rows.BUCKET_COLUMNS} FROM jm_buckets WHERE cluster_id = $1"
+            " AND ($2::smallint IS NULL OR status = $2) ORDER BY id",
+            self.cluster_id,
+            None if status is None else int(status),
+        )
+        return [rows.bucket_from_row(r) for r in records]
+
+
+STORE = PostgresMaster
