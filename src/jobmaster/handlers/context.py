@@ -27,6 +27,7 @@ class JobContext:
     metadata: dict[str, Any]
     priority: str
     lane: str
+    worker_id: str
     logger: logging.Logger
     state: SimpleNamespace
     cancel_event: threading.Event = field(default_factory=threading.Event)

@@ -261,6 +261,7 @@ class BucketExecutor:
             metadata=job.metadata,
             priority=job.priority.name,
             lane=job.lane,
+            worker_id=self.worker.id,
             logger=logging.getLogger(f"jobmaster.job.{job.definition_id}"),
             state=self.worker.app.state,
         )

@@ -1,0 +1,265 @@
+"""The job lifecycle end to end inside one process, on every master backend."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+from conftest import eventually
+
+from jobmaster import JobContext, JobStatus, Priority
+
+
+async def test_every_job_runs_exactly_once_across_priorities(make_app, start) -> None:
+    app = make_app(workers=[{"name": "w1", "parallelism_factor": 4}])
+    runs: Counter[str] = Counter()
+
+    @app.handler
+    async def record(ctx: JobContext, n: int) -> None:
+        runs[ctx.job_id] += 1
+
+    running = await start(app)
+    ids: list[str] = []
+    for priority in Priority:
+        ids += await app.schedule_many(record, [{"n": i} for i in range(100)], priority=priority)
+    ids.append(await app.schedule(record, {"n": -1}))
+    await eventually(lambda: _count(app, "Succeeded", len(ids)))
+    assert set(runs) == set(ids)
+    assert set(runs.values()) == {1}
+    job = await running.app.get_job(ids[0])
+    assert job.attempts == 1 and job.started_at and job.finished_at
+    history = await app.job_attempts(ids[0])
+    assert [a.outcome for a in history] == ["succeeded"]
+
+
+async def _count(app, status: str, expected: int) -> bool:
+    return await app.count_jobs(status=status) == expected
+
+
+async def test_failures_are_retried_with_error_history(make_app, start) -> None:
+    app = make_app()
+    calls: Counter[str] = Counter()
+
+    @app.handler(max_retries=3)
+    async def flaky(ctx: JobContext) -> None:
+        calls[ctx.job_id] += 1
+        if ctx.attempt < 3:
+            raise ValueError(f"attempt {ctx.attempt} fails")
+
+    running = await start(app)
+    job_id = await app.schedule(flaky)
+    job = await running.wait_status(job_id, "Succeeded")
+    assert job.attempts == 3 and calls[job_id] == 3
+    history = await app.job_attempts(job_id)
+    assert [a.outcome for a in history] == ["failed", "failed", "succeeded"]
+    assert history[0].error is not None
+    assert history[0].error["type"] == "ValueError"
+    assert history[0].error["message"] == "attempt 1 fails"
+    assert "Traceback" in history[0].error["traceback"]
+
+
+async def test_exhausted_retries_end_failed(make_app, start) -> None:
+    app = make_app()
+
+    @app.handler
+    def always_fails() -> None:
+        raise RuntimeError("nope")
+
+    running = await start(app)
+    job_id = await app.schedule(always_fails, max_retries=1)
+    job = await running.wait_status(job_id, "Failed")
+    assert job.attempts == 2
+    assert job.last_error["type"] == "RuntimeError"
+    assert [a.outcome for a in await app.job_attempts(job_id)] == ["failed", "failed"]
+
+
+async def test_timeout_interrupts_an_async_handler(make_app, start) -> None:
+    app = make_app()
+    finished = asyncio.Event()
+
+    @app.handler(timeout=0.2, max_retries=0)
+    async def slow(ctx: JobContext) -> None:
+        await asyncio.sleep(30)
+        finished.set()
+
+    running = await start(app)
+    began = time.monotonic()
+    job_id = await app.schedule(slow)
+    job = await running.wait_status(job_id, "Failed")
+    assert time.monotonic() - began < 5
+    assert not finished.is_set()
+    assert job.last_error["type"].endswith("JobTimeoutError")
+    assert [a.outcome for a in await app.job_attempts(job_id)] == ["timeout"]
+
+
+async def test_timed_out_sync_handler_gives_its_slot_back(make_app, start) -> None:
+    app = make_app(workers=[{"name": "w1", "parallelism_factor": 0.01}])  # one slot per bucket
+    saw_cancel = threading.Event()
+
+    @app.handler(timeout=0.3, max_retries=0)
+    def stuck(ctx: JobContext) -> None:
+        if ctx.cancel_event.wait(5):
+            saw_cancel.set()
+
+    @app.handler
+    def quick() -> None:
+        return None
+
+    running = await start(app)
+    await app.schedule(stuck)
+    await asyncio.sleep(0.05)
+    began = time.monotonic()
+    quick_id = await app.schedule(quick)
+    await running.wait_status(quick_id, "Succeeded", timeout=3)
+    assert time.monotonic() - began < 3
+    await eventually(lambda: asyncio.sleep(0, saw_cancel.is_set()))
+
+
+async def test_cancel_a_running_job_is_cooperative(make_app, start) -> None:
+    app = make_app()
+    began = asyncio.Event()
+    observed: list[bool] = []
+
+    @app.handler
+    async def long(ctx: JobContext) -> None:
+        began.set()
+        try:
+            await asyncio.sleep(30)
+        finally:
+            observed.append(ctx.cancelled)
+
+    running = await start(app)
+    job_id = await app.schedule(long)
+    await asyncio.wait_for(began.wait(), 10)
+    requested = await app.cancel(job_id)
+    assert requested.cancel_requested
+    job = await running.wait_status(job_id, "Cancelled")
+    assert observed == [True]
+    assert [a.outcome for a in await app.job_attempts(job_id)] == ["cancelled"]
+
+
+async def test_cancelled_jobs_never_run(make_app, start) -> None:
+    app = make_app(transient_threshold=2)
+    ran: list[str] = []
+
+    @app.handler
+    async def task(ctx: JobContext) -> None:
+        ran.append(ctx.job_id)
+
+    running = await start(app)
+    in_window = await app.schedule(task, delay=1.0)  # YES path: bucket on the agent
+    beyond = await app.schedule(task, delay=2.5)  # NO path: HeldOnMaster
+    for job_id in (in_window, beyond):
+        assert (await app.cancel(job_id)).status is JobStatus.Cancelled
+    await asyncio.sleep(3.5)
+    assert ran == []
+    for job_id in (in_window, beyond):
+        assert (await running.app.get_job(job_id)).status is JobStatus.Cancelled
+
+
+async def test_reschedule_and_retry_by_hand(make_app, start) -> None:
+    app = make_app()
+    fail = True
+    ran: list[str] = []
+
+    @app.handler(max_retries=0)
+    async def job(ctx: JobContext) -> None:
+        ran.append(ctx.job_id)
+        if fail:
+            raise ValueError("first time")
+
+    running = await start(app)
+    later = await app.schedule(job, delay=300)
+    moved = await app.reschedule(later, delay=0)
+    assert moved.status is JobStatus.HeldOnMaster
+    await running.wait_status(later, "Failed")
+    fail = False
+    retried = await app.retry(later)
+    assert retried.status is JobStatus.HeldOnMaster
+    done = await running.wait_status(later, "Succeeded")
+    assert done.attempts == 2 and ran == [later, later]
+
+
+async def test_far_future_jobs_wait_on_the_master_and_start_on_time(make_app, start) -> None:
+    app = make_app(transient_threshold=1)
+    started_at: dict[str, float] = {}
+
+    @app.handler
+    async def timed(ctx: JobContext) -> None:
+        started_at[ctx.job_id] = time.time()
+
+    running = await start(app)
+    due = datetime.now(UTC) + timedelta(seconds=2.5)
+    job_id = await app.schedule(timed, at=due)
+    assert (await app.get_job(job_id)).status is JobStatus.HeldOnMaster
+    await running.wait_status(job_id, "Succeeded", timeout=10)
+    assert abs(started_at[job_id] - due.timestamp()) < 1.0
+
+
+async def test_lanes_and_excluded_priorities_are_respected(make_app, start) -> None:
+    no_critical = {p.name: (0 if p is Priority.Critical else 1) for p in Priority}
+    app = make_app(
+        workers=[
+            {"name": "general", "buckets": no_critical},
+            {
+                "name": "heavy",
+                "lane": "Heavy",
+                "buckets": {"Medium": 1, "VeryLow": 0, "Low": 0, "High": 0, "Critical": 0},
+            },
+        ]
+    )
+    where: dict[str, str] = {}
+
+    @app.handler
+    async def task(ctx: JobContext) -> None:
+        where[ctx.job_id] = ctx.worker_id
+
+    running = await start(app)
+    default_ids = await app.schedule_many(task, [{} for _ in range(20)])
+    heavy_ids = await app.schedule_many(task, [{} for _ in range(20)], lane="Heavy")
+    critical = await app.schedule(task, priority="critical")
+    await eventually(lambda: _count(app, "Succeeded", 40))
+    assert all(where[j].startswith("general-") for j in default_ids)
+    assert all(where[j].startswith("heavy-") for j in heavy_ids)
+    await asyncio.sleep(0.5)
+    assert critical not in where
+    assert (await running.app.get_job(critical)).status is JobStatus.HeldOnMaster
+
+
+async def test_graceful_stop_returns_buffered_jobs(make_app, start) -> None:
+    app = make_app()
+    ran: list[str] = []
+
+    @app.handler
+    async def later(ctx: JobContext) -> None:
+        ran.append(ctx.job_id)
+
+    running = await start(app)
+    ids = await app.schedule_many(later, [{} for _ in range(10)], delay=4)
+    await eventually(lambda: _count(app, "Queued", 10))
+    await running.stop()
+    await app.open()
+    try:
+        for job_id in ids:
+            job = await app.get_job(job_id)
+            assert job.status is JobStatus.HeldOnMaster and job.worker_id is None
+        assert ran == []
+    finally:
+        await app.close()
+
+
+def test_sync_entry_points_wrap_the_async_api(make_app) -> None:
+    app = make_app(workers=[])
+
+    @app.handler
+    def hello(name: str) -> None:
+        return None
+
+    job_id = app.sync.schedule(hello, {"name": "x"}, delay=600)
+    assert app.sync.get_job(job_id).status is JobStatus.HeldOnMaster
+    assert app.sync.count_jobs(status="HeldOnMaster") == 1
+    assert app.sync.cancel(job_id).status is JobStatus.Cancelled
+    app.sync.close()
