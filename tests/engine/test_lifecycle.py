@@ -9,7 +9,6 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from conftest import eventually
-
 from jobmaster import JobContext, JobStatus, Priority
 
 
@@ -136,7 +135,8 @@ async def test_cancel_a_running_job_is_cooperative(make_app, start) -> None:
     await asyncio.wait_for(began.wait(), 10)
     requested = await app.cancel(job_id)
     assert requested.cancel_requested
-    job = await running.wait_status(job_id, "Cancelled")
+    cancelled = await running.wait_status(job_id, "Cancelled")
+    assert cancelled.finished_at is not None
     assert observed == [True]
     assert [a.outcome for a in await app.job_attempts(job_id)] == ["cancelled"]
 
