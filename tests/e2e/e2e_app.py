@@ -1,0 +1,107 @@
+"""The application run by the multi-process tests: real worker and publisher processes.
+
+Configured from the environment so the test can start several processes of the same app:
+  E2E_MASTER, E2E_CLUSTER  - master URL and cluster id
+  E2E_WORKERS              - JSON list of worker settings for this process ([] = pure publisher)
+Every handler run is recorded in the table `e2e_runs` of the master database, by the handler itself,
+so the test can count real executions independently of the engine's own bookkeeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from types import SimpleNamespace
+
+import asyncpg
+
+from jobmaster import JobContext, JobMaster
+
+MASTER = os.environ["E2E_MASTER"]
+app = JobMaster(
+    os.environ["E2E_CLUSTER"],
+    MASTER,
+    workers=json.loads(os.environ.get("E2E_WORKERS", "[]")),
+    heartbeat_interval=0.5,
+    job_lease=3,
+    worker_timeout=2,
+    retry_backoff_base=0.1,
+    retry_backoff_cap=0.3,
+)
+
+
+@app.on_startup
+async def open_pool(state: SimpleNamespace) -> None:
+    state.pool = await asyncpg.create_pool(MASTER, min_size=1, max_size=4)
+
+
+@app.on_shutdown
+async def close_pool(state: SimpleNamespace) -> None:
+    await state.pool.close()
+
+
+async def _record(ctx: JobContext) -> None:
+    await ctx.state.pool.execute(
+        "INSERT INTO e2e_runs (job_id, attempt, worker_id, lane, priority) VALUES ($1, $2, $3, $4, $5)",
+        ctx.job_id,
+        ctx.attempt,
+        ctx.worker_id,
+        ctx.lane,
+        ctx.priority,
+    )
+
+
+@app.handler
+async def work(ctx: JobContext, n: int) -> None:
+    await _record(ctx)
+
+
+@app.handler(max_retries=2)
+async def flaky(ctx: JobContext, n: int) -> None:
+    await _record(ctx)
+    if ctx.attempt == 1:
+        raise ConnectionError("first attempt always fails")
+
+
+@app.handler(timeout=0.3, max_retries=1)
+async def too_slow(ctx: JobContext, n: int) -> None:
+    await _record(ctx)
+    await asyncio.sleep(10)
+
+
+async def publish(plan_path: str) -> None:
+    """Schedule the test's plan and write the ids back, so the test knows every job it must see."""
+    with open(plan_path) as f:
+        plan = json.load(f)
+    out: dict[str, list[str]] = {}
+    async with app:
+        for group in plan:
+            ids = await app.schedule_many(
+                group["handler"],
+                [{"n": i} for i in range(group["count"])],
+                priority=group.get("priority"),
+                lane=group.get("lane"),
+                delay=group.get("delay"),
+            )
+            if group.get("cancel"):
+                for job_id in ids:
+                    await app.cancel(job_id)
+            out.setdefault(group["name"], []).extend(ids)
+    with open(plan_path + ".ids", "w") as f:
+        json.dump(out, f)
+
+
+def main(argv: list[str]) -> None:
+    if argv[1] == "publish":
+        asyncio.run(publish(argv[2]))
+    else:
+        asyncio.run(app.run())
+
+
+if __name__ == "__main__":
+    # Run through the importable module, so handler ids are `e2e_app.*` and not `__main__.*`.
+    from e2e_app import main as module_main
+
+    module_main(sys.argv)
