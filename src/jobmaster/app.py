@@ -14,7 +14,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from jobmaster.config.loading import load, validate
-from jobmaster.config.settings import AgentConfig, ClusterConfig, WorkerConfig
+from jobmaster.config.settings import ClusterConfig, WorkerConfig
 from jobmaster.errors import ConfigError, ScheduleError
 from jobmaster.handlers.registry import HandlerFunc, HandlerRegistry
 from jobmaster.jobs.builder import Options, build_job, due_time
@@ -77,8 +77,8 @@ class JobMaster:
         self.config = validate(values)
 
     def add_agent(self, name: str, url: str) -> JobMaster:
-        agents = [*self.config.agents, AgentConfig(name=name, url=url)]
-        self._reconfigure(agents=[a.model_dump() for a in agents])
+        agents = [a.model_dump() for a in self.config.agents]
+        self._reconfigure(agents=[*agents, {"name": name, "url": url}])
         return self
 
     def add_worker(self, **settings: Any) -> JobMaster:

@@ -1,0 +1,94 @@
+"""Pure logic: back-off, capacity, codec, handler binding, option precedence."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from jobmaster import JobContext, JobMaster, Priority, ScheduleError
+from jobmaster.config.loading import load
+from jobmaster.jobs import codec
+from jobmaster.jobs.builder import Options, build_job
+from jobmaster.jobs.model import BASE_SLOTS, FINAL_STATUSES, JobStatus, run_capacity
+from jobmaster.runtime.backoff import retry_delay
+
+
+def test_backoff_doubles_and_is_capped() -> None:
+    assert [retry_delay(n, 1.0, 100.0, 0.0) for n in range(1, 9)] == [1, 2, 4, 8, 16, 32, 64, 100]
+    rng = random.Random(7)
+    for n in range(1, 50):
+        delay = retry_delay(n, 0.5, 30.0, 0.25, rng)
+        assert 0 < delay <= 30.0
+        assert delay >= min(30.0, 0.5 * 2 ** (n - 1)) * 0.75 - 1e-9
+    with pytest.raises(ValueError):
+        retry_delay(0, 1, 1, 0)
+
+
+def test_run_capacity_matches_the_tuning_guide() -> None:
+    assert {
+        Priority.VeryLow: 2,
+        Priority.Low: 3,
+        Priority.Medium: 4,
+        Priority.High: 5,
+        Priority.Critical: 6,
+    } == BASE_SLOTS
+    assert run_capacity(Priority.Medium, 1.0) == 4
+    assert run_capacity(Priority.Critical, 6.0) == 36
+    assert run_capacity(Priority.Low, 0.25) == 1
+    assert run_capacity(Priority.VeryLow, 0.01) == 1
+
+
+def test_final_statuses() -> None:
+    assert {JobStatus.Succeeded, JobStatus.Failed, JobStatus.Cancelled} == FINAL_STATUSES
+    assert not JobStatus.Processing.is_final
+
+
+def test_codec_round_trip_and_poison() -> None:
+    jm = JobMaster("c", "sqlite:///:memory:")
+
+    @jm.handler
+    async def h(ctx: JobContext, a: int) -> None:
+        return None
+
+    job = build_job(jm.registry.resolve(h), {"a": 1}, Options(priority="high"), jm.config)
+    back = codec.job_from_bytes(codec.job_to_bytes(job))
+    assert back == job
+    for raw in (b"not json", b"[1, 2]", b'{"id": 1}'):
+        with pytest.raises(ValueError, match="undecodable"):
+            codec.job_from_bytes(raw)
+
+
+def test_precedence_call_over_handler_over_cluster() -> None:
+    cfg = load(cluster_id="c", environ={}, default_max_retries=4, default_job_timeout=60)
+    jm = JobMaster("c", "sqlite:///:memory:")
+
+    @jm.handler(priority="low", timeout="2m", metadata={"team": "a", "k": 1})
+    def h() -> None:
+        return None
+
+    handler = jm.registry.resolve(h)
+    plain = build_job(handler, None, Options(), cfg)
+    assert (plain.priority, plain.timeout_s, plain.max_retries) == (Priority.Low, 120, 4)
+    assert plain.metadata == {"team": "a", "k": 1}
+    call = build_job(handler, None, Options(priority="critical", max_retries=0, metadata={"k": 2}), cfg)
+    assert (call.priority, call.max_retries, call.attempt_limit) == (Priority.Critical, 0, 1)
+    assert call.metadata == {"team": "a", "k": 2}
+
+
+def test_handlers_take_context_only_when_they_ask() -> None:
+    jm = JobMaster("c", "sqlite:///:memory:")
+
+    @jm.handler
+    def with_ctx(ctx, x: int) -> None:  # type: ignore[no-untyped-def]
+        return None
+
+    @jm.handler
+    def without(x: int) -> None:
+        return None
+
+    assert jm.registry.resolve(with_ctx).wants_context
+    assert not jm.registry.resolve(without).wants_context
+    jm.registry.resolve(without).check_arguments({"x": 1})
+    with pytest.raises(ScheduleError, match="missing a required argument"):
+        jm.registry.resolve(without).check_arguments({})
