@@ -101,7 +101,17 @@ class JobMaster:
     # ---- handlers and hooks ------------------------------------------------------------------
 
     @overload
-    def handler(self, func: F) -> F: ...
+    def handler(
+        self,
+        func: F,
+        *,
+        name: str | None = None,
+        priority: Priority | int | str | None = None,
+        lane: str | None = None,
+        timeout: float | str | None = None,
+        max_retries: int | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> F: ...
 
     @overload
     def handler(

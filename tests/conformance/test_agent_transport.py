@@ -65,11 +65,13 @@ async def test_claim_unsaved_takes_version_zero_only(agent: AgentTransport) -> N
     bucket = _bucket()
     await agent.create_bucket(bucket)
     now = time.time()
-    unsaved, saved = _msg(now + 300), _msg(now + 300, version=2)
-    await agent.push(bucket, [unsaved, saved])
-    got = await agent.claim_unsaved(bucket, 10, now, now + 30)
+    unsaved, saved, soon = _msg(now + 300), _msg(now + 300, version=2), _msg(now + 5)
+    await agent.push(bucket, [unsaved, saved, soon])
+    got = await agent.claim_unsaved(bucket, 10, now + 15, now, now + 30)
     assert [m.job_id for m in got] == [unsaved.job_id]
-    assert await agent.claim_unsaved(bucket, 10, now, now + 30) == []
+    assert await agent.claim_unsaved(bucket, 10, now + 15, now, now + 30) == []
+    [later] = await agent.claim_unsaved(bucket, 10, now, now, now + 30)
+    assert later.job_id == soon.job_id
 
 
 async def test_next_due_find_and_destroy(agent: AgentTransport) -> None:

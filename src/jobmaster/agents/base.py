@@ -77,9 +77,13 @@ class AgentTransport(abc.ABC):
 
     @abc.abstractmethod
     async def claim_unsaved(
-        self, bucket_id: str, limit: int, now: float, visible_at: float
+        self, bucket_id: str, limit: int, due_after: float, now: float, visible_at: float
     ) -> list[AgentMessage]:
-        """Claim visible messages whose job the master does not hold yet (version 0)."""
+        """Claim visible messages due after `due_after` whose job the master does not hold yet.
+
+        Messages due sooner are left alone: their owner adopts them shortly anyway, and saving them
+        first would cost a second master write per job under a backlog.
+        """
 
     @abc.abstractmethod
     async def ack(self, bucket_id: str, job_ids: Sequence[str]) -> None:

@@ -40,6 +40,8 @@ SCHEMA = [
     )""",
     "CREATE INDEX IF NOT EXISTS jm_agent_messages_due ON jm_agent_messages (bucket_id, due_at)",
     "CREATE INDEX IF NOT EXISTS jm_agent_messages_job ON jm_agent_messages (job_id)",
+    """CREATE INDEX IF NOT EXISTS jm_agent_messages_unsaved ON jm_agent_messages (bucket_id, due_at)
+        WHERE version = 0""",
 ]
 
 _COLUMNS = "job_id, due_at, version, payload"
@@ -73,7 +75,7 @@ _CLAIM_UNSAVED = f"""
     UPDATE jm_agent_messages SET visible_at = $4
     WHERE bucket_id = $1 AND job_id IN (
         SELECT job_id FROM jm_agent_messages
-        WHERE bucket_id = $1 AND version = 0 AND visible_at <= $2
+        WHERE bucket_id = $1 AND version = 0 AND due_at > $5 AND visible_at <= $2
         ORDER BY due_at LIMIT $3
         FOR UPDATE SKIP LOCKED
     )
@@ -179,9 +181,9 @@ class PostgresAgent(AgentTransport):
         return _messages(await self.pool.fetch(_CLAIM, bucket_id, due_before, now, limit, visible_at))
 
     async def claim_unsaved(
-        self, bucket_id: str, limit: int, now: float, visible_at: float
+        self, bucket_id: str, limit: int, due_after: float, now: float, visible_at: float
     ) -> list[AgentMessage]:
-        return _messages(await self.pool.fetch(_CLAIM_UNSAVED, bucket_id, now, limit, visible_at))
+        return _messages(await self.pool.fetch(_CLAIM_UNSAVED, bucket_id, now, limit, visible_at, due_after))
 
     async def ack(self, bucket_id: str, job_ids: Sequence[str]) -> None:
         if not job_ids:

@@ -32,6 +32,8 @@ SCHEMA = [
     )""",
     "CREATE INDEX IF NOT EXISTS jm_agent_messages_due ON jm_agent_messages (bucket_id, due_at)",
     "CREATE INDEX IF NOT EXISTS jm_agent_messages_job ON jm_agent_messages (job_id)",
+    """CREATE INDEX IF NOT EXISTS jm_agent_messages_unsaved ON jm_agent_messages (bucket_id, due_at)
+        WHERE version = 0""",
 ]
 
 _COLUMNS = "job_id, due_at, version, payload"
@@ -122,15 +124,15 @@ class SqliteAgent(AgentTransport):
         return await self.db.transaction(write)
 
     async def claim_unsaved(
-        self, bucket_id: str, limit: int, now: float, visible_at: float
+        self, bucket_id: str, limit: int, due_after: float, now: float, visible_at: float
     ) -> list[AgentMessage]:
         def write(conn: sqlite3.Connection) -> list[AgentMessage]:
             return _messages(
                 conn.execute(
                     f"UPDATE jm_agent_messages SET visible_at = ? WHERE rowid IN ("
                     " SELECT rowid FROM jm_agent_messages WHERE bucket_id = ? AND version = 0"
-                    f" AND visible_at <= ? ORDER BY due_at LIMIT ?) RETURNING {_COLUMNS}",
-                    (visible_at, bucket_id, now, limit),
+                    f" AND due_at > ? AND visible_at <= ? ORDER BY due_at LIMIT ?) RETURNING {_COLUMNS}",
+                    (visible_at, bucket_id, due_after, now, limit),
                 )
             )
 

@@ -137,7 +137,7 @@ class MasterStore(abc.ABC):
 
     @abc.abstractmethod
     async def complete(self, completions: Sequence[Completion]) -> list[str]:
-        """Write run outcomes and their attempt history; returns the ids whose write held."""
+        """Write run outcomes and the attempt rows of unsuccessful runs; returns the ids that held."""
 
     @abc.abstractmethod
     async def release(self, fences: Sequence[Fence]) -> list[str]:
@@ -173,7 +173,28 @@ class MasterStore(abc.ABC):
     async def count_by_status(self) -> list[StatusCount]: ...
 
     @abc.abstractmethod
-    async def attempts(self, job_id: str) -> list[Attempt]: ...
+    async def attempt_rows(self, job_id: str) -> list[Attempt]:
+        """Stored attempts, oldest first: every run that did not succeed.
+
+        A successful run is not stored a second time: the job row already holds its attempt number,
+        worker, start and finish, and skipping that insert saves one write per job on the hot path.
+        """
+
+    async def attempts(self, job_id: str) -> list[Attempt]:
+        """Every run of the job: the stored ones plus the successful one read off the job row."""
+        history = await self.attempt_rows(job_id)
+        job = await self.get_job(job_id)
+        if (
+            job is not None
+            and job.status is JobStatus.Succeeded
+            and job.started_at is not None
+            and job.finished_at is not None
+            and all(a.attempt != job.attempts for a in history)
+        ):
+            history.append(
+                Attempt(job.id, job.attempts, job.worker_id, job.started_at, job.finished_at, "succeeded")
+            )
+        return history
 
     @abc.abstractmethod
     async def update_job(self, job_id: str, version: int, changes: dict[str, Any]) -> Job | None:

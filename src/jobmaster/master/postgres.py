@@ -71,8 +71,6 @@ MIGRATIONS: list[list[str]] = [
             WHERE status = 4 AND cancel_requested""",
         "CREATE INDEX IF NOT EXISTS jm_jobs_status ON jm_jobs (cluster_id, status, scheduled_at)",
         "CREATE INDEX IF NOT EXISTS jm_jobs_definition ON jm_jobs (cluster_id, definition_id)",
-        """CREATE INDEX IF NOT EXISTS jm_jobs_metadata ON jm_jobs
-            USING gin (metadata jsonb_path_ops)""",
         """CREATE TABLE IF NOT EXISTS jm_attempts (
             job_id text NOT NULL,
             attempt integer NOT NULL,
@@ -234,6 +232,7 @@ _COMPLETE = f"""
         SELECT c.a_job_id, c.attempt, c.a_worker_id, c.a_started_at, c.a_finished_at, c.outcome,
                c.a_error
         FROM c JOIN done ON done.n = c.n
+        WHERE c.status <> 5
         ON CONFLICT (job_id, attempt) DO UPDATE SET
             worker_id = excluded.worker_id, started_at = excluded.started_at,
             finished_at = excluded.finished_at, outcome = excluded.outcome, error = excluded.error
@@ -653,7 +652,7 @@ class PostgresMaster(MasterStore):
         )
         return [StatusCount(JobStatus(s), Priority(p), lane, n) for s, p, lane, n in records]
 
-    async def attempts(self, job_id: str) -> list[Attempt]:
+    async def attempt_rows(self, job_id: str) -> list[Attempt]:
         return [rows.attempt_from_row(r) for r in await self.pool.fetch(_ATTEMPTS, job_id)]
 
     async def update_job(self, job_id: str, version: int, changes: dict[str, Any]) -> Job | None:

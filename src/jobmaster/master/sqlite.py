@@ -330,7 +330,8 @@ class SqliteMaster(MasterStore):
                     )
                 if cursor.rowcount:
                     done.append(c.job_id)
-                    self._record_attempt(conn, c.attempt)
+                    if c.status is not JobStatus.Succeeded:
+                        self._record_attempt(conn, c.attempt)
             return done
 
         return await self.db.transaction(write)
@@ -507,7 +508,7 @@ class SqliteMaster(MasterStore):
 
         return await self.db.run(read)
 
-    async def attempts(self, job_id: str) -> list[Attempt]:
+    async def attempt_rows(self, job_id: str) -> list[Attempt]:
         def read(conn: sqlite3.Connection) -> list[Attempt]:
             return [
                 rows.attempt_from_row(r)

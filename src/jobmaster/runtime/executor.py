@@ -33,8 +33,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("jobmaster.executor")
 
-#: How many unsaved (SavePending) messages one pass persists to the master.
+#: How many unsaved (SavePending) messages one pass persists to the master, and how often.
 SAVE_BATCH = 500
+SAVE_INTERVAL = 0.25
 
 
 def error_details(exc: BaseException) -> dict[str, Any]:
@@ -71,6 +72,7 @@ class BucketExecutor:
         self._dispatch_wake = asyncio.Event()
         self._accepting = True
         self._stopped = asyncio.Event()
+        self._saved_at = 0.0
 
     # ---- views -------------------------------------------------------------------------------
 
@@ -130,12 +132,14 @@ class BucketExecutor:
             return False
         now = time.time()
         visible_at = now + self.worker.cluster.job_lease
-        messages = await self.agent.claim(
-            self.bucket.id, room, now + self.config.bucket_buffer_lead_time, now, visible_at
-        )
+        lead_until = now + self.config.bucket_buffer_lead_time
+        messages = await self.agent.claim(self.bucket.id, room, lead_until, now, visible_at)
         if messages:
             await self._adopt(messages)
-        unsaved = await self.agent.claim_unsaved(self.bucket.id, SAVE_BATCH, now, visible_at)
+        if now - self._saved_at < SAVE_INTERVAL:
+            return len(messages) == room
+        self._saved_at = now
+        unsaved = await self.agent.claim_unsaved(self.bucket.id, SAVE_BATCH, lead_until, now, visible_at)
         if unsaved:
             await self._save(unsaved)
         return len(messages) == room or len(unsaved) == SAVE_BATCH
