@@ -7,7 +7,7 @@ typed numeric column, comparisons are cheap, and no time-zone conversion can cre
 from __future__ import annotations
 
 import enum
-import uuid
+import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -80,7 +80,8 @@ def run_capacity(priority: Priority, parallelism_factor: float) -> int:
 
 
 def new_job_id() -> str:
-    return uuid.uuid4().hex
+    """128 random bits as 32 hex digits: as unique as a UUID4, at a fraction of its cost."""
+    return os.urandom(16).hex()
 
 
 @dataclass(slots=True)

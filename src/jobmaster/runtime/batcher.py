@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -29,27 +30,43 @@ class Batcher(Generic[T, R]):
         self.name = name
         self._flush = flush
         self._max_batch = max_batch
-        self._items: list[tuple[T, asyncio.Future[R]]] = []
-        self._ready = asyncio.Event()
+        self._groups: deque[tuple[list[T], asyncio.Future[list[R]]]] = deque()
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
 
-    def submit(self, item: T) -> asyncio.Future[R]:
-        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        self._items.append((item, future))
+    def submit(self, item: T) -> asyncio.Future[list[R]]:
+        """Queue one item; the future resolves to a one-element list with its result."""
+        return self._enqueue([item])
+
+    async def submit_many(self, items: list[T]) -> list[R]:
+        """Queue a group and wait for its results, in order, with a single waiter."""
+        return await self._enqueue(items)
+
+    def _enqueue(self, items: list[T]) -> asyncio.Future[list[R]]:
+        future: asyncio.Future[list[R]] = asyncio.get_running_loop().create_future()
+        self._groups.append((items, future))
         self._idle.clear()
-        self._ready.set()
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run(), name=self.name)
         return future
 
+    def _take(self) -> list[tuple[list[T], asyncio.Future[list[R]]]]:
+        """Whole groups, up to `max_batch` items (a single larger group goes alone)."""
+        taken: list[tuple[list[T], asyncio.Future[list[R]]]] = []
+        size = 0
+        while self._groups and (not taken or size + len(self._groups[0][0]) <= self._max_batch):
+            group = self._groups.popleft()
+            taken.append(group)
+            size += len(group[0])
+        return taken
+
     async def _run(self) -> None:
-        while self._items:
-            batch, self._items = self._items[: self._max_batch], self._items[self._max_batch :]
-            items = [item for item, _ in batch]
+        while self._groups:
+            batch = self._take()
+            items = [item for group, _ in batch for item in group]
             try:
-                results = await self._flush(items)
+                results = list(await self._flush(items))
             except asyncio.CancelledError:
                 for _, future in batch:
                     future.cancel()
@@ -59,9 +76,11 @@ class Batcher(Generic[T, R]):
                     if not future.done():
                         future.set_exception(exc)
                 continue
-            for (_, future), result in zip(batch, results, strict=True):
+            offset = 0
+            for group, future in batch:
                 if not future.done():
-                    future.set_result(result)
+                    future.set_result(results[offset : offset + len(group)])
+                offset += len(group)
         self._idle.set()
 
     async def drained(self) -> None:

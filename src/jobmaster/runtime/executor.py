@@ -235,8 +235,8 @@ class BucketExecutor:
         now = time.time()
         lease = now + self.worker.cluster.job_lease
         try:
-            results = await asyncio.gather(
-                *(self.worker.runtime.starts.submit((Fence(j.id, j.version), now, lease)) for j in jobs)
+            results = await self.worker.runtime.starts.submit_many(
+                [(Fence(j.id, j.version), now, lease) for j in jobs]
             )
         except Exception:
             log.exception("bucket %s: could not mark jobs Processing; keeping them", self.bucket.id)
