@@ -1,0 +1,347 @@
+"""`jobmaster schedule` and `jobmaster jobs ...`: one job at a time, from a shell."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+import click
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from jobmaster.app import JobMaster
+from jobmaster.cli.common import (
+    PRIORITY_CHOICE,
+    STATUS_CHOICE,
+    ClusterSource,
+    Duration,
+    JsonObject,
+    attempt_dict,
+    check_when,
+    cluster_options,
+    console,
+    emit_json,
+    import_app,
+    job_dict,
+    json_option,
+    opened,
+    show_time,
+    status_names,
+    when_options,
+)
+from jobmaster.jobs.model import Attempt, Job
+
+T = TypeVar("T")
+
+# ---- schedule ----------------------------------------------------------------------------------
+
+
+@click.command()
+@click.option(
+    "--app",
+    "app_path",
+    required=True,
+    metavar="MODULE:ATTR",
+    help="The application's JobMaster object; it knows the handlers.",
+)
+@click.argument("handler_id")
+@click.option("--data", type=JsonObject(), help="Keyword arguments of the handler, a JSON object.")
+@when_options
+@click.option("--priority", type=PRIORITY_CHOICE, help="Overrides the handler's priority.")
+@click.option("--lane", help="Overrides the handler's lane.")
+@click.option("--timeout", type=Duration(), help="Overrides the handler's timeout, e.g. 90s.")
+@click.option("--max-retries", type=click.IntRange(0, 1000), help="Overrides the retry budget.")
+@click.option("--metadata", type=JsonObject(), help="Extra metadata, a JSON object.")
+@json_option
+def schedule(
+    app_path: str,
+    handler_id: str,
+    data: dict[str, Any] | None,
+    at: datetime | None,
+    delay: float | None,
+    priority: str | None,
+    lane: str | None,
+    timeout: float | None,
+    max_retries: int | None,
+    metadata: dict[str, Any] | None,
+    as_json: bool,
+) -> None:
+    """Schedule one job of HANDLER_ID and print its id.
+
+    \b
+    Example:
+      jobmaster schedule --app shop.jobs:jm shop.jobs.send_mail --data '{"to": "a@b.c"}'
+    """
+    check_when(at, delay, required=False)
+    app = import_app(app_path)
+
+    async def run() -> str:
+        async with opened(app, must_exist=False):
+            return await app.schedule(
+                handler_id,
+                data,
+                at=at,
+                delay=delay,
+                priority=priority,
+                lane=lane,
+                timeout=timeout,
+                max_retries=max_retries,
+                metadata=metadata,
+            )
+
+    job_id = asyncio.run(run())
+    if as_json:
+        emit_json({"id": job_id})
+    else:
+        click.echo(job_id)
+
+
+# ---- jobs --------------------------------------------------------------------------------------
+
+
+@click.group()
+def jobs() -> None:
+    """List, inspect, cancel, retry and reschedule jobs."""
+
+
+def _filter_options(func: Callable[..., T]) -> Callable[..., T]:
+    func = click.option("--lane", help="Only jobs of this lane.")(func)
+    func = click.option("--handler", "handler_id", metavar="ID", help="Only jobs of this handler.")(func)
+    return click.option(
+        "--status",
+        "statuses",
+        multiple=True,
+        type=STATUS_CHOICE,
+        help="Only jobs in this status (repeatable).",
+    )(func)
+
+
+@jobs.command("list")
+@cluster_options
+@_filter_options
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.option("--offset", type=click.IntRange(0), default=0, show_default=True)
+@json_option
+def list_command(
+    source: ClusterSource,
+    statuses: tuple[str, ...],
+    handler_id: str | None,
+    lane: str | None,
+    limit: int,
+    offset: int,
+    as_json: bool,
+) -> None:
+    """List jobs, latest due time first.
+
+    \b
+    Example:
+      jobmaster jobs list --app shop.jobs:jm --status Failed --limit 20
+    """
+    app = source.load()
+    status = status_names(statuses) or None
+
+    async def run() -> tuple[list[Job], int]:
+        async with opened(app):
+            found = await app.list_jobs(
+                status=status, handler=handler_id, lane=lane, limit=limit, offset=offset
+            )
+            total = await app.count_jobs(status=status, handler=handler_id, lane=lane)
+            return found, total
+
+    found, total = asyncio.run(run())
+    if as_json:
+        emit_json({"total": total, "offset": offset, "limit": limit, "jobs": [job_dict(j) for j in found]})
+        return
+    shown = f"{offset + 1}-{offset + len(found)}" if found else "0"
+    table = Table(title=f"{shown} of {total} job(s)", title_justify="left")
+    table.add_column("id", no_wrap=True, min_width=32)
+    table.add_column("handler", overflow="fold")
+    table.add_column("status", no_wrap=True)
+    table.add_column("priority", no_wrap=True)
+    table.add_column("lane", overflow="fold")
+    table.add_column("due", no_wrap=True)
+    table.add_column("tries", no_wrap=True, justify="right")
+    table.add_column("finished", no_wrap=True)
+    for job in found:
+        table.add_row(
+            job.id,
+            job.definition_id,
+            _styled_status(job),
+            job.priority.name,
+            job.lane,
+            show_time(job.scheduled_at),
+            f"{job.attempts}/{job.attempt_limit}",
+            show_time(job.finished_at),
+        )
+    console.print(table)
+
+
+@jobs.command()
+@cluster_options
+@_filter_options
+@json_option
+def count(
+    source: ClusterSource,
+    statuses: tuple[str, ...],
+    handler_id: str | None,
+    lane: str | None,
+    as_json: bool,
+) -> None:
+    """Count jobs matching the filters.
+
+    \b
+    Example:
+      jobmaster jobs count --app shop.jobs:jm --status Queued --status Processing
+    """
+    app = source.load()
+
+    async def run() -> int:
+        async with opened(app):
+            return await app.count_jobs(status=status_names(statuses) or None, handler=handler_id, lane=lane)
+
+    number = asyncio.run(run())
+    if as_json:
+        emit_json({"count": number})
+    else:
+        click.echo(number)
+
+
+@jobs.command()
+@cluster_options
+@click.argument("job_id")
+@json_option
+def show(source: ClusterSource, job_id: str, as_json: bool) -> None:
+    """Show every field of one job, its last error and its attempt history.
+
+    \b
+    Example:
+      jobmaster jobs show --app shop.jobs:jm 5f0c...
+    """
+    app = source.load()
+
+    async def run() -> tuple[Job, list[Attempt]]:
+        async with opened(app):
+            return await app.get_job(job_id), await app.job_attempts(job_id)
+
+    job, attempts = asyncio.run(run())
+    if as_json:
+        emit_json({**job_dict(job), "attempt_history": [attempt_dict(a) for a in attempts]})
+        return
+    _print_job(job, attempts)
+
+
+def _print_job(job: Job, attempts: list[Attempt]) -> None:
+    fields = Table(show_header=False, box=None, padding=(0, 2, 0, 0))
+    fields.add_column(style="bold")
+    fields.add_column(overflow="fold")
+    for key, value in job_dict(job).items():
+        if key == "last_error":
+            continue
+        if key == "status":
+            fields.add_row(key, _styled_status(job))
+        elif isinstance(value, dict):
+            fields.add_row(key, json.dumps(value, sort_keys=True))
+        else:
+            fields.add_row(key, "-" if value is None else str(value))
+    console.print(fields)
+    if job.last_error:
+        error = job.last_error
+        body = Text(f"{error.get('type')}: {error.get('message')}", style="red")
+        if error.get("traceback"):
+            body.append("\n\n" + str(error["traceback"]).rstrip(), style="dim")
+        console.print(Panel(body, title="last error", title_align="left", border_style="red"))
+    if attempts:
+        history = Table(title="attempts", title_justify="left")
+        for name in ("#", "outcome", "started", "duration", "worker", "error"):
+            history.add_column(name, overflow="fold")
+        for attempt in attempts:
+            err = attempt.error or {}
+            history.add_row(
+                str(attempt.attempt),
+                attempt.outcome,
+                show_time(attempt.started_at),
+                f"{attempt.finished_at - attempt.started_at:.3f}s",
+                attempt.worker_id or "-",
+                f"{err.get('type')}: {err.get('message')}" if err else "",
+            )
+        console.print(history)
+
+
+def _styled_status(job: Job) -> Text:
+    style = {"Succeeded": "green", "Failed": "red", "Cancelled": "yellow"}.get(job.status.name, "")
+    label = job.status.name + (" (cancel requested)" if job.cancel_requested else "")
+    return Text(label, style=style)
+
+
+def _report(job: Job, as_json: bool, message: str) -> None:
+    if as_json:
+        emit_json(job_dict(job))
+    else:
+        console.print(message)
+
+
+def _change(source: ClusterSource, action: Callable[[JobMaster], Awaitable[Job]]) -> Job:
+    app = source.load()
+
+    async def run() -> Job:
+        async with opened(app):
+            return await action(app)
+
+    return asyncio.run(run())
+
+
+@jobs.command()
+@cluster_options
+@click.argument("job_id")
+@json_option
+def cancel(source: ClusterSource, job_id: str, as_json: bool) -> None:
+    """Cancel a job; a running one is asked to stop cooperatively.
+
+    \b
+    Example:
+      jobmaster jobs cancel --app shop.jobs:jm 5f0c...
+    """
+    job = _change(source, lambda app: app.cancel(job_id))
+    if job.status.is_final:
+        message = f"job {job_id} is {job.status.name}"
+    else:
+        message = f"job {job_id} is running: cancellation requested"
+    _report(job, as_json, message)
+
+
+@jobs.command()
+@cluster_options
+@click.argument("job_id")
+@json_option
+def retry(source: ClusterSource, job_id: str, as_json: bool) -> None:
+    """Run a Failed or Cancelled job again, with a fresh retry budget.
+
+    \b
+    Example:
+      jobmaster jobs retry --app shop.jobs:jm 5f0c...
+    """
+    job = _change(source, lambda app: app.retry(job_id))
+    _report(job, as_json, f"job {job_id} is {job.status.name}, due {show_time(job.scheduled_at)}")
+
+
+@jobs.command()
+@cluster_options
+@click.argument("job_id")
+@when_options
+@json_option
+def reschedule(
+    source: ClusterSource, job_id: str, at: datetime | None, delay: float | None, as_json: bool
+) -> None:
+    """Move a job that has not started yet to a new due time.
+
+    \b
+    Example:
+      jobmaster jobs reschedule --app shop.jobs:jm 5f0c... --delay 1h
+    """
+    check_when(at, delay, required=True)
+    job = _change(source, lambda app: app.reschedule(job_id, at=at, delay=delay))
+    _report(job, as_json, f"job {job_id} is {job.status.name}, due {show_time(job.scheduled_at)}")

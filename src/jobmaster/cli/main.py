@@ -1,0 +1,77 @@
+"""The `jobmaster` command: one group, one module per command family."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from jobmaster.cli.bench import bench
+from jobmaster.cli.common import EXIT_BAD_INPUT, CliError, describe
+from jobmaster.cli.db import db
+from jobmaster.cli.demo import demo
+from jobmaster.cli.jobs import jobs, schedule
+from jobmaster.cli.status import status
+from jobmaster.cli.worker import worker
+from jobmaster.errors import (
+    ConfigError,
+    InvalidTransitionError,
+    JobMasterError,
+    JobNotFoundError,
+    ScheduleError,
+)
+
+#: Errors that mean the user asked for something wrong, as opposed to something going wrong.
+BAD_INPUT = (ConfigError, ScheduleError, JobNotFoundError, InvalidTransitionError)
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """Task groups wrap a single failure in a group; the user wants to see the failure itself."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+class JobMasterGroup(click.Group):
+    """Turns engine errors into one red line and an exit code, wherever a command raises them."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as raised:
+            exc = _leaf(raised)
+            if isinstance(exc, click.ClickException):
+                raise exc from None
+            if isinstance(exc, BAD_INPUT):
+                raise CliError(str(exc), EXIT_BAD_INPUT) from None
+            if isinstance(exc, JobMasterError):
+                raise CliError(str(exc)) from None
+            if ctx.params.get("debug"):
+                raise
+            raise CliError(f"{describe(exc)} (run with --debug for the traceback)") from None
+
+
+@click.group(cls=JobMasterGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show the traceback of unexpected errors.")
+@click.version_option(package_name="jobmaster")
+def cli(debug: bool) -> None:
+    """Run, inspect and benchmark JobMaster clusters."""
+
+
+cli.add_command(bench)
+cli.add_command(db)
+cli.add_command(demo)
+cli.add_command(jobs)
+cli.add_command(schedule)
+cli.add_command(status)
+cli.add_command(worker)
+
+
+def main() -> None:
+    cli(prog_name="jobmaster")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""`jobmaster bench` on SQLite: one JSON document with every measurement, and no worker left."""
+
+from __future__ import annotations
+
+import psutil
+import pytest
+from cli_helpers import run_json
+
+REQUIRED = (
+    "scheduled_per_s",
+    "completed_per_s",
+    "single_scheduled_per_s",
+    "p50_ms",
+    "p99_ms",
+    "max_ms",
+    "peak_rss_mb",
+    "rss_with_backlog_mb",
+)
+
+
+def _bench_workers(cluster_id: str) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(process.info["cmdline"] or [])
+        if "jobmaster.cli.bench_worker" in cmdline and cluster_id in cmdline:
+            found.append(process)
+    return found
+
+
+@pytest.mark.e2e
+def test_bench_reports_every_measurement() -> None:
+    report = run_json("bench", "--jobs", "2000", "--latency-seconds", "1", timeout=120)
+    assert report["backend"] == "sqlite"
+    assert report["jobs"] == 2000
+    for key in REQUIRED:
+        assert isinstance(report[key], float), key
+        assert report[key] > 0, key
+    assert report["p50_ms"] <= report["p99_ms"] <= report["max_ms"]
+    assert report["single_jobs"] == 1000
+    assert report["latency_jobs"] == 500
+    assert report["backlog_jobs"] == 100_000
+    assert report["peak_rss_mb"] >= report["rss_with_backlog_mb"]
+    assert report["worker"]["parallelism_factor"] == 25.0
+    assert report["worker"]["buckets"] == {"Medium": 2}
+    assert report["worker"]["medium_slots_per_bucket"] == 100
+    assert _bench_workers(report["cluster_id"]) == []
