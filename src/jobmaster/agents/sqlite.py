@@ -37,6 +37,8 @@ SCHEMA = [
 ]
 
 _COLUMNS = "job_id, due_at, version, payload"
+#: Ids per statement, under SQLite's default limit of 999 bound parameters.
+_CHUNK = 500
 
 
 def _messages(cursor: sqlite3.Cursor) -> list[AgentMessage]:
@@ -139,12 +141,19 @@ class SqliteAgent(AgentTransport):
         return await self.db.transaction(write)
 
     async def ack(self, bucket_id: str, job_ids: Sequence[str]) -> None:
-        await self.db.transaction(
-            lambda conn: conn.executemany(
-                "DELETE FROM jm_agent_messages WHERE bucket_id = ? AND job_id = ?",
-                [(bucket_id, j) for j in job_ids],
-            )
-        )
+        ids = list(job_ids)
+
+        def write(conn: sqlite3.Connection) -> None:
+            for start in range(0, len(ids), _CHUNK):
+                chunk = ids[start : start + _CHUNK]
+                conn.execute(
+                    "DELETE FROM jm_agent_messages WHERE bucket_id = ?"
+                    f" AND job_id IN ({', '.join('?' for _ in chunk)})",
+                    [bucket_id, *chunk],
+                )
+
+        if ids:
+            await self.db.transaction(write)
 
     async def next_due_at(self, bucket_id: str, now: float) -> float | None:
         def read(conn: sqlite3.Connection) -> float | None:
