@@ -123,7 +123,11 @@ class SqliteAgent(AgentTransport):
                 )
             )
 
-        return await self.db.transaction(write)
+        return await self.db.transaction_if(
+            "SELECT 1 FROM jm_agent_messages WHERE bucket_id = ? AND due_at <= ? AND visible_at <= ? LIMIT 1",
+            (bucket_id, due_before, now),
+            write,
+        )
 
     async def claim_unsaved(
         self, bucket_id: str, limit: int, due_after: float, now: float, visible_at: float
@@ -138,7 +142,12 @@ class SqliteAgent(AgentTransport):
                 )
             )
 
-        return await self.db.transaction(write)
+        return await self.db.transaction_if(
+            "SELECT 1 FROM jm_agent_messages WHERE bucket_id = ? AND version = 0 AND due_at > ?"
+            " AND visible_at <= ? LIMIT 1",
+            (bucket_id, due_after, now),
+            write,
+        )
 
     async def ack(self, bucket_id: str, job_ids: Sequence[str]) -> None:
         ids = list(job_ids)

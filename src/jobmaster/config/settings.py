@@ -117,7 +117,7 @@ class ClusterConfig(BaseModel):
     heartbeat_interval: Seconds = Field(default=3.0, ge=0.1, le=300.0)
     job_lease: Seconds = Field(default=30.0, ge=1.0, le=3600.0)
     worker_timeout: Seconds = Field(default=15.0, ge=0.5, le=3600.0)
-    idle_poll_interval: Seconds = Field(default=0.05, ge=0.005, le=60.0)
+    idle_poll_interval: Seconds = Field(default=0.02, ge=0.005, le=60.0)
     shutdown_grace: Seconds = Field(default=30.0, ge=0.0, le=3600.0)
     agents: tuple[AgentConfig, ...] = ()
     workers: tuple[WorkerConfig, ...] = ()

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -89,6 +89,23 @@ class SqliteDatabase:
         """
 
         def body(conn: sqlite3.Connection) -> T:
+            with immediate(conn):
+                return fn(conn)
+
+        return await self.run(body)
+
+    async def transaction_if(
+        self, probe: str, params: Sequence[Any], fn: Callable[[sqlite3.Connection], list[T]]
+    ) -> list[T]:
+        """Run `fn` in a write transaction only if `probe` finds a row; else return [].
+
+        Idle workers poll; a plain read costs microseconds and takes no lock, where an empty write
+        transaction would take the database's single write lock from every other process.
+        """
+
+        def body(conn: sqlite3.Connection) -> list[T]:
+            if conn.execute(probe, params).fetchone() is None:
+                return []
             with immediate(conn):
                 return fn(conn)
 

@@ -291,7 +291,12 @@ class SqliteMaster(MasterStore):
                 claimed.append(job)
             return claimed
 
-        return await self.db.transaction(claim)
+        return await self.db.transaction_if(
+            f"SELECT 1 FROM jm_jobs WHERE cluster_id = ? AND status = 2 AND scheduled_at <= ?"
+            f" AND {route_sql} LIMIT 1",
+            [self.cluster_id, horizon, *route_params],
+            claim,
+        )
 
     async def start(self, fences: Sequence[Fence], now: float, lease_until: float) -> list[str]:
         def write(conn: sqlite3.Connection) -> list[str]:
