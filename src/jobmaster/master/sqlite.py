@@ -298,46 +298,67 @@ class SqliteMaster(MasterStore):
             claim,
         )
 
+    @staticmethod
+    def _holding(conn: sqlite3.Connection, fences: Sequence[Fence], condition: str = "1") -> set[str]:
+        """Ids whose version still matches (and `condition` holds), read under the write lock.
+
+        The caller holds BEGIN IMMEDIATE, so nothing can change between this read and its writes:
+        the compare-and-swap is the read, and the writes can then run as one executemany.
+        """
+        wanted = {f.job_id: f.version for f in fences}
+        ids = list(wanted)
+        holding: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            for job_id, version in conn.execute(
+                f"SELECT id, version FROM jm_jobs WHERE id IN ({marks}) AND {condition}", chunk
+            ):
+                if wanted[job_id] == version:
+                    holding.add(job_id)
+        return holding
+
     async def start(self, fences: Sequence[Fence], now: float, lease_until: float) -> list[str]:
         def write(conn: sqlite3.Connection) -> list[str]:
-            started = []
-            for fence in fences:
-                cursor = conn.execute(
-                    "UPDATE jm_jobs SET status = 4, attempts = attempts + 1, started_at = ?,"
-                    " lease_expires_at = ?, version = version + 1"
-                    " WHERE id = ? AND version = ? AND status IN (3, 6) AND cancel_requested = 0",
-                    (now, lease_until, fence.job_id, fence.version),
-                )
-                if cursor.rowcount:
-                    started.append(fence.job_id)
+            holding = self._holding(conn, fences, "status IN (3, 6) AND cancel_requested = 0")
+            started = [f.job_id for f in fences if f.job_id in holding]
+            conn.executemany(
+                "UPDATE jm_jobs SET status = 4, attempts = attempts + 1, started_at = ?,"
+                " lease_expires_at = ?, version = version + 1 WHERE id = ?",
+                [(now, lease_until, job_id) for job_id in started],
+            )
             return started
 
         return await self.db.transaction(write)
 
     async def complete(self, completions: Sequence[Completion]) -> list[str]:
         def write(conn: sqlite3.Connection) -> list[str]:
-            done = []
-            for c in completions:
+            holding = self._holding(conn, [Fence(c.job_id, c.version) for c in completions])
+            done = [c for c in completions if c.job_id in holding]
+            conn.executemany(
+                "UPDATE jm_jobs SET status = 5, finished_at = ?, lease_expires_at = NULL,"
+                " version = version + 1 WHERE id = ?",
+                [(c.attempt.finished_at, c.job_id) for c in done if c.status is JobStatus.Succeeded],
+            )
+            for c in done:
+                if c.status is JobStatus.Succeeded:
+                    continue
                 error = codec.dumps(c.error).decode() if c.error is not None else None
                 if c.status is JobStatus.HeldOnMaster:
-                    cursor = conn.execute(
+                    conn.execute(
                         "UPDATE jm_jobs SET status = 2, scheduled_at = ?, bucket_id = NULL,"
                         " worker_id = NULL, lease_expires_at = NULL, last_error = ?,"
-                        " version = version + 1 WHERE id = ? AND version = ?",
-                        (c.scheduled_at, error, c.job_id, c.version),
+                        " version = version + 1 WHERE id = ?",
+                        (c.scheduled_at, error, c.job_id),
                     )
                 else:
-                    cursor = conn.execute(
+                    conn.execute(
                         "UPDATE jm_jobs SET status = ?, finished_at = ?, lease_expires_at = NULL,"
-                        " last_error = COALESCE(?, last_error), version = version + 1"
-                        " WHERE id = ? AND version = ?",
-                        (int(c.status), c.attempt.finished_at, error, c.job_id, c.version),
+                        " last_error = COALESCE(?, last_error), version = version + 1 WHERE id = ?",
+                        (int(c.status), c.attempt.finished_at, error, c.job_id),
                     )
-                if cursor.rowcount:
-                    done.append(c.job_id)
-                    if c.status is not JobStatus.Succeeded:
-                        self._record_attempt(conn, c.attempt)
-            return done
+                self._record_attempt(conn, c.attempt)
+            return [c.job_id for c in done]
 
         return await self.db.transaction(write)
 
