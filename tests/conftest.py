@@ -16,18 +16,20 @@ from jobmaster.master.base import MasterStore
 
 PG_ADMIN_URL = os.environ.get("JOBMASTER_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_BASE = PG_ADMIN_URL.rsplit("/", 1)[0]
-PG_MASTER_DB = "jobmaster_test"
-PG_AGENT_DB = "jobmaster_test_transport"
+# Per run, so two test runs on one server (a developer's and CI's) never drop each other's data.
+PG_MASTER_DB = f"jobmaster_test_{os.getpid()}"
+PG_AGENT_DB = f"jobmaster_test_{os.getpid()}_transport"
 
 
-async def _recreate(*names: str) -> None:
+async def _recreate(*names: str, create: bool = True) -> None:
     import asyncpg
 
     conn = await asyncpg.connect(PG_ADMIN_URL)
     try:
         for name in names:
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await conn.execute(f'CREATE DATABASE "{name}"')
+            if create:
+                await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
 
@@ -37,6 +39,7 @@ def pg_urls() -> Iterator[dict[str, str]]:
     """A fresh master database and a fresh transport database for the whole run."""
     asyncio.run(_recreate(PG_MASTER_DB, PG_AGENT_DB))
     yield {"master": f"{PG_BASE}/{PG_MASTER_DB}", "agent": f"{PG_BASE}/{PG_AGENT_DB}"}
+    asyncio.run(_recreate(PG_MASTER_DB, PG_AGENT_DB, create=False))
 
 
 BACKENDS = ["sqlite", "postgresql"]

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 HERE = Path(__file__).parent
@@ -22,13 +23,17 @@ class Processes:
         self.cluster = cluster
         self.logs = logs
         self.running: list[subprocess.Popen[bytes]] = []
+        self.agents: dict[str, str] = {}
+        self.settings: dict[str, Any] = {}
 
-    def env(self, workers: list[dict[str, Any]]) -> dict[str, str]:
+    def env(self, workers: list[dict[str, Any]], agents: dict[str, str] | None = None) -> dict[str, str]:
         return {
             **os.environ,
             "E2E_MASTER": self.master,
             "E2E_CLUSTER": self.cluster,
             "E2E_WORKERS": json.dumps(workers),
+            "E2E_AGENTS": json.dumps(self.agents if agents is None else agents),
+            "E2E_SETTINGS": json.dumps(self.settings),
             "PYTHONPATH": str(HERE),
         }
 
@@ -43,12 +48,19 @@ class Processes:
         self.running.append(proc)
         return proc
 
-    def publish(self, plan: list[dict[str, Any]], timeout: float = 120) -> dict[str, list[str]]:
-        path = self.logs / "plan.json"
+    def publish(
+        self,
+        plan: list[dict[str, Any]],
+        timeout: float = 120,
+        agents: dict[str, str] | None = None,
+        name: str = "plan",
+    ) -> dict[str, list[str]]:
+        """Run a pure publisher process; `agents={}` makes it one without agent (NO path only)."""
+        path = self.logs / f"{name}.json"
         path.write_text(json.dumps(plan))
         subprocess.run(
             [sys.executable, str(HERE / "e2e_app.py"), "publish", str(path)],
-            env=self.env([]),
+            env=self.env([], agents),
             check=True,
             timeout=timeout,
         )
@@ -68,6 +80,18 @@ class Processes:
                 codes.append(proc.wait())
         self.running.clear()
         return codes
+
+
+async def create_runs_table(master: str) -> None:
+    """Each handler run is recorded here by the handler itself (see e2e_app)."""
+    conn = await asyncpg.connect(master)
+    try:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS e2e_runs (job_id text, attempt int, worker_id text,"
+            " lane text, priority text, due float8, started float8, at timestamptz DEFAULT now())"
+        )
+    finally:
+        await conn.close()
 
 
 @pytest.fixture

@@ -3,6 +3,8 @@
 Configured from the environment so the test can start several processes of the same app:
   E2E_MASTER, E2E_CLUSTER  - master URL and cluster id
   E2E_WORKERS              - JSON list of worker settings for this process ([] = pure publisher)
+  E2E_AGENTS               - JSON object of agent connections, name -> URL (optional)
+  E2E_SETTINGS             - JSON object of extra cluster settings (optional)
 Every handler run is recorded in the table `e2e_runs` of the master database, by the handler itself,
 so the test can count real executions independently of the engine's own bookkeeping.
 """
@@ -13,6 +15,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 from types import SimpleNamespace
 
 import asyncpg
@@ -20,15 +23,20 @@ import asyncpg
 from jobmaster import JobContext, JobMaster
 
 MASTER = os.environ["E2E_MASTER"]
+SETTINGS = {
+    "heartbeat_interval": 0.5,
+    "job_lease": 3,
+    "worker_timeout": 2,
+    "retry_backoff_base": 0.1,
+    "retry_backoff_cap": 0.3,
+    **json.loads(os.environ.get("E2E_SETTINGS", "{}")),
+}
 app = JobMaster(
     os.environ["E2E_CLUSTER"],
     MASTER,
+    agents=json.loads(os.environ.get("E2E_AGENTS", "{}")),
     workers=json.loads(os.environ.get("E2E_WORKERS", "[]")),
-    heartbeat_interval=0.5,
-    job_lease=3,
-    worker_timeout=2,
-    retry_backoff_base=0.1,
-    retry_backoff_cap=0.3,
+    **SETTINGS,
 )
 
 
@@ -44,12 +52,15 @@ async def close_pool(state: SimpleNamespace) -> None:
 
 async def _record(ctx: JobContext) -> None:
     await ctx.state.pool.execute(
-        "INSERT INTO e2e_runs (job_id, attempt, worker_id, lane, priority) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO e2e_runs (job_id, attempt, worker_id, lane, priority, due, started)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
         ctx.job_id,
         ctx.attempt,
         ctx.worker_id,
         ctx.lane,
         ctx.priority,
+        ctx.scheduled_at.timestamp(),
+        time.time(),
     )
 
 

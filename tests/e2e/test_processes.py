@@ -7,7 +7,7 @@ import time
 
 import asyncpg
 
-from conftest import Processes
+from conftest import Processes, create_runs_table
 from jobmaster import Priority
 
 ALL_BUT_CRITICAL = {p.name: (0 if p is Priority.Critical else 1) for p in Priority}
@@ -29,12 +29,7 @@ async def _final_counts(master: str, cluster: str) -> dict[str, int]:
 
 async def test_publisher_and_two_worker_processes(processes: Processes, pg_urls) -> None:
     master = pg_urls["master"]
-    conn = await asyncpg.connect(master)
-    await conn.execute(
-        "CREATE TABLE IF NOT EXISTS e2e_runs (job_id text, attempt int, worker_id text,"
-        " lane text, priority text, at timestamptz DEFAULT now())"
-    )
-    await conn.close()
+    await create_runs_table(master)
     processes.worker(
         "proc-a",
         [

@@ -112,6 +112,7 @@ class Coordinator:
             log.exception("coordinator: push to bucket %s failed; returning jobs", bucket_id)
             await self.worker.master.release([Fence(j.id, j.version) for j in jobs])
             self.worker.runtime.view.invalidate()
+            await self.worker.runtime.wake_coordinators()
             return
         self.worker.runtime.hub.wake_bucket(bucket_id)
 

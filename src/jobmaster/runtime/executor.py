@@ -362,7 +362,7 @@ class BucketExecutor:
         self._buffer.clear()
         if buffered:
             await self.worker.master.release([Fence(j.id, j.version) for j in buffered])
-            self.worker.runtime.hub.coordinator.set()
+            await self.worker.runtime.wake_coordinators()
         tasks = [r.task for r in self._running.values() if r.task is not None]
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=grace)
