@@ -333,6 +333,14 @@ async def run_bench(settings: dict[str, Any], plan: dict[str, Any]) -> dict[str,
 @click.option("--transfer-batch-size", type=click.IntRange(1, 100_000), default=2000, show_default=True)
 @click.option("--medium-buckets", type=click.IntRange(1, 100), default=2, show_default=True)
 @click.option(
+    "--topology",
+    type=click.Choice(["full", "split"]),
+    default="full",
+    show_default=True,
+    help="full: one worker doing both duties; split: a coordinator-only and an execution-only "
+    "worker in the worker process.",
+)
+@click.option(
     "--timeout",
     type=float,
     default=600.0,
@@ -354,6 +362,7 @@ def bench(
     bucket_buffer_size: int,
     transfer_batch_size: int,
     medium_buckets: int,
+    topology: str,
     timeout: float,
     as_json: bool,
 ) -> None:
@@ -377,6 +386,7 @@ def bench(
         "agent": agent,
         "config_file": config_file,
         "worker": worker_settings,
+        "topology": topology,
     }
     plan = {
         "jobs": jobs,
@@ -400,6 +410,7 @@ def bench(
         "backend": master_url.split(":", 1)[0].lower(),
         "master": redact(master_url),
         "agent": redact(agent) if agent else None,
+        "topology": topology,
         "cluster_id": settings["cluster_id"],
         "jobs": jobs,
         "mode": mode,

@@ -36,12 +36,19 @@ def build_app(settings: dict[str, Any], *, with_worker: bool) -> JobMaster:
     worker = dict(settings["worker"], name="bench")
     if agent_url:
         worker["agent"] = BENCH_AGENT
+    workers = [worker]
+    if settings.get("topology") == "split":
+        # issue #3's topology: a coordinator-only worker and an execution-only worker, one process
+        workers = [
+            {**worker, "name": "bench-coordinator", "mode": "coordinator"},
+            {**worker, "mode": "execution"},
+        ]
     app = JobMaster(
         settings["cluster_id"],
         settings["master"],
         config_file=settings.get("config_file"),
         agents={BENCH_AGENT: agent_url} if agent_url else None,
-        workers=[worker] if with_worker else None,
+        workers=workers if with_worker else None,
     )
     for phase in PHASES:
         app.handler(name=handler_id(phase))(noop)
