@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from jobmaster.cli.agents import agents
 from jobmaster.cli.bench import bench
 from jobmaster.cli.common import EXIT_BAD_INPUT, CliError, describe
 from jobmaster.cli.db import db
@@ -60,6 +61,7 @@ def cli(debug: bool) -> None:
     """Run, inspect and benchmark JobMaster clusters."""
 
 
+cli.add_command(agents)
 cli.add_command(bench)
 cli.add_command(db)
 cli.add_command(demo)

@@ -1,6 +1,7 @@
 """Emptying a bucket back into the master.
 
-Used when a worker stops (its own buckets) and, later, by drain workers adopting lost buckets. Every
+Used when a worker stops (its own buckets), by drain workers and by `jobmaster agents drain`
+adopting the buckets of dead workers (and when moving a standalone cluster to distributed agents). Every
 message goes back as HeldOnMaster: unsaved ones are inserted, saved ones are released with a version
 check (a stale copy changes nothing). The bucket is destroyed only once it is empty, and the agent
 refuses to destroy a bucket that still holds messages, so a publisher that pushed at the last moment
@@ -10,12 +11,15 @@ from a stale cache cannot lose its job: the loop simply drains again.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Mapping
 
 from jobmaster.agents.base import AgentTransport
+from jobmaster.cluster.model import Bucket, BucketStatus, WorkerStatus
 from jobmaster.jobs import codec
 from jobmaster.jobs.model import JobStatus
 from jobmaster.master.base import Fence, MasterStore
-from jobmaster.runtime.hub import HELD
+from jobmaster.runtime.hub import BUCKETS, HELD
 
 log = logging.getLogger("jobmaster.drain")
 
@@ -50,3 +54,42 @@ async def drain_bucket(master: MasterStore, agent: AgentTransport, bucket_id: st
         await agent.ack(bucket_id, [m.job_id for m in messages])
         await master.notify(HELD)
         moved += len(messages)
+
+
+async def drain_orphaned_buckets(
+    master: MasterStore,
+    agents: Mapping[str, AgentTransport],
+    worker_timeout: float,
+    agent_name: str | None = None,
+) -> dict[str, int]:
+    """Adopt the buckets of dead or stopped workers and send their jobs back to the master.
+
+    Each bucket goes Lost -> Draining by guarded transitions, so of several drainers exactly one
+    adopts it. Returns jobs moved per drained bucket. Live workers' buckets are never touched.
+    """
+    now = time.time()
+    workers = {w.id: w for w in await master.list_workers()}
+
+    def dead(bucket: Bucket) -> bool:
+        owner = workers.get(bucket.worker_id)
+        return (
+            owner is None or owner.status is WorkerStatus.Stopped or now - owner.heartbeat_at > worker_timeout
+        )
+
+    drained: dict[str, int] = {}
+    for bucket in await master.list_buckets():
+        if agent_name is not None and bucket.agent != agent_name:
+            continue
+        agent = agents.get(bucket.agent)
+        if agent is None or bucket.status is BucketStatus.Draining or not dead(bucket):
+            continue
+        if bucket.status is not BucketStatus.Lost:
+            await master.set_bucket_status([bucket.id], BucketStatus.Lost, expected=bucket.status)
+        if not await master.set_bucket_status([bucket.id], BucketStatus.Draining, BucketStatus.Lost):
+            continue
+        log.warning("adopting bucket %s of dead worker %s", bucket.id, bucket.worker_id)
+        drained[bucket.id] = await drain_bucket(master, agent, bucket.id)
+        await master.delete_buckets([bucket.id])
+    if drained:
+        await master.notify(BUCKETS)
+    return drained

@@ -16,12 +16,12 @@ import uuid
 from typing import TYPE_CHECKING
 
 from jobmaster.agents.base import AgentTransport
-from jobmaster.cluster.model import Bucket, BucketStatus, WorkerRecord, WorkerStatus
+from jobmaster.cluster.model import Bucket, BucketStatus, WorkerMode, WorkerRecord, WorkerStatus
 from jobmaster.config.settings import ClusterConfig, WorkerConfig
 from jobmaster.jobs.model import Priority
 from jobmaster.master.base import MasterStore
 from jobmaster.runtime.coordinator import PRUNE_EVERY, Coordinator
-from jobmaster.runtime.drain import drain_bucket
+from jobmaster.runtime.drain import drain_bucket, drain_orphaned_buckets
 from jobmaster.runtime.executor import BucketExecutor
 from jobmaster.runtime.hub import BUCKETS, wait_for
 
@@ -100,6 +100,8 @@ class Worker:
                 if self.coordinator is not None:
                     group.create_task(self.coordinator.run(), name=f"{self.id}:coordinator")
                     group.create_task(self._recovery_loop(), name=f"{self.id}:recovery")
+                if self.config.mode is WorkerMode.drain:
+                    group.create_task(self._drain_loop(), name=f"{self.id}:drain")
                 self._ready.set()
                 await self._stopping.wait()
                 await self._shutdown()
@@ -152,6 +154,18 @@ class Worker:
                 for executor in self.executors.values():
                     executor.cancel(job_id, "cancelled by request")
             await wait_for(hub.cancel, interval)
+
+    async def _drain_loop(self) -> None:
+        """Adopt the buckets of dead workers on this worker's agent and empty them into the master."""
+        while not self._stopping.is_set():
+            try:
+                await drain_orphaned_buckets(
+                    self.master, self.runtime.agents, self.cluster.worker_timeout, self.config.agent
+                )
+            except Exception:
+                log.exception("worker %s: drain pass failed", self.id)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.cluster.heartbeat_interval)
 
     async def _recovery_loop(self) -> None:
         """Give back the jobs of dead workers (expired leases) and prune old final jobs."""
