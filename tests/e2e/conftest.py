@@ -1,97 +1,12 @@
-"""Helpers to run the e2e app as real OS processes."""
+"""Fixtures for the multi-process tests."""
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import asyncpg
 import pytest
-
-HERE = Path(__file__).parent
-
-
-class Processes:
-    def __init__(self, master: str, cluster: str, logs: Path) -> None:
-        self.master = master
-        self.cluster = cluster
-        self.logs = logs
-        self.running: list[subprocess.Popen[bytes]] = []
-        self.agents: dict[str, str] = {}
-        self.settings: dict[str, Any] = {}
-
-    def env(self, workers: list[dict[str, Any]], agents: dict[str, str] | None = None) -> dict[str, str]:
-        return {
-            **os.environ,
-            "E2E_MASTER": self.master,
-            "E2E_CLUSTER": self.cluster,
-            "E2E_WORKERS": json.dumps(workers),
-            "E2E_AGENTS": json.dumps(self.agents if agents is None else agents),
-            "E2E_SETTINGS": json.dumps(self.settings),
-            "PYTHONPATH": str(HERE),
-        }
-
-    def worker(self, name: str, workers: list[dict[str, Any]]) -> subprocess.Popen[bytes]:
-        log = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 - lives as long as the process
-        proc = subprocess.Popen(
-            [sys.executable, str(HERE / "e2e_app.py"), "worker"],
-            env=self.env(workers),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        self.running.append(proc)
-        return proc
-
-    def publish(
-        self,
-        plan: list[dict[str, Any]],
-        timeout: float = 120,
-        agents: dict[str, str] | None = None,
-        name: str = "plan",
-    ) -> dict[str, list[str]]:
-        """Run a pure publisher process; `agents={}` makes it one without agent (NO path only)."""
-        path = self.logs / f"{name}.json"
-        path.write_text(json.dumps(plan))
-        subprocess.run(
-            [sys.executable, str(HERE / "e2e_app.py"), "publish", str(path)],
-            env=self.env([], agents),
-            check=True,
-            timeout=timeout,
-        )
-        ids: dict[str, list[str]] = json.loads(Path(str(path) + ".ids").read_text())
-        return ids
-
-    def stop_all(self, timeout: float = 30) -> list[int]:
-        for proc in self.running:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        codes = []
-        for proc in self.running:
-            try:
-                codes.append(proc.wait(timeout))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                codes.append(proc.wait())
-        self.running.clear()
-        return codes
-
-
-async def create_runs_table(master: str) -> None:
-    """Each handler run is recorded here by the handler itself (see e2e_app)."""
-    conn = await asyncpg.connect(master)
-    try:
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS e2e_runs (job_id text, attempt int, worker_id text,"
-            " lane text, priority text, due float8, started float8, at timestamptz DEFAULT now())"
-        )
-    finally:
-        await conn.close()
+from e2e_support import Processes
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import time
 from collections import Counter
 
 import asyncpg
+from e2e_support import Processes, create_runs_table
 
-from conftest import Processes, create_runs_table
 from jobmaster import Priority
 
 GENERAL = {p.name: (0 if p is Priority.Critical else 2) for p in Priority}

@@ -6,8 +6,8 @@ import asyncio
 import time
 
 import asyncpg
+from e2e_support import Processes, create_runs_table
 
-from conftest import Processes, create_runs_table
 from jobmaster import Priority
 
 ALL_BUT_CRITICAL = {p.name: (0 if p is Priority.Critical else 1) for p in Priority}

@@ -8,7 +8,8 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from conftest import eventually
+from engine_support import eventually
+
 from jobmaster import JobContext, JobStatus, Priority
 
 

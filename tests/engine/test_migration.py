@@ -7,8 +7,8 @@ import time
 
 import pytest
 from click.testing import CliRunner
+from engine_support import FAST, eventually
 
-from conftest import FAST, eventually
 from jobmaster import JobContext, JobMaster, JobStatus
 from jobmaster.cli.main import cli
 

@@ -36,6 +36,10 @@ log = logging.getLogger("jobmaster.executor")
 #: How many unsaved (SavePending) messages one pass persists to the master, and how often.
 SAVE_BATCH = 500
 SAVE_INTERVAL = 0.25
+#: Reasons a running handler is interrupted without being cancelled by a user: the job goes back to
+#: the master to run again, instead of ending Cancelled.
+SHUTDOWN = "worker shutting down"
+LEASE_LOST = "worker lost its lease (master unreachable)"
 
 
 def error_details(exc: BaseException) -> dict[str, Any]:
@@ -313,7 +317,7 @@ class BucketExecutor:
             return Completion(job.id, job.version, JobStatus.Succeeded, attempt("succeeded"))
         details = error_details(error)
         if isinstance(error, JobCancelledError):
-            if running.reason == "shutdown":
+            if running.reason in (SHUTDOWN, LEASE_LOST):
                 return Completion(
                     job.id,
                     job.version,
@@ -351,6 +355,14 @@ class BucketExecutor:
         running.task.cancel()
         return True
 
+    def abandon(self) -> int:
+        """Drop everything held without writing (the master is unreachable and our leases are gone)."""
+        dropped = len(self._buffer) + len(self._running)
+        self._buffer.clear()
+        for job_id in list(self._running):
+            self.cancel(job_id, LEASE_LOST)
+        return dropped
+
     # ---- stopping ----------------------------------------------------------------------------
 
     async def stop(self, grace: float) -> None:
@@ -367,6 +379,6 @@ class BucketExecutor:
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=grace)
             for job_id in list(self._running):
-                self.cancel(job_id, "shutdown")
+                self.cancel(job_id, SHUTDOWN)
             if pending:
                 await asyncio.wait(pending)

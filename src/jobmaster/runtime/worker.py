@@ -13,6 +13,7 @@ import os
 import socket
 import time
 import uuid
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from jobmaster.agents.base import AgentTransport
@@ -46,6 +47,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self._ready = asyncio.Event()
         self._heartbeat_stop = False
+        self._repairs = 0
 
     @property
     def record(self) -> WorkerRecord:
@@ -100,7 +102,7 @@ class Worker:
                 if self.coordinator is not None:
                     group.create_task(self.coordinator.run(), name=f"{self.id}:coordinator")
                     group.create_task(self._recovery_loop(), name=f"{self.id}:recovery")
-                if self.config.mode is WorkerMode.drain:
+                if self.config.mode in (WorkerMode.drain, WorkerMode.full):
                     group.create_task(self._drain_loop(), name=f"{self.id}:drain")
                 self._ready.set()
                 await self._stopping.wait()
@@ -138,22 +140,72 @@ class Worker:
         self.runtime.hub.cancel.set()
 
     async def _heartbeat_loop(self) -> None:
-        """Renew job leases, learn of cancel requests; keep going through master outages."""
+        """Renew job leases and learn of cancel requests; keep going through master outages.
+
+        Past `job_lease` without a successful renewal, other workers may already be re-running this
+        worker's jobs, so it interrupts its own runs rather than finish duplicates it cannot fence.
+        Back after more than `worker_timeout` of silence, its buckets may have been adopted as lost:
+        it checks and replaces any that are gone.
+        """
         interval = self.cluster.heartbeat_interval
         hub = self.runtime.hub
+        last_ok = time.time()
+        beats = 0
         while not self._heartbeat_stop:
             now = time.time()
             try:
                 cancels = await self.master.renew(self.id, now, now + self.cluster.job_lease)
             except Exception:
                 log.exception("worker %s: heartbeat failed", self.id)
-                cancels = []
+                if now - last_ok > self.cluster.job_lease:
+                    self._lease_lost()
+                await wait_for(hub.cancel, interval)
+                continue
             if self._heartbeat_stop:
                 return
+            silent, last_ok = now - last_ok, now
+            beats += 1
+            if self.executors and (silent > self.cluster.worker_timeout or beats % 10 == 0):
+                await self._repair_buckets()
             for job_id in cancels:
                 for executor in self.executors.values():
                     executor.cancel(job_id, "cancelled by request")
             await wait_for(hub.cancel, interval)
+
+    def _lease_lost(self) -> None:
+        dropped = sum(executor.abandon() for executor in self.executors.values())
+        if dropped:
+            log.error(
+                "worker %s: no heartbeat for longer than job_lease; dropped %d buffered or running "
+                "job(s), which the master gives to other workers",
+                self.id,
+                dropped,
+            )
+
+    async def _repair_buckets(self) -> None:
+        """Replace buckets a drainer adopted while this worker looked dead (a long pause, a partition)."""
+        if self._stopping.is_set():
+            return
+        mine = {b.id for b in await self.master.list_buckets() if b.worker_id == self.id}
+        missing = [ex for ex in self.executors.values() if ex.bucket.id not in mine]
+        if not missing:
+            return
+        self._repairs += 1
+        replacements = []
+        for executor in missing:
+            old = executor.bucket
+            bucket = replace(old, id=f"{old.id}.r{self._repairs}", status=BucketStatus.Active)
+            await self.agent.create_bucket(bucket.id)
+            self.runtime.hub.unregister_bucket(old.id)
+            del self.executors[old.id]
+            executor.bucket = bucket
+            self.executors[bucket.id] = executor
+            self.runtime.hub.register_bucket(bucket.id, executor.wake)
+            replacements.append(bucket)
+        await self.master.add_buckets(replacements)
+        await self.master.notify(BUCKETS)
+        self.runtime.view.invalidate()
+        log.warning("worker %s: %d bucket(s) had been adopted as lost; replaced", self.id, len(missing))
 
     async def _drain_loop(self) -> None:
         """Adopt the buckets of dead workers on this worker's agent and empty them into the master."""

@@ -1,0 +1,58 @@
+"""Helpers shared by the engine tests (imported by name, so kept out of conftest.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from jobmaster import JobMaster
+
+#: Fast settings so retries, heartbeats and lease expiry take milliseconds, not minutes.
+FAST = {
+    "heartbeat_interval": 0.3,
+    "job_lease": 2.0,
+    "worker_timeout": 1.5,
+    "retry_backoff_base": 0.05,
+    "retry_backoff_cap": 0.2,
+    "idle_poll_interval": 0.02,
+    "shutdown_grace": 5.0,
+}
+
+
+class Running:
+    """A started app plus helpers to wait for outcomes."""
+
+    def __init__(self, app: JobMaster) -> None:
+        self.app = app
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> Running:
+        self.task = asyncio.create_task(self.app.run(handle_signals=False))
+        await self.app.wait_ready()
+        return self
+
+    async def stop(self) -> None:
+        self.app.stop()
+        if self.task is not None:
+            await asyncio.wait_for(self.task, 30)
+            self.task = None
+
+    async def wait_status(self, job_id: str, *statuses: str, timeout: float = 15.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            job = await self.app.get_job(job_id)
+            if job.status.name in statuses:
+                return job
+            if time.monotonic() > deadline:
+                raise AssertionError(f"job {job_id} is {job.status.name}, expected {statuses}")
+            await asyncio.sleep(0.02)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
