@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
 import zoneinfo
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -248,6 +249,26 @@ class JobMaster:
     def stop(self) -> None:
         if self._stop_requested is not None:
             self._stop_requested.set()
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[JobMaster]:
+        """Run the workers in the background of an ASGI lifespan (or any async block).
+
+        The host application owns the signals, so none are installed; leaving the block is the
+        graceful stop: running jobs finish within `shutdown_grace` and buffered ones go back.
+        """
+        task = asyncio.create_task(self.run(handle_signals=False))
+        ready = asyncio.create_task(self.wait_ready())
+        await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            ready.cancel()
+            task.result()
+        await ready
+        try:
+            yield self
+        finally:
+            self.stop()
+            await task
 
     async def wait_ready(self, timeout: float = 30.0) -> None:
         """Wait until every local worker has registered its buckets (tests, embedding)."""

@@ -264,3 +264,31 @@ def test_sync_entry_points_wrap_the_async_api(make_app) -> None:
     assert app.sync.count_jobs(status="HeldOnMaster") == 1
     assert app.sync.cancel(job_id).status is JobStatus.Cancelled
     app.sync.close()
+
+
+async def test_running_block_for_asgi_lifespans(make_app) -> None:
+    app = make_app()
+    done: list[str] = []
+
+    @app.handler
+    async def task(ctx: JobContext) -> None:
+        await asyncio.sleep(0.3)
+        done.append(ctx.job_id)
+
+    async with app.running():
+        job_id = await app.schedule(task)
+        await eventually(lambda: _started(app, job_id))
+        assert done == []
+    # leaving the block waited for the running job instead of abandoning it
+    assert done == [job_id]
+    await app.open()
+    try:
+        assert (await app.get_job(job_id)).status is JobStatus.Succeeded
+        workers = await app.runtime.master.list_workers()
+        assert [w.status.name for w in workers] == ["Stopped"]
+    finally:
+        await app.close()
+
+
+async def _started(app, job_id: str) -> bool:
+    return (await app.get_job(job_id)).status is JobStatus.Processing
