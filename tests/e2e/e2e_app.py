@@ -69,6 +69,13 @@ async def work(ctx: JobContext, n: int) -> None:
     await _record(ctx)
 
 
+@app.handler(max_retries=50)
+async def busy(ctx: JobContext, n: int) -> None:
+    """Long enough (20 ms) that kills land while handlers run."""
+    await _record(ctx)
+    await asyncio.sleep(0.02)
+
+
 @app.handler(max_retries=2)
 async def flaky(ctx: JobContext, n: int) -> None:
     await _record(ctx)
