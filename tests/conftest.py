@@ -43,6 +43,8 @@ def pg_urls() -> Iterator[dict[str, str]]:
 
 
 BACKENDS = ["sqlite", "postgresql"]
+AGENT_BACKENDS = ["sqlite", "postgresql", "nats"]
+NATS_URL = os.environ.get("JOBMASTER_TEST_NATS", "nats://127.0.0.1:4222")
 
 
 @pytest.fixture(params=BACKENDS)
@@ -77,12 +79,31 @@ async def master(urls: dict[str, str], cluster_id: str) -> AsyncIterator[MasterS
         await store.close()
 
 
+@pytest.fixture(params=AGENT_BACKENDS)
+def agent_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-async def agent(urls: dict[str, str], cluster_id: str) -> AsyncIterator[AgentTransport]:
-    transport = make_agent(urls["agent"], cluster_id, "agent-1")
+def agent_url(agent_backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """The agent under test; on NATS the unique cluster id gives each test its own stream."""
+    if agent_backend == "sqlite":
+        return f"sqlite:///{tmp_path}/agent.db"
+    if agent_backend == "nats":
+        return NATS_URL
+    pg: dict[str, str] = request.getfixturevalue("pg_urls")
+    return pg["agent"]
+
+
+@pytest.fixture
+async def agent(agent_url: str, cluster_id: str) -> AsyncIterator[AgentTransport]:
+    transport = make_agent(agent_url, cluster_id, "agent-1")
     await transport.open()
     await transport.migrate()
     try:
         yield transport
     finally:
+        drop = getattr(transport, "drop", None)  # NATS: remove the test's stream from the shared server
+        if drop is not None:
+            await drop()
         await transport.close()

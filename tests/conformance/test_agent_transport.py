@@ -106,12 +106,14 @@ async def test_destroy_refuses_a_bucket_with_messages(agent: AgentTransport) -> 
     assert await agent.find(message.job_id) is None
 
 
-async def test_concurrent_claims_never_share_a_message(agent: AgentTransport, urls, cluster_id) -> None:
+async def test_concurrent_claims_never_share_a_message(
+    agent: AgentTransport, agent_url: str, cluster_id: str
+) -> None:
     bucket = _bucket()
     await agent.create_bucket(bucket)
     now = time.time()
     await agent.push(bucket, [_msg(now - 1) for _ in range(300)])
-    other = make_agent(urls["agent"], cluster_id, "agent-1")
+    other = make_agent(agent_url, cluster_id, "agent-1")
     await other.open()
     try:
 

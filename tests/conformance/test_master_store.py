@@ -370,3 +370,15 @@ async def test_workers_and_buckets(master: MasterStore) -> None:
     assert await master.set_bucket_status(["b1"], BucketStatus.Draining, BucketStatus.Lost) == ["b1"]
     await master.delete_buckets(["b2"])
     assert [(b.id, b.status) for b in await master.list_buckets()] == [("b1", BucketStatus.Draining)]
+    # a drainer takes ownership; a second one guarded by the old owner cannot
+    assert await master.set_bucket_status(
+        ["b1"], BucketStatus.Draining, BucketStatus.Draining, owner="d1", expected_owner="w1"
+    ) == ["b1"]
+    assert (
+        await master.set_bucket_status(
+            ["b1"], BucketStatus.Draining, BucketStatus.Draining, owner="d2", expected_owner="w1"
+        )
+        == []
+    )
+    [adopted] = await master.list_buckets()
+    assert adopted.worker_id == "d1"

@@ -219,9 +219,17 @@ class MasterStore(abc.ABC):
 
     @abc.abstractmethod
     async def set_bucket_status(
-        self, bucket_ids: Sequence[str], status: BucketStatus, expected: BucketStatus | None = None
+        self,
+        bucket_ids: Sequence[str],
+        status: BucketStatus,
+        expected: BucketStatus | None = None,
+        *,
+        owner: str | None = None,
+        expected_owner: str | None = None,
     ) -> list[str]:
-        """Guarded bucket transition: only buckets in `expected` (if given) move."""
+        """Guarded bucket transition: only buckets in `expected` status (and owned by
+        `expected_owner`), if given, move; `owner` hands the bucket to a new worker (a drainer), so a
+        drainer that dies mid-drain leaves a bucket whose owner is dead, and another can adopt it."""
 
     @abc.abstractmethod
     async def delete_buckets(self, bucket_ids: Sequence[str]) -> None: ...

@@ -706,16 +706,25 @@ class PostgresMaster(MasterStore):
         await self.pool.execute(_ADD_BUCKETS, self.cluster_id, *(list(c) for c in zip(*values, strict=True)))
 
     async def set_bucket_status(
-        self, bucket_ids: Sequence[str], status: BucketStatus, expected: BucketStatus | None = None
+        self,
+        bucket_ids: Sequence[str],
+        status: BucketStatus,
+        expected: BucketStatus | None = None,
+        *,
+        owner: str | None = None,
+        expected_owner: str | None = None,
     ) -> list[str]:
         if not bucket_ids:
             return []
         records = await self.pool.fetch(
-            "UPDATE jm_buckets SET status = $2 WHERE id = ANY($1::text[])"
-            " AND ($3::smallint IS NULL OR status = $3) RETURNING id",
+            "UPDATE jm_buckets SET status = $2, worker_id = COALESCE($4, worker_id)"
+            " WHERE id = ANY($1::text[]) AND ($3::smallint IS NULL OR status = $3)"
+            " AND ($5::text IS NULL OR worker_id = $5) RETURNING id",
             list(bucket_ids),
             int(status),
             None if expected is None else int(expected),
+            owner,
+            expected_owner,
         )
         return _in_order(bucket_ids, {r[0] for r in records})
 

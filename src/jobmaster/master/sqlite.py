@@ -623,20 +623,30 @@ class SqliteMaster(MasterStore):
         )
 
     async def set_bucket_status(
-        self, bucket_ids: Sequence[str], status: BucketStatus, expected: BucketStatus | None = None
+        self,
+        bucket_ids: Sequence[str],
+        status: BucketStatus,
+        expected: BucketStatus | None = None,
+        *,
+        owner: str | None = None,
+        expected_owner: str | None = None,
     ) -> list[str]:
         def write(conn: sqlite3.Connection) -> list[str]:
             moved = []
             for bucket_id in bucket_ids:
-                if expected is None:
-                    cursor = conn.execute(
-                        "UPDATE jm_buckets SET status = ? WHERE id = ?", (int(status), bucket_id)
-                    )
-                else:
-                    cursor = conn.execute(
-                        "UPDATE jm_buckets SET status = ? WHERE id = ? AND status = ?",
-                        (int(status), bucket_id, int(expected)),
-                    )
+                cursor = conn.execute(
+                    "UPDATE jm_buckets SET status = ?, worker_id = COALESCE(?, worker_id)"
+                    " WHERE id = ? AND (? IS NULL OR status = ?) AND (? IS NULL OR worker_id = ?)",
+                    (
+                        int(status),
+                        owner,
+                        bucket_id,
+                        expected,
+                        None if expected is None else int(expected),
+                        expected_owner,
+                        expected_owner,
+                    ),
+                )
                 if cursor.rowcount:
                     moved.append(bucket_id)
             return moved

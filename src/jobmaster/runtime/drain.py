@@ -61,11 +61,14 @@ async def drain_orphaned_buckets(
     agents: Mapping[str, AgentTransport],
     worker_timeout: float,
     agent_name: str | None = None,
+    drainer_id: str | None = None,
 ) -> dict[str, int]:
     """Adopt the buckets of dead or stopped workers and send their jobs back to the master.
 
-    Each bucket goes Lost -> Draining by guarded transitions, so of several drainers exactly one
-    adopts it. Returns jobs moved per drained bucket. Live workers' buckets are never touched.
+    A bucket whose owner is dead goes Lost, then Draining with the drainer as its new owner, each
+    step guarded by the status and owner last seen, so of several drainers exactly one adopts it.
+    A drainer that dies mid-drain leaves a Draining bucket with a dead owner, which is adopted again.
+    Returns jobs moved per drained bucket. Live workers' buckets are never touched.
     """
     now = time.time()
     workers = {w.id: w for w in await master.list_workers()}
@@ -78,14 +81,10 @@ async def drain_orphaned_buckets(
 
     drained: dict[str, int] = {}
     for bucket in await master.list_buckets():
-        if agent_name is not None and bucket.agent != agent_name:
-            continue
         agent = agents.get(bucket.agent)
-        if agent is None or bucket.status is BucketStatus.Draining or not dead(bucket):
+        if agent is None or (agent_name is not None and bucket.agent != agent_name) or not dead(bucket):
             continue
-        if bucket.status is not BucketStatus.Lost:
-            await master.set_bucket_status([bucket.id], BucketStatus.Lost, expected=bucket.status)
-        if not await master.set_bucket_status([bucket.id], BucketStatus.Draining, BucketStatus.Lost):
+        if not await _adopt(master, bucket, drainer_id):
             continue
         log.warning("adopting bucket %s of dead worker %s", bucket.id, bucket.worker_id)
         drained[bucket.id] = await drain_bucket(master, agent, bucket.id)
@@ -93,3 +92,22 @@ async def drain_orphaned_buckets(
     if drained:
         await master.notify(BUCKETS)
     return drained
+
+
+async def _adopt(master: MasterStore, bucket: Bucket, drainer_id: str | None) -> bool:
+    status = bucket.status
+    if status in (BucketStatus.Active, BucketStatus.Completing):
+        if not await master.set_bucket_status(
+            [bucket.id], BucketStatus.Lost, status, expected_owner=bucket.worker_id
+        ):
+            return False
+        status = BucketStatus.Lost
+    return bool(
+        await master.set_bucket_status(
+            [bucket.id],
+            BucketStatus.Draining,
+            status,
+            owner=drainer_id,
+            expected_owner=bucket.worker_id,
+        )
+    )

@@ -212,7 +212,11 @@ class Worker:
         while not self._stopping.is_set():
             try:
                 await drain_orphaned_buckets(
-                    self.master, self.runtime.agents, self.cluster.worker_timeout, self.config.agent
+                    self.master,
+                    self.runtime.agents,
+                    self.cluster.worker_timeout,
+                    self.config.agent,
+                    drainer_id=self.id,
                 )
             except Exception:
                 log.exception("worker %s: drain pass failed", self.id)

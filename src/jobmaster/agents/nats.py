@@ -1,0 +1,1051 @@
+"""NATS JetStream agent: bucket queues as subjects of one stream, claimed by compare-and-swap.
+
+Why this shape:
+
+* One stream per agent connection; every message lives on `jm.<hash>.<bucket>.<job>` with
+  `max_msgs_per_subject=1`, so the subject *is* the job's slot in its bucket: a push of a known job
+  replaces the old copy, and an ack is a purge of that one subject. Nothing stays behind once acked
+  (limits retention, explicit removal), unlike the .NET agent whose stream only ever grew.
+* A claim must honour the caller's clock (`now`, `visible_at`) and order by due time. A JetStream
+  consumer hands out messages in stream order and hides them for a fixed real-time AckWait, so it
+  can honour neither. The claim state is therefore data: a claimed message is re-published on its
+  own subject with a `Jm-Vis` header (visible-at), guarded by `Nats-Expected-Last-Subject-Sequence`.
+  That header makes the server check, atomically, that the subject still holds the exact copy we
+  read: of two claimers only one can win a message, a message acked or replaced meanwhile is never
+  handed out, and a push of a new version (no `Jm-Vis`) is visible again at once, as on SQL agents.
+  A KV bucket of claims would need the same per-message write and could not see an ack.
+* To choose what to claim, each process keeps an index of the buckets it claims from, fed by its
+  own pull consumer per bucket (no acks, memory state) that only reads what was stored since the
+  last call: a claim costs one pull round trip plus one guarded publish per claimed message, whatever
+  the backlog. The index never trusts itself: it cannot see purges by other processes, but a stale
+  entry just fails its guarded publish and is dropped. `count` asks the server, never the index.
+* Bucket existence is a marker message on `jm.<hash>.<bucket>`. A push checks the marker after
+  writing; destroy removes the marker first, then counts. Whichever runs second sees the other: a
+  push that lands after the count finds no marker, withdraws its messages and raises
+  BucketGoneError, so no message is ever left in a destroyed bucket.
+* A push carries `Nats-Msg-Id = bucket:job:version` (duplicate window 2 min): a retried publish is
+  stored once, a new version is a new id. Claims carry no id: they must never be de-duplicated.
+* Wake-ups: after each push a core-NATS message with the bucket id goes to `jmn.<hash>`.
+
+Every operation fails fast while the connection is down (the publisher then takes the NO path and
+the executors retry); the client itself reconnects for ever in the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import itertools
+import logging
+import re
+import ssl
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import nats
+import orjson
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+from jobmaster.agents.base import AgentMessage, AgentTransport, BucketGoneError
+from jobmaster.errors import ConfigError, JobMasterError, StoreError
+
+SCHEMES = ("nats",)
+
+log = logging.getLogger("jobmaster.agents.nats")
+
+DUE = "Jm-Due"
+VERSION = "Jm-Ver"
+VISIBLE = "Jm-Vis"
+EXPECT_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
+MSG_ID = "Nats-Msg-Id"
+
+#: JetStream error code: the subject's last sequence is not the expected one.
+WRONG_LAST_SEQUENCE = 10071
+NOT_FOUND_CODES = (10059, 10014, 10037)  # stream, consumer, message not found
+DUPLICATE_WINDOW_S = 120.0
+#: Requests in flight at once per batch (a batch of 2,000 acks goes out as two rounds).
+WINDOW = 1000
+#: Messages per pull request while reading a bucket.
+PULL_BATCH = 2000
+API_TIMEOUT = 5.0
+#: A pull to a consumer the server lost (restart) gets no answer at all: how long until we check.
+PULL_TIMEOUT = 2.0
+#: A process's per-bucket consumer is removed by the server after this long without a pull.
+CONSUMER_IDLE_S = 300.0
+CONNECT_TIMEOUT = 2
+RECONNECT_WAIT = 1
+
+
+class NatsUnavailableError(JobMasterError, ConnectionError):
+    """The NATS server cannot be reached (the message names the URL, without credentials)."""
+
+
+class NatsAgentError(StoreError):
+    """JetStream refused a request."""
+
+
+# ---- names ---------------------------------------------------------------------------------------
+
+_SAFE = re.compile(r"[A-Za-z0-9-]+")
+_ESCAPED = re.compile(r"_([0-9A-F]{2})")
+
+
+def token(text: str) -> str:
+    """An id as one subject token: `[A-Za-z0-9-]` kept, every other byte as `_XX` (reversible)."""
+    if _SAFE.fullmatch(text):
+        return text
+    if not text:
+        return "_"
+    return "".join(chr(b) if _SAFE.fullmatch(chr(b)) else f"_{b:02X}" for b in text.encode())
+
+
+def untoken(text: str) -> str:
+    """The id a `token` came from; text that is no token (odd data) comes back as it is."""
+    if "_" not in text:
+        return text
+    raw = bytearray()
+    position = 0
+    for match in _ESCAPED.finditer(text):
+        raw += text[position : match.start()].encode()
+        raw.append(int(match.group(1), 16))
+        position = match.end()
+    raw += text[position:].encode()
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return text
+
+
+def subject_hash(cluster_id: str, name: str) -> str:
+    return hashlib.sha256(f"{cluster_id}\0{name}".encode()).hexdigest()[:16]
+
+
+def stream_name(cluster_id: str, name: str) -> str:
+    """`JM_<cluster>_<agent>_<hash>`: readable, and unique even when sanitising made names collide."""
+
+    def clean(text: str) -> str:
+        return re.sub(r"[^A-Za-z0-9_-]", "_", text)[:64]
+
+    return f"JM_{clean(cluster_id)}_{clean(name)}_{subject_hash(cluster_id, name)[:8]}"
+
+
+# ---- URL -----------------------------------------------------------------------------------------
+
+_OPTIONS = ("tls", "tls_ca", "tls_cert", "tls_key", "tls_hostname", "replicas")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+@dataclass(slots=True)
+class NatsOptions:
+    servers: list[str]
+    user: str | None = None
+    password: str | None = None
+    token: str | None = None
+    tls: bool = False
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_hostname: str | None = None
+    replicas: int = 1
+    #: The URL with credentials masked, for messages and logs.
+    safe_url: str = ""
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if not self.tls:
+            return None
+        try:
+            context = ssl.create_default_context(cafile=self.tls_ca)
+            if self.tls_cert:
+                context.load_cert_chain(self.tls_cert, self.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"NATS agent URL {self.safe_url}: cannot load TLS files: {exc}") from exc
+        return context
+
+
+def parse_url(url: str) -> NatsOptions:
+    """Read `nats://[user:pass@|token@]host[:port][,nats://host2[:port]...][?options]`.
+
+    Options (for the whole connection): `tls=true` (also implied by any `tls_*`), `tls_ca=<file>`,
+    `tls_cert=<file>`, `tls_key=<file>`, `tls_hostname=<name>`, `replicas=<1..5>` (of the stream,
+    for a clustered JetStream). Anything else is refused, so a typo never goes unnoticed.
+    """
+    base, _, query = url.partition("?")
+    entries = [e.strip() for e in base.split(",")]
+    servers: list[str] = []
+    safe: list[str] = []
+    creds: tuple[str | None, str | None] | None = None
+    for entry in entries:
+        parts = urlsplit(entry)
+        try:
+            port = parts.port
+        except ValueError:
+            raise ConfigError(f"NATS agent URL: bad port in {_mask(entry)!r}") from None
+        if parts.scheme != "nats" or not parts.hostname or parts.path not in ("", "/"):
+            raise ConfigError(
+                f"NATS agent URL: {_mask(entry)!r} is not of the form nats://[user:pass@]host[:port]"
+                " (several servers are separated by commas; TLS is the query option ?tls=true)"
+            )
+        if parts.query or parts.fragment:
+            raise ConfigError(f"NATS agent URL: options go after the last server, not in {_mask(entry)!r}")
+        found = (
+            unquote(parts.username) if parts.username is not None else None,
+            unquote(parts.password) if parts.password is not None else None,
+        )
+        if found != (None, None):
+            if creds is not None and creds != found:
+                raise ConfigError("NATS agent URL: servers of one connection must share credentials")
+            creds = found
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        servers.append(f"nats://{host}:{port or 4222}")
+        safe.append(_mask(entry))
+    options = NatsOptions(servers=servers)
+    if creds is not None:
+        user, password = creds
+        if password is None:
+            options.token = user
+        else:
+            options.user, options.password = user, password
+    values: dict[str, str] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True, strict_parsing=False):
+        if key not in _OPTIONS:
+            raise ConfigError(f"NATS agent URL: unknown option {key!r} (known: {', '.join(_OPTIONS)})")
+        values[key] = value
+    tls = values.get("tls", "").lower()
+    if tls and tls not in _TRUE + _FALSE:
+        raise ConfigError(f"NATS agent URL: tls={values['tls']!r} is not true or false")
+    options.tls_ca = values.get("tls_ca") or None
+    options.tls_cert = values.get("tls_cert") or None
+    options.tls_key = values.get("tls_key") or None
+    options.tls_hostname = values.get("tls_hostname") or None
+    implied = any((options.tls_ca, options.tls_cert, options.tls_key, options.tls_hostname))
+    if tls in _FALSE and implied:
+        raise ConfigError("NATS agent URL: tls=false contradicts the tls_* options")
+    options.tls = tls in _TRUE or implied
+    if options.tls_key and not options.tls_cert:
+        raise ConfigError("NATS agent URL: tls_key needs tls_cert")
+    if "replicas" in values:
+        try:
+            options.replicas = int(values["replicas"])
+        except ValueError:
+            options.replicas = 0
+        if not 1 <= options.replicas <= 5:
+            raise ConfigError(f"NATS agent URL: replicas={values['replicas']!r} is not 1..5")
+    options.safe_url = ",".join(safe) + (f"?{query}" if query else "")
+    return options
+
+
+def _mask(entry: str) -> str:
+    """The URL without its secret: `user:***@`, or `***@` for a token."""
+    scheme, sep, rest = entry.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0]:
+        return entry
+    userinfo, _, host = rest.partition("@")
+    user, colon, _ = userinfo.partition(":")
+    return f"{scheme}://{user}:***@{host}" if colon else f"{scheme}://***@{host}"
+
+
+# ---- in-flight replies ---------------------------------------------------------------------------
+
+
+class _Batch:
+    """Replies to `size` requests sent at once, by index."""
+
+    def __init__(self, size: int) -> None:
+        self.replies: list[Msg | None] = [None] * size
+        self.left = size
+        self.done = asyncio.get_running_loop().create_future()
+        if size == 0:
+            self.done.set_result(None)
+
+    def add(self, index: str, msg: Msg) -> None:
+        try:
+            i = int(index)
+        except ValueError:
+            return
+        if 0 <= i < len(self.replies) and self.replies[i] is None:
+            self.replies[i] = msg
+            self.left -= 1
+            if self.left == 0 and not self.done.done():
+                self.done.set_result(None)
+
+
+class _Pull:
+    """The messages one no-wait pull request returns, up to its terminating status."""
+
+    def __init__(self, batch: int) -> None:
+        self.batch = batch
+        self.messages: list[Msg] = []
+        self.status: str | None = None
+        self.description = ""
+        self.done = asyncio.get_running_loop().create_future()
+
+    def add(self, index: str, msg: Msg) -> None:
+        if self.done.done():
+            return
+        status = msg.headers.get("Status") if msg.headers else None
+        if status and not msg.data and status != "100":
+            self.status = status
+            self.description = str(msg.headers.get("Description", "")) if msg.headers else ""
+            self.done.set_result(None)
+            return
+        if status == "100":  # idle heartbeat / flow control: not requested, ignored
+            return
+        self.messages.append(msg)
+        if len(self.messages) >= self.batch:
+            self.done.set_result(None)
+
+
+class _Inbox:
+    """One wildcard subscription that routes replies to the call waiting for them."""
+
+    def __init__(self) -> None:
+        self.prefix = ""
+        self._waiting: dict[str, _Batch | _Pull] = {}
+        self._ids = itertools.count(1)
+        self._sub: Subscription | None = None
+
+    async def start(self, nc: Client) -> None:
+        self.prefix = nc.new_inbox()
+        self._sub = await nc.subscribe(
+            f"{self.prefix}.>", cb=self._on_msg, pending_msgs_limit=0, pending_bytes_limit=0
+        )
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            sub, self._sub = self._sub, None
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    def open(self, waiter: _Batch | _Pull) -> str:
+        key = str(next(self._ids))
+        self._waiting[key] = waiter
+        return key
+
+    def close(self, key: str) -> None:
+        self._waiting.pop(key, None)
+
+    async def _on_msg(self, msg: Msg) -> None:
+        key, _, index = msg.subject[len(self.prefix) + 1 :].partition(".")
+        waiter = self._waiting.get(key)
+        if waiter is not None:
+            waiter.add(index, msg)
+
+
+def _reply(msg: Msg | None) -> dict[str, Any]:
+    """A JetStream API reply as a dict; a missing or unreadable one as an error entry."""
+    if msg is None:
+        return {"error": {"code": 408, "err_code": 0, "description": "no reply in time"}}
+    if msg.headers and msg.headers.get("Status") == "503":
+        return {"error": {"code": 503, "err_code": 0, "description": "JetStream is not available"}}
+    try:
+        value = orjson.loads(msg.data)
+    except orjson.JSONDecodeError:
+        return {"error": {"code": 500, "err_code": 0, "description": f"unreadable reply {msg.data[:80]!r}"}}
+    return value if isinstance(value, dict) else {"error": {"code": 500, "err_code": 0}}
+
+
+def _err_code(reply: dict[str, Any]) -> int:
+    error = reply.get("error")
+    return int(error.get("err_code") or 0) if isinstance(error, dict) else 0
+
+
+def _describe(reply: dict[str, Any]) -> str:
+    error = reply.get("error")
+    if isinstance(error, dict):
+        return f"{error.get('description', 'error')} (code {error.get('code')}/{error.get('err_code')})"
+    return "unknown error"
+
+
+# ---- per-bucket index ----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Entry:
+    seq: int
+    due_at: float
+    version: int
+    visible_at: float
+    payload: bytes
+
+
+@dataclass(slots=True)
+class _View:
+    """One bucket as this process last read it (see the module docstring for why it may be stale)."""
+
+    bucket_id: str
+    subjects: str
+    prefix: str
+    entries: dict[str, _Entry] = field(default_factory=dict)
+    consumer: str | None = None
+    last_seq: int = 0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: Pulled messages arrive under their own subjects, so each view has its own subscription;
+    #: a pull's terminating status arrives on `<deliver>.<pull number>`, which tells stale ones apart.
+    deliver: str = ""
+    consumer_seq: int = 0
+    sub: Subscription | None = None
+    pull: _Pull | None = None
+    pulls: int = 0
+
+    async def on_msg(self, msg: Msg) -> None:
+        pull = self.pull
+        if pull is None:
+            return
+        if msg.headers and msg.headers.get("Status") and msg.subject != f"{self.deliver}.{self.pulls}":
+            return
+        pull.add("", msg)
+
+    async def unsubscribe(self) -> None:
+        sub, self.sub = self.sub, None
+        if sub is not None:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+
+def _float(value: str | None) -> float:
+    if not value:
+        return 0.0
+    try:
+        return float(value)
+    except ValueError:
+        return 0.0
+
+
+def _int(value: str | None) -> int:
+    if not value:
+        return 0
+    try:
+        return int(value)
+    except ValueError:
+        return 0
+
+
+def _delivery(reply: str | None) -> tuple[int, int, int]:
+    """Stream sequence, consumer sequence and messages still pending, from a delivery's reply.
+
+    `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>`, or the longer form with
+    a domain and account hash in front of the stream name.
+    """
+    if not reply:
+        return 0, 0, 0
+    tokens = reply.split(".")
+    if len(tokens) == 9:
+        return _int(tokens[5]), _int(tokens[6]), _int(tokens[8])
+    if len(tokens) >= 11:
+        return _int(tokens[7]), _int(tokens[8]), _int(tokens[10])
+    return 0, 0, 0
+
+
+# ---- the transport -------------------------------------------------------------------------------
+
+
+class NatsAgent(AgentTransport):
+    supports_notify = True
+
+    def __init__(self, url: str, cluster_id: str, name: str) -> None:
+        super().__init__(url, cluster_id, name)
+        self.options = parse_url(url)
+        self.stream = stream_name(cluster_id, name)
+        self.root = f"jm.{subject_hash(cluster_id, name)}"
+        self.notify_subject = f"jmn.{subject_hash(cluster_id, name)}"
+        self._nc: Client | None = None
+        self._inbox = _Inbox()
+        self._views: dict[str, _View] = {}
+        self._markers: dict[str, int] = {}
+        self._listeners: list[Subscription] = []
+
+    # ---- connection --------------------------------------------------------------------------
+
+    def _client(self) -> Client:
+        nc = self._nc
+        if nc is None:
+            raise RuntimeError(f"agent {self.name!r} is not open")
+        if not nc.is_connected:
+            raise NatsUnavailableError(
+                f"agent {self.name!r}: not connected to NATS at {self.options.safe_url} (reconnecting)"
+            )
+        return nc
+
+    async def open(self) -> None:
+        if self._nc is not None:
+            return
+        options = self.options
+        nc = Client()
+        try:
+            await asyncio.wait_for(
+                nc.connect(
+                    servers=options.servers,
+                    user=options.user,
+                    password=options.password,
+                    token=options.token,
+                    tls=options.ssl_context(),
+                    tls_hostname=options.tls_hostname,
+                    name=f"jobmaster {self.cluster_id}/{self.name}",
+                    connect_timeout=CONNECT_TIMEOUT,
+                    reconnect_time_wait=RECONNECT_WAIT,
+                    # Fail fast here; reconnect for ever once connected (set below).
+                    max_reconnect_attempts=1,
+                    error_cb=self._on_error,
+                    disconnected_cb=self._on_disconnected,
+                    reconnected_cb=self._on_reconnected,
+                ),
+                timeout=CONNECT_TIMEOUT * (len(options.servers) + 1) * 2 + RECONNECT_WAIT * 2,
+            )
+        except ConfigError:
+            raise
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                await nc.close()
+            raise NatsUnavailableError(
+                f"agent {self.name!r}: cannot connect to NATS at {options.safe_url}: "
+                f"{type(exc).__name__} {exc}".rstrip()
+            ) from None
+        nc.options["max_reconnect_attempts"] = -1
+        # nats-py upgrades to TLS only when the server requires it: refuse a silent plain connection.
+        info: dict[str, Any] = getattr(nc, "_server_info", None) or {}
+        if options.tls and not info.get("tls_required", False):
+            await nc.close()
+            raise ConfigError(
+                f"agent {self.name!r}: TLS was asked for but NATS at {options.safe_url} does not offer it"
+            )
+        if not info.get("jetstream", False):
+            await nc.close()
+            raise ConfigError(
+                f"agent {self.name!r}: NATS at {options.safe_url} has no JetStream (start it with -js)"
+            )
+        self._nc = nc
+        await self._inbox.start(nc)
+
+    async def close(self) -> None:
+        nc, self._nc = self._nc, None
+        if nc is None:
+            return
+        views, self._views = list(self._views.values()), {}
+        self._markers.clear()
+        if nc.is_connected:
+            consumers = [v.consumer for v in views if v.consumer]
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    asyncio.gather(
+                        *(self._api(nc, f"CONSUMER.DELETE.{self.stream}.{c}") for c in consumers),
+                        return_exceptions=True,
+                    ),
+                    API_TIMEOUT,
+                )
+        for view in views:
+            await view.unsubscribe()
+        self._listeners.clear()
+        await self._inbox.stop()
+        with contextlib.suppress(Exception):
+            await nc.close()
+
+    async def _on_error(self, exc: Exception) -> None:
+        level = logging.DEBUG if isinstance(exc, OSError | TimeoutError) else logging.WARNING
+        log.log(level, "agent %s: NATS %s: %s", self.name, type(exc).__name__, exc)
+
+    async def _on_disconnected(self) -> None:
+        if self._nc is not None:
+            log.warning("agent %s: disconnected from NATS at %s", self.name, self.options.safe_url)
+
+    async def _on_reconnected(self) -> None:
+        log.warning("agent %s: reconnected to NATS at %s", self.name, self.options.safe_url)
+
+    # ---- raw requests ------------------------------------------------------------------------
+
+    async def _api(self, nc: Client, endpoint: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        payload = orjson.dumps(body) if body is not None else b""
+        try:
+            msg = await nc.request(f"$JS.API.{endpoint}", payload, timeout=API_TIMEOUT)
+        except nats.errors.NoRespondersError:
+            return {"error": {"code": 503, "err_code": 0, "description": "JetStream is not available"}}
+        except nats.errors.TimeoutError:
+            msg = None
+        return _reply(msg)
+
+    async def _many(
+        self, nc: Client, requests: Sequence[tuple[str, bytes, dict[str, str] | None]]
+    ) -> list[dict[str, Any]]:
+        """Send requests (subject, payload, headers) at once; replies in the same order."""
+        replies: list[dict[str, Any]] = []
+        for start in range(0, len(requests), WINDOW):
+            chunk = requests[start : start + WINDOW]
+            batch = _Batch(len(chunk))
+            key = self._inbox.open(batch)
+            try:
+                reply_to = f"{self._inbox.prefix}.{key}."
+                for i, (subject, payload, headers) in enumerate(chunk):
+                    await nc.publish(subject, payload, reply=f"{reply_to}{i}", headers=headers)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(batch.done), API_TIMEOUT)
+            finally:
+                self._inbox.close(key)
+            replies.extend(_reply(msg) for msg in batch.replies)
+        return replies
+
+    # ---- schema ------------------------------------------------------------------------------
+
+    def _stream_config(self) -> dict[str, Any]:
+        return {
+            "name": self.stream,
+            "subjects": [f"{self.root}.>"],
+            "retention": "limits",
+            "storage": "file",
+            # Never drop in-flight jobs to make room: if an operator caps the stream, pushes are
+            # refused instead (and take the NO path).
+            "discard": "new",
+            "max_msgs_per_subject": 1,
+            "duplicate_window": int(DUPLICATE_WINDOW_S * 1e9),
+            "allow_direct": True,
+            "num_replicas": self.options.replicas,
+            "max_consumers": -1,
+            "max_msgs": -1,
+            "max_bytes": -1,
+            "max_age": 0,
+        }
+
+    async def migrate(self) -> None:
+        nc = self._client()
+        wanted = self._stream_config()
+        info = await self._api(nc, f"STREAM.INFO.{self.stream}")
+        if _err_code(info) in NOT_FOUND_CODES:
+            created = await self._api(nc, f"STREAM.CREATE.{self.stream}", wanted)
+            if "error" not in created:
+                return
+            info = await self._api(nc, f"STREAM.INFO.{self.stream}")  # another process won the race
+        if "error" in info:
+            raise NatsAgentError(f"agent {self.name!r}: stream {self.stream}: {_describe(info)}")
+        current = info.get("config", {})
+        if any(current.get(k) != wanted[k] for k in ("subjects", "max_msgs_per_subject", "allow_direct")):
+            updated = await self._api(nc, f"STREAM.UPDATE.{self.stream}", {**current, **wanted})
+            if "error" in updated:
+                raise NatsAgentError(
+                    f"agent {self.name!r}: stream {self.stream} cannot be updated: {_describe(updated)}"
+                )
+
+    async def drop(self) -> None:
+        """Delete this agent's stream and every message in it (tests, decommissioning)."""
+        nc = self._client()
+        reply = await self._api(nc, f"STREAM.DELETE.{self.stream}")
+        if "error" in reply and _err_code(reply) not in NOT_FOUND_CODES:
+            raise NatsAgentError(
+                f"agent {self.name!r}: cannot delete stream {self.stream}: {_describe(reply)}"
+            )
+        self._views.clear()
+        self._markers.clear()
+
+    # ---- subjects ----------------------------------------------------------------------------
+
+    def _marker(self, bucket_id: str) -> str:
+        return f"{self.root}.{token(bucket_id)}"
+
+    def _subject(self, bucket_id: str, job_id: str) -> str:
+        return f"{self.root}.{token(bucket_id)}.{token(job_id)}"
+
+    def _view(self, bucket_id: str) -> _View:
+        view = self._views.get(bucket_id)
+        if view is None:
+            prefix = f"{self._marker(bucket_id)}."
+            view = _View(bucket_id, f"{prefix}*", prefix)
+            self._views[bucket_id] = view
+        return view
+
+    # ---- buckets -----------------------------------------------------------------------------
+
+    async def listen(self, callback: Callable[[str], None]) -> None:
+        async def deliver(msg: Msg) -> None:
+            try:
+                callback(msg.data.decode(errors="replace"))
+            except Exception:
+                log.exception("agent %s: bucket wake-up callback failed", self.name)
+
+        self._listeners.append(await self._client().subscribe(self.notify_subject, cb=deliver))
+
+    async def create_bucket(self, bucket_id: str) -> None:
+        nc = self._client()
+        body = orjson.dumps({"bucket": bucket_id, "agent": self.name})
+        [reply] = await self._many(nc, [(self._marker(bucket_id), body, {EXPECT_SUBJECT_SEQ: "0"})])
+        if "error" not in reply:
+            self._markers[bucket_id] = int(reply["seq"])
+        elif _err_code(reply) != WRONG_LAST_SEQUENCE:  # that one means: it exists already
+            raise NatsAgentError(f"agent {self.name!r}: cannot create bucket {bucket_id}: {_describe(reply)}")
+
+    async def _read_marker(self, nc: Client, bucket_id: str) -> int | None:
+        """The marker's sequence, read from the stream leader (None: no such bucket)."""
+        reply = await self._api(
+            nc, f"STREAM.MSG.GET.{self.stream}", {"last_by_subj": self._marker(bucket_id)}
+        )
+        if "error" in reply:
+            if _err_code(reply) in NOT_FOUND_CODES:
+                return None
+            raise NatsAgentError(f"agent {self.name!r}: bucket {bucket_id}: {_describe(reply)}")
+        return int(reply["message"]["seq"])
+
+    async def destroy_bucket(self, bucket_id: str) -> bool:
+        nc = self._client()
+        self._markers.pop(bucket_id, None)
+        marker = await self._read_marker(nc, bucket_id)
+        if marker is not None:
+            await self._delete(nc, [marker], f"cannot destroy bucket {bucket_id}")
+        # From here on, pushes fail their marker check; anything stored before is counted now.
+        if await self.count(bucket_id):
+            await self.create_bucket(bucket_id)
+            return False
+        view = self._views.pop(bucket_id, None)
+        if view is not None:
+            await view.unsubscribe()
+            if view.consumer:
+                await self._api(nc, f"CONSUMER.DELETE.{self.stream}.{view.consumer}")
+        return True
+
+    async def _delete(self, nc: Client, seqs: Sequence[int], what: str) -> list[bool]:
+        """Delete messages by sequence; False for one already gone (replaced, claimed, acked).
+
+        Never a purge by subject: on nats-server 2.9 a filtered purge moves the read position of
+        consumers past messages they have not delivered yet, which would hide those messages from
+        this agent's readers. Deleting one sequence leaves every consumer's position intact.
+        """
+        endpoint = f"$JS.API.STREAM.MSG.DELETE.{self.stream}"
+        replies = await self._many(
+            nc, [(endpoint, orjson.dumps({"seq": s, "no_erase": True}), None) for s in seqs]
+        )
+        done = []
+        for reply in replies:
+            if "error" in reply and _err_code(reply) not in NOT_FOUND_CODES:
+                raise NatsAgentError(f"agent {self.name!r}: {what}: {_describe(reply)}")
+            done.append("error" not in reply)
+        return done
+
+    # ---- messages ----------------------------------------------------------------------------
+
+    async def push(self, bucket_id: str, messages: Sequence[AgentMessage]) -> None:
+        latest = list({m.job_id: m for m in messages}.values())
+        if not latest:
+            return
+        nc = self._client()
+        marker = self._markers.get(bucket_id)
+        if marker is None:
+            marker = await self._read_marker(nc, bucket_id)
+            if marker is None:
+                raise BucketGoneError(f"bucket {bucket_id} does not exist on agent {self.name!r}")
+            self._markers[bucket_id] = marker
+        replies = await self._many(
+            nc,
+            [
+                (
+                    self._subject(bucket_id, m.job_id),
+                    m.payload,
+                    {
+                        DUE: repr(m.due_at),
+                        VERSION: str(m.version),
+                        MSG_ID: f"{bucket_id}:{m.job_id}:{m.version}",
+                    },
+                )
+                for m in latest
+            ],
+        )
+        stored = [int(r["seq"]) for r in replies if "error" not in r and not r.get("duplicate")]
+        now = await self._read_marker(nc, bucket_id)
+        if now is None:
+            # A destroy removed the marker meanwhile and may not have counted these: withdraw them
+            # (a copy already claimed by a drainer has another sequence and stays with it).
+            self._markers.pop(bucket_id, None)
+            await self._delete(nc, stored, f"withdrawing messages from bucket {bucket_id}")
+            raise BucketGoneError(f"bucket {bucket_id} was destroyed on agent {self.name!r}")
+        self._markers[bucket_id] = now
+        failed = [r for r in replies if "error" in r]
+        if failed:
+            raise NatsAgentError(
+                f"agent {self.name!r}: {len(failed)} of {len(latest)} message(s) to bucket {bucket_id}"
+                f" not stored: {_describe(failed[0])}"
+            )
+        with contextlib.suppress(Exception):
+            await nc.publish(self.notify_subject, bucket_id.encode())
+
+    async def _sync(self, nc: Client, view: _View) -> None:
+        """Read what the bucket's subjects stored since the last call (caller holds view.lock)."""
+        renewed = False
+        while True:
+            if view.consumer is None:
+                await self._create_consumer(nc, view)
+            assert view.consumer is not None
+            if view.sub is None:
+                view.deliver = nc.new_inbox()
+                # Unbounded: a message dropped here would be a message this process never claims.
+                view.sub = await nc.subscribe(
+                    f"{view.deliver}.*", cb=view.on_msg, pending_msgs_limit=0, pending_bytes_limit=0
+                )
+            pull = view.pull = _Pull(PULL_BATCH)
+            view.pulls += 1
+            try:
+                await nc.publish(
+                    f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{view.consumer}",
+                    orjson.dumps({"batch": PULL_BATCH, "no_wait": True}),
+                    reply=f"{view.deliver}.{view.pulls}",
+                )
+                try:
+                    await asyncio.wait_for(asyncio.shield(pull.done), PULL_TIMEOUT)
+                except TimeoutError:
+                    # No answer at all: the server lost the consumer (a restart) or is stuck on it.
+                    # (No `expires` on the request: with no_wait, nats-server 2.9 would then wait
+                    # it out even when nothing is pending.) Read on with a new consumer, once.
+                    if renewed:
+                        raise NatsAgentError(
+                            f"agent {self.name!r}: bucket {view.bucket_id}: no reply to a pull in time"
+                        ) from None
+                    renewed = True
+                    stale, view.consumer = view.consumer, None
+                    await self._api(nc, f"CONSUMER.DELETE.{self.stream}.{stale}")
+                    continue
+            finally:
+                view.pull = None
+            pending = 0
+            resume = 0
+            for msg in pull.messages:
+                seq, cseq, pending = _delivery(msg.reply)
+                if cseq != view.consumer_seq + 1 and not resume:
+                    # A delivery never reached us (it cannot with unbounded subscriptions, but a
+                    # message skipped here would never be claimed): read again from the hole.
+                    resume = view.last_seq + 1
+                view.consumer_seq = max(view.consumer_seq, cseq)
+                if not resume:
+                    view.last_seq = max(view.last_seq, seq)
+                self._apply(view, msg, seq)
+            if resume:
+                log.warning(
+                    "agent %s: bucket %s: deliveries missing; reading again", self.name, view.bucket_id
+                )
+                await self._api(nc, f"CONSUMER.DELETE.{self.stream}.{view.consumer}")
+                view.consumer = None
+                continue
+            if pull.status is None:
+                if pending == 0:
+                    return
+                continue  # a full batch, and more behind it
+            if pull.status in ("404", "408"):
+                return
+            if pull.status == "409" and "deleted" in pull.description.lower():
+                view.consumer = None
+                continue
+            raise NatsAgentError(
+                f"agent {self.name!r}: bucket {view.bucket_id}: pull refused:"
+                f" {pull.status} {pull.description}"
+            )
+
+    async def _create_consumer(self, nc: Client, view: _View) -> None:
+        config: dict[str, Any] = {
+            "ack_policy": "none",
+            "filter_subject": view.subjects,
+            "inactive_threshold": int(CONSUMER_IDLE_S * 1e9),
+            "mem_storage": True,
+            "num_replicas": 1,
+            "replay_policy": "instant",
+        }
+        if view.last_seq:
+            config |= {"deliver_policy": "by_start_sequence", "opt_start_seq": view.last_seq + 1}
+        else:
+            config["deliver_policy"] = "all"
+        reply = await self._api(
+            nc, f"CONSUMER.CREATE.{self.stream}", {"stream_name": self.stream, "config": config}
+        )
+        if "error" in reply:
+            raise NatsAgentError(
+                f"agent {self.name!r}: cannot read bucket {view.bucket_id}: {_describe(reply)}"
+            )
+        view.consumer = str(reply["name"])
+        view.consumer_seq = 0
+
+    def _apply(self, view: _View, msg: Msg, seq: int) -> None:
+        if seq <= 0:
+            return
+        job_id = untoken(msg.subject[len(view.prefix) :])
+        known = view.entries.get(job_id)
+        if known is not None and known.seq >= seq:
+            return
+        headers = msg.headers or {}
+        # Odd data never stops the reader: defaults make it claimable, and the engine sets it aside.
+        view.entries[job_id] = _Entry(
+            seq,
+            _float(headers.get(DUE)),
+            _int(headers.get(VERSION)),
+            _float(headers.get(VISIBLE)),
+            msg.data,
+        )
+
+    async def _take(
+        self, nc: Client, view: _View, candidates: list[tuple[str, _Entry]], limit: int, visible_at: float
+    ) -> list[AgentMessage]:
+        """Claim the first `limit` candidates that nobody changed since we read them."""
+        candidates.sort(key=lambda c: c[1].due_at)
+        taken: list[AgentMessage] = []
+        errors: list[dict[str, Any]] = []
+        position = 0
+        hidden = repr(visible_at)
+        while len(taken) < limit and position < len(candidates):
+            chunk = candidates[position : position + limit - len(taken)]
+            position += len(chunk)
+            replies = await self._many(
+                nc,
+                [
+                    (
+                        view.prefix + token(job_id),
+                        entry.payload,
+                        {
+                            DUE: repr(entry.due_at),
+                            VERSION: str(entry.version),
+                            VISIBLE: hidden,
+                            EXPECT_SUBJECT_SEQ: str(entry.seq),
+                        },
+                    )
+                    for job_id, entry in chunk
+                ],
+            )
+            for (job_id, entry), reply in zip(chunk, replies, strict=True):
+                if "error" not in reply:
+                    entry.seq = int(reply["seq"])
+                    entry.visible_at = visible_at
+                    taken.append(AgentMessage(job_id, entry.due_at, entry.version, entry.payload))
+                elif _err_code(reply) == WRONG_LAST_SEQUENCE:
+                    # Claimed, replaced or acked elsewhere: forget it; the next read brings back
+                    # whatever copy now exists.
+                    if view.entries.get(job_id) is entry:
+                        del view.entries[job_id]
+                else:
+                    errors.append(reply)
+        if errors and not taken:
+            raise NatsAgentError(
+                f"agent {self.name!r}: bucket {view.bucket_id}: claim failed: {_describe(errors[0])}"
+            )
+        taken.sort(key=lambda m: m.due_at)
+        return taken
+
+    async def claim(
+        self, bucket_id: str, limit: int, due_before: float, now: float, visible_at: float
+    ) -> list[AgentMessage]:
+        nc = self._client()
+        view = self._view(bucket_id)
+        async with view.lock:
+            await self._sync(nc, view)
+            if limit <= 0:
+                return []
+            candidates = [
+                (job_id, e)
+                for job_id, e in view.entries.items()
+                if e.due_at <= due_before and e.visible_at <= now
+            ]
+            return await self._take(nc, view, candidates, limit, visible_at)
+
+    async def claim_unsaved(
+        self, bucket_id: str, limit: int, due_after: float, now: float, visible_at: float
+    ) -> list[AgentMessage]:
+        nc = self._client()
+        view = self._view(bucket_id)
+        async with view.lock:
+            await self._sync(nc, view)
+            if limit <= 0:
+                return []
+            candidates = [
+                (job_id, e)
+                for job_id, e in view.entries.items()
+                if e.version == 0 and e.due_at > due_after and e.visible_at <= now
+            ]
+            return await self._take(nc, view, candidates, limit, visible_at)
+
+    async def ack(self, bucket_id: str, job_ids: Sequence[str]) -> None:
+        """Remove the copies that were claimed (by sequence); a newer copy pushed since stays.
+
+        Removing by job id, as the SQL agents do, would also delete a newer version that a
+        coordinator pushed meanwhile; here it survives and its owner deals with it.
+        """
+        ids = list(dict.fromkeys(job_ids))
+        if not ids:
+            return
+        nc = self._client()
+        view = self._views.get(bucket_id)
+        seqs: dict[str, int] = {}
+        unknown: list[str] = []
+        for job_id in ids:
+            entry = view.entries.get(job_id) if view is not None else None
+            if entry is not None:
+                seqs[job_id] = entry.seq
+            else:
+                unknown.append(job_id)
+        if unknown:  # never claimed through this process: the copy the stream holds now
+            endpoint = f"$JS.API.STREAM.MSG.GET.{self.stream}"
+            replies = await self._many(
+                nc,
+                [
+                    (endpoint, orjson.dumps({"last_by_subj": self._subject(bucket_id, j)}), None)
+                    for j in unknown
+                ],
+            )
+            for job_id, reply in zip(unknown, replies, strict=True):
+                if "error" not in reply:
+                    seqs[job_id] = int(reply["message"]["seq"])
+                elif _err_code(reply) not in NOT_FOUND_CODES:
+                    raise NatsAgentError(
+                        f"agent {self.name!r}: ack in bucket {bucket_id}: {_describe(reply)}"
+                    )
+        await self._delete(nc, list(seqs.values()), f"ack in bucket {bucket_id}")
+        if view is not None:
+            for job_id, seq in seqs.items():
+                entry = view.entries.get(job_id)
+                if entry is not None and entry.seq == seq:
+                    del view.entries[job_id]
+
+    async def next_due_at(self, bucket_id: str, now: float) -> float | None:
+        nc = self._client()
+        view = self._view(bucket_id)
+        async with view.lock:
+            await self._sync(nc, view)
+            if not view.entries:
+                return None
+            return min(max(e.due_at, e.visible_at) for e in view.entries.values())
+
+    async def count(self, bucket_id: str) -> int:
+        """Asked of the server (a throw-away consumer's pending count), never of the local index."""
+        nc = self._client()
+        config = {
+            "ack_policy": "none",
+            "deliver_policy": "all",
+            "filter_subject": f"{self._marker(bucket_id)}.*",
+            "inactive_threshold": int(5e9),
+            "mem_storage": True,
+            "num_replicas": 1,
+        }
+        reply = await self._api(
+            nc, f"CONSUMER.CREATE.{self.stream}", {"stream_name": self.stream, "config": config}
+        )
+        if "error" in reply:
+            raise NatsAgentError(f"agent {self.name!r}: cannot count bucket {bucket_id}: {_describe(reply)}")
+        with contextlib.suppress(Exception):
+            await self._api(nc, f"CONSUMER.DELETE.{self.stream}.{reply['name']}")
+        return int(reply.get("num_pending", 0))
+
+    async def find(self, job_id: str) -> AgentMessage | None:
+        nc = self._client()
+        try:
+            msg = await nc.request(
+                f"$JS.API.DIRECT.GET.{self.stream}",
+                orjson.dumps({"seq": 0, "next_by_subj": f"{self.root}.*.{token(job_id)}"}),
+                timeout=API_TIMEOUT,
+            )
+        except nats.errors.TimeoutError:
+            raise NatsAgentError(f"agent {self.name!r}: no reply looking up job {job_id}") from None
+        headers = msg.headers or {}
+        status = headers.get("Status")
+        if status == "404":
+            return None
+        if status:
+            raise NatsAgentError(
+                f"agent {self.name!r}: looking up job {job_id}: {status} {headers.get('Description', '')}"
+            )
+        return AgentMessage(job_id, _float(headers.get(DUE)), _int(headers.get(VERSION)), msg.data)
+
+
+TRANSPORT = NatsAgent
