@@ -76,6 +76,13 @@ async def busy(ctx: JobContext, n: int) -> None:
     await asyncio.sleep(0.02)
 
 
+@app.handler
+async def long(ctx: JobContext, n: int) -> None:
+    """Long enough (300 ms) to be running when a worker is told to stop."""
+    await _record(ctx)
+    await asyncio.sleep(0.3)
+
+
 @app.handler(max_retries=2)
 async def flaky(ctx: JobContext, n: int) -> None:
     await _record(ctx)
@@ -111,9 +118,19 @@ async def publish(plan_path: str) -> None:
         json.dump(out, f)
 
 
+async def stream(count: int) -> None:
+    """Schedule one job at a time and print each id as soon as its call returned."""
+    async with app:
+        for n in range(count):
+            job_id = await app.schedule("e2e_app.work", {"n": n})
+            print(job_id, flush=True)
+
+
 def main(argv: list[str]) -> None:
     if argv[1] == "publish":
         asyncio.run(publish(argv[2]))
+    elif argv[1] == "stream":
+        asyncio.run(stream(int(argv[2])))
     else:
         asyncio.run(app.run())
 

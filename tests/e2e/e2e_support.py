@@ -65,6 +65,14 @@ class Processes:
         ids: dict[str, list[str]] = json.loads(Path(str(path) + ".ids").read_text())
         return ids
 
+    def stream(self) -> subprocess.Popen[bytes]:
+        """A publisher printing each job id as its schedule call returns."""
+        return subprocess.Popen(
+            [sys.executable, str(HERE / "e2e_app.py"), "stream", "100000"],
+            env=self.env([]),
+            stdout=subprocess.PIPE,
+        )
+
     def stop_all(self, timeout: float = 30) -> list[int]:
         for proc in self.running:
             if proc.poll() is None:
