@@ -237,13 +237,20 @@ async def test_release_returns_buffered_jobs(master: MasterStore) -> None:
 async def test_renew_extends_leases_and_reports_cancels(master: MasterStore) -> None:
     now = time.time()
     await master.register_worker(_worker("w1"))
-    a, b = await _queued(master, 2)
-    await master.start([Fence(a.id, a.version), Fence(b.id, b.version)], now, now + 1)
+    a, b, forgotten = await _queued(master, 3)
+    await master.start(
+        [Fence(a.id, a.version), Fence(b.id, b.version), Fence(forgotten.id, forgotten.version)],
+        now,
+        now + 1,
+    )
     assert await master.request_cancel(b.id, b.version + 1)
-    cancels = await master.renew("w1", now, now + 60)
+    cancels = await master.renew("w1", now, now + 60, [a.id, b.id])
     assert cancels == [b.id]
     stored = await master.get_job(a.id)
     assert stored is not None and stored.lease_expires_at == now + 60
+    # a job stamped with the worker's id that it does not hold is left to expire
+    stale = await master.get_job(forgotten.id)
+    assert stale is not None and stale.lease_expires_at == now + 1
     [worker] = await master.list_workers()
     assert worker.heartbeat_at == now
 

@@ -144,8 +144,14 @@ class MasterStore(abc.ABC):
         """Give jobs a worker holds but has not started back to the master as HeldOnMaster."""
 
     @abc.abstractmethod
-    async def renew(self, worker_id: str, now: float, lease_until: float) -> list[str]:
-        """Heartbeat the worker and extend its job leases; return ids of running jobs to cancel."""
+    async def renew(self, worker_id: str, now: float, lease_until: float, held: Sequence[str]) -> list[str]:
+        """Heartbeat the worker and extend the leases of the jobs it holds; return ids to cancel.
+
+        Only `held` jobs (in the worker's buffer or running) are renewed, never every job stamped
+        with the worker's id: a write whose outcome the worker never learned (the connection died
+        after the commit) leaves a job stamped with its id but not in its hands, and that job must
+        expire and go back to the master instead of staying leased forever.
+        """
 
     @abc.abstractmethod
     async def recover_expired(self, now: float, limit: int) -> int:

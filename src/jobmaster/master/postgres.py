@@ -250,13 +250,13 @@ _RELEASE = """
 """
 
 #: One statement, so one snapshot: the cancel flags read are those of the leases being renewed.
-_RENEW = f"""
+_RENEW = """
     WITH heartbeat AS (
         UPDATE jm_workers SET heartbeat_at = $2 WHERE id = $1
     ),
     leases AS (
         UPDATE jm_jobs SET lease_expires_at = $3
-        WHERE worker_id = $1 AND status IN {_OWNED} AND lease_expires_at < $4
+        WHERE id = ANY($5::text[]) AND worker_id = $1 AND status IN (4, 6) AND lease_expires_at < $4
     )
     SELECT id FROM jm_jobs WHERE worker_id = $1 AND status = 4 AND cancel_requested
 """
@@ -598,9 +598,9 @@ class PostgresMaster(MasterStore):
         records = await self.pool.fetch(_RELEASE, [f.job_id for f in fences], [f.version for f in fences])
         return _in_order((f.job_id for f in fences), {r[0] for r in records})
 
-    async def renew(self, worker_id: str, now: float, lease_until: float) -> list[str]:
+    async def renew(self, worker_id: str, now: float, lease_until: float, held: Sequence[str]) -> list[str]:
         renew_before = now + (lease_until - now) / 2
-        records = await self.pool.fetch(_RENEW, worker_id, now, lease_until, renew_before)
+        records = await self.pool.fetch(_RENEW, worker_id, now, lease_until, renew_before, list(held))
         return [r[0] for r in records]
 
     async def recover_expired(self, now: float, limit: int) -> int:

@@ -393,16 +393,19 @@ class SqliteMaster(MasterStore):
 
         return await self.db.transaction(write)
 
-    async def renew(self, worker_id: str, now: float, lease_until: float) -> list[str]:
+    async def renew(self, worker_id: str, now: float, lease_until: float, held: Sequence[str]) -> list[str]:
         renew_before = now + (lease_until - now) / 2
+        ids = list(held)
 
         def write(conn: sqlite3.Connection) -> list[str]:
             conn.execute("UPDATE jm_workers SET heartbeat_at = ? WHERE id = ?", (now, worker_id))
-            conn.execute(
-                f"UPDATE jm_jobs SET lease_expires_at = ? WHERE worker_id = ?"
-                f" AND status IN {_OWNED} AND lease_expires_at < ?",
-                (lease_until, worker_id, renew_before),
-            )
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                conn.execute(
+                    f"UPDATE jm_jobs SET lease_expires_at = ? WHERE id IN ({', '.join('?' for _ in chunk)})"
+                    " AND worker_id = ? AND status IN (4, 6) AND lease_expires_at < ?",
+                    [lease_until, *chunk, worker_id, renew_before],
+                )
             return [
                 r[0]
                 for r in conn.execute(

@@ -88,9 +88,9 @@ class BucketExecutor:
     def load(self) -> int:
         return len(self._buffer) + len(self._running) + self._starting
 
-    @property
-    def running_ids(self) -> list[str]:
-        return list(self._running)
+    def held_ids(self) -> list[str]:
+        """Jobs whose leases this executor must keep: buffered and running."""
+        return [entry[1] for entry in self._buffer] + list(self._running)
 
     def wake(self) -> None:
         self._intake_wake.set()

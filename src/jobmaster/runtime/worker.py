@@ -154,7 +154,8 @@ class Worker:
         while not self._heartbeat_stop:
             now = time.time()
             try:
-                cancels = await self.master.renew(self.id, now, now + self.cluster.job_lease)
+                held = [job_id for ex in self.executors.values() for job_id in ex.held_ids()]
+                cancels = await self.master.renew(self.id, now, now + self.cluster.job_lease, held)
             except Exception:
                 log.exception("worker %s: heartbeat failed", self.id)
                 if now - last_ok > self.cluster.job_lease:
