@@ -16,6 +16,8 @@ from collections import Counter
 import asyncpg
 from e2e_support import Processes, create_runs_table
 
+from jobmaster import ClusterConfig
+
 JOBS = int(os.environ.get("JOBMASTER_CHAOS_JOBS", "10000"))
 KILL_EVERY = float(os.environ.get("JOBMASTER_CHAOS_KILL_EVERY", "2"))
 SETTINGS = {"heartbeat_interval": 0.3, "worker_timeout": 1.5, "job_lease": 2}
@@ -106,3 +108,50 @@ async def test_random_worker_kills_lose_nothing(processes: Processes, pg_urls) -
         f"\nchaos: {JOBS} jobs, {len(killed)} SIGKILLs ({', '.join(killed)}), {took:.1f}s;"
         f" {len(repeated)} job(s) ran again after their worker died ({extra} extra runs)"
     )
+
+
+async def test_recovery_time_with_default_settings(processes: Processes, pg_urls) -> None:
+    """SIGKILL a worker holding jobs; measure until every job it held has run elsewhere."""
+    master = pg_urls["master"]
+    await create_runs_table(master)
+    defaults = ClusterConfig(cluster_id="defaults")
+    processes.settings = {  # override e2e_app's fast settings with the product defaults
+        "heartbeat_interval": defaults.heartbeat_interval,
+        "job_lease": defaults.job_lease,
+        "worker_timeout": defaults.worker_timeout,
+    }
+    victim = processes.worker("victim", [{"name": "victim", "parallelism_factor": 1.0}])
+    await asyncio.sleep(2.0)
+    ids = processes.publish([{"name": "jobs", "handler": "e2e_app.long", "count": 300}])["jobs"]
+    await asyncio.sleep(1.0)
+    conn = await asyncpg.connect(master)
+    try:
+        held = [
+            r[0]
+            for r in await conn.fetch(
+                "SELECT id FROM jm_jobs WHERE id = ANY($1::text[]) AND status IN (4, 6)", ids
+            )
+        ]
+    finally:
+        await conn.close()
+    victim.send_signal(signal.SIGKILL)
+    killed_at = time.monotonic()
+    processes.worker("rescuer", [{"name": "rescuer", "parallelism_factor": 25.0}])
+    assert held, "the victim held no job when it was killed"
+    while True:
+        conn = await asyncpg.connect(master)
+        try:
+            rerun = await conn.fetchval(
+                "SELECT count(DISTINCT job_id) FROM e2e_runs WHERE job_id = ANY($1::text[])"
+                " AND worker_id LIKE 'rescuer-%'",
+                held,
+            )
+        finally:
+            await conn.close()
+        if rerun == len(held):
+            break
+        assert time.monotonic() - killed_at < 60
+        await asyncio.sleep(0.2)
+    recovery = time.monotonic() - killed_at
+    print(f"\nrecovery: {len(held)} jobs held by the killed worker all ran elsewhere {recovery:.1f}s later")
+    assert recovery < 20
