@@ -389,3 +389,13 @@ async def test_workers_and_buckets(master: MasterStore) -> None:
     )
     [adopted] = await master.list_buckets()
     assert adopted.worker_id == "d1"
+
+
+async def test_forget_silent_workers_without_buckets(master: MasterStore) -> None:
+    now = time.time()
+    for worker_id, beat in (("old", now - 100), ("old-owner", now - 100), ("live", now)):
+        await master.register_worker(_worker(worker_id))
+        await master.renew(worker_id, beat, beat + 10, [])
+    await master.add_buckets([Bucket("b9", "standalone", "Default", Priority.Low, "old-owner")])
+    assert await master.forget_workers(now - 50) == 1
+    assert sorted(w.id for w in await master.list_workers()) == ["live", "old-owner"]

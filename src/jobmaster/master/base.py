@@ -221,6 +221,10 @@ class MasterStore(abc.ABC):
     async def list_workers(self) -> list[WorkerRecord]: ...
 
     @abc.abstractmethod
+    async def forget_workers(self, silent_since: float) -> int:
+        """Delete records of workers silent since before the cut-off that own no bucket."""
+
+    @abc.abstractmethod
     async def add_buckets(self, buckets: Iterable[Bucket]) -> None: ...
 
     @abc.abstractmethod

@@ -699,6 +699,15 @@ class PostgresMaster(MasterStore):
         )
         return [rows.worker_from_row(r) for r in records]
 
+    async def forget_workers(self, silent_since: float) -> int:
+        result = await self.pool.execute(
+            "DELETE FROM jm_workers w WHERE w.cluster_id = $1 AND w.heartbeat_at < $2"
+            " AND NOT EXISTS (SELECT FROM jm_buckets b WHERE b.worker_id = w.id)",
+            self.cluster_id,
+            silent_since,
+        )
+        return int(result.split()[-1])
+
     async def add_buckets(self, buckets: Iterable[Bucket]) -> None:
         values = [rows.bucket_to_row(b) for b in buckets]
         if not values:

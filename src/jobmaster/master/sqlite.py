@@ -616,6 +616,16 @@ class SqliteMaster(MasterStore):
 
         return await self.db.run(read)
 
+    async def forget_workers(self, silent_since: float) -> int:
+        def write(conn: sqlite3.Connection) -> int:
+            return conn.execute(
+                "DELETE FROM jm_workers WHERE cluster_id = ? AND heartbeat_at < ?"
+                " AND NOT EXISTS (SELECT 1 FROM jm_buckets b WHERE b.worker_id = jm_workers.id)",
+                (self.cluster_id, silent_since),
+            ).rowcount
+
+        return await self.db.transaction(write)
+
     async def add_buckets(self, buckets: Iterable[Bucket]) -> None:
         values = [(self.cluster_id, *rows.bucket_to_row(b)) for b in buckets]
         await self.db.transaction(

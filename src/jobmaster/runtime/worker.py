@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("jobmaster.worker")
 
+#: Records of workers silent this long (and owning no bucket) are deleted; until then `jobmaster
+#: status --all` still shows them, which is what an operator looking into a crash wants.
+FORGET_WORKERS_AFTER = 86400.0
+
 
 class Worker:
     def __init__(self, runtime: Runtime, config: WorkerConfig) -> None:
@@ -235,6 +239,7 @@ class Worker:
                 if now - last_prune > PRUNE_EVERY:
                     while await self.master.prune(now - self.cluster.data_retention, 1000) == 1000:
                         pass
+                    await self.master.forget_workers(now - FORGET_WORKERS_AFTER)
                     last_prune = now
             except Exception:
                 log.exception("worker %s: recovery pass failed", self.id)
