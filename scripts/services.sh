@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
-# Make sure the PostgreSQL server the tests use is running: start it if stopped, install it with apt
-# if missing. Tests never skip for want of a server.
+# Make sure the servers the tests use are running: PostgreSQL on 127.0.0.1:5432 and NATS with
+# JetStream on 127.0.0.1:4222. Each is started if stopped and installed with apt if missing.
+# Tests never skip for want of a server.
 set -euo pipefail
 
+apt_install() {
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq "$@" >/dev/null
+}
+
+# ---- PostgreSQL ---------------------------------------------------------------------------------
 pg_up() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
 
 if ! command -v pg_ctlcluster >/dev/null 2>&1; then
   echo "services: installing PostgreSQL" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq postgresql >/dev/null
+  apt_install postgresql
 fi
 if ! pg_up; then
   echo "services: starting PostgreSQL" >&2
@@ -19,3 +25,27 @@ fi
 pg_up || { echo "services: PostgreSQL is not reachable on 127.0.0.1:5432" >&2; exit 1; }
 # trust auth for local TCP connections as user postgres is what the test URLs assume
 psql -h 127.0.0.1 -U postgres -d postgres -qtAc 'select 1' >/dev/null
+
+# ---- NATS with JetStream ------------------------------------------------------------------------
+NATS_BIN=/usr/sbin/nats-server
+NATS_STORE=/var/lib/nats-server
+NATS_LOG=/var/log/nats-server.log
+# Matched by pid file, not by executable: another nats-server (a test's private one, the package's
+# own service on another port) must not count as this one running.
+NATS_PID=/run/jobmaster-nats-server.pid
+
+nats_up() { (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; }
+
+if [ ! -x "$NATS_BIN" ]; then
+  echo "services: installing nats-server" >&2
+  apt_install nats-server
+fi
+if ! nats_up; then
+  echo "services: starting nats-server with JetStream" >&2
+  mkdir -p "$NATS_STORE"
+  start-stop-daemon --start --oknodo --background --make-pidfile --pidfile "$NATS_PID" \
+    --exec "$NATS_BIN" -- \
+    -a 127.0.0.1 -p 4222 -js -sd "$NATS_STORE" -l "$NATS_LOG"
+  for _ in $(seq 1 60); do nats_up && break; sleep 0.25; done
+fi
+nats_up || { echo "services: NATS is not reachable on 127.0.0.1:4222 (see $NATS_LOG)" >&2; exit 1; }

@@ -41,7 +41,6 @@ class Coordinator:
         self.cluster = worker.cluster
         self._batch = worker.config.transfer_batch_size
         self._stopping = False
-        self.claimed_total = 0
 
     def stop(self) -> None:
         self._stopping = True
@@ -86,7 +85,6 @@ class Coordinator:
         )
         if not jobs:
             return 0
-        self.claimed_total += len(jobs)
         await self._deliver(jobs, local)
         return len(jobs)
 

@@ -75,7 +75,6 @@ class BucketExecutor:
         self._intake_wake = asyncio.Event()
         self._dispatch_wake = asyncio.Event()
         self._accepting = True
-        self._stopped = asyncio.Event()
         self._saved_at = 0.0
 
     # ---- views -------------------------------------------------------------------------------
@@ -232,7 +231,6 @@ class BucketExecutor:
             if self._buffer and self._free_slots() > 0:
                 timeout = max(0.0, self._buffer[0][0] - now)
             await wait_for(self._dispatch_wake, timeout)
-        self._stopped.set()
 
     async def _start(self, jobs: list[Job]) -> None:
         self._starting += len(jobs)

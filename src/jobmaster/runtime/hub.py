@@ -36,9 +36,6 @@ class Hub:
         if wake is not None:
             wake()
 
-    def is_local(self, bucket_id: str) -> bool:
-        return bucket_id in self._buckets
-
     def master_topic(self, topic: str) -> None:
         """Dispatch a master notification (from LISTEN or from this process)."""
         if topic == HELD:

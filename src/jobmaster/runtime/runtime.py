@@ -49,7 +49,6 @@ class Runtime:
         self.starts: Batcher[StartRequest, bool] = Batcher("starts", self._flush_starts)
         self.completions: Batcher[Completion, bool] = Batcher("completions", self._flush_completions)
         self.workers: list[Worker] = []
-        self.poisoned = 0
 
     async def open(self) -> None:
         await self.master.open()
@@ -102,7 +101,6 @@ class Runtime:
                     len(message.payload),
                     message.payload[:200],
                 )
-        self.poisoned += len(bad)
         await agent.ack(bucket_id, list(bad))
 
     async def _flush_starts(self, items: list[StartRequest]) -> list[bool]:
