@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import itertools
 import logging
@@ -51,12 +52,12 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import orjson
-
-from jobmaster.agents.base import AgentMessage, AgentTransport, BucketGoneError
-from jobmaster.errors import ConfigError, JobMasterError, StoreError
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+
+from jobmaster.agents.base import AgentMessage, AgentTransport, BucketGoneError
+from jobmaster.errors import ConfigError, JobMasterError, StoreError
 
 SCHEMES = ("nats",)
 
@@ -99,15 +100,22 @@ class NatsAgentError(StoreError):
 
 _SAFE = re.compile(r"[A-Za-z0-9-]+")
 _ESCAPED = re.compile(r"_([0-9A-F]{2})")
+_BYTE_TOKEN = [chr(b) if _SAFE.fullmatch(chr(b)) else f"_{b:02X}" for b in range(256)]
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_token(text: str) -> str:
+    return "".join([_BYTE_TOKEN[b] for b in text.encode()]) or "_"
 
 
 def token(text: str) -> str:
-    """An id as one subject token: `[A-Za-z0-9-]` kept, every other byte as `_XX` (reversible)."""
+    """An id as one subject token: `[A-Za-z0-9-]` kept, every other byte as `_XX` (reversible).
+
+    Job ids (hex) take the fast path; bucket ids (`worker.Priority.n`) are few and cached.
+    """
     if _SAFE.fullmatch(text):
         return text
-    if not text:
-        return "_"
-    return "".join(chr(b) if _SAFE.fullmatch(chr(b)) else f"_{b:02X}" for b in text.encode())
+    return _cached_token(text)
 
 
 def untoken(text: str) -> str:
