@@ -87,7 +87,13 @@ class AgentTransport(abc.ABC):
 
     @abc.abstractmethod
     async def ack(self, bucket_id: str, job_ids: Sequence[str]) -> None:
-        """Remove messages whose jobs the master now holds."""
+        """Remove messages whose jobs the master now holds.
+
+        The SQL agents remove the bucket's message for each job id; the NATS agent removes exactly
+        the claimed copies, so a newer copy pushed meanwhile survives there. Either is safe: a newer
+        copy removed here belongs to a job whose master row still leases it, and the lease brings it
+        back.
+        """
 
     @abc.abstractmethod
     async def next_due_at(self, bucket_id: str, now: float) -> float | None:

@@ -107,11 +107,12 @@ class Coordinator:
                 raise LookupError(f"bucket {bucket_id} is on an agent this process cannot reach")
             await agent.push(bucket_id, messages)
         except Exception:
-            log.exception("coordinator: push to bucket %s failed; returning jobs", bucket_id)
+            # Give the jobs back, then fail the pass so the claim loop backs off: retrying at once
+            # would reclaim and re-push the same jobs in a tight loop while the agent is down.
             await self.worker.master.release([Fence(j.id, j.version) for j in jobs])
             self.worker.runtime.view.invalidate()
             await self.worker.runtime.wake_coordinators()
-            return
+            raise
         self.worker.runtime.hub.wake_bucket(bucket_id)
 
 
