@@ -13,11 +13,11 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from examples._shared import AGENT, MASTER
+from examples._shared import MASTER, NATS, cluster
 from jobmaster import JobContext, JobMaster
 
-CLUSTER = "Ingestion-Cluster"
-AGENTS = {"Fast-Agent": AGENT}
+CLUSTER = cluster("Ingestion-Cluster")
+AGENTS = {"Nats-1": NATS}
 
 
 def _register(app: JobMaster) -> JobMaster:
@@ -36,7 +36,7 @@ coordinator = _register(
         workers=[
             {
                 "name": "Central-Brain-01",
-                "agent": "Fast-Agent",
+                "agent": "Nats-1",
                 "mode": "coordinator",
                 "transfer_batch_size": 5000,
             }
@@ -52,7 +52,7 @@ executor = _register(
         workers=[
             {
                 "name": "Event-Muscle",
-                "agent": "Fast-Agent",
+                "agent": "Nats-1",
                 "mode": "execution",
                 "parallelism_factor": 4.0,
                 "bucket_buffer_size": 1000,

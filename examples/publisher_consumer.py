@@ -13,11 +13,11 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from examples._shared import AGENT, MASTER
+from examples._shared import MASTER, NATS, cluster
 from jobmaster import JobContext, JobMaster
 
-CLUSTER = "My-Cluster"
-AGENTS = {"Db-Agent": AGENT}
+CLUSTER = cluster("My-Cluster")
+AGENTS = {"Nats-1": NATS}
 
 
 def _register(app: JobMaster) -> JobMaster:
@@ -36,10 +36,10 @@ consumer = _register(
         MASTER,
         agents=AGENTS,
         workers=[
-            {"name": "Coordinator-01", "agent": "Db-Agent", "mode": "coordinator"},
+            {"name": "Coordinator-01", "agent": "Nats-1", "mode": "coordinator"},
             {
                 "name": "Executor-01",
-                "agent": "Db-Agent",
+                "agent": "Nats-1",
                 "mode": "execution",
                 "buckets": {"high": 10},
                 "parallelism_factor": 4.0,

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import asyncpg
@@ -18,11 +19,13 @@ from jobmaster import JobMaster, Priority, WorkerMode
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _env(pg_urls: dict[str, str]) -> dict[str, str]:
+def _env(pg_urls: dict[str, str], cluster: str) -> dict[str, str]:
     return {
         **os.environ,
         "JOBMASTER_MASTER": pg_urls["master"],
         "JOBMASTER_AGENT": pg_urls["agent"],
+        "JOBMASTER_NATS": "nats://127.0.0.1:4222",
+        "JOBMASTER_CLUSTER": cluster,
         "PYTHONPATH": str(ROOT),
     }
 
@@ -48,9 +51,10 @@ async def _succeeded(master: str, cluster: str) -> int:
 
 
 async def _run_example(
-    pg_urls: dict[str, str], tmp_path: Path, apps: list[str], module: str, count: int, cluster: str
+    pg_urls: dict[str, str], tmp_path: Path, apps: list[str], module: str, count: int
 ) -> None:
-    env = _env(pg_urls)
+    cluster = f"example-{uuid.uuid4().hex[:10]}"
+    env = _env(pg_urls, cluster)
     procs = [_worker(app, env, tmp_path / f"{i}.log") for i, app in enumerate(apps)]
     try:
         await asyncio.sleep(2.0)  # workers up, schema migrated
@@ -74,7 +78,6 @@ async def test_blueprint_a_runs(pg_urls, tmp_path: Path) -> None:
         ["examples.blueprint_a_ingestion:coordinator", "examples.blueprint_a_ingestion:executor"],
         "examples.blueprint_a_ingestion",
         2000,
-        "Ingestion-Cluster",
     )
 
 
@@ -85,8 +88,11 @@ async def test_publisher_consumer_split_runs(pg_urls, tmp_path: Path) -> None:
         ["examples.publisher_consumer:consumer"],
         "examples.publisher_consumer",
         200,
-        "My-Cluster",
     )
+
+
+async def test_mixed_cluster_runs(pg_urls, tmp_path: Path) -> None:
+    await _run_example(pg_urls, tmp_path, ["examples.mixed_cluster:jm"], "examples.mixed_cluster", 1000 + 10)
 
 
 def test_blueprints_configure_what_the_guide_says() -> None:
