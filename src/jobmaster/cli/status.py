@@ -144,7 +144,7 @@ def _workers_table(workers: list[dict[str, Any]]) -> Table:
     for name in ("name", "id", "mode", "lane", "agent", "status", "heartbeat", "host/pid"):
         table.add_column(name, no_wrap=name == "id")
     for w in workers:
-        state = w["status"] if w["alive"] or w["status"] == "Stopped" else f"{w['status']} (silent)"
+        state = w["status"] if w["alive"] or w["status"] == "Stopped" else "Dead"
         style = "green" if w["alive"] else "red" if w["status"] != "Stopped" else "dim"
         table.add_row(
             w["name"],
