@@ -11,6 +11,7 @@ from a stale cache cannot lose its job: the loop simply drains again.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Mapping
 
@@ -80,7 +81,9 @@ async def drain_orphaned_buckets(
         )
 
     drained: dict[str, int] = {}
-    for bucket in await master.list_buckets():
+    buckets = await master.list_buckets()
+    random.shuffle(buckets)  # several drainers start on different buckets and spread the work
+    for bucket in buckets:
         agent = agents.get(bucket.agent)
         if agent is None or (agent_name is not None and bucket.agent != agent_name) or not dead(bucket):
             continue
