@@ -85,12 +85,19 @@ async def drain_orphaned_buckets(
     random.shuffle(buckets)  # several drainers start on different buckets and spread the work
     for bucket in buckets:
         agent = agents.get(bucket.agent)
-        if agent is None or (agent_name is not None and bucket.agent != agent_name) or not dead(bucket):
+        if agent is None or (agent_name is not None and bucket.agent != agent_name):
             continue
-        if not await _adopt(master, bucket, drainer_id):
+        unfinished = bucket.status is BucketStatus.Draining and bucket.worker_id == drainer_id
+        if not unfinished:
+            if not dead(bucket) or not await _adopt(master, bucket, drainer_id):
+                continue
+            log.warning("adopting bucket %s of dead worker %s", bucket.id, bucket.worker_id)
+        try:
+            drained[bucket.id] = await drain_bucket(master, agent, bucket.id)
+        except Exception:
+            # the bucket stays Draining and ours: the next pass resumes it
+            log.exception("draining bucket %s failed; will retry", bucket.id)
             continue
-        log.warning("adopting bucket %s of dead worker %s", bucket.id, bucket.worker_id)
-        drained[bucket.id] = await drain_bucket(master, agent, bucket.id)
         await master.delete_buckets([bucket.id])
     if drained:
         await master.notify(BUCKETS)

@@ -109,16 +109,16 @@ class BucketExecutor:
         while self._accepting:
             try:
                 full = await self._intake_once()
+                if full or not self._accepting:
+                    continue
+                timeout = cfg.idle_poll_interval if polled else await self._until_next_due()
                 failures = 0
             except Exception:
                 failures += 1
                 delay = min(5.0, 0.1 * 2**failures)
                 log.exception("bucket %s: intake failed, retrying in %.1fs", self.bucket.id, delay)
-                await asyncio.sleep(delay)
+                await wait_for(self._intake_wake, delay)
                 continue
-            if full or not self._accepting:
-                continue
-            timeout = cfg.idle_poll_interval if polled else await self._until_next_due()
             await wait_for(self._intake_wake, timeout)
 
     async def _until_next_due(self) -> float:

@@ -133,10 +133,16 @@ class Worker:
             self.coordinator.stop()
         await asyncio.gather(*(ex.stop(self.cluster.shutdown_grace) for ex in self.executors.values()))
         await self.runtime.completions.drained()
+        drained = []
         for bucket_id in bucket_ids:
-            await drain_bucket(self.master, self.agent, bucket_id)
-        if bucket_ids:
-            await self.master.delete_buckets(bucket_ids)
+            try:
+                await drain_bucket(self.master, self.agent, bucket_id)
+                drained.append(bucket_id)
+            except Exception:
+                # left for a drainer: once this worker is Stopped its buckets count as dead
+                log.exception("worker %s: could not drain bucket %s while stopping", self.id, bucket_id)
+        if drained:
+            await self.master.delete_buckets(drained)
             await self.master.notify(BUCKETS)
         self.runtime.hub.coordinator.set()
         await self.master.set_worker_status(self.id, WorkerStatus.Stopped)
@@ -171,7 +177,10 @@ class Worker:
             silent, last_ok = now - last_ok, now
             beats += 1
             if self.executors and (silent > self.cluster.worker_timeout or beats % 10 == 0):
-                await self._repair_buckets()
+                try:
+                    await self._repair_buckets()
+                except Exception:
+                    log.exception("worker %s: bucket repair failed; will retry", self.id)
             for job_id in cancels:
                 for executor in self.executors.values():
                     executor.cancel(job_id, "cancelled by request")
