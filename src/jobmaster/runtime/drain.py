@@ -10,6 +10,7 @@ from a stale cache cannot lose its job: the loop simply drains again.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -17,6 +18,7 @@ from collections.abc import Mapping
 
 from jobmaster.agents.base import AgentTransport
 from jobmaster.cluster.model import Bucket, BucketStatus, WorkerStatus
+from jobmaster.errors import JobMasterError
 from jobmaster.jobs import codec
 from jobmaster.jobs.model import JobStatus
 from jobmaster.master.base import Fence, MasterStore
@@ -27,15 +29,30 @@ log = logging.getLogger("jobmaster.drain")
 #: Beyond any real timestamp: claim every message, whatever its due or visibility time.
 EVER = 1e15
 BATCH = 1000
+#: Refused destructions (messages left, none claimable) tolerated before giving the bucket up.
+MAX_REFUSALS = 20
+
+
+class DrainIncompleteError(JobMasterError):
+    """A bucket could not be emptied now; it stays in place for a later drain."""
 
 
 async def drain_bucket(master: MasterStore, agent: AgentTransport, bucket_id: str) -> int:
     moved = 0
+    refusals = 0
     while True:
         messages = await agent.claim(bucket_id, BATCH, EVER, EVER, EVER)
         if not messages:
             if await agent.destroy_bucket(bucket_id):
                 return moved
+            # messages remain that a claim cannot see yet (a racing push, an agent catching up
+            # after a restart): wait a little, and give up after a while rather than spin forever
+            refusals += 1
+            if refusals > MAX_REFUSALS:
+                raise DrainIncompleteError(
+                    f"bucket {bucket_id} still holds messages no claim returns; left for a drainer"
+                )
+            await asyncio.sleep(0.1 * refusals)
             continue
         unsaved, saved = [], []
         for message in messages:
