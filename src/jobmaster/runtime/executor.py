@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import itertools
 import logging
 import time
 import traceback
@@ -69,7 +70,9 @@ class BucketExecutor:
         self.agent = agent
         self.config = config
         self.capacity = run_capacity(bucket.priority, config.parallelism_factor)
-        self._buffer: list[tuple[float, str, Job]] = []
+        #: (due, arrival number, job): the arrival number breaks ties so jobs are never compared.
+        self._buffer: list[tuple[float, int, Job]] = []
+        self._arrivals = itertools.count()
         self._running: dict[str, Running] = {}
         self._starting = 0
         self._intake_wake = asyncio.Event()
@@ -89,15 +92,18 @@ class BucketExecutor:
 
     def held_ids(self) -> list[str]:
         """Jobs whose leases this executor must keep: buffered and running."""
-        return [entry[1] for entry in self._buffer] + list(self._running)
+        return [entry[2].id for entry in self._buffer] + list(self._running)
 
     def wake(self) -> None:
         self._intake_wake.set()
 
+    def _buffer_push(self, job: Job) -> None:
+        heapq.heappush(self._buffer, (job.scheduled_at, next(self._arrivals), job))
+
     def offer(self, jobs: list[Job]) -> None:
         """Jobs the local coordinator already marked Queued for this bucket (no agent hop)."""
         for job in jobs:
-            heapq.heappush(self._buffer, (job.scheduled_at, job.id, job))
+            self._buffer_push(job)
         self._dispatch_wake.set()
 
     # ---- intake ------------------------------------------------------------------------------
@@ -177,7 +183,7 @@ class BucketExecutor:
                 job.status = JobStatus.Queued
                 job.bucket_id = self.bucket.id
                 job.worker_id = self.worker.id
-                heapq.heappush(self._buffer, (job.scheduled_at, job.id, job))
+                self._buffer_push(job)
         await self.agent.ack(self.bucket.id, [j.id for j in jobs])
         if owned:
             self._dispatch_wake.set()
@@ -243,7 +249,7 @@ class BucketExecutor:
         except Exception:
             log.exception("bucket %s: could not mark jobs Processing; keeping them", self.bucket.id)
             for job in jobs:
-                heapq.heappush(self._buffer, (job.scheduled_at, job.id, job))
+                self._buffer_push(job)
             await asyncio.sleep(0.5)
             return
         finally:
