@@ -49,3 +49,31 @@ if ! nats_up; then
   for _ in $(seq 1 60); do nats_up && break; sleep 0.25; done
 fi
 nats_up || { echo "services: NATS is not reachable on 127.0.0.1:4222 (see $NATS_LOG)" >&2; exit 1; }
+
+# ---- MariaDB ------------------------------------------------------------------------------------
+# The MySQL/MariaDB backend tests connect to 127.0.0.1:3306 as root without a password.
+mariadb_up() { mariadb -h 127.0.0.1 -P 3306 -u root -e 'select 1' >/dev/null 2>&1; }
+mariadb_port_up() { (exec 3<>/dev/tcp/127.0.0.1/3306) 2>/dev/null; }
+
+if [ ! -x /usr/sbin/mariadbd ]; then
+  echo "services: installing MariaDB" >&2
+  apt_install mariadb-server mariadb-client
+fi
+if ! mariadb_port_up; then
+  echo "services: starting MariaDB" >&2
+  install -d -o mysql -g mysql /run/mysqld
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql
+  for _ in $(seq 1 120); do mariadb_port_up && break; sleep 0.25; done
+fi
+mariadb_port_up || { echo "services: MariaDB is not reachable on 127.0.0.1:3306" >&2; exit 1; }
+if ! mariadb_up; then
+  # A fresh Debian install lets root in through the Unix socket only: allow passwordless TCP from
+  # the loopback address as well (a test server, like PostgreSQL's trust auth above).
+  echo "services: allowing MariaDB root login over TCP from 127.0.0.1" >&2
+  mariadb -u root -e "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '';
+    GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
+    ALTER USER 'root'@'localhost' IDENTIFIED VIA unix_socket OR mysql_native_password USING PASSWORD('');
+    FLUSH PRIVILEGES;"
+fi
+for _ in $(seq 1 60); do mariadb_up && break; sleep 0.25; done
+mariadb_up || { echo "services: cannot log in to MariaDB as root on 127.0.0.1:3306" >&2; exit 1; }

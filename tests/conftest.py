@@ -42,8 +42,47 @@ def pg_urls() -> Iterator[dict[str, str]]:
     asyncio.run(_recreate(PG_MASTER_DB, PG_AGENT_DB, create=False))
 
 
-BACKENDS = ["sqlite", "postgresql"]
-AGENT_BACKENDS = ["sqlite", "postgresql", "nats"]
+MYSQL_ADMIN_URL = os.environ.get("JOBMASTER_TEST_MYSQL_ADMIN", "mysql://root@127.0.0.1:3306/test")
+MYSQL_BASE = MYSQL_ADMIN_URL.rsplit("/", 1)[0]
+MYSQL_MASTER_DB = f"jobmaster_test_{os.getpid()}"
+MYSQL_AGENT_DB = f"jobmaster_test_{os.getpid()}_transport"
+
+
+async def _recreate_mysql(*names: str, create: bool = True) -> None:
+    import asyncmy
+
+    from jobmaster.db.mysql import connect_args
+
+    args = connect_args(MYSQL_ADMIN_URL)
+    conn = await asyncmy.connect(
+        host=args["host"], port=args["port"], user=args["user"], password=args["password"], autocommit=True
+    )
+    try:
+        async with conn.cursor() as cursor:
+            for name in names:
+                await cursor.execute(
+                    "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (name,)
+                )
+                if await cursor.fetchall():
+                    await cursor.execute(f"DROP DATABASE `{name}`")
+                if create:
+                    await cursor.execute(
+                        f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+                    )
+    finally:
+        await conn.ensure_closed()
+
+
+@pytest.fixture(scope="session")
+def mysql_urls() -> Iterator[dict[str, str]]:
+    """A fresh MySQL/MariaDB master database and transport database for the whole run."""
+    asyncio.run(_recreate_mysql(MYSQL_MASTER_DB, MYSQL_AGENT_DB))
+    yield {"master": f"{MYSQL_BASE}/{MYSQL_MASTER_DB}", "agent": f"{MYSQL_BASE}/{MYSQL_AGENT_DB}"}
+    asyncio.run(_recreate_mysql(MYSQL_MASTER_DB, MYSQL_AGENT_DB, create=False))
+
+
+BACKENDS = ["sqlite", "postgresql", "mysql"]
+AGENT_BACKENDS = ["sqlite", "postgresql", "nats", "mysql"]
 NATS_URL = os.environ.get("JOBMASTER_TEST_NATS", "nats://127.0.0.1:4222")
 
 
@@ -64,6 +103,9 @@ def urls(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> dict[s
             "master": f"sqlite:///{tmp_path}/master.db",
             "agent": f"sqlite:///{tmp_path}/agent.db",
         }
+    if backend == "mysql":
+        my: dict[str, str] = request.getfixturevalue("mysql_urls")
+        return my
     pg: dict[str, str] = request.getfixturevalue("pg_urls")
     return pg
 
@@ -91,6 +133,8 @@ def agent_url(agent_backend: str, tmp_path: Path, request: pytest.FixtureRequest
         return f"sqlite:///{tmp_path}/agent.db"
     if agent_backend == "nats":
         return NATS_URL
+    if agent_backend == "mysql":
+        return str(request.getfixturevalue("mysql_urls")["agent"])
     pg: dict[str, str] = request.getfixturevalue("pg_urls")
     return pg["agent"]
 

@@ -27,11 +27,11 @@ def test_app_and_master_are_exclusive() -> None:
 
 
 def test_invalid_settings_are_one_line(tmp_path: Path) -> None:
-    code, out, err = _invoke("jobs", "list", "--master", "mysql://db", "--cluster", "c")
+    code, out, err = _invoke("jobs", "list", "--master", "oracle://db", "--cluster", "c")
     assert (code, out) == (2, "")
     assert err.strip().splitlines() == [
-        "error: invalid setting `master` = 'mysql://db': unsupported master URL scheme 'mysql';"
-        " supported: postgres, postgresql, sqlite"
+        "error: invalid setting `master` = 'oracle://db': unsupported master URL scheme 'oracle';"
+        " supported: mariadb, mysql, postgres, postgresql, sqlite"
     ]
 
 

@@ -1,0 +1,898 @@
+"""MySQL / MariaDB master: the same tables and semantics as PostgreSQL, on InnoDB.
+
+Each batch method is one short transaction of a few statements, whatever the batch size: multi-row
+INSERTs, `IN (...)` lists, and UPDATEs joined to a `JSON_TABLE` of per-job values (one parameter,
+encoded by orjson) where each job gets values of its own. Every job write is a compare-and-swap on
+`version`. Neither MariaDB nor MySQL has UPDATE ... RETURNING, so a batch learns which jobs held
+from the rows the guarded UPDATE matched: when it matched every job (the common case) that is the
+whole write; otherwise the transaction is rolled back, the rows are read `FOR UPDATE` and only the
+jobs whose version and status still match are written, so the answer is exact either way.
+
+Claims lock rows with `FOR UPDATE SKIP LOCKED` (MariaDB 10.6+, MySQL 8.0+). There is no
+LISTEN/NOTIFY, so the engine polls (`idle_poll_interval`); a poll that finds nothing is one plain
+indexed read that takes no lock.
+
+MySQL has no partial indexes. Where PostgreSQL indexes only the rows of some statuses, a STORED
+generated column holds the indexed value for those rows and NULL for the others (`held_at`, the due
+time of HeldOnMaster jobs; `final_at`, the finish time of final ones). An index on it is used
+exactly like the partial index, and a status change that leaves the value NULL (Queued ->
+Processing -> Succeeded for `held_at`) does not touch it: measured, about a tenth less server CPU
+per job than indexes led by `status`, which InnoDB must rewrite on every status change. Every
+secondary index costs each job row an entry, so the heartbeat finds cancel requests among the jobs
+the worker holds by primary key instead of through an owner index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from asyncmy.errors import MySQLError
+
+from jobmaster.cluster.model import Bucket, BucketStatus, WorkerRecord, WorkerStatus
+from jobmaster.db.mysql import (
+    ER_DUP_ENTRY,
+    ER_NO_SUCH_TABLE,
+    TABLE_OPTIONS,
+    MysqlDatabase,
+    Session,
+    error_code,
+)
+from jobmaster.jobs import codec
+from jobmaster.jobs.model import Attempt, Completion, Job, JobFilter, JobStatus, Priority
+from jobmaster.master import rows
+from jobmaster.master.base import Assigner, Fence, MasterStore, Route, StatusCount
+
+SCHEMES = ("mysql", "mariadb")
+
+_OWNED = "(3, 4, 6)"
+
+MIGRATIONS: list[list[str]] = [
+    [
+        f"""CREATE TABLE IF NOT EXISTS jm_jobs (
+            id VARCHAR(64) NOT NULL,
+            cluster_id VARCHAR(191) NOT NULL,
+            definition_id VARCHAR(255) NOT NULL,
+            scheduled_at DOUBLE NOT NULL,
+            created_at DOUBLE NOT NULL,
+            priority SMALLINT NOT NULL,
+            lane VARCHAR(64) NOT NULL,
+            data LONGTEXT NOT NULL,
+            metadata LONGTEXT NOT NULL,
+            timeout_s DOUBLE NOT NULL,
+            max_retries INT NOT NULL,
+            attempt_limit INT NOT NULL,
+            status SMALLINT NOT NULL,
+            attempts INT NOT NULL DEFAULT 0,
+            version BIGINT NOT NULL,
+            original_scheduled_at DOUBLE NOT NULL,
+            bucket_id VARCHAR(191) NULL,
+            worker_id VARCHAR(191) NULL,
+            lease_expires_at DOUBLE NULL,
+            started_at DOUBLE NULL,
+            finished_at DOUBLE NULL,
+            cancel_requested BOOLEAN NOT NULL DEFAULT FALSE,
+            last_error LONGTEXT NULL,
+            held_at DOUBLE AS (IF(status = 2, scheduled_at, NULL)) STORED,
+            final_at DOUBLE AS (IF(status IN (5, 7, 8), finished_at, NULL)) STORED,
+            PRIMARY KEY (id),
+            INDEX jm_jobs_due (cluster_id, lane, priority, held_at),
+            INDEX jm_jobs_lease (cluster_id, status, lease_expires_at),
+            INDEX jm_jobs_finished (cluster_id, final_at),
+            INDEX jm_jobs_status (cluster_id, status, scheduled_at),
+            INDEX jm_jobs_definition (cluster_id, definition_id, status)
+        ) {TABLE_OPTIONS}""",
+        f"""CREATE TABLE IF NOT EXISTS jm_attempts (
+            job_id VARCHAR(64) NOT NULL,
+            attempt INT NOT NULL,
+            worker_id VARCHAR(191) NULL,
+            started_at DOUBLE NOT NULL,
+            finished_at DOUBLE NOT NULL,
+            outcome VARCHAR(32) NOT NULL,
+            error LONGTEXT NULL,
+            PRIMARY KEY (job_id, attempt)
+        ) {TABLE_OPTIONS}""",
+        f"""CREATE TABLE IF NOT EXISTS jm_workers (
+            id VARCHAR(191) NOT NULL,
+            cluster_id VARCHAR(191) NOT NULL,
+            name VARCHAR(191) NOT NULL,
+            mode VARCHAR(32) NOT NULL,
+            lane VARCHAR(64) NOT NULL,
+            agent VARCHAR(191) NOT NULL,
+            host VARCHAR(255) NOT NULL,
+            pid INT NOT NULL,
+            started_at DOUBLE NOT NULL,
+            heartbeat_at DOUBLE NOT NULL,
+            status SMALLINT NOT NULL,
+            PRIMARY KEY (id),
+            INDEX jm_workers_cluster (cluster_id, status)
+        ) {TABLE_OPTIONS}""",
+        f"""CREATE TABLE IF NOT EXISTS jm_buckets (
+            id VARCHAR(191) NOT NULL,
+            cluster_id VARCHAR(191) NOT NULL,
+            agent VARCHAR(191) NOT NULL,
+            lane VARCHAR(64) NOT NULL,
+            priority SMALLINT NOT NULL,
+            worker_id VARCHAR(191) NOT NULL,
+            status SMALLINT NOT NULL,
+            created_at DOUBLE NOT NULL,
+            PRIMARY KEY (id),
+            INDEX jm_buckets_cluster (cluster_id, status),
+            INDEX jm_buckets_worker (worker_id)
+        ) {TABLE_OPTIONS}""",
+    ],
+]
+
+_ATTEMPT_COLUMNS = "job_id, attempt, worker_id, started_at, finished_at, outcome, error"
+_JOB_MARKS = "(" + ", ".join(["%s"] * (len(rows.JOB_COLUMNS) + 1)) + ")"
+_INSERT_JOBS = f"INSERT INTO jm_jobs (cluster_id, {rows.JOB_SELECT}) VALUES "
+_COL = {name: index for index, name in enumerate(rows.JOB_COLUMNS)}
+
+#: REPLACE, not ON DUPLICATE KEY UPDATE with VALUES() (deprecated by MySQL 8.0.20+, with a warning).
+_UPSERT_ATTEMPTS = f"REPLACE INTO jm_attempts ({_ATTEMPT_COLUMNS}) VALUES {{}}"
+
+#: Per-job values of a claim's assignments, joined to the locked rows. The JSON table drives the
+#: join (STRAIGHT_JOIN), so each row is one primary-key lookup even when the table is small enough
+#: for the optimiser to prefer a scan.
+_ASSIGN = """
+    UPDATE JSON_TABLE(%s, '$[*]' COLUMNS (
+        id VARCHAR(64) PATH '$[0]', version BIGINT PATH '$[1]', status SMALLINT PATH '$[2]',
+        bucket_id VARCHAR(191) PATH '$[3]', worker_id VARCHAR(191) PATH '$[4]',
+        lease_until DOUBLE PATH '$[5]')) a
+    STRAIGHT_JOIN jm_jobs j ON j.id = a.id AND j.version = a.version
+    SET j.status = a.status, j.bucket_id = a.bucket_id, j.worker_id = a.worker_id,
+        j.lease_expires_at = a.lease_until, j.version = j.version + 1
+"""
+
+#: Successful runs, the hot path: only fixed-size columns in the JSON table, so the server keeps
+#: the multi-table update's row buffer in memory (a LONGTEXT column would put it on disk).
+_COMPLETE_OK = """
+    UPDATE JSON_TABLE(%s, '$[*]' COLUMNS (
+        id VARCHAR(64) PATH '$[0]', version BIGINT PATH '$[1]', finished_at DOUBLE PATH '$[2]')) c
+    STRAIGHT_JOIN jm_jobs j ON j.id = c.id AND j.version = c.version
+    SET j.lease_expires_at = NULL, j.finished_at = c.finished_at, j.status = 5, j.version = j.version + 1
+"""
+
+#: Every other outcome. A retry (status 2) goes back to the master with its new due time and no
+#: owner; a final status keeps the last error unless the run brought a new one. No right-hand side
+#: reads a column another assignment writes, so the order MySQL applies them in does not matter.
+_COMPLETE = """
+    UPDATE JSON_TABLE(%s, '$[*]' COLUMNS (
+        id VARCHAR(64) PATH '$[0]', version BIGINT PATH '$[1]', status SMALLINT PATH '$[2]',
+        scheduled_at DOUBLE PATH '$[3]', finished_at DOUBLE PATH '$[4]', error LONGTEXT PATH '$[5]')) c
+    STRAIGHT_JOIN jm_jobs j ON j.id = c.id AND j.version = c.version
+    SET j.scheduled_at = IF(c.status = 2, c.scheduled_at, j.scheduled_at),
+        j.bucket_id = IF(c.status = 2, NULL, j.bucket_id),
+        j.worker_id = IF(c.status = 2, NULL, j.worker_id),
+        j.lease_expires_at = NULL,
+        j.finished_at = IF(c.status = 2, j.finished_at, c.finished_at),
+        j.last_error = IF(c.status = 2, c.error, COALESCE(c.error, j.last_error)),
+        j.status = c.status,
+        j.version = j.version + 1
+"""
+
+#: Lost jobs: `lost` marks the ones that were running, which get the lost-worker error.
+_RECOVER = """
+    UPDATE JSON_TABLE(%s, '$[*]' COLUMNS (
+        id VARCHAR(64) PATH '$[0]', status SMALLINT PATH '$[1]', finished_at DOUBLE PATH '$[2]',
+        lost SMALLINT PATH '$[3]')) t
+    STRAIGHT_JOIN jm_jobs j ON j.id = t.id
+    SET j.last_error = IF(t.lost = 1, %s, j.last_error),
+        j.finished_at = t.finished_at,
+        j.bucket_id = NULL, j.worker_id = NULL, j.lease_expires_at = NULL,
+        j.status = t.status,
+        j.version = j.version + 1
+"""
+
+_REGISTER_WORKER = f"""
+    REPLACE INTO jm_workers (cluster_id, {rows.WORKER_COLUMNS})
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+"""
+
+
+def _marks(n: int) -> str:
+    return ", ".join(["%s"] * n)
+
+
+def _json_text(value: Any) -> str | None:
+    return None if value is None else codec.dumps(value).decode()
+
+
+def _in_order(ids: Iterable[str], chosen: set[str]) -> list[str]:
+    """The ids of `chosen` in input order, each once (a batch may name a job twice)."""
+    found = []
+    for job_id in ids:
+        if job_id in chosen:
+            found.append(job_id)
+            chosen.discard(job_id)
+    return found
+
+
+def _unique(jobs: Sequence[Job]) -> list[Job]:
+    """First copy of each job id: one statement cannot insert a key twice."""
+    seen: set[str] = set()
+    out = []
+    for job in jobs:
+        if job.id not in seen:
+            seen.add(job.id)
+            out.append(job)
+    return out
+
+
+def _fence_sql(fences: Sequence[Fence]) -> tuple[str, list[Any]]:
+    """`(version = v AND id IN (...)) OR ...`: the fences grouped by version, one PK range each."""
+    groups: dict[int, list[str]] = {}
+    for fence in fences:
+        groups.setdefault(fence.version, []).append(fence.job_id)
+    parts = []
+    params: list[Any] = []
+    for version, ids in groups.items():
+        parts.append(f"(version = %s AND id IN ({_marks(len(ids))}))")
+        params += [version, *ids]
+    return " OR ".join(parts), params
+
+
+def _routes_sql(routes: Sequence[Route]) -> tuple[str, list[Any]]:
+    params: list[Any] = []
+    for lane, priority in routes:
+        params += [lane, int(priority)]
+    return f"(lane, priority) IN ({', '.join(['(%s, %s)'] * len(routes))})", params
+
+
+def _filter_sql(cluster_id: str, criteria: JobFilter) -> tuple[str, list[Any]]:
+    where = ["cluster_id = %s"]
+    params: list[Any] = [cluster_id]
+    if criteria.statuses:
+        where.append(f"status IN ({_marks(len(criteria.statuses))})")
+        params += [int(s) for s in criteria.statuses]
+    if criteria.definition_id is not None:
+        where.append("definition_id = %s")
+        params.append(criteria.definition_id)
+    if criteria.lane is not None:
+        where.append("lane = %s")
+        params.append(criteria.lane)
+    if criteria.scheduled_from is not None:
+        where.append("scheduled_at >= %s")
+        params.append(criteria.scheduled_from)
+    if criteria.scheduled_to is not None:
+        where.append("scheduled_at <= %s")
+        params.append(criteria.scheduled_to)
+    if criteria.metadata:
+        where.append("JSON_CONTAINS(metadata, %s)")
+        params.append(codec.dumps(criteria.metadata).decode())
+    return " AND ".join(where), params
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """An `update_job` value as the column's type takes it."""
+    if value is None:
+        return None
+    if name in rows.JSON_COLUMNS:
+        return codec.dumps(value).decode()
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, JobStatus | Priority):
+        return int(value)
+    return value
+
+
+class MysqlMaster(MasterStore):
+    supports_notify = False
+
+    def __init__(self, url: str, cluster_id: str) -> None:
+        super().__init__(url, cluster_id)
+        self._db: MysqlDatabase | None = None
+        self._claimed_last = False
+
+    @property
+    def db(self) -> MysqlDatabase:
+        if self._db is None:
+            raise RuntimeError("MySQL master is not open")
+        return self._db
+
+    async def open(self) -> None:
+        if self._db is None:
+            self._db = await MysqlDatabase.acquire(self.url)
+
+    async def close(self) -> None:
+        if self._db is not None:
+            db, self._db = self._db, None
+            await db.release()
+
+    async def migrate(self) -> int:
+        async with self.db.locked("master-migrations") as s:
+            await s.execute(
+                f"CREATE TABLE IF NOT EXISTS jm_schema (version INT NOT NULL PRIMARY KEY) {TABLE_OPTIONS}"
+            )
+            current = int(await s.fetchval("SELECT COALESCE(MAX(version), 0) FROM jm_schema") or 0)
+            for number, statements in enumerate(MIGRATIONS, start=1):
+                if number <= current:
+                    continue
+                for statement in statements:
+                    await s.execute(statement)
+                await s.execute("INSERT INTO jm_schema (version) VALUES (%s)", (number,))
+            return max(current, len(MIGRATIONS))
+
+    async def schema_version(self) -> int:
+        try:
+            version = await self.db.fetchval("SELECT MAX(version) FROM jm_schema")
+        except MySQLError as exc:
+            if error_code(exc) == ER_NO_SUCH_TABLE:
+                return 0
+            raise
+        return int(version or 0)
+
+    # ---- job writes -------------------------------------------------------------------------
+
+    def _job_values(self, jobs: Sequence[Job], **fixed: Any) -> list[Any]:
+        """Flat INSERT parameters of `jobs` (cluster first), with `fixed` columns set for all."""
+        params: list[Any] = []
+        positions = [(_COL[name] + 1, value) for name, value in fixed.items()]
+        for job in jobs:
+            row = [self.cluster_id, *rows.job_to_row(job)]
+            for position, value in positions:
+                row[position] = value
+            params += row
+        return params
+
+    async def _insert_new(self, s: Session, jobs: Sequence[Job], **fixed: Any) -> list[str]:
+        """Insert the jobs whose ids are not stored yet; return those ids, in input order.
+
+        The common case (all new) is one statement. A duplicate key fails the whole statement (no
+        row written), and only then are the stored ids read and the rest inserted.
+        """
+        pending = _unique(jobs)
+        while pending:
+            try:
+                await s.execute(
+                    _INSERT_JOBS + ", ".join([_JOB_MARKS] * len(pending)),
+                    self._job_values(pending, **fixed),
+                )
+                return [j.id for j in pending]
+            except MySQLError as exc:
+                if error_code(exc) != ER_DUP_ENTRY:
+                    raise
+            ids = [j.id for j in pending]
+            stored = {
+                r[0] for r in await s.fetch(f"SELECT id FROM jm_jobs WHERE id IN ({_marks(len(ids))})", ids)
+            }
+            pending = [j for j in pending if j.id not in stored]
+        return []
+
+    async def insert_jobs(self, jobs: Sequence[Job], connection: Any = None) -> list[str]:
+        if not jobs:
+            return []
+        if connection is not None:
+            # the caller's asyncmy connection, inside its own open transaction
+            return await self._insert_new(Session(connection), jobs, version=1)
+        async with self.db.session() as s:
+            return await self._insert_new(s, jobs, version=1)
+
+    async def adopt(
+        self, jobs: Sequence[Job], bucket_id: str, worker_id: str, lease_until: float
+    ) -> list[str]:
+        if not jobs:
+            return []
+        fresh = [j for j in jobs if j.version == 0]
+        saved = [j for j in jobs if j.version > 0]
+
+        async def write(s: Session) -> list[str]:
+            # The guarded update first: its slow path rolls the transaction back and starts over.
+            moved: list[str] = []
+            if saved:
+                moved = await self._guarded_update(
+                    s,
+                    [Fence(j.id, j.version) for j in saved],
+                    "status = 6, bucket_id = %s, worker_id = %s, lease_expires_at = %s",
+                    [bucket_id, worker_id, lease_until],
+                    (int(JobStatus.AssignedToBucket),),
+                )
+            inserted: list[str] = []
+            if fresh:
+                inserted = await self._insert_new(
+                    s,
+                    fresh,
+                    status=int(JobStatus.Queued),
+                    version=1,
+                    bucket_id=bucket_id,
+                    worker_id=worker_id,
+                    lease_expires_at=lease_until,
+                )
+            return inserted + moved
+
+        return await self.db.run(write)
+
+    async def save_pending(
+        self, jobs: Sequence[Job], bucket_id: str, worker_id: str, lease_after_due: float
+    ) -> list[str]:
+        if not jobs:
+            return []
+        stored = [j.copy(lease_expires_at=j.scheduled_at + lease_after_due) for j in jobs]
+
+        async def write(s: Session) -> list[str]:
+            return await self._insert_new(
+                s,
+                stored,
+                status=int(JobStatus.AssignedToBucket),
+                version=1,
+                bucket_id=bucket_id,
+                worker_id=worker_id,
+            )
+
+        return await self.db.run(write)
+
+    async def claim_due(
+        self,
+        horizon: float,
+        routes: Sequence[Route],
+        limit: int,
+        assign: Assigner,
+    ) -> list[Job]:
+        if not routes or limit <= 0:
+            return []
+        route_sql, route_params = _routes_sql(routes)
+        # An idle poll is one plain read on the due index, with no transaction and no lock; the
+        # probe is skipped while the previous claim found jobs (a backlog is being worked off).
+        if not self._claimed_last:
+            probe = await self.db.fetch(
+                f"SELECT 1 FROM jm_jobs WHERE cluster_id = %s AND {route_sql} AND held_at <= %s LIMIT 1",
+                [self.cluster_id, *route_params, horizon],
+            )
+            if not probe:
+                return []
+        # One ordered, limited index range per route, so no branch reads (or locks) more than
+        # `limit` rows however many jobs are due; the union then keeps the earliest `limit`.
+        branch = (
+            f"SELECT {rows.JOB_SELECT} FROM jm_jobs WHERE cluster_id = %s"
+            " AND lane = %s AND priority = %s AND held_at <= %s"
+            " ORDER BY held_at LIMIT %s FOR UPDATE SKIP LOCKED"
+        )
+        params: list[Any] = []
+        for lane, priority in routes:
+            params += [self.cluster_id, lane, int(priority), horizon, limit]
+        if len(routes) == 1:
+            sql = branch
+        else:
+            sql = " UNION ALL ".join([f"({branch})"] * len(routes)) + " ORDER BY scheduled_at LIMIT %s"
+            params.append(limit)
+
+        async def claim(s: Session) -> list[Job]:
+            found = [rows.job_from_row(r) for r in await s.fetch(sql, params)]
+            if not found:
+                return []
+            by_id = {j.id: j for j in found}
+            assignments = assign(found)
+            if not assignments:
+                return []
+            claimed = [by_id[a.job_id] for a in assignments]
+            table = [
+                [j.id, j.version, int(a.status), a.bucket_id, a.worker_id, a.lease_until]
+                for j, a in zip(claimed, assignments, strict=True)
+            ]
+            await s.execute(_ASSIGN, (codec.dumps(table).decode(),))
+            for job, a in zip(claimed, assignments, strict=True):
+                job.status = a.status
+                job.bucket_id = a.bucket_id
+                job.worker_id = a.worker_id
+                job.lease_expires_at = a.lease_until
+                job.version += 1
+            return claimed
+
+        # Not retried: the assigner keeps count of what it handed out, so it must run once.
+        claimed = await self.db.run(claim, retry=False)
+        self._claimed_last = bool(claimed)
+        return claimed
+
+    async def _guarded_update(
+        self,
+        s: Session,
+        fences: Sequence[Fence],
+        assignments: str,
+        values: Sequence[Any],
+        statuses: tuple[int, ...],
+        cancelled_ok: bool = True,
+    ) -> list[str]:
+        """`SET assignments, version = version + 1` on the fenced jobs that still hold; their ids.
+
+        Fast path: one UPDATE guarded by every fence's version and the allowed statuses. When it
+        matches every job (the common case) that is the whole write. Otherwise the transaction is
+        rolled back (so this must be its first write), the rows are read under lock to learn which
+        fences held, and only those are written.
+        """
+        guard = f"status IN ({', '.join(str(v) for v in statuses)})"
+        if not cancelled_ok:
+            guard += " AND NOT cancel_requested"
+        ids = [f.job_id for f in fences]
+        if len(set(ids)) == len(ids):
+            where, params = _fence_sql(fences)
+            matched = await s.execute(
+                f"UPDATE jm_jobs SET {assignments}, version = version + 1 WHERE ({where}) AND {guard}",
+                [*values, *params],
+            )
+            if matched == len(ids):
+                return ids
+            await s.restart()
+        current = {
+            r[0]: r[1:]
+            for r in await s.fetch(
+                "SELECT id, version, status, cancel_requested FROM jm_jobs"
+                f" WHERE id IN ({_marks(len(ids))}) FOR UPDATE",
+                ids,
+            )
+        }
+        chosen = set()
+        for fence in fences:
+            row = current.get(fence.job_id)
+            if row is None or row[0] != fence.version or row[1] not in statuses:
+                continue
+            if not cancelled_ok and row[2]:
+                continue
+            chosen.add(fence.job_id)
+        held = _in_order(ids, chosen)
+        if held:
+            await s.execute(
+                f"UPDATE jm_jobs SET {assignments}, version = version + 1 WHERE id IN ({_marks(len(held))})",
+                [*values, *held],
+            )
+        return held
+
+    async def start(self, fences: Sequence[Fence], now: float, lease_until: float) -> list[str]:
+        if not fences:
+            return []
+
+        async def write(s: Session) -> list[str]:
+            return await self._guarded_update(
+                s,
+                fences,
+                "status = 4, attempts = attempts + 1, started_at = %s, lease_expires_at = %s",
+                [now, lease_until],
+                (int(JobStatus.AssignedToBucket), int(JobStatus.Queued)),
+                cancelled_ok=False,
+            )
+
+        return await self.db.run(write)
+
+    @staticmethod
+    async def _apply_completions(s: Session, completions: Sequence[Completion]) -> int:
+        """Write the outcomes guarded by version; returns how many rows matched."""
+        ok = [c for c in completions if c.status is JobStatus.Succeeded and c.error is None]
+        other = [c for c in completions if not (c.status is JobStatus.Succeeded and c.error is None)]
+        matched = 0
+        if ok:
+            table = [[c.job_id, c.version, c.attempt.finished_at] for c in ok]
+            matched += await s.execute(_COMPLETE_OK, (codec.dumps(table).decode(),))
+        if other:
+            table = [
+                [
+                    c.job_id,
+                    c.version,
+                    int(c.status),
+                    c.scheduled_at,
+                    c.attempt.finished_at,
+                    _json_text(c.error),
+                ]
+                for c in other
+            ]
+            matched += await s.execute(_COMPLETE, (codec.dumps(table).decode(),))
+        return matched
+
+    async def complete(self, completions: Sequence[Completion]) -> list[str]:
+        if not completions:
+            return []
+
+        async def write(s: Session) -> list[str]:
+            ids = [c.job_id for c in completions]
+            done: list[Completion] | None = None
+            if len(set(ids)) == len(ids) and await self._apply_completions(s, completions) == len(ids):
+                done = list(completions)
+            else:
+                if len(set(ids)) == len(ids):
+                    await s.restart()
+                versions = {
+                    r[0]: r[1]
+                    for r in await s.fetch(
+                        f"SELECT id, version FROM jm_jobs WHERE id IN ({_marks(len(ids))}) FOR UPDATE", ids
+                    )
+                }
+                done = []
+                for c in completions:
+                    if versions.get(c.job_id) == c.version:
+                        done.append(c)
+                        del versions[c.job_id]  # a job named twice is completed once
+                if done:
+                    await self._apply_completions(s, done)
+            history = [c.attempt for c in done if c.status is not JobStatus.Succeeded]
+            if history:
+                await self._record_attempts(s, history)
+            return [c.job_id for c in done]
+
+        return await self.db.run(write)
+
+    @staticmethod
+    async def _record_attempts(s: Session, attempts: Sequence[Attempt]) -> None:
+        params: list[Any] = []
+        for a in attempts:
+            params += [
+                a.job_id,
+                a.attempt,
+                a.worker_id,
+                a.started_at,
+                a.finished_at,
+                a.outcome,
+                _json_text(a.error),
+            ]
+        await s.execute(
+            _UPSERT_ATTEMPTS.format(", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(attempts))), params
+        )
+
+    async def release(self, fences: Sequence[Fence]) -> list[str]:
+        if not fences:
+            return []
+
+        async def write(s: Session) -> list[str]:
+            return await self._guarded_update(
+                s,
+                fences,
+                "status = 2, bucket_id = NULL, worker_id = NULL, lease_expires_at = NULL",
+                [],
+                (int(JobStatus.AssignedToBucket), int(JobStatus.Queued)),
+            )
+
+        return await self.db.run(write)
+
+    async def renew(self, worker_id: str, now: float, lease_until: float, held: Sequence[str]) -> list[str]:
+        renew_before = now + (lease_until - now) / 2
+        ids = sorted(set(held))
+
+        async def write(s: Session) -> list[str]:
+            await s.execute("UPDATE jm_workers SET heartbeat_at = %s WHERE id = %s", (now, worker_id))
+            if ids:
+                await s.execute(
+                    f"UPDATE jm_jobs SET lease_expires_at = %s WHERE id IN ({_marks(len(ids))})"
+                    " AND worker_id = %s AND status IN (4, 6) AND lease_expires_at < %s",
+                    [lease_until, *ids, worker_id, renew_before],
+                )
+            if not ids:
+                return []
+            # Cancel requests among the jobs the worker holds: primary-key lookups, where a scan for
+            # every job stamped with its id would need an index of its own on every job row (PostgreSQL
+            # has a partial one). A job the worker does not hold is not running there to interrupt.
+            return [
+                r[0]
+                for r in await s.fetch(
+                    f"SELECT id FROM jm_jobs WHERE id IN ({_marks(len(ids))})"
+                    " AND worker_id = %s AND status = 4 AND cancel_requested",
+                    [*ids, worker_id],
+                )
+            ]
+
+        return await self.db.run(write)
+
+    async def recover_expired(self, now: float, limit: int) -> int:
+        lost = codec.dumps(rows.lost_worker_error()).decode()
+
+        async def write(s: Session) -> int:
+            expired = await s.fetch(
+                "SELECT id, status, cancel_requested, attempts, attempt_limit, started_at, worker_id"
+                f" FROM jm_jobs WHERE cluster_id = %s AND status IN {_OWNED} AND lease_expires_at < %s"
+                " LIMIT %s FOR UPDATE SKIP LOCKED",
+                (self.cluster_id, now, limit),
+            )
+            if not expired:
+                return 0
+            table = []
+            history = []
+            for job_id, status, cancel, attempts, attempt_limit, started, worker in expired:
+                running = status == JobStatus.Processing
+                if cancel:
+                    target: int = JobStatus.Cancelled
+                elif running and attempts >= attempt_limit:
+                    target = JobStatus.Failed
+                else:
+                    target = JobStatus.HeldOnMaster
+                finished = None if target == JobStatus.HeldOnMaster else now
+                table.append([job_id, int(target), finished, 1 if running else 0])
+                if running:
+                    history.append(
+                        Attempt(
+                            job_id, attempts, worker, started or now, now, "lost", rows.lost_worker_error()
+                        )
+                    )
+            await s.execute(_RECOVER, (codec.dumps(table).decode(), lost))
+            if history:
+                await self._record_attempts(s, history)
+            return len(expired)
+
+        return await self.db.run(write)
+
+    async def prune(self, finished_before: float, limit: int) -> int:
+        async def write(s: Session) -> int:
+            ids = [
+                r[0]
+                for r in await s.fetch(
+                    "SELECT id FROM jm_jobs WHERE cluster_id = %s"
+                    " AND final_at < %s LIMIT %s FOR UPDATE SKIP LOCKED",
+                    (self.cluster_id, finished_before, limit),
+                )
+            ]
+            if ids:
+                marks = _marks(len(ids))
+                await s.execute(f"DELETE FROM jm_attempts WHERE job_id IN ({marks})", ids)
+                await s.execute(f"DELETE FROM jm_jobs WHERE id IN ({marks})", ids)
+            return len(ids)
+
+        return await self.db.run(write)
+
+    async def next_due_at(self, routes: Sequence[Route]) -> float | None:
+        if not routes:
+            return None
+        # Per route, so each minimum is one probe of the due index instead of a scan of every held job.
+        branch = (
+            "SELECT MIN(held_at) AS due FROM jm_jobs WHERE cluster_id = %s AND lane = %s AND priority = %s"
+        )
+        params: list[Any] = []
+        for lane, priority in routes:
+            params += [self.cluster_id, lane, int(priority)]
+        due = await self.db.fetchval(
+            f"SELECT MIN(due) FROM ({' UNION ALL '.join([branch] * len(routes))}) AS first", params
+        )
+        return None if due is None else float(due)
+
+    # ---- management --------------------------------------------------------------------------
+
+    async def get_job(self, job_id: str) -> Job | None:
+        found = await self.db.fetch(
+            f"SELECT {rows.JOB_SELECT} FROM jm_jobs WHERE cluster_id = %s AND id = %s",
+            (self.cluster_id, job_id),
+        )
+        return rows.job_from_row(found[0]) if found else None
+
+    async def list_jobs(self, criteria: JobFilter) -> list[Job]:
+        where, params = _filter_sql(self.cluster_id, criteria)
+        found = await self.db.fetch(
+            f"SELECT {rows.JOB_SELECT} FROM jm_jobs WHERE {where}"
+            " ORDER BY scheduled_at DESC, id LIMIT %s OFFSET %s",
+            [*params, criteria.limit, criteria.offset],
+        )
+        return [rows.job_from_row(r) for r in found]
+
+    async def count_jobs(self, criteria: JobFilter) -> int:
+        where, params = _filter_sql(self.cluster_id, criteria)
+        return int(await self.db.fetchval(f"SELECT COUNT(*) FROM jm_jobs WHERE {where}", params))
+
+    async def count_by_status(self) -> list[StatusCount]:
+        found = await self.db.fetch(
+            "SELECT status, priority, lane, COUNT(*) FROM jm_jobs WHERE cluster_id = %s"
+            " GROUP BY status, priority, lane",
+            (self.cluster_id,),
+        )
+        return [StatusCount(JobStatus(s), Priority(p), lane, int(n)) for s, p, lane, n in found]
+
+    async def attempt_rows(self, job_id: str) -> list[Attempt]:
+        found = await self.db.fetch(
+            f"SELECT {_ATTEMPT_COLUMNS} FROM jm_attempts WHERE job_id = %s ORDER BY attempt, started_at",
+            (job_id,),
+        )
+        return [rows.attempt_from_row(r) for r in found]
+
+    async def update_job(self, job_id: str, version: int, changes: dict[str, Any]) -> Job | None:
+        unknown = set(changes) - rows.UPDATABLE
+        if unknown:
+            raise ValueError(f"columns not updatable: {sorted(unknown)}")
+        assignments = "".join(f"{name} = %s, " for name in changes)
+        values = [_coerce(name, value) for name, value in changes.items()]
+
+        async def write(s: Session) -> Job | None:
+            matched = await s.execute(
+                f"UPDATE jm_jobs SET {assignments}version = version + 1"
+                " WHERE cluster_id = %s AND id = %s AND version = %s",
+                [*values, self.cluster_id, job_id, version],
+            )
+            if not matched:
+                return None
+            found = await s.fetch(f"SELECT {rows.JOB_SELECT} FROM jm_jobs WHERE id = %s", (job_id,))
+            return rows.job_from_row(found[0])
+
+        return await self.db.run(write)
+
+    async def request_cancel(self, job_id: str, version: int) -> bool:
+        matched = await self.db.execute(
+            "UPDATE jm_jobs SET cancel_requested = TRUE"
+            " WHERE cluster_id = %s AND id = %s AND version = %s AND status = 4",
+            (self.cluster_id, job_id, version),
+        )
+        return matched > 0
+
+    # ---- workers and buckets -----------------------------------------------------------------
+
+    async def register_worker(self, worker: WorkerRecord) -> None:
+        await self.db.execute(_REGISTER_WORKER, (self.cluster_id, *rows.worker_to_row(worker)))
+
+    async def set_worker_status(self, worker_id: str, status: WorkerStatus) -> None:
+        await self.db.execute("UPDATE jm_workers SET status = %s WHERE id = %s", (int(status), worker_id))
+
+    async def list_workers(self) -> list[WorkerRecord]:
+        found = await self.db.fetch(
+            f"SELECT {rows.WORKER_COLUMNS} FROM jm_workers WHERE cluster_id = %s ORDER BY name",
+            (self.cluster_id,),
+        )
+        return [rows.worker_from_row(r) for r in found]
+
+    async def forget_workers(self, silent_since: float) -> int:
+        return await self.db.execute(
+            "DELETE FROM jm_workers WHERE cluster_id = %s AND heartbeat_at < %s"
+            " AND NOT EXISTS (SELECT 1 FROM jm_buckets b WHERE b.worker_id = jm_workers.id)",
+            (self.cluster_id, silent_since),
+        )
+
+    async def add_buckets(self, buckets: Iterable[Bucket]) -> None:
+        params: list[Any] = []
+        count = 0
+        for bucket in buckets:
+            params += [self.cluster_id, *rows.bucket_to_row(bucket)]
+            count += 1
+        if not count:
+            return
+        await self.db.execute(
+            f"INSERT INTO jm_buckets (cluster_id, {rows.BUCKET_COLUMNS}) VALUES "
+            + ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * count),
+            params,
+        )
+
+    async def set_bucket_status(
+        self,
+        bucket_ids: Sequence[str],
+        status: BucketStatus,
+        expected: BucketStatus | None = None,
+        *,
+        owner: str | None = None,
+        expected_owner: str | None = None,
+    ) -> list[str]:
+        if not bucket_ids:
+            return []
+        ids = list(bucket_ids)
+        guard = ""
+        guard_params: list[Any] = []
+        if expected is not None:
+            guard += " AND status = %s"
+            guard_params.append(int(expected))
+        if expected_owner is not None:
+            guard += " AND worker_id = %s"
+            guard_params.append(expected_owner)
+
+        async def write(s: Session) -> list[str]:
+            found = {
+                r[0]
+                for r in await s.fetch(
+                    f"SELECT id FROM jm_buckets WHERE id IN ({_marks(len(ids))}){guard} FOR UPDATE",
+                    [*ids, *guard_params],
+                )
+            }
+            moved = _in_order(ids, found)
+            if moved:
+                await s.execute(
+                    "UPDATE jm_buckets SET status = %s, worker_id = COALESCE(%s, worker_id)"
+                    f" WHERE id IN ({_marks(len(moved))})",
+                    [int(status), owner, *moved],
+                )
+            return moved
+
+        return await self.db.run(write)
+
+    async def delete_buckets(self, bucket_ids: Sequence[str]) -> None:
+        if not bucket_ids:
+            return
+        await self.db.execute(
+            f"DELETE FROM jm_buckets WHERE id IN ({_marks(len(bucket_ids))})", list(bucket_ids)
+        )
+
+    async def list_buckets(self, status: BucketStatus | None = None) -> list[Bucket]:
+        sql = f"SELECT {rows.BUCKET_COLUMNS} FROM jm_buckets WHERE cluster_id = %s"
+        params: list[Any] = [self.cluster_id]
+        if status is not None:
+            sql += " AND status = %s"
+            params.append(int(status))
+        return [rows.bucket_from_row(r) for r in await self.db.fetch(sql + " ORDER BY id", params)]
+
+
+STORE = MysqlMaster
