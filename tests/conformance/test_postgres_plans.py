@@ -1,0 +1,65 @@
+"""PostgreSQL plan shapes of the agent's hot statements.
+
+asyncpg prepares every statement, and after five runs PostgreSQL may keep a generic plan made from
+whatever statistics it had then. An agent table is usually empty when that happens, so the claim's
+plan must be sound for any table size: the old `job_id IN (subquery)` form got a generic plan that
+scanned the whole table per claim and took minutes with 50,000 messages in one bucket.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import asyncpg
+
+from jobmaster.agents import postgres as pg_agent
+from jobmaster.agents.base import AgentMessage
+from jobmaster.backends import make_agent
+
+CLAIM_TYPES = "text, float8, float8, integer, float8"
+UNSAVED_TYPES = "text, float8, integer, float8, float8"
+
+
+def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _nodes(child)
+
+
+async def _generic_plan(url: str, sql: str, types: str, *args: Any) -> list[dict[str, Any]]:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        await conn.execute(f"PREPARE probe ({types}) AS {sql}")
+        literals = ", ".join(repr(a) if isinstance(a, str) else str(a) for a in args)
+        raw = await conn.fetchval(f"EXPLAIN (FORMAT JSON) EXECUTE probe({literals})")
+    finally:
+        await conn.close()
+    return list(_nodes(json.loads(raw)[0]["Plan"]))
+
+
+async def test_claims_update_by_tid_whatever_the_statistics(pg_urls: dict[str, str]) -> None:
+    agent = make_agent(pg_urls["agent"], f"plans-{uuid.uuid4().hex[:8]}", "plans")
+    await agent.open()
+    try:
+        await agent.migrate()
+        bucket = f"bucket-{uuid.uuid4().hex[:10]}"
+        await agent.create_bucket(bucket)
+        now = time.time()
+        await agent.push(bucket, [AgentMessage(uuid.uuid4().hex, now + i, 0, b"{}") for i in range(3000)])
+        claim = await _generic_plan(
+            pg_urls["agent"], pg_agent._CLAIM, CLAIM_TYPES, bucket, now + 10, now, 100, now + 60
+        )
+        unsaved = await _generic_plan(
+            pg_urls["agent"], pg_agent._CLAIM_UNSAVED, UNSAVED_TYPES, bucket, now, 100, now + 60, now + 10
+        )
+    finally:
+        await agent.close()
+    for plan in (claim, unsaved):
+        kinds = [node["Node Type"] for node in plan]
+        assert "Seq Scan" not in kinds, kinds
+        assert "Tid Scan" in kinds, kinds
