@@ -222,6 +222,26 @@ async def test_complete_writes_outcomes_and_history(master: MasterStore) -> None
     assert await master.attempts(stale.id) == []
 
 
+async def test_opposite_batches_on_the_same_jobs_never_deadlock(master: MasterStore) -> None:
+    """Two workers' batches naming the same jobs in opposite orders: one wins each job, none fails.
+
+    Rows locked in batch order would deadlock here (the database would abort one batch).
+    """
+    jobs = await _queued(master, 1500)
+    now = time.time()
+    assert len(await master.start([Fence(j.id, j.version) for j in jobs], now, now + 30)) == len(jobs)
+
+    def batch(order: list[Job], status: JobStatus) -> list[Completion]:
+        return [Completion(j.id, j.version + 1, status, _attempt(j, 1, "failed")) for j in order]
+
+    forward, backward = await asyncio.gather(
+        master.complete(batch(jobs, JobStatus.Succeeded)),
+        master.complete(batch(jobs[::-1], JobStatus.Failed)),
+    )
+    assert not set(forward) & set(backward)
+    assert set(forward) | set(backward) == {j.id for j in jobs}
+
+
 async def test_release_returns_buffered_jobs(master: MasterStore) -> None:
     a, b = await _queued(master, 2)
     assert await master.release([Fence(a.id, a.version), Fence(b.id, 99)]) == [a.id]

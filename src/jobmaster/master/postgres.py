@@ -383,6 +383,15 @@ def _in_order(ids: Iterable[str], chosen: set[str]) -> list[str]:
     return found
 
 
+def _id_order(fences: Sequence[Fence]) -> list[Fence]:
+    """Fences sorted by job id, the order every batched statement locks rows in.
+
+    A nested loop over `unnest` locks rows in array order, and an `id = ANY(...)` index scan in id
+    order; two batches naming the same jobs in different orders could otherwise deadlock.
+    """
+    return sorted(fences, key=lambda f: f.job_id)
+
+
 def _routes(routes: Sequence[Route]) -> tuple[list[str], list[int]]:
     return [lane for lane, _ in routes], [int(priority) for _, priority in routes]
 
@@ -482,7 +491,7 @@ class PostgresMaster(MasterStore):
         if not jobs:
             return []
         fresh = [j for j in jobs if j.version == 0]
-        saved = [j for j in jobs if j.version > 0]
+        saved = sorted((j for j in jobs if j.version > 0), key=lambda j: j.id)
         columns = (
             _job_columns(
                 fresh,
@@ -546,14 +555,15 @@ class PostgresMaster(MasterStore):
             if not assignments:
                 return []
             claimed = [by_id[a.job_id] for a in assignments]
+            ordered = sorted(assignments, key=lambda a: a.job_id)
             await conn.execute(
                 _ASSIGN,
-                [j.id for j in claimed],
-                [j.version for j in claimed],
-                [int(a.status) for a in assignments],
-                [a.bucket_id for a in assignments],
-                [a.worker_id for a in assignments],
-                [a.lease_until for a in assignments],
+                [a.job_id for a in ordered],
+                [by_id[a.job_id].version for a in ordered],
+                [int(a.status) for a in ordered],
+                [a.bucket_id for a in ordered],
+                [a.worker_id for a in ordered],
+                [a.lease_until for a in ordered],
             )
         for job, a in zip(claimed, assignments, strict=True):
             job.status = a.status
@@ -566,14 +576,16 @@ class PostgresMaster(MasterStore):
     async def start(self, fences: Sequence[Fence], now: float, lease_until: float) -> list[str]:
         if not fences:
             return []
+        ordered = _id_order(fences)
         records = await self.pool.fetch(
-            _START, [f.job_id for f in fences], [f.version for f in fences], now, lease_until
+            _START, [f.job_id for f in ordered], [f.version for f in ordered], now, lease_until
         )
         return _in_order((f.job_id for f in fences), {r[0] for r in records})
 
     async def complete(self, completions: Sequence[Completion]) -> list[str]:
         if not completions:
             return []
+        completions = sorted(completions, key=lambda c: c.job_id)
         records = await self.pool.fetch(
             _COMPLETE,
             [c.job_id for c in completions],
@@ -595,7 +607,8 @@ class PostgresMaster(MasterStore):
     async def release(self, fences: Sequence[Fence]) -> list[str]:
         if not fences:
             return []
-        records = await self.pool.fetch(_RELEASE, [f.job_id for f in fences], [f.version for f in fences])
+        ordered = _id_order(fences)
+        records = await self.pool.fetch(_RELEASE, [f.job_id for f in ordered], [f.version for f in ordered])
         return _in_order((f.job_id for f in fences), {r[0] for r in records})
 
     async def renew(self, worker_id: str, now: float, lease_until: float, held: Sequence[str]) -> list[str]:
