@@ -25,7 +25,7 @@ from jobmaster.db.mysql import (
     ER_NO_REFERENCED_ROW,
     ER_ROW_IS_REFERENCED,
     TABLE_OPTIONS,
-    MysqlDatabase,
+    MysqlClient,
     Session,
     error_code,
 )
@@ -73,28 +73,12 @@ def _messages(found: Sequence[Sequence[Any]]) -> list[AgentMessage]:
     return [AgentMessage(r[0], r[1], r[2], bytes(r[3])) for r in found]
 
 
-class MysqlAgent(AgentTransport):
+class MysqlAgent(MysqlClient, AgentTransport):
     supports_notify = False
 
     def __init__(self, url: str, cluster_id: str, name: str) -> None:
         super().__init__(url, cluster_id, name)
-        self._db: MysqlDatabase | None = None
         self._busy: set[tuple[str, str]] = set()
-
-    @property
-    def db(self) -> MysqlDatabase:
-        if self._db is None:
-            raise RuntimeError(f"agent {self.name!r} is not open")
-        return self._db
-
-    async def open(self) -> None:
-        if self._db is None:
-            self._db = await MysqlDatabase.acquire(self.url)
-
-    async def close(self) -> None:
-        if self._db is not None:
-            db, self._db = self._db, None
-            await db.release()
 
     async def migrate(self) -> None:
         async with self.db.locked("agent-schema") as s:

@@ -9,12 +9,12 @@ a destroyed bucket fail instead of leaving messages nobody will ever claim.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import asyncpg
 
 from jobmaster.agents.base import AgentMessage, AgentTransport, BucketGoneError
-from jobmaster.db.postgres import Listener, PostgresDatabase, channel_name
+from jobmaster.db.postgres import Listener, PostgresClient, channel_name
 
 SCHEMES = ("postgresql", "postgres")
 
@@ -109,43 +109,19 @@ def _messages(records: Sequence[asyncpg.Record]) -> list[AgentMessage]:
     return found
 
 
-class PostgresAgent(AgentTransport):
+class PostgresAgent(PostgresClient, AgentTransport):
     supports_notify = True
 
     def __init__(self, url: str, cluster_id: str, name: str) -> None:
         super().__init__(url, cluster_id, name)
         self.channel = channel_name("jm_a_", cluster_id, name)
-        self._db: PostgresDatabase | None = None
         self._listeners: list[Listener] = []
-
-    @property
-    def pool(self) -> asyncpg.Pool:
-        if self._db is None:
-            raise RuntimeError(f"agent {self.name!r} is not open")
-        return self._db.pool
-
-    async def open(self) -> None:
-        if self._db is None:
-            self._db = await PostgresDatabase.acquire(self.url)
-
-    async def close(self) -> None:
-        listeners, self._listeners = self._listeners, []
-        for listener in listeners:
-            await listener.close()
-        if self._db is not None:
-            db, self._db = self._db, None
-            await db.release()
 
     async def migrate(self) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
             for statement in SCHEMA:
                 await conn.execute(statement)
-
-    async def listen(self, callback: Callable[[str], None]) -> None:
-        listener = Listener(self.url, self.channel, callback)
-        await listener.start()
-        self._listeners.append(listener)
 
     async def create_bucket(self, bucket_id: str) -> None:
         await self.pool.execute(

@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 
 from jobmaster.agents.base import AgentMessage, AgentTransport, BucketGoneError
-from jobmaster.db.sqlite import SqliteDatabase, immediate
+from jobmaster.db.sqlite import SqliteClient, immediate
 
 SCHEMES = ("sqlite",)
 
@@ -48,26 +48,7 @@ def _messages(cursor: sqlite3.Cursor) -> list[AgentMessage]:
     return found
 
 
-class SqliteAgent(AgentTransport):
-    def __init__(self, url: str, cluster_id: str, name: str) -> None:
-        super().__init__(url, cluster_id, name)
-        self._db: SqliteDatabase | None = None
-
-    @property
-    def db(self) -> SqliteDatabase:
-        if self._db is None:
-            raise RuntimeError(f"agent {self.name!r} is not open")
-        return self._db
-
-    async def open(self) -> None:
-        if self._db is None:
-            self._db = await SqliteDatabase.acquire(self.url)
-
-    async def close(self) -> None:
-        if self._db is not None:
-            db, self._db = self._db, None
-            await db.release()
-
+class SqliteAgent(SqliteClient, AgentTransport):
     async def migrate(self) -> None:
         def apply(conn: sqlite3.Connection) -> None:
             with immediate(conn):

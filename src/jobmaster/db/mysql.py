@@ -32,6 +32,7 @@ from asyncmy.connection import Connection
 from asyncmy.constants.CLIENT import FOUND_ROWS
 from asyncmy.errors import MySQLError
 
+from jobmaster.db.shared import SharedDatabase, UsesDatabase
 from jobmaster.errors import ConfigError, StoreError
 
 T = TypeVar("T")
@@ -180,44 +181,15 @@ class Session:
         await self.conn.begin()
 
 
-class MysqlDatabase:
-    _shared: dict[tuple[str, asyncio.AbstractEventLoop], MysqlDatabase] = {}
-
-    def __init__(self, url: str, loop: asyncio.AbstractEventLoop) -> None:
-        self.url = url
+class MysqlDatabase(SharedDatabase):
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
         self.args = connect_args(url)
         self.database: str = self.args["database"]
         self.server_version = ""
-        self._loop = loop
-        self._refs = 0
         self._pool: Any = None
-        self._opening: asyncio.Task[None] = loop.create_task(self._open())
 
-    @classmethod
-    async def acquire(cls, url: str) -> MysqlDatabase:
-        """The shared database of `url`, opening its pool (and checking the server) on first use."""
-        loop = asyncio.get_running_loop()
-        key = (url, loop)
-        db = cls._shared.get(key)
-        if db is None:
-            db = cls._shared[key] = cls(url, loop)
-        db._refs += 1
-        try:
-            await asyncio.shield(db._opening)
-        except BaseException:
-            await db.release()
-            raise
-        return db
-
-    async def release(self) -> None:
-        self._refs -= 1
-        if self._refs > 0:
-            return
-        if self._shared.get((self.url, self._loop)) is self:
-            del self._shared[(self.url, self._loop)]
-        if not self._opening.done():
-            self._opening.cancel()
-            await asyncio.gather(self._opening, return_exceptions=True)
+    async def _close(self) -> None:
         if self._pool is not None:
             pool, self._pool = self._pool, None
             pool.close()
@@ -330,3 +302,9 @@ class MysqlDatabase:
                 with contextlib.suppress(MySQLError):
                     await asyncio.shield(s.execute("SET SESSION sql_notes = 1"))
                     await asyncio.shield(s.fetchval("SELECT RELEASE_LOCK(%s)", (name,)))
+
+
+class MysqlClient(UsesDatabase[MysqlDatabase]):
+    """What a MySQL master and agent share: the pool of their URL."""
+
+    database = MysqlDatabase

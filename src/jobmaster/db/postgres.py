@@ -1,9 +1,7 @@
 """One asyncpg pool per PostgreSQL URL per process, plus the dedicated LISTEN connections.
 
-A master and an agent pointed at the same database share one pool, so a process holds at most
-`POOL_MAX` connections per server however many stores it opens. Pools are bound to the event loop
-that created them, so the registry is keyed by loop as well as URL: a process that runs several
-loops one after another (tests, CLI commands) never hands a dead loop's pool to a new one.
+A master and an agent pointed at the same database share one pool (see `db.shared`), so a process
+holds at most `POOL_MAX` connections per server however many stores it opens.
 
 LISTEN needs a connection of its own for as long as the store lives (a pooled connection would be
 handed to other work and lose its LISTEN on release), so listeners open one outside the pool and
@@ -19,6 +17,8 @@ from collections.abc import Callable
 from typing import Any
 
 import asyncpg
+
+from jobmaster.db.shared import SharedDatabase, UsesDatabase
 
 log = logging.getLogger("jobmaster.postgres")
 
@@ -40,57 +40,49 @@ def channel_name(prefix: str, *parts: str) -> str:
     return f"{prefix}{digest}"
 
 
-class PostgresDatabase:
-    _shared: dict[tuple[str, asyncio.AbstractEventLoop], PostgresDatabase] = {}
-
-    def __init__(self, url: str, loop: asyncio.AbstractEventLoop) -> None:
-        self.url = url
-        self._loop = loop
-        self._refs = 0
+class PostgresDatabase(SharedDatabase):
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
         self._pool: asyncpg.Pool | None = None
-        self._opening: asyncio.Task[None] = loop.create_task(self._open())
-
-    @classmethod
-    async def acquire(cls, url: str) -> PostgresDatabase:
-        """The shared database of `url`, opening its pool on first use.
-
-        Concurrent first users wait on the same opening task instead of each creating a pool.
-        """
-        loop = asyncio.get_running_loop()
-        key = (url, loop)
-        db = cls._shared.get(key)
-        if db is None:
-            db = cls._shared[key] = cls(url, loop)
-        db._refs += 1
-        try:
-            await asyncio.shield(db._opening)
-        except BaseException:
-            await db.release()
-            raise
-        return db
-
-    async def release(self) -> None:
-        self._refs -= 1
-        if self._refs > 0:
-            return
-        self._shared.pop((self.url, self._loop), None)
-        if not self._opening.done():
-            self._opening.cancel()
-            await asyncio.gather(self._opening, return_exceptions=True)
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            await pool.close()
 
     async def _open(self) -> None:
         self._pool = await asyncpg.create_pool(
             self.url, min_size=POOL_MIN, max_size=POOL_MAX, server_settings=SERVER_SETTINGS
         )
 
+    async def _close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
     @property
     def pool(self) -> asyncpg.Pool:
         if self._pool is None:
             raise RuntimeError("PostgreSQL pool is not open")
         return self._pool
+
+
+class PostgresClient(UsesDatabase[PostgresDatabase]):
+    """What a PostgreSQL master and agent share: the pool of their URL and their LISTEN channel."""
+
+    database = PostgresDatabase
+    channel: str
+    _listeners: list[Listener]
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self.db.pool
+
+    async def listen(self, callback: Callable[[str], None]) -> None:
+        listener = Listener(self.url, self.channel, callback)
+        await listener.start()
+        self._listeners.append(listener)
+
+    async def close(self) -> None:
+        listeners, self._listeners = self._listeners, []
+        for listener in listeners:
+            await listener.close()
+        await super().close()
 
 
 class Listener:

@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from jobmaster.db.shared import SharedDatabase, UsesDatabase
+
 T = TypeVar("T")
 
 
@@ -30,34 +32,22 @@ def path_from_url(url: str) -> str:
     return path
 
 
-class SqliteDatabase:
-    _shared: dict[str, tuple[SqliteDatabase, int]] = {}
-
-    def __init__(self, path: str) -> None:
-        self.path = path
+class SqliteDatabase(SharedDatabase):
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.path = path_from_url(url)
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="jobmaster-sqlite")
         self._conn: sqlite3.Connection | None = None
 
     @classmethod
-    async def acquire(cls, url: str) -> SqliteDatabase:
-        """Master and standalone agent of one file share the connection instead of contending."""
+    def identity(cls, url: str) -> str:
         path = path_from_url(url)
-        key = path if path == ":memory:" else str(Path(path).resolve())
-        db, refs = cls._shared.get(key, (None, 0))
-        if db is None:
-            db = cls(path)
-            await db._open()
-        cls._shared[key] = (db, refs + 1)
-        return db
+        return path if path == ":memory:" else str(Path(path).resolve())
 
-    async def release(self) -> None:
-        key = self.path if self.path == ":memory:" else str(Path(self.path).resolve())
-        db, refs = self._shared.get(key, (self, 1))
-        if refs > 1:
-            self._shared[key] = (db, refs - 1)
-            return
-        self._shared.pop(key, None)
-        await self.run(lambda conn: conn.close())
+    async def _close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
         self._executor.shutdown(wait=True)
 
     async def _open(self) -> None:
@@ -110,6 +100,12 @@ class SqliteDatabase:
                 return fn(conn)
 
         return await self.run(body)
+
+
+class SqliteClient(UsesDatabase[SqliteDatabase]):
+    """What a SQLite master and standalone agent share: the connection of their file."""
+
+    database = SqliteDatabase
 
 
 @contextmanager

@@ -34,7 +34,7 @@ from jobmaster.db.mysql import (
     ER_DUP_ENTRY,
     ER_NO_SUCH_TABLE,
     TABLE_OPTIONS,
-    MysqlDatabase,
+    MysqlClient,
     Session,
     error_code,
 )
@@ -194,20 +194,6 @@ def _marks(n: int) -> str:
     return ", ".join(["%s"] * n)
 
 
-def _json_text(value: Any) -> str | None:
-    return None if value is None else codec.dumps(value).decode()
-
-
-def _in_order(ids: Iterable[str], chosen: set[str]) -> list[str]:
-    """The ids of `chosen` in input order, each once (a batch may name a job twice)."""
-    found = []
-    for job_id in ids:
-        if job_id in chosen:
-            found.append(job_id)
-            chosen.discard(job_id)
-    return found
-
-
 def _unique(jobs: Sequence[Job]) -> list[Job]:
     """First copy of each job id: one statement cannot insert a key twice."""
     seen: set[str] = set()
@@ -239,28 +225,11 @@ def _routes_sql(routes: Sequence[Route]) -> tuple[str, list[Any]]:
     return f"(lane, priority) IN ({', '.join(['(%s, %s)'] * len(routes))})", params
 
 
-def _filter_sql(cluster_id: str, criteria: JobFilter) -> tuple[str, list[Any]]:
-    where = ["cluster_id = %s"]
-    params: list[Any] = [cluster_id]
-    if criteria.statuses:
-        where.append(f"status IN ({_marks(len(criteria.statuses))})")
-        params += [int(s) for s in criteria.statuses]
-    if criteria.definition_id is not None:
-        where.append("definition_id = %s")
-        params.append(criteria.definition_id)
-    if criteria.lane is not None:
-        where.append("lane = %s")
-        params.append(criteria.lane)
-    if criteria.scheduled_from is not None:
-        where.append("scheduled_at >= %s")
-        params.append(criteria.scheduled_from)
-    if criteria.scheduled_to is not None:
-        where.append("scheduled_at <= %s")
-        params.append(criteria.scheduled_to)
-    if criteria.metadata:
-        where.append("JSON_CONTAINS(metadata, %s)")
-        params.append(codec.dumps(criteria.metadata).decode())
-    return " AND ".join(where), params
+def _mysql_metadata(where: rows.Where, metadata: dict[str, Any]) -> None:
+    where.add("JSON_CONTAINS(metadata, {})", codec.dumps(metadata).decode())
+
+
+_FILTER = rows.FilterDialect(lambda _: "%s", rows.status_in, _mysql_metadata)
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -276,28 +245,12 @@ def _coerce(name: str, value: Any) -> Any:
     return value
 
 
-class MysqlMaster(MasterStore):
+class MysqlMaster(MysqlClient, MasterStore):
     supports_notify = False
 
     def __init__(self, url: str, cluster_id: str) -> None:
         super().__init__(url, cluster_id)
-        self._db: MysqlDatabase | None = None
         self._claimed_last = False
-
-    @property
-    def db(self) -> MysqlDatabase:
-        if self._db is None:
-            raise RuntimeError("MySQL master is not open")
-        return self._db
-
-    async def open(self) -> None:
-        if self._db is None:
-            self._db = await MysqlDatabase.acquire(self.url)
-
-    async def close(self) -> None:
-        if self._db is not None:
-            db, self._db = self._db, None
-            await db.release()
 
     async def migrate(self) -> int:
         async with self.db.locked("master-migrations") as s:
@@ -528,7 +481,7 @@ class MysqlMaster(MasterStore):
             if not cancelled_ok and row[2]:
                 continue
             chosen.add(fence.job_id)
-        held = _in_order(ids, chosen)
+        held = rows.in_order(ids, chosen)
         if held:
             await s.execute(
                 f"UPDATE jm_jobs SET {assignments}, version = version + 1 WHERE id IN ({_marks(len(held))})",
@@ -569,7 +522,7 @@ class MysqlMaster(MasterStore):
                     int(c.status),
                     c.scheduled_at,
                     c.attempt.finished_at,
-                    _json_text(c.error),
+                    rows.json_text(c.error),
                 ]
                 for c in other
             ]
@@ -619,7 +572,7 @@ class MysqlMaster(MasterStore):
                 a.started_at,
                 a.finished_at,
                 a.outcome,
-                _json_text(a.error),
+                rows.json_text(a.error),
             ]
         await s.execute(
             _UPSERT_ATTEMPTS.format(", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(attempts))), params
@@ -748,7 +701,7 @@ class MysqlMaster(MasterStore):
         return rows.job_from_row(found[0]) if found else None
 
     async def list_jobs(self, criteria: JobFilter) -> list[Job]:
-        where, params = _filter_sql(self.cluster_id, criteria)
+        where, params = rows.filter_sql(self.cluster_id, criteria, _FILTER)
         found = await self.db.fetch(
             f"SELECT {rows.JOB_SELECT} FROM jm_jobs WHERE {where}"
             " ORDER BY scheduled_at DESC, id LIMIT %s OFFSET %s",
@@ -757,7 +710,7 @@ class MysqlMaster(MasterStore):
         return [rows.job_from_row(r) for r in found]
 
     async def count_jobs(self, criteria: JobFilter) -> int:
-        where, params = _filter_sql(self.cluster_id, criteria)
+        where, params = rows.filter_sql(self.cluster_id, criteria, _FILTER)
         return int(await self.db.fetchval(f"SELECT COUNT(*) FROM jm_jobs WHERE {where}", params))
 
     async def count_by_status(self) -> list[StatusCount]:
@@ -868,7 +821,7 @@ class MysqlMaster(MasterStore):
                     [*ids, *guard_params],
                 )
             }
-            moved = _in_order(ids, found)
+            moved = rows.in_order(ids, found)
             if moved:
                 await s.execute(
                     "UPDATE jm_buckets SET status = %s, worker_id = COALESCE(%s, worker_id)"

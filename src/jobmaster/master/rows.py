@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from jobmaster.cluster.model import Bucket, BucketStatus, WorkerMode, WorkerRecord, WorkerStatus
 from jobmaster.jobs import codec
-from jobmaster.jobs.model import Attempt, Job, JobStatus, Priority
+from jobmaster.jobs.model import Attempt, Job, JobFilter, JobStatus, Priority
 
 JOB_COLUMNS = (
     "id",
@@ -199,3 +200,69 @@ def lost_worker_error() -> dict[str, Any]:
         "message": "the worker running this job stopped renewing its lease (crash or partition)",
         "traceback": None,
     }
+
+
+def json_text(value: Any) -> str | None:
+    return None if value is None else codec.dumps(value).decode()
+
+
+def in_order(ids: Iterable[str], chosen: set[str]) -> list[str]:
+    """The ids of `chosen` in input order, each once (a batch may name a job twice)."""
+    found = []
+    for job_id in ids:
+        if job_id in chosen:
+            found.append(job_id)
+            chosen.discard(job_id)
+    return found
+
+
+class Where:
+    """A WHERE clause and its parameters, in one SQL dialect's placeholder style."""
+
+    def __init__(self, placeholder: Callable[[int], str]) -> None:
+        self._placeholder = placeholder
+        self.parts: list[str] = []
+        self.params: list[Any] = []
+
+    def add(self, sql: str, *values: Any) -> None:
+        """Append `sql`, whose `{}` marks stand for `values` in order."""
+        first = len(self.params) + 1
+        self.parts.append(sql.format(*(self._placeholder(first + i) for i in range(len(values)))))
+        self.params += values
+
+    @property
+    def sql(self) -> str:
+        return " AND ".join(self.parts)
+
+
+@dataclass(frozen=True, slots=True)
+class FilterDialect:
+    """How one database spells the parts of a job filter that SQL dialects disagree on."""
+
+    placeholder: Callable[[int], str]
+    statuses: Callable[[Where, list[int]], None]
+    metadata: Callable[[Where, dict[str, Any]], None]
+
+
+def status_in(where: Where, statuses: list[int]) -> None:
+    """`status IN (...)`, for dialects without array parameters."""
+    where.add(f"status IN ({', '.join('{}' for _ in statuses)})", *statuses)
+
+
+def filter_sql(cluster_id: str, criteria: JobFilter, dialect: FilterDialect) -> tuple[str, list[Any]]:
+    """The WHERE clause (without the keyword) and parameters selecting the jobs `criteria` names."""
+    where = Where(dialect.placeholder)
+    where.add("cluster_id = {}", cluster_id)
+    if criteria.statuses:
+        dialect.statuses(where, [int(s) for s in criteria.statuses])
+    if criteria.definition_id is not None:
+        where.add("definition_id = {}", criteria.definition_id)
+    if criteria.lane is not None:
+        where.add("lane = {}", criteria.lane)
+    if criteria.scheduled_from is not None:
+        where.add("scheduled_at >= {}", criteria.scheduled_from)
+    if criteria.scheduled_to is not None:
+        where.add("scheduled_at <= {}", criteria.scheduled_to)
+    if criteria.metadata:
+        dialect.metadata(where, criteria.metadata)
+    return where.sql, where.params

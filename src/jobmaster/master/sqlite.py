@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from jobmaster.cluster.model import Bucket, BucketStatus, WorkerRecord, WorkerStatus
-from jobmaster.db.sqlite import SqliteDatabase, immediate
+from jobmaster.db.sqlite import SqliteClient, immediate
 from jobmaster.jobs import codec
 from jobmaster.jobs.model import (
     Attempt,
@@ -109,29 +109,14 @@ def _routes_sql(routes: Sequence[Route]) -> tuple[str, list[Any]]:
     return f"({clause})", params
 
 
-def _filter_sql(cluster_id: str, criteria: JobFilter) -> tuple[str, list[Any]]:
-    where = ["cluster_id = ?"]
-    params: list[Any] = [cluster_id]
-    if criteria.statuses:
-        where.append(f"status IN ({', '.join('?' for _ in criteria.statuses)})")
-        params += [int(s) for s in criteria.statuses]
-    if criteria.definition_id is not None:
-        where.append("definition_id = ?")
-        params.append(criteria.definition_id)
-    if criteria.lane is not None:
-        where.append("lane = ?")
-        params.append(criteria.lane)
-    if criteria.scheduled_from is not None:
-        where.append("scheduled_at >= ?")
-        params.append(criteria.scheduled_from)
-    if criteria.scheduled_to is not None:
-        where.append("scheduled_at <= ?")
-        params.append(criteria.scheduled_to)
-    for key, value in (criteria.metadata or {}).items():
-        where.append("json_extract(metadata, ?) = json_extract(?, '$')")
-        params += [f'$."{key}"', codec.dumps(value).decode()]
-    return " AND ".join(where), params
+def _sqlite_metadata(where: rows.Where, metadata: dict[str, Any]) -> None:
+    for key, value in metadata.items():
+        where.add(
+            "json_extract(metadata, {}) = json_extract({}, '$')", f'$."{key}"', codec.dumps(value).decode()
+        )
 
+
+_FILTER = rows.FilterDialect(lambda _: "?", rows.status_in, _sqlite_metadata)
 
 _INSERT_JOB = (
     f"INSERT INTO jm_jobs (cluster_id, {rows.JOB_SELECT}) "
@@ -139,26 +124,7 @@ _INSERT_JOB = (
 )
 
 
-class SqliteMaster(MasterStore):
-    def __init__(self, url: str, cluster_id: str) -> None:
-        super().__init__(url, cluster_id)
-        self._db: SqliteDatabase | None = None
-
-    @property
-    def db(self) -> SqliteDatabase:
-        if self._db is None:
-            raise RuntimeError("SQLite master is not open")
-        return self._db
-
-    async def open(self) -> None:
-        if self._db is None:
-            self._db = await SqliteDatabase.acquire(self.url)
-
-    async def close(self) -> None:
-        if self._db is not None:
-            db, self._db = self._db, None
-            await db.release()
-
+class SqliteMaster(SqliteClient, MasterStore):
     async def migrate(self) -> int:
         def apply(conn: sqlite3.Connection) -> int:
             with immediate(conn):
@@ -502,7 +468,7 @@ class SqliteMaster(MasterStore):
         return await self.db.run(read)
 
     async def list_jobs(self, criteria: JobFilter) -> list[Job]:
-        where, params = _filter_sql(self.cluster_id, criteria)
+        where, params = rows.filter_sql(self.cluster_id, criteria, _FILTER)
 
         def read(conn: sqlite3.Connection) -> list[Job]:
             return [
@@ -517,7 +483,7 @@ class SqliteMaster(MasterStore):
         return await self.db.run(read)
 
     async def count_jobs(self, criteria: JobFilter) -> int:
-        where, params = _filter_sql(self.cluster_id, criteria)
+        where, params = rows.filter_sql(self.cluster_id, criteria, _FILTER)
 
         def read(conn: sqlite3.Connection) -> int:
             return int(conn.execute(f"SELECT COUNT(*) FROM jm_jobs WHERE {where}", params).fetchone()[0])
