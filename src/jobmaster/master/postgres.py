@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 
 from jobmaster.cluster.model import Bucket, BucketStatus, WorkerRecord, WorkerStatus
-from jobmaster.db.postgres import Listener, PostgresDatabase, channel_name
+from jobmaster.db.postgres import Listener, PostgresClient, channel_name
 from jobmaster.jobs import codec
 from jobmaster.jobs.model import Attempt, Completion, Job, JobFilter, JobStatus, Priority
 from jobmaster.master import rows
@@ -347,10 +347,6 @@ _ADD_BUCKETS = f"""
 """
 
 
-def _json_text(value: Any) -> str | None:
-    return None if value is None else codec.dumps(value).decode()
-
-
 #: How `update_job` turns each updatable column's value into what its PostgreSQL type accepts.
 _COERCE: dict[str, Callable[[Any], Any]] = {
     "status": int,
@@ -360,7 +356,7 @@ _COERCE: dict[str, Callable[[Any], Any]] = {
     "scheduled_at": float,
     "lease_expires_at": float,
     "finished_at": float,
-    "last_error": _json_text,
+    "last_error": rows.json_text,
 }
 _CAST = {"last_error": "::jsonb"}
 
@@ -371,16 +367,6 @@ def _job_columns(jobs: Sequence[Job], **fixed: Any) -> list[Sequence[Any]]:
     for name, value in fixed.items():
         columns[_COL[name]] = [value] * len(jobs)
     return columns
-
-
-def _in_order(ids: Iterable[str], chosen: set[str]) -> list[str]:
-    """The ids of `chosen` in input order, each once (a batch may name a job twice)."""
-    found = []
-    for job_id in ids:
-        if job_id in chosen:
-            found.append(job_id)
-            chosen.discard(job_id)
-    return found
 
 
 def _id_order(fences: Sequence[Fence]) -> list[Fence]:
@@ -396,55 +382,24 @@ def _routes(routes: Sequence[Route]) -> tuple[list[str], list[int]]:
     return [lane for lane, _ in routes], [int(priority) for _, priority in routes]
 
 
-def _filter_sql(cluster_id: str, criteria: JobFilter) -> tuple[str, list[Any]]:
-    where = ["cluster_id = $1"]
-    params: list[Any] = [cluster_id]
-
-    def add(sql: str, value: Any) -> None:
-        params.append(value)
-        where.append(sql.format(f"${len(params)}"))
-
-    if criteria.statuses:
-        add("status = ANY({}::smallint[])", [int(s) for s in criteria.statuses])
-    if criteria.definition_id is not None:
-        add("definition_id = {}", criteria.definition_id)
-    if criteria.lane is not None:
-        add("lane = {}", criteria.lane)
-    if criteria.scheduled_from is not None:
-        add("scheduled_at >= {}", criteria.scheduled_from)
-    if criteria.scheduled_to is not None:
-        add("scheduled_at <= {}", criteria.scheduled_to)
-    if criteria.metadata:
-        add("metadata @> {}::jsonb", codec.dumps(criteria.metadata).decode())
-    return " AND ".join(where), params
+def _pg_statuses(where: rows.Where, statuses: list[int]) -> None:
+    where.add("status = ANY({}::smallint[])", statuses)
 
 
-class PostgresMaster(MasterStore):
+def _pg_metadata(where: rows.Where, metadata: dict[str, Any]) -> None:
+    where.add("metadata @> {}::jsonb", codec.dumps(metadata).decode())
+
+
+_FILTER = rows.FilterDialect(lambda n: f"${n}", _pg_statuses, _pg_metadata)
+
+
+class PostgresMaster(PostgresClient, MasterStore):
     supports_notify = True
 
     def __init__(self, url: str, cluster_id: str) -> None:
         super().__init__(url, cluster_id)
         self.channel = channel_name("jm_", cluster_id)
-        self._db: PostgresDatabase | None = None
         self._listeners: list[Listener] = []
-
-    @property
-    def pool(self) -> asyncpg.Pool:
-        if self._db is None:
-            raise RuntimeError("PostgreSQL master is not open")
-        return self._db.pool
-
-    async def open(self) -> None:
-        if self._db is None:
-            self._db = await PostgresDatabase.acquire(self.url)
-
-    async def close(self) -> None:
-        listeners, self._listeners = self._listeners, []
-        for listener in listeners:
-            await listener.close()
-        if self._db is not None:
-            db, self._db = self._db, None
-            await db.release()
 
     async def migrate(self) -> int:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -466,11 +421,6 @@ class PostgresMaster(MasterStore):
             return 0
         return int(version or 0)
 
-    async def listen(self, callback: Callable[[str], None]) -> None:
-        listener = Listener(self.url, self.channel, callback)
-        await listener.start()
-        self._listeners.append(listener)
-
     async def notify(self, topic: str) -> None:
         await self.pool.execute("SELECT pg_notify($1, $2)", self.channel, topic)
 
@@ -478,7 +428,7 @@ class PostgresMaster(MasterStore):
 
     async def _insert(self, columns: list[Sequence[Any]], ids: Sequence[str], conn: Any) -> list[str]:
         records = await (conn or self.pool).fetch(_INSERT_JOBS, self.cluster_id, *columns, self.channel)
-        return _in_order(ids, {r[0] for r in records})
+        return rows.in_order(ids, {r[0] for r in records})
 
     async def insert_jobs(self, jobs: Sequence[Job], connection: Any = None) -> list[str]:
         if not jobs:
@@ -516,7 +466,7 @@ class PostgresMaster(MasterStore):
         )
         inserted = {r[0] for r in records if r[1]}
         moved = {r[0] for r in records if not r[1]}
-        return _in_order((j.id for j in fresh), inserted) + _in_order((j.id for j in saved), moved)
+        return rows.in_order((j.id for j in fresh), inserted) + rows.in_order((j.id for j in saved), moved)
 
     async def save_pending(
         self, jobs: Sequence[Job], bucket_id: str, worker_id: str, lease_after_due: float
@@ -580,7 +530,7 @@ class PostgresMaster(MasterStore):
         records = await self.pool.fetch(
             _START, [f.job_id for f in ordered], [f.version for f in ordered], now, lease_until
         )
-        return _in_order((f.job_id for f in fences), {r[0] for r in records})
+        return rows.in_order((f.job_id for f in fences), {r[0] for r in records})
 
     async def complete(self, completions: Sequence[Completion]) -> list[str]:
         if not completions:
@@ -592,14 +542,14 @@ class PostgresMaster(MasterStore):
             [c.version for c in completions],
             [int(c.status) for c in completions],
             [c.scheduled_at for c in completions],
-            [_json_text(c.error) for c in completions],
+            [rows.json_text(c.error) for c in completions],
             [c.attempt.job_id for c in completions],
             [c.attempt.attempt for c in completions],
             [c.attempt.worker_id for c in completions],
             [c.attempt.started_at for c in completions],
             [c.attempt.finished_at for c in completions],
             [c.attempt.outcome for c in completions],
-            [_json_text(c.attempt.error) for c in completions],
+            [rows.json_text(c.attempt.error) for c in completions],
             self.channel,
         )
         return [completions[n - 1].job_id for n in sorted(r[0] for r in records)]
@@ -609,7 +559,7 @@ class PostgresMaster(MasterStore):
             return []
         ordered = _id_order(fences)
         records = await self.pool.fetch(_RELEASE, [f.job_id for f in ordered], [f.version for f in ordered])
-        return _in_order((f.job_id for f in fences), {r[0] for r in records})
+        return rows.in_order((f.job_id for f in fences), {r[0] for r in records})
 
     async def renew(self, worker_id: str, now: float, lease_until: float, held: Sequence[str]) -> list[str]:
         renew_before = now + (lease_until - now) / 2
@@ -642,7 +592,7 @@ class PostgresMaster(MasterStore):
         return rows.job_from_row(row) if row else None
 
     async def list_jobs(self, criteria: JobFilter) -> list[Job]:
-        where, params = _filter_sql(self.cluster_id, criteria)
+        where, params = rows.filter_sql(self.cluster_id, criteria, _FILTER)
         n = len(params)
         records = await self.pool.fetch(
             f"SELECT {rows.JOB_SELECT} FROM jm_jobs WHERE {where}"
@@ -654,7 +604,7 @@ class PostgresMaster(MasterStore):
         return [rows.job_from_row(r) for r in records]
 
     async def count_jobs(self, criteria: JobFilter) -> int:
-        where, params = _filter_sql(self.cluster_id, criteria)
+        where, params = rows.filter_sql(self.cluster_id, criteria, _FILTER)
         return int(await self.pool.fetchval(f"SELECT COUNT(*) FROM jm_jobs WHERE {where}", *params))
 
     async def count_by_status(self) -> list[StatusCount]:
@@ -748,7 +698,7 @@ class PostgresMaster(MasterStore):
             owner,
             expected_owner,
         )
-        return _in_order(bucket_ids, {r[0] for r in records})
+        return rows.in_order(bucket_ids, {r[0] for r in records})
 
     async def delete_buckets(self, bucket_ids: Sequence[str]) -> None:
         await self.pool.execute("DELETE FROM jm_buckets WHERE id = ANY($1::text[])", list(bucket_ids))
