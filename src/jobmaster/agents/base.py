@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from jobmaster.errors import JobMasterError
+from jobmaster.jobs import codec
+from jobmaster.jobs.model import Job
 
 
 class BucketGoneError(JobMasterError):
@@ -68,6 +70,12 @@ class AgentTransport(abc.ABC):
 
         Raises BucketGoneError if the bucket does not exist (it was drained and destroyed).
         """
+
+    async def push_jobs(self, bucket_id: str, jobs: Sequence[Job]) -> None:
+        """`push` for jobs: a job's master version (0 if the master does not hold it) travels along."""
+        await self.push(
+            bucket_id, [AgentMessage(j.id, j.scheduled_at, j.version, codec.job_to_bytes(j)) for j in jobs]
+        )
 
     @abc.abstractmethod
     async def claim(

@@ -246,3 +246,48 @@ class MasterStore(abc.ABC):
 
     @abc.abstractmethod
     async def list_buckets(self, status: BucketStatus | None = None) -> list[Bucket]: ...
+
+
+#: Prefix of the notification topic that wakes the owner of a bucket queue: `bucket:<bucket id>`.
+BUCKET_TOPIC = "bucket:"
+
+
+class QueueHost(abc.ABC):
+    """A master that can hold bucket queues in its job table.
+
+    A standalone agent (the master's own database) then costs one job write where an agent table
+    costs three (insert, claim, delete) on top of the master's own; `agents.master_queue` uses it.
+    Jobs in such a queue are AssignedToBucket rows with no lease: the bucket's owner takes them
+    (Queued, leased), and a drain sends them back as HeldOnMaster when the owner is gone.
+    """
+
+    @abc.abstractmethod
+    async def queue_jobs(self, bucket_id: str, jobs: Sequence[Job]) -> bool:
+        """Insert new jobs into a bucket's queue; False, with nothing written, if it is gone.
+
+        The bucket row is locked while the jobs go in, so a concurrent `remove_empty_bucket` cannot
+        strand them. Wakes the bucket's owner.
+        """
+
+    @abc.abstractmethod
+    async def take_queued(
+        self, bucket_id: str, limit: int, due_before: float, worker_id: str, lease_until: float
+    ) -> list[Job]:
+        """Move the earliest queued jobs due by `due_before` to Queued for the worker, leased.
+
+        Returns them, earliest first, with their new versions.
+        """
+
+    @abc.abstractmethod
+    async def release_queued(self, bucket_id: str, limit: int) -> int:
+        """Send up to `limit` jobs waiting in the bucket back to the master as HeldOnMaster."""
+
+    @abc.abstractmethod
+    async def queued_count(self, bucket_id: str) -> int: ...
+
+    @abc.abstractmethod
+    async def next_queued_due(self, bucket_id: str) -> float | None: ...
+
+    @abc.abstractmethod
+    async def remove_empty_bucket(self, bucket_id: str) -> bool:
+        """Delete the bucket if no job waits in it; False (nothing deleted) otherwise."""

@@ -20,7 +20,7 @@ from jobmaster.db.postgres import Listener, PostgresClient, channel_name
 from jobmaster.jobs import codec
 from jobmaster.jobs.model import Attempt, Completion, Job, JobFilter, JobStatus, Priority
 from jobmaster.master import rows
-from jobmaster.master.base import Assigner, Fence, MasterStore, Route, StatusCount
+from jobmaster.master.base import BUCKET_TOPIC, Assigner, Fence, MasterStore, QueueHost, Route, StatusCount
 
 SCHEMES = ("postgresql", "postgres")
 
@@ -116,6 +116,9 @@ MIGRATIONS: list[list[str]] = [
         "DROP INDEX IF EXISTS jm_jobs_definition",
         f"""CREATE INDEX IF NOT EXISTS jm_jobs_final_definition ON jm_jobs
             (cluster_id, definition_id, finished_at) WHERE status IN {_FINAL}""",
+        # bucket queues held in the job table (QueueHost)
+        """CREATE INDEX IF NOT EXISTS jm_jobs_queued ON jm_jobs (bucket_id, scheduled_at)
+            WHERE status = 3""",
     ],
 ]
 
@@ -165,6 +168,48 @@ _INSERT_JOBS = f"""
         RETURNING id, status
     )
     SELECT id, (SELECT pg_notify($24, 'held') FROM ins WHERE status = 2 LIMIT 1) AS woke FROM ins
+"""
+
+#: `$24` the bucket, `$25` the channel, `$26` the bucket topic prefix. KEY SHARE on the bucket row
+#: lets status updates through but makes `remove_empty_bucket` (FOR UPDATE, then a count) wait
+#: until these jobs are visible to it.
+_QUEUE_JOBS = f"""
+    WITH bucket AS (
+        SELECT id FROM jm_buckets WHERE id = $24 FOR KEY SHARE
+    ),
+    ins AS (
+        INSERT INTO jm_jobs (cluster_id, {rows.JOB_SELECT})
+        SELECT $1, * FROM {_unnest_jobs(2)} WHERE EXISTS (SELECT FROM bucket)
+        ON CONFLICT (id) DO NOTHING
+        RETURNING 1
+    )
+    SELECT EXISTS (SELECT FROM bucket),
+        (SELECT pg_notify($25, $26 || $24) FROM ins LIMIT 1) AS woke
+"""
+
+#: Rows named by ctid (see the PostgreSQL agent's claim for why).
+_TAKE_QUEUED = f"""
+    UPDATE jm_jobs SET status = 6, worker_id = $4, lease_expires_at = $5, version = version + 1
+    WHERE ctid = ANY(ARRAY(
+        SELECT ctid FROM jm_jobs
+        WHERE bucket_id = $1 AND status = 3 AND scheduled_at <= $2
+        ORDER BY scheduled_at LIMIT $3
+        FOR UPDATE SKIP LOCKED
+    ))
+    RETURNING {rows.JOB_SELECT}
+"""
+
+_RELEASE_QUEUED = """
+    WITH moved AS (
+        UPDATE jm_jobs SET status = 2, bucket_id = NULL, worker_id = NULL, lease_expires_at = NULL,
+            version = version + 1
+        WHERE ctid = ANY(ARRAY(
+            SELECT ctid FROM jm_jobs WHERE bucket_id = $1 AND status = 3 LIMIT $2
+            FOR UPDATE SKIP LOCKED
+        ))
+        RETURNING 1
+    )
+    SELECT count(*), (SELECT pg_notify($3, 'held') FROM moved LIMIT 1) AS woke FROM moved
 """
 
 #: Unsaved copies are inserted, saved ones moved if their version held: `$24..$25` the saved ids and
@@ -403,7 +448,7 @@ def _pg_metadata(where: rows.Where, metadata: dict[str, Any]) -> None:
 _FILTER = rows.FilterDialect(lambda n: f"${n}", _pg_statuses, _pg_metadata)
 
 
-class PostgresMaster(PostgresClient, MasterStore):
+class PostgresMaster(PostgresClient, QueueHost, MasterStore):
     supports_notify = True
 
     def __init__(self, url: str, cluster_id: str) -> None:
@@ -492,6 +537,58 @@ class PostgresMaster(PostgresClient, MasterStore):
         )
         columns[_COL["lease_expires_at"]] = [j.scheduled_at + lease_after_due for j in jobs]
         return await self._insert(columns, [j.id for j in jobs], None)
+
+    # ---- bucket queues (QueueHost) ------------------------------------------------------------
+
+    async def queue_jobs(self, bucket_id: str, jobs: Sequence[Job]) -> bool:
+        if not jobs:
+            return True
+        columns = _job_columns(
+            jobs, status=int(JobStatus.AssignedToBucket), version=1, bucket_id=bucket_id, worker_id=None
+        )
+        columns[_COL["lease_expires_at"]] = [None] * len(jobs)
+        alive = await self.pool.fetchval(
+            _QUEUE_JOBS, self.cluster_id, *columns, bucket_id, self.channel, BUCKET_TOPIC
+        )
+        return bool(alive)
+
+    async def take_queued(
+        self, bucket_id: str, limit: int, due_before: float, worker_id: str, lease_until: float
+    ) -> list[Job]:
+        records = await self.pool.fetch(_TAKE_QUEUED, bucket_id, due_before, limit, worker_id, lease_until)
+        jobs = [rows.job_from_row(r) for r in records]
+        jobs.sort(key=lambda j: j.scheduled_at)
+        return jobs
+
+    async def release_queued(self, bucket_id: str, limit: int) -> int:
+        return int(await self.pool.fetchval(_RELEASE_QUEUED, bucket_id, limit, self.channel))
+
+    async def queued_count(self, bucket_id: str) -> int:
+        return int(
+            await self.pool.fetchval(
+                "SELECT count(*) FROM jm_jobs WHERE bucket_id = $1 AND status = 3", bucket_id
+            )
+        )
+
+    async def next_queued_due(self, bucket_id: str) -> float | None:
+        due = await self.pool.fetchval(
+            "SELECT scheduled_at FROM jm_jobs WHERE bucket_id = $1 AND status = 3"
+            " ORDER BY scheduled_at LIMIT 1",
+            bucket_id,
+        )
+        return None if due is None else float(due)
+
+    async def remove_empty_bucket(self, bucket_id: str) -> bool:
+        async with self.pool.acquire() as conn, conn.transaction():
+            # The lock waits out every queue_jobs holding the bucket; the next statement's snapshot
+            # then sees their jobs.
+            await conn.execute("SELECT FROM jm_buckets WHERE id = $1 FOR UPDATE", bucket_id)
+            if await conn.fetchval(
+                "SELECT EXISTS (SELECT FROM jm_jobs WHERE bucket_id = $1 AND status = 3)", bucket_id
+            ):
+                return False
+            await conn.execute("DELETE FROM jm_buckets WHERE id = $1", bucket_id)
+        return True
 
     async def claim_due(
         self,

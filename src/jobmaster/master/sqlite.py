@@ -18,7 +18,7 @@ from jobmaster.jobs.model import (
     Priority,
 )
 from jobmaster.master import rows
-from jobmaster.master.base import Assigner, Fence, MasterStore, Route, StatusCount
+from jobmaster.master.base import Assigner, Fence, MasterStore, QueueHost, Route, StatusCount
 
 SCHEMES = ("sqlite",)
 
@@ -98,6 +98,11 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX IF NOT EXISTS jm_buckets_cluster ON jm_buckets (cluster_id, status)",
     ],
+    [
+        # bucket queues held in the job table (QueueHost)
+        """CREATE INDEX IF NOT EXISTS jm_jobs_queued ON jm_jobs (bucket_id, scheduled_at)
+            WHERE status = 3""",
+    ],
 ]
 
 
@@ -124,7 +129,7 @@ _INSERT_JOB = (
 )
 
 
-class SqliteMaster(SqliteClient, MasterStore):
+class SqliteMaster(SqliteClient, QueueHost, MasterStore):
     async def migrate(self) -> int:
         def apply(conn: sqlite3.Connection) -> int:
             with immediate(conn):
@@ -217,6 +222,88 @@ class SqliteMaster(SqliteClient, MasterStore):
             for j in jobs
         ]
         return await self.db.transaction(lambda conn: self._insert_missing(conn, stored))
+
+    # ---- bucket queues (QueueHost) ------------------------------------------------------------
+
+    async def queue_jobs(self, bucket_id: str, jobs: Sequence[Job]) -> bool:
+        stored = [
+            j.copy(
+                status=JobStatus.AssignedToBucket,
+                version=1,
+                bucket_id=bucket_id,
+                worker_id=None,
+                lease_expires_at=None,
+            )
+            for j in jobs
+        ]
+
+        def write(conn: sqlite3.Connection) -> bool:
+            if conn.execute("SELECT 1 FROM jm_buckets WHERE id = ?", (bucket_id,)).fetchone() is None:
+                return False
+            self._insert_missing(conn, stored)
+            return True
+
+        return await self.db.transaction(write)
+
+    async def take_queued(
+        self, bucket_id: str, limit: int, due_before: float, worker_id: str, lease_until: float
+    ) -> list[Job]:
+        def take(conn: sqlite3.Connection) -> list[Job]:
+            jobs = [
+                rows.job_from_row(r)
+                for r in conn.execute(
+                    "UPDATE jm_jobs SET status = 6, worker_id = ?, lease_expires_at = ?,"
+                    " version = version + 1 WHERE id IN (SELECT id FROM jm_jobs WHERE bucket_id = ?"
+                    " AND status = 3 AND scheduled_at <= ? ORDER BY scheduled_at LIMIT ?)"
+                    f" RETURNING {rows.JOB_SELECT}",
+                    (worker_id, lease_until, bucket_id, due_before, limit),
+                )
+            ]
+            jobs.sort(key=lambda j: j.scheduled_at)
+            return jobs
+
+        return await self.db.transaction_if(
+            "SELECT 1 FROM jm_jobs WHERE bucket_id = ? AND status = 3 AND scheduled_at <= ? LIMIT 1",
+            (bucket_id, due_before),
+            take,
+        )
+
+    async def release_queued(self, bucket_id: str, limit: int) -> int:
+        def release(conn: sqlite3.Connection) -> int:
+            return conn.execute(
+                "UPDATE jm_jobs SET status = 2, bucket_id = NULL, worker_id = NULL,"
+                " lease_expires_at = NULL, version = version + 1 WHERE id IN"
+                " (SELECT id FROM jm_jobs WHERE bucket_id = ? AND status = 3 LIMIT ?)",
+                (bucket_id, limit),
+            ).rowcount
+
+        return await self.db.transaction(release)
+
+    async def queued_count(self, bucket_id: str) -> int:
+        def count(conn: sqlite3.Connection) -> int:
+            query = "SELECT COUNT(*) FROM jm_jobs WHERE bucket_id = ? AND status = 3"
+            return int(conn.execute(query, (bucket_id,)).fetchone()[0])
+
+        return await self.db.run(count)
+
+    async def next_queued_due(self, bucket_id: str) -> float | None:
+        def read(conn: sqlite3.Connection) -> float | None:
+            row = conn.execute(
+                "SELECT MIN(scheduled_at) FROM jm_jobs WHERE bucket_id = ? AND status = 3", (bucket_id,)
+            ).fetchone()
+            return None if row[0] is None else float(row[0])
+
+        return await self.db.run(read)
+
+    async def remove_empty_bucket(self, bucket_id: str) -> bool:
+        def remove(conn: sqlite3.Connection) -> bool:
+            query = "SELECT 1 FROM jm_jobs WHERE bucket_id = ? AND status = 3 LIMIT 1"
+            if conn.execute(query, (bucket_id,)).fetchone() is not None:
+                return False
+            conn.execute("DELETE FROM jm_buckets WHERE id = ?", (bucket_id,))
+            return True
+
+        return await self.db.transaction(remove)
 
     async def claim_due(
         self,

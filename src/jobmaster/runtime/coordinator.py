@@ -16,9 +16,7 @@ import time
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
-from jobmaster.agents.base import AgentMessage
 from jobmaster.cluster.model import Bucket
-from jobmaster.jobs import codec
 from jobmaster.jobs.model import Job, JobStatus
 from jobmaster.master.base import Assignment, Fence, Route
 from jobmaster.runtime.hub import wait_for
@@ -101,11 +99,10 @@ class Coordinator:
 
     async def _push(self, bucket_id: str, jobs: list[Job]) -> None:
         agent = self.worker.runtime.agent_of_bucket(bucket_id)
-        messages = [AgentMessage(j.id, j.scheduled_at, j.version, codec.job_to_bytes(j)) for j in jobs]
         try:
             if agent is None:
                 raise LookupError(f"bucket {bucket_id} is on an agent this process cannot reach")
-            await agent.push(bucket_id, messages)
+            await agent.push_jobs(bucket_id, jobs)
         except Exception:
             # Give the jobs back, then fail the pass so the claim loop backs off: retrying at once
             # would reclaim and re-push the same jobs in a tight loop while the agent is down.

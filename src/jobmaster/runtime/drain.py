@@ -17,6 +17,7 @@ import time
 from collections.abc import Mapping
 
 from jobmaster.agents.base import AgentTransport
+from jobmaster.agents.master_queue import MasterQueue
 from jobmaster.cluster.model import Bucket, BucketStatus, WorkerStatus
 from jobmaster.errors import JobMasterError
 from jobmaster.jobs import codec
@@ -41,37 +42,48 @@ async def drain_bucket(master: MasterStore, agent: AgentTransport, bucket_id: st
     moved = 0
     refusals = 0
     while True:
-        messages = await agent.claim(bucket_id, BATCH, EVER, EVER, EVER)
-        if not messages:
-            if await agent.destroy_bucket(bucket_id):
-                return moved
-            # messages remain that a claim cannot see yet (a racing push, an agent catching up
-            # after a restart): wait a little, and give up after a while rather than spin forever
-            refusals += 1
-            if refusals > MAX_REFUSALS:
-                raise DrainIncompleteError(
-                    f"bucket {bucket_id} still holds messages no claim returns; left for a drainer"
-                )
-            await asyncio.sleep(0.1 * refusals)
+        if isinstance(agent, MasterQueue):
+            count = await agent.drain(bucket_id)
+        else:
+            count = await _move_batch(master, agent, bucket_id)
+        if count:
+            moved += count
             continue
-        unsaved, saved = [], []
-        for message in messages:
-            try:
-                job = codec.job_from_bytes(message.payload)
-            except ValueError as exc:
-                log.error("bucket %s: dropping poison message %s: %s", bucket_id, message.job_id, exc)
-                continue
-            if message.version == 0:
-                unsaved.append(job.copy(status=JobStatus.HeldOnMaster, version=0))
-            else:
-                saved.append(Fence(job.id, message.version))
-        if unsaved:
-            await master.insert_jobs(unsaved)
-        if saved:
-            await master.release(saved)
-        await agent.ack(bucket_id, [m.job_id for m in messages])
-        await master.notify(HELD)
-        moved += len(messages)
+        if await agent.destroy_bucket(bucket_id):
+            return moved
+        # messages remain that a claim cannot see yet (a racing push, an agent catching up after a
+        # restart): wait a little, and give up after a while rather than spin forever
+        refusals += 1
+        if refusals > MAX_REFUSALS:
+            raise DrainIncompleteError(
+                f"bucket {bucket_id} still holds messages no claim returns; left for a drainer"
+            )
+        await asyncio.sleep(0.1 * refusals)
+
+
+async def _move_batch(master: MasterStore, agent: AgentTransport, bucket_id: str) -> int:
+    """Move one batch of the bucket's messages to the master; how many messages it took."""
+    messages = await agent.claim(bucket_id, BATCH, EVER, EVER, EVER)
+    if not messages:
+        return 0
+    unsaved, saved = [], []
+    for message in messages:
+        try:
+            job = codec.job_from_bytes(message.payload)
+        except ValueError as exc:
+            log.error("bucket %s: dropping poison message %s: %s", bucket_id, message.job_id, exc)
+            continue
+        if message.version == 0:
+            unsaved.append(job.copy(status=JobStatus.HeldOnMaster, version=0))
+        else:
+            saved.append(Fence(job.id, message.version))
+    if unsaved:
+        await master.insert_jobs(unsaved)
+    if saved:
+        await master.release(saved)
+    await agent.ack(bucket_id, [m.job_id for m in messages])
+    await master.notify(HELD)
+    return len(messages)
 
 
 async def drain_orphaned_buckets(

@@ -19,6 +19,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from jobmaster.agents.base import AgentMessage, AgentTransport
+from jobmaster.agents.master_queue import MasterQueue
 from jobmaster.cluster.model import Bucket
 from jobmaster.config.settings import WorkerConfig
 from jobmaster.errors import JobCancelledError, JobTimeoutError
@@ -142,7 +143,10 @@ class BucketExecutor:
         now = time.time()
         visible_at = now + self.worker.cluster.job_lease
         lead_until = now + self.config.bucket_buffer_lead_time
-        messages = await self.agent.claim(self.bucket.id, room, lead_until, now, visible_at)
+        agent = self.agent
+        if isinstance(agent, MasterQueue):
+            return await self._take(agent, room, lead_until, visible_at)
+        messages = await agent.claim(self.bucket.id, room, lead_until, now, visible_at)
         if messages:
             await self._adopt(messages)
         if now - self._saved_at < SAVE_INTERVAL:
@@ -152,6 +156,15 @@ class BucketExecutor:
         if unsaved:
             await self._save(unsaved)
         return len(messages) == room or len(unsaved) == SAVE_BATCH
+
+    async def _take(self, queue: MasterQueue, room: int, due_before: float, lease_until: float) -> bool:
+        """The bucket queue is the job table: one write claims the jobs and makes them ours."""
+        jobs = await queue.take(self.bucket.id, room, due_before, self.worker.id, lease_until)
+        for job in jobs:
+            self._buffer_push(job)
+        if jobs:
+            self._dispatch_wake.set()
+        return len(jobs) == room
 
     def _decode(self, messages: list[AgentMessage]) -> tuple[list[Job], list[str]]:
         jobs, poison = [], []

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from jobmaster.master.base import BUCKET_TOPIC
+
 HELD = "held"
 BUCKETS = "buckets"
 CANCEL = "cancel"
@@ -45,6 +47,8 @@ class Hub:
         elif topic == BUCKETS:
             for callback in self._bucket_listeners:
                 callback()
+        elif topic.startswith(BUCKET_TOPIC):
+            self.wake_bucket(topic[len(BUCKET_TOPIC) :])
 
 
 async def wait_for(event: asyncio.Event, timeout: float | None) -> bool:

@@ -15,8 +15,6 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from jobmaster.agents.base import AgentMessage
-from jobmaster.jobs import codec
 from jobmaster.jobs.model import Job, JobStatus
 
 if TYPE_CHECKING:
@@ -55,9 +53,8 @@ class Publisher:
 
     async def _push(self, agent_name: str, bucket_id: str, jobs: list[Job]) -> bool:
         agent = self.runtime.agents[agent_name]
-        messages = [AgentMessage(j.id, j.scheduled_at, 0, codec.job_to_bytes(j)) for j in jobs]
         try:
-            await agent.push(bucket_id, messages)
+            await agent.push_jobs(bucket_id, jobs)
         except Exception as exc:
             log.warning(
                 "YES path to bucket %s on agent %s failed (%s); using the master instead",

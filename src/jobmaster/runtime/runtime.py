@@ -10,10 +10,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from jobmaster.agents.base import AgentMessage, AgentTransport
+from jobmaster.agents.master_queue import MasterQueue
 from jobmaster.backends import make_agent, make_master
 from jobmaster.config.settings import ClusterConfig
 from jobmaster.jobs.model import Completion
-from jobmaster.master.base import Fence, MasterStore
+from jobmaster.master.base import Fence, MasterStore, QueueHost
 from jobmaster.runtime.batcher import Batcher
 from jobmaster.runtime.executor import BucketExecutor
 from jobmaster.runtime.hub import HELD, Hub
@@ -39,8 +40,7 @@ class Runtime:
         self.cluster: ClusterConfig = app.config
         self.master: MasterStore = make_master(self.cluster.master, self.cluster.cluster_id)
         self.agents: dict[str, AgentTransport] = {
-            name: make_agent(url, self.cluster.cluster_id, name)
-            for name, url in self.cluster.agent_urls().items()
+            name: self._make_agent(name, url) for name, url in self.cluster.agent_urls().items()
         }
         self.hub = Hub()
         self.view = ClusterView(self.master, BUCKET_CACHE_TTL, self.cluster.worker_timeout)
@@ -49,6 +49,12 @@ class Runtime:
         self.starts: Batcher[StartRequest, bool] = Batcher("starts", self._flush_starts)
         self.completions: Batcher[Completion, bool] = Batcher("completions", self._flush_completions)
         self.workers: list[Worker] = []
+
+    def _make_agent(self, name: str, url: str) -> AgentTransport:
+        """An agent on the master's own database is the job table itself where the master can be."""
+        if url == self.cluster.master and isinstance(self.master, QueueHost):
+            return MasterQueue(self.master, name)
+        return make_agent(url, self.cluster.cluster_id, name)
 
     async def open(self) -> None:
         await self.master.open()
