@@ -10,6 +10,8 @@ PostgreSQL on the way in and by orjson (`rows.job_from_row`) on the way out.
 
 from __future__ import annotations
 
+import asyncio
+import random
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -433,6 +435,28 @@ def _id_order(fences: Sequence[Fence]) -> list[Fence]:
     return sorted(fences, key=lambda f: f.job_id)
 
 
+#: Attempts of a batched write that PostgreSQL aborted as a deadlock victim.
+DEADLOCK_ATTEMPTS = 5
+
+
+async def _batch_write(pool: asyncpg.Pool, sql: str, *args: Any) -> list[asyncpg.Record]:
+    """Run a batched job write, again if PostgreSQL picked it as a deadlock victim.
+
+    Batches lock rows in id order, but a heartbeat's lease renewal may walk the owner index in
+    lease order; PostgreSQL then aborts one of the two statements whole. Every such write is a
+    compare-and-swap, so running it again is safe.
+    """
+    for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+        try:
+            records: list[asyncpg.Record] = await pool.fetch(sql, *args)
+            return records
+        except asyncpg.DeadlockDetectedError:
+            if attempt == DEADLOCK_ATTEMPTS:
+                raise
+            await asyncio.sleep(0.01 * attempt * (0.5 + random.random()))
+    raise AssertionError("unreachable")
+
+
 def _routes(routes: Sequence[Route]) -> tuple[list[str], list[int]]:
     return [lane for lane, _ in routes], [int(priority) for _, priority in routes]
 
@@ -509,7 +533,8 @@ class PostgresMaster(PostgresClient, QueueHost, MasterStore):
             if fresh
             else [[] for _ in rows.JOB_COLUMNS]
         )
-        records = await self.pool.fetch(
+        records = await _batch_write(
+            self.pool,
             _ADOPT,
             self.cluster_id,
             *columns,
@@ -634,8 +659,8 @@ class PostgresMaster(PostgresClient, QueueHost, MasterStore):
         if not fences:
             return []
         ordered = _id_order(fences)
-        records = await self.pool.fetch(
-            _START, [f.job_id for f in ordered], [f.version for f in ordered], now, lease_until
+        records = await _batch_write(
+            self.pool, _START, [f.job_id for f in ordered], [f.version for f in ordered], now, lease_until
         )
         return rows.in_order((f.job_id for f in fences), {r[0] for r in records})
 
@@ -643,7 +668,8 @@ class PostgresMaster(PostgresClient, QueueHost, MasterStore):
         if not completions:
             return []
         completions = sorted(completions, key=lambda c: c.job_id)
-        records = await self.pool.fetch(
+        records = await _batch_write(
+            self.pool,
             _COMPLETE,
             [c.job_id for c in completions],
             [c.version for c in completions],
@@ -665,12 +691,14 @@ class PostgresMaster(PostgresClient, QueueHost, MasterStore):
         if not fences:
             return []
         ordered = _id_order(fences)
-        records = await self.pool.fetch(_RELEASE, [f.job_id for f in ordered], [f.version for f in ordered])
+        records = await _batch_write(
+            self.pool, _RELEASE, [f.job_id for f in ordered], [f.version for f in ordered]
+        )
         return rows.in_order((f.job_id for f in fences), {r[0] for r in records})
 
     async def renew(self, worker_id: str, now: float, lease_until: float, held: Sequence[str]) -> list[str]:
         renew_before = now + (lease_until - now) / 2
-        records = await self.pool.fetch(_RENEW, worker_id, now, lease_until, renew_before, list(held))
+        records = await _batch_write(self.pool, _RENEW, worker_id, now, lease_until, renew_before, list(held))
         return [r[0] for r in records]
 
     async def recover_expired(self, now: float, limit: int) -> int:

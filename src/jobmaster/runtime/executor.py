@@ -390,8 +390,14 @@ class BucketExecutor:
         buffered = [entry[2] for entry in self._buffer]
         self._buffer.clear()
         if buffered:
-            await self.worker.master.release([Fence(j.id, j.version) for j in buffered])
-            await self.worker.runtime.wake_coordinators()
+            try:
+                await self.worker.master.release([Fence(j.id, j.version) for j in buffered])
+                await self.worker.runtime.wake_coordinators()
+            except Exception:
+                # their leases still bring them back once they lapse; stopping must go on
+                log.exception(
+                    "bucket %s: could not give %d buffered jobs back", self.bucket.id, len(buffered)
+                )
         tasks = [r.task for r in self._running.values() if r.task is not None]
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=grace)
