@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 import time
@@ -46,3 +47,35 @@ def test_a_writer_gives_up_after_the_lock_wait(tmp_path: Path, monkeypatch: pyte
         pass
     assert 0.2 <= time.monotonic() - started < 2.0
     holder.execute("COMMIT")
+
+
+async def test_the_wal_is_checkpointed_in_the_background(tmp_path: Path) -> None:
+    """Commits never checkpoint (that stalls the writer); the background checkpointer does."""
+    path = tmp_path / "jobs.db"
+    db = await sqlite_db.SqliteDatabase.acquire(f"sqlite:///{path}")
+    try:
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute("CREATE TABLE t (x INTEGER)")
+            conn.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(100)])
+
+        await db.transaction(write)
+        # immutable=1 reads the database file alone, ignoring the WAL: rows appear there only
+        # once a checkpoint has copied them over (a fresh connection each time: an immutable one
+        # caches what it read)
+        deadline = time.monotonic() + 10 * sqlite_db.CHECKPOINT_EVERY + 5
+        while _rows_in_main_file(path) != 100:
+            assert time.monotonic() < deadline, "the WAL was never checkpointed"
+            await asyncio.sleep(0.1)
+    finally:
+        await db.release()
+
+
+def _rows_in_main_file(path: Path) -> int:
+    conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+    try:
+        return int(conn.execute("SELECT COUNT(*) FROM t").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0  # the table itself is not in the file yet
+    finally:
+        conn.close()

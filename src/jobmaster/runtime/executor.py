@@ -197,9 +197,9 @@ class BucketExecutor:
                 job.bucket_id = self.bucket.id
                 job.worker_id = self.worker.id
                 self._buffer_push(job)
-        await self.agent.ack(self.bucket.id, [j.id for j in jobs])
         if owned:
-            self._dispatch_wake.set()
+            self._dispatch_wake.set()  # before the ack: its round trip is not the jobs' to wait for
+        await self.agent.ack(self.bucket.id, [j.id for j in jobs])
 
     async def _save(self, messages: list[AgentMessage]) -> None:
         """Persist SavePending jobs that are not due soon so the master can see and cancel them."""
