@@ -30,15 +30,20 @@ log = logging.getLogger("jobmaster.drain")
 #: Beyond any real timestamp: claim every message, whatever its due or visibility time.
 EVER = 1e15
 BATCH = 1000
-#: Refused destructions (messages left, none claimable) tolerated before giving the bucket up.
+#: Refused destructions (messages left, none claimable) tolerated before giving the bucket up:
+#: about 20 s for a drainer, about 1.5 s for a stopping worker (whose stop must not outlast the
+#: grace period of its supervisor; its buckets are left to drainers, nothing is lost).
 MAX_REFUSALS = 20
+STOP_REFUSALS = 5
 
 
 class DrainIncompleteError(JobMasterError):
     """A bucket could not be emptied now; it stays in place for a later drain."""
 
 
-async def drain_bucket(master: MasterStore, agent: AgentTransport, bucket_id: str) -> int:
+async def drain_bucket(
+    master: MasterStore, agent: AgentTransport, bucket_id: str, max_refusals: int = MAX_REFUSALS
+) -> int:
     moved = 0
     refusals = 0
     while True:
@@ -54,7 +59,7 @@ async def drain_bucket(master: MasterStore, agent: AgentTransport, bucket_id: st
         # messages remain that a claim cannot see yet (a racing push, an agent catching up after a
         # restart): wait a little, and give up after a while rather than spin forever
         refusals += 1
-        if refusals > MAX_REFUSALS:
+        if refusals > max_refusals:
             raise DrainIncompleteError(
                 f"bucket {bucket_id} still holds messages no claim returns; left for a drainer"
             )

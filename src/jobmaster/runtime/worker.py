@@ -22,7 +22,7 @@ from jobmaster.config.settings import ClusterConfig, WorkerConfig
 from jobmaster.jobs.model import Priority
 from jobmaster.master.base import MasterStore
 from jobmaster.runtime.coordinator import PRUNE_EVERY, Coordinator
-from jobmaster.runtime.drain import drain_bucket, drain_orphaned_buckets
+from jobmaster.runtime.drain import STOP_REFUSALS, drain_bucket, drain_orphaned_buckets
 from jobmaster.runtime.executor import BucketExecutor
 from jobmaster.runtime.hub import BUCKETS, wait_for
 
@@ -136,7 +136,7 @@ class Worker:
         drained = []
         for bucket_id in bucket_ids:
             try:
-                await drain_bucket(self.master, self.agent, bucket_id)
+                await drain_bucket(self.master, self.agent, bucket_id, STOP_REFUSALS)
                 drained.append(bucket_id)
             except Exception:
                 # left for a drainer: once this worker is Stopped its buckets count as dead
