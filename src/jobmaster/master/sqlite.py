@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from jobmaster.cluster.model import Bucket, BucketStatus, WorkerRecord, WorkerStatus
@@ -123,6 +123,21 @@ def _sqlite_metadata(where: rows.Where, metadata: dict[str, Any]) -> None:
 
 _FILTER = rows.FilterDialect(lambda _: "?", rows.status_in, _sqlite_metadata)
 
+
+def _placed(
+    jobs: Sequence[Job],
+    status: JobStatus,
+    bucket_id: str,
+    worker_id: str | None,
+    lease: Callable[[Job], float | None],
+) -> list[Job]:
+    """New rows (version 1) of `jobs` placed in a bucket, as they are to be inserted."""
+    return [
+        j.copy(status=status, version=1, bucket_id=bucket_id, worker_id=worker_id, lease_expires_at=lease(j))
+        for j in jobs
+    ]
+
+
 _INSERT_JOB = (
     f"INSERT INTO jm_jobs (cluster_id, {rows.JOB_SELECT}) "
     f"VALUES (?, {', '.join('?' for _ in rows.JOB_COLUMNS)})"
@@ -180,17 +195,9 @@ class SqliteMaster(SqliteClient, QueueHost, MasterStore):
     async def adopt(
         self, jobs: Sequence[Job], bucket_id: str, worker_id: str, lease_until: float
     ) -> list[str]:
-        fresh = [
-            j.copy(
-                status=JobStatus.Queued,
-                version=1,
-                bucket_id=bucket_id,
-                worker_id=worker_id,
-                lease_expires_at=lease_until,
-            )
-            for j in jobs
-            if j.version == 0
-        ]
+        fresh = _placed(
+            [j for j in jobs if j.version == 0], JobStatus.Queued, bucket_id, worker_id, lambda _: lease_until
+        )
         saved = [j for j in jobs if j.version > 0]
 
         def write(conn: sqlite3.Connection) -> list[str]:
@@ -211,31 +218,15 @@ class SqliteMaster(SqliteClient, QueueHost, MasterStore):
     async def save_pending(
         self, jobs: Sequence[Job], bucket_id: str, worker_id: str, lease_after_due: float
     ) -> list[str]:
-        stored = [
-            j.copy(
-                status=JobStatus.AssignedToBucket,
-                version=1,
-                bucket_id=bucket_id,
-                worker_id=worker_id,
-                lease_expires_at=j.scheduled_at + lease_after_due,
-            )
-            for j in jobs
-        ]
+        stored = _placed(
+            jobs, JobStatus.AssignedToBucket, bucket_id, worker_id, lambda j: j.scheduled_at + lease_after_due
+        )
         return await self.db.transaction(lambda conn: self._insert_missing(conn, stored))
 
     # ---- bucket queues (QueueHost) ------------------------------------------------------------
 
     async def queue_jobs(self, bucket_id: str, jobs: Sequence[Job]) -> bool:
-        stored = [
-            j.copy(
-                status=JobStatus.AssignedToBucket,
-                version=1,
-                bucket_id=bucket_id,
-                worker_id=None,
-                lease_expires_at=None,
-            )
-            for j in jobs
-        ]
+        stored = _placed(jobs, JobStatus.AssignedToBucket, bucket_id, None, lambda _: None)
 
         def write(conn: sqlite3.Connection) -> bool:
             if conn.execute("SELECT 1 FROM jm_buckets WHERE id = ?", (bucket_id,)).fetchone() is None:
