@@ -1023,33 +1023,31 @@ class NatsAgent(AgentTransport):
     async def claim(
         self, bucket_id: str, limit: int, due_before: float, now: float, visible_at: float
     ) -> list[AgentMessage]:
-        nc = self._client()
-        view = self._view(bucket_id)
-        async with view.lock:
-            await self._sync(nc, view)
-            if limit <= 0:
-                return []
-            candidates = [
-                (job_id, e)
-                for job_id, e in view.entries.items()
-                if e.due_at <= due_before and e.visible_at <= now
-            ]
-            return await self._take(nc, view, candidates, limit, visible_at)
+        return await self._claim_where(
+            bucket_id, limit, visible_at, lambda e: e.due_at <= due_before and e.visible_at <= now
+        )
 
     async def claim_unsaved(
         self, bucket_id: str, limit: int, due_after: float, now: float, visible_at: float
     ) -> list[AgentMessage]:
+        return await self._claim_where(
+            bucket_id,
+            limit,
+            visible_at,
+            lambda e: e.version == 0 and e.due_at > due_after and e.visible_at <= now,
+        )
+
+    async def _claim_where(
+        self, bucket_id: str, limit: int, visible_at: float, wanted: Callable[[_Entry], bool]
+    ) -> list[AgentMessage]:
+        """Claim up to `limit` of the bucket's messages that `wanted` picks, from a fresh view."""
         nc = self._client()
         view = self._view(bucket_id)
         async with view.lock:
             await self._sync(nc, view)
             if limit <= 0:
                 return []
-            candidates = [
-                (job_id, e)
-                for job_id, e in view.entries.items()
-                if e.version == 0 and e.due_at > due_after and e.visible_at <= now
-            ]
+            candidates = [(job_id, e) for job_id, e in view.entries.items() if wanted(e)]
             return await self._take(nc, view, candidates, limit, visible_at)
 
     async def ack(self, bucket_id: str, job_ids: Sequence[str]) -> None:
