@@ -40,6 +40,16 @@ def channel_name(prefix: str, *parts: str) -> str:
     return f"{prefix}{digest}"
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Release without asyncpg's session reset: a round trip per pool use, for state we never set.
+
+    Pooled connections never LISTEN, take session-level advisory locks, keep cursors or change
+    settings (migrations lock per transaction), and asyncpg still rolls back a transaction left open
+    before this runs, so there is nothing to reset.
+    """
+    return None
+
+
 class PostgresDatabase(SharedDatabase):
     def __init__(self, url: str) -> None:
         super().__init__(url)
@@ -47,7 +57,11 @@ class PostgresDatabase(SharedDatabase):
 
     async def _open(self) -> None:
         self._pool = await asyncpg.create_pool(
-            self.url, min_size=POOL_MIN, max_size=POOL_MAX, server_settings=SERVER_SETTINGS
+            self.url,
+            min_size=POOL_MIN,
+            max_size=POOL_MAX,
+            server_settings=SERVER_SETTINGS,
+            reset=_keep_session,
         )
 
     async def _close(self) -> None:
