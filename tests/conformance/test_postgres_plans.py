@@ -1,4 +1,4 @@
-"""PostgreSQL plan shapes of the agent's hot statements.
+"""PostgreSQL plan shapes of the hot statements that claim queued work.
 
 asyncpg prepares every statement, and after five runs PostgreSQL may keep a generic plan made from
 whatever statistics it had then. An agent table is usually empty when that happens, so the claim's
@@ -16,12 +16,18 @@ from typing import Any
 
 import asyncpg
 
+from helpers import make_job
 from jobmaster.agents import postgres as pg_agent
 from jobmaster.agents.base import AgentMessage
-from jobmaster.backends import make_agent
+from jobmaster.backends import make_agent, make_master
+from jobmaster.cluster.model import Bucket
+from jobmaster.jobs.model import Priority
+from jobmaster.master import postgres as pg_master
+from jobmaster.master.postgres import PostgresMaster
 
 CLAIM_TYPES = "text, float8, float8, integer, float8"
 UNSAVED_TYPES = "text, float8, integer, float8, float8"
+TAKE_TYPES = "text, float8, integer, float8, integer, text, float8"
 
 
 def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -60,6 +66,39 @@ async def test_claims_update_by_tid_whatever_the_statistics(pg_urls: dict[str, s
     finally:
         await agent.close()
     for plan in (claim, unsaved):
-        kinds = [node["Node Type"] for node in plan]
-        assert "Seq Scan" not in kinds, kinds
-        assert "Tid Scan" in kinds, kinds
+        _assert_by_tid(plan)
+
+
+async def test_the_job_table_queue_is_taken_by_tid(pg_urls: dict[str, str]) -> None:
+    master = make_master(pg_urls["master"], f"plans-{uuid.uuid4().hex[:8]}")
+    assert isinstance(master, PostgresMaster)
+    await master.open()
+    try:
+        await master.migrate()
+        now = time.time()
+        bucket = Bucket(
+            f"plans-{uuid.uuid4().hex[:8]}", "standalone", "Default", Priority.Medium, "w1", created_at=now
+        )
+        await master.add_buckets([bucket])
+        assert await master.queue_jobs(bucket.id, [make_job(i / 1000) for i in range(-1500, 1500)])
+        take = await _generic_plan(
+            pg_urls["master"],
+            pg_master._TAKE_QUEUED,
+            TAKE_TYPES,
+            bucket.id,
+            now,
+            50,
+            now + 1,
+            100,
+            "w1",
+            now + 30,
+        )
+    finally:
+        await master.close()
+    _assert_by_tid(take)
+
+
+def _assert_by_tid(plan: list[dict[str, Any]]) -> None:
+    kinds = [node["Node Type"] for node in plan]
+    assert "Seq Scan" not in kinds, kinds
+    assert "Tid Scan" in kinds, kinds

@@ -38,29 +38,50 @@ def _host(master: MasterStore) -> QueueHost:
     return master
 
 
-async def test_take_moves_due_jobs_in_order_to_the_taker(master: MasterStore) -> None:
+async def test_take_starts_due_jobs_in_order_and_buffers_later_ones(master: MasterStore) -> None:
     host, bucket = _host(master), await _bucket(master)
     now = time.time()
-    later, first, second, third = make_job(60), make_job(-3), make_job(-2), make_job(-1)
-    assert await host.queue_jobs(bucket, [later, third, first, second])
-    assert await host.queued_count(bucket) == 4
+    first, second, third = make_job(-3), make_job(-2), make_job(-1)
+    soon, later = make_job(0.5), make_job(60)
+    assert await host.queue_jobs(bucket, [later, soon, third, first, second])
+    assert await host.queued_count(bucket) == 5
     next_due = await host.next_queued_due(bucket)
     assert next_due is not None and abs(next_due - first.scheduled_at) < 1e-3
     queued = await master.get_job(first.id)
     assert queued is not None and queued.status is JobStatus.AssignedToBucket
     assert (queued.bucket_id, queued.lease_expires_at, queued.version) == (bucket, None, 1)
 
-    taken = await host.take_queued(bucket, 2, now + 1, "w1", now + 30)
-    assert [j.id for j in taken] == [first.id, second.id]
+    taken = await host.take_queued(bucket, "w1", now + 30, now=now, start=2, due_before=now + 1, limit=10)
+    assert [(j.id, j.status) for j in taken] == [
+        (first.id, JobStatus.Processing),
+        (second.id, JobStatus.Processing),
+        (soon.id, JobStatus.Queued),
+    ]
     for job in taken:
         stored = await master.get_job(job.id)
-        assert stored is not None and stored.status is JobStatus.Queued
+        assert stored is not None and stored.status is job.status
         assert (stored.worker_id, stored.version) == ("w1", 2) == (job.worker_id, job.version)
         assert stored.lease_expires_at is not None and abs(stored.lease_expires_at - (now + 30)) < 1e-3
-    rest = await host.take_queued(bucket, 10, now + 1, "w1", now + 30)
-    assert [j.id for j in rest] == [third.id]
-    assert await host.take_queued(bucket, 10, now + 1, "w1", now + 30) == []
+        running = job.status is JobStatus.Processing
+        assert (stored.attempts, job.attempts) == ((1, 1) if running else (0, 0))
+        assert stored.started_at == (pytest.approx(now) if running else None)
+    # the third due job waited for a slot instead of being buffered
+    assert await host.queued_count(bucket) == 2
+    rest = await host.take_queued(bucket, "w1", now + 30, now=now, start=5, due_before=now + 1, limit=0)
+    assert [(j.id, j.status) for j in rest] == [(third.id, JobStatus.Processing)]
+    assert await host.take_queued(bucket, "w1", now + 30, now=now, start=5, due_before=now + 1, limit=5) == []
     assert await host.queued_count(bucket) == 1
+
+
+async def test_take_with_no_free_slot_leaves_due_jobs_queued(master: MasterStore) -> None:
+    host, bucket = _host(master), await _bucket(master)
+    now = time.time()
+    due, soon = make_job(-1), make_job(0.5)
+    assert await host.queue_jobs(bucket, [due, soon])
+    taken = await host.take_queued(bucket, "w1", now + 30, now=now, start=0, due_before=now + 1, limit=10)
+    assert [(j.id, j.status) for j in taken] == [(soon.id, JobStatus.Queued)]
+    stored = await master.get_job(due.id)
+    assert stored is not None and (stored.status, stored.version) == (JobStatus.AssignedToBucket, 1)
 
 
 async def test_queue_refuses_a_bucket_that_does_not_exist(master: MasterStore) -> None:
@@ -98,7 +119,10 @@ async def test_concurrent_takers_never_share_a_job(master: MasterStore, urls, cl
 
     async def take_all(store: MasterStore, worker: str) -> list[str]:
         got: list[str] = []
-        while batch := await _host(store).take_queued(bucket, 25, time.time(), worker, time.time() + 30):
+        host = _host(store)
+        while batch := await host.take_queued(
+            bucket, worker, time.time() + 30, now=time.time(), start=25, due_before=time.time() + 1, limit=25
+        ):
             got += [j.id for j in batch]
         return got
 

@@ -3,8 +3,9 @@
 Standalone means the agent is the master's own database, so an agent table there only adds writes:
 each job would be inserted into it, claimed, deleted, and inserted into the master as well. Here a
 job scheduled on the YES path is written once, as an AssignedToBucket row of the bucket, and the
-bucket's owner takes it (Queued, leased) in the same statement that claims it. Nothing is ever held
-only here, so there is nothing to save, acknowledge or look up.
+bucket's owner takes it in the same statement that claims it: straight into Processing when the
+owner has a free slot, Queued (leased, in its buffer) when the job is due a little later. Nothing is
+ever held only here, so there is nothing to save, acknowledge or look up.
 
 The runtime uses this instead of the URL's own agent backend when the agent URL is the master's and
 the master implements `QueueHost`. It has no `SCHEMES`: it is never chosen by URL.
@@ -65,10 +66,20 @@ class MasterQueue(AgentTransport):
             await self._notify(f"{BUCKET_TOPIC}{bucket_id}")
 
     async def take(
-        self, bucket_id: str, limit: int, due_before: float, worker_id: str, lease_until: float
+        self,
+        bucket_id: str,
+        worker_id: str,
+        lease_until: float,
+        *,
+        now: float,
+        start: int,
+        due_before: float,
+        limit: int,
     ) -> list[Job]:
-        """Claim and adopt in one write: the jobs come back Queued for `worker_id`."""
-        return await self.master.take_queued(bucket_id, limit, due_before, worker_id, lease_until)
+        """Claim and adopt in one write: due jobs come back Processing, later ones Queued."""
+        return await self.master.take_queued(
+            bucket_id, worker_id, lease_until, now=now, start=start, due_before=due_before, limit=limit
+        )
 
     async def drain(self, bucket_id: str) -> int:
         """Send every job waiting in the bucket back to the master as HeldOnMaster."""

@@ -271,11 +271,23 @@ class QueueHost(abc.ABC):
 
     @abc.abstractmethod
     async def take_queued(
-        self, bucket_id: str, limit: int, due_before: float, worker_id: str, lease_until: float
+        self,
+        bucket_id: str,
+        worker_id: str,
+        lease_until: float,
+        *,
+        now: float,
+        start: int,
+        due_before: float,
+        limit: int,
     ) -> list[Job]:
-        """Move the earliest queued jobs due by `due_before` to Queued for the worker, leased.
+        """Take the bucket's earliest jobs for the worker, leased until `lease_until`.
 
-        Returns them, earliest first, with their new versions.
+        Up to `start` jobs due by `now` go straight to Processing (attempt counted, started at
+        `now`): a worker with free slots runs them without first buffering them, which saves a write
+        per job. Up to `limit` jobs due after `now` but by `due_before` go to Queued, for the
+        worker's buffer. Due jobs beyond `start` stay queued for the next free slot. Returns the
+        jobs taken, earliest first, with their new versions and statuses.
         """
 
     @abc.abstractmethod

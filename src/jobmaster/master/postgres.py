@@ -190,14 +190,26 @@ _QUEUE_JOBS = f"""
 """
 
 #: Rows named by ctid (see the PostgreSQL agent's claim for why).
+#: `$2` is now: jobs due by then start at once (Processing, attempt counted, started at now), up to
+#: `$3` of them; up to `$5` due later, by `$4`, are Queued for the worker's buffer.
 _TAKE_QUEUED = f"""
-    UPDATE jm_jobs SET status = 6, worker_id = $4, lease_expires_at = $5, version = version + 1
-    WHERE ctid = ANY(ARRAY(
+    WITH due AS (
         SELECT ctid FROM jm_jobs
         WHERE bucket_id = $1 AND status = 3 AND scheduled_at <= $2
         ORDER BY scheduled_at LIMIT $3
         FOR UPDATE SKIP LOCKED
-    ))
+    ), soon AS (
+        SELECT ctid FROM jm_jobs
+        WHERE bucket_id = $1 AND status = 3 AND scheduled_at > $2 AND scheduled_at <= $4
+        ORDER BY scheduled_at LIMIT $5
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE jm_jobs SET
+        status = CASE WHEN scheduled_at <= $2 THEN 4 ELSE 6 END,
+        attempts = attempts + CASE WHEN scheduled_at <= $2 THEN 1 ELSE 0 END,
+        started_at = CASE WHEN scheduled_at <= $2 THEN $2 ELSE started_at END,
+        worker_id = $6, lease_expires_at = $7, version = version + 1
+    WHERE ctid = ANY(ARRAY(SELECT ctid FROM due UNION ALL SELECT ctid FROM soon))
     RETURNING {rows.JOB_SELECT}
 """
 
@@ -578,9 +590,19 @@ class PostgresMaster(PostgresClient, QueueHost, MasterStore):
         return bool(alive)
 
     async def take_queued(
-        self, bucket_id: str, limit: int, due_before: float, worker_id: str, lease_until: float
+        self,
+        bucket_id: str,
+        worker_id: str,
+        lease_until: float,
+        *,
+        now: float,
+        start: int,
+        due_before: float,
+        limit: int,
     ) -> list[Job]:
-        records = await self.pool.fetch(_TAKE_QUEUED, bucket_id, due_before, limit, worker_id, lease_until)
+        records = await self.pool.fetch(
+            _TAKE_QUEUED, bucket_id, now, start, due_before, limit, worker_id, lease_until
+        )
         jobs = [rows.job_from_row(r) for r in records]
         jobs.sort(key=lambda j: j.scheduled_at)
         return jobs

@@ -237,25 +237,39 @@ class SqliteMaster(SqliteClient, QueueHost, MasterStore):
         return await self.db.transaction(write)
 
     async def take_queued(
-        self, bucket_id: str, limit: int, due_before: float, worker_id: str, lease_until: float
+        self,
+        bucket_id: str,
+        worker_id: str,
+        lease_until: float,
+        *,
+        now: float,
+        start: int,
+        due_before: float,
+        limit: int,
     ) -> list[Job]:
+        queue = "SELECT id FROM jm_jobs WHERE bucket_id = ? AND status = 3"
+
         def take(conn: sqlite3.Connection) -> list[Job]:
-            jobs = [
-                rows.job_from_row(r)
-                for r in conn.execute(
-                    "UPDATE jm_jobs SET status = 6, worker_id = ?, lease_expires_at = ?,"
-                    " version = version + 1 WHERE id IN (SELECT id FROM jm_jobs WHERE bucket_id = ?"
-                    " AND status = 3 AND scheduled_at <= ? ORDER BY scheduled_at LIMIT ?)"
-                    f" RETURNING {rows.JOB_SELECT}",
-                    (worker_id, lease_until, bucket_id, due_before, limit),
-                )
-            ]
+            started = conn.execute(
+                "UPDATE jm_jobs SET status = 4, attempts = attempts + 1, started_at = ?,"
+                " worker_id = ?, lease_expires_at = ?, version = version + 1"
+                f" WHERE id IN ({queue} AND scheduled_at <= ? ORDER BY scheduled_at LIMIT ?)"
+                f" RETURNING {rows.JOB_SELECT}",
+                (now, worker_id, lease_until, bucket_id, now, start),
+            ).fetchall()
+            queued = conn.execute(
+                "UPDATE jm_jobs SET status = 6, worker_id = ?, lease_expires_at = ?,"
+                f" version = version + 1 WHERE id IN ({queue} AND scheduled_at > ?"
+                f" AND scheduled_at <= ? ORDER BY scheduled_at LIMIT ?) RETURNING {rows.JOB_SELECT}",
+                (worker_id, lease_until, bucket_id, now, due_before, limit),
+            ).fetchall()
+            jobs = [rows.job_from_row(r) for r in started + queued]
             jobs.sort(key=lambda j: j.scheduled_at)
             return jobs
 
         return await self.db.transaction_if(
-            "SELECT 1 FROM jm_jobs WHERE bucket_id = ? AND status = 3 AND scheduled_at <= ? LIMIT 1",
-            (bucket_id, due_before),
+            f"{queue} AND scheduled_at <= ? AND (? OR scheduled_at > ?) LIMIT 1",
+            (bucket_id, due_before if limit else now, start > 0, now),
             take,
         )
 

@@ -38,6 +38,11 @@ log = logging.getLogger("jobmaster.executor")
 #: How many unsaved (SavePending) messages one pass persists to the master, and how often.
 SAVE_BATCH = 500
 SAVE_INTERVAL = 0.25
+#: Longest wait of an intake that is waiting for buffer room or a slot: a safety net only, since the
+#: executor wakes it as soon as either frees up.
+BLOCKED_RECHECK = 1.0
+#: Longest wait, when stopping, for an intake write in flight (its jobs must be given back or run).
+INTAKE_STOP_WAIT = 5.0
 #: Reasons a running handler is interrupted without being cancelled by a user: the job goes back to
 #: the master to run again, instead of ending Cancelled.
 SHUTDOWN = "worker shutting down"
@@ -80,6 +85,9 @@ class BucketExecutor:
         self._dispatch_wake = asyncio.Event()
         self._accepting = True
         self._saved_at = 0.0
+        #: The last take filled every free slot, so more due jobs may wait for the next one.
+        self._slot_wanted = False
+        self._intake_stopped = asyncio.Event()
 
     # ---- views -------------------------------------------------------------------------------
 
@@ -113,20 +121,39 @@ class BucketExecutor:
         cfg = self.worker.cluster
         polled = not self.agent.supports_notify
         failures = 0
-        while self._accepting:
-            try:
-                full = await self._intake_once()
-                if full or not self._accepting:
+        try:
+            while self._accepting:
+                try:
+                    more = await self._intake_once()
+                    if more or not self._accepting:
+                        continue
+                    if self._blocked():
+                        timeout = BLOCKED_RECHECK
+                    elif polled:
+                        timeout = cfg.idle_poll_interval
+                    else:
+                        timeout = await self._until_next_due()
+                    failures = 0
+                except Exception:
+                    failures += 1
+                    delay = min(5.0, 0.1 * 2**failures)
+                    log.exception("bucket %s: intake failed, retrying in %.1fs", self.bucket.id, delay)
+                    await wait_for(self._intake_wake, delay)
                     continue
-                timeout = cfg.idle_poll_interval if polled else await self._until_next_due()
-                failures = 0
-            except Exception:
-                failures += 1
-                delay = min(5.0, 0.1 * 2**failures)
-                log.exception("bucket %s: intake failed, retrying in %.1fs", self.bucket.id, delay)
-                await wait_for(self._intake_wake, delay)
-                continue
-            await wait_for(self._intake_wake, timeout)
+                await wait_for(self._intake_wake, timeout)
+        finally:
+            self._intake_stopped.set()
+
+    def _blocked(self) -> bool:
+        """Due jobs wait, but only this executor can make room for them: wait for it to say so.
+
+        Without this the loop would spin on `next_due_at`, which keeps answering "now" while the
+        buffer is full or every slot is busy. Dispatch wakes intake when it empties buffer places, and
+        a finishing job does when due jobs were left waiting for a slot.
+        """
+        if self.room == 0:
+            return not isinstance(self.agent, MasterQueue) or self._startable(time.time()) == 0
+        return self._slot_wanted and self._startable(time.time()) == 0
 
     async def _until_next_due(self) -> float:
         now = time.time()
@@ -138,14 +165,14 @@ class BucketExecutor:
     async def _intake_once(self) -> bool:
         """Claim what is due soon, persist what is not; True if a full batch came (more may wait)."""
         room = self.room
-        if room == 0:
-            return False
         now = time.time()
         visible_at = now + self.worker.cluster.job_lease
         lead_until = now + self.config.bucket_buffer_lead_time
         agent = self.agent
         if isinstance(agent, MasterQueue):
             return await self._take(agent, room, lead_until, visible_at)
+        if room == 0:
+            return False
         messages = await agent.claim(self.bucket.id, room, lead_until, now, visible_at)
         if messages:
             await self._adopt(messages)
@@ -157,14 +184,48 @@ class BucketExecutor:
             await self._save(unsaved)
         return len(messages) == room or len(unsaved) == SAVE_BATCH
 
+    def _startable(self, now: float) -> int:
+        """Slots a job taken now could start in: none while due jobs wait in the buffer."""
+        if self._buffer and self._buffer[0][0] <= now:
+            return 0
+        return max(0, self._free_slots())
+
     async def _take(self, queue: MasterQueue, room: int, due_before: float, lease_until: float) -> bool:
-        """The bucket queue is the job table: one write claims the jobs and makes them ours."""
-        jobs = await queue.take(self.bucket.id, room, due_before, self.worker.id, lease_until)
+        """The bucket queue is the job table: one write claims jobs and makes them ours.
+
+        Due jobs go straight to Processing for the free slots, so they cost no separate start write;
+        jobs due within the lead time fill the buffer.
+        """
+        now = time.time()
+        start = self._startable(now)
+        if start == 0 and room == 0:
+            return False
+        self._starting += start
+        try:
+            jobs = await queue.take(
+                self.bucket.id,
+                self.worker.id,
+                lease_until,
+                now=now,
+                start=start,
+                due_before=due_before,
+                limit=room,
+            )
+        finally:
+            self._starting -= start
+        started = 0
         for job in jobs:
-            self._buffer_push(job)
-        if jobs:
+            if job.status is JobStatus.Processing:
+                self._launch(job, now)
+                started += 1
+            else:
+                self._buffer_push(job)
+        if len(jobs) > started:
             self._dispatch_wake.set()
-        return len(jobs) == room
+        self._slot_wanted = start > 0 and started == start
+        return (self._slot_wanted and self._startable(time.time()) > 0) or (
+            room > 0 and len(jobs) - started == room
+        )
 
     def _decode(self, messages: list[AgentMessage]) -> tuple[list[Job], list[str]]:
         jobs, poison = [], []
@@ -322,6 +383,8 @@ class BucketExecutor:
         finally:
             self._running.pop(job.id, None)
             self._dispatch_wake.set()
+            if self._slot_wanted:
+                self._intake_wake.set()
         self.worker.runtime.completions.submit(self._completion(running, error))
 
     def _completion(self, running: Running, error: BaseException | None) -> Completion:
@@ -387,6 +450,12 @@ class BucketExecutor:
         self._accepting = False
         self._intake_wake.set()
         self._dispatch_wake.set()
+        try:
+            await asyncio.wait_for(self._intake_stopped.wait(), INTAKE_STOP_WAIT)
+        except TimeoutError:
+            log.warning(
+                "bucket %s: intake still busy after %.0fs; stopping anyway", self.bucket.id, INTAKE_STOP_WAIT
+            )
         buffered = [entry[2] for entry in self._buffer]
         self._buffer.clear()
         if buffered:
