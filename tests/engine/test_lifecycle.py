@@ -118,6 +118,28 @@ async def test_timed_out_sync_handler_gives_its_slot_back(make_app, start) -> No
     await eventually(lambda: asyncio.sleep(0, saw_cancel.is_set()))
 
 
+async def test_a_backlog_runs_through_one_slot_without_stalls(make_app, start) -> None:
+    """Due jobs left waiting for a slot are taken the moment one frees: never two at once, no wait."""
+    app = make_app(workers=[{"name": "w1", "parallelism_factor": 0.01}])  # one slot per bucket
+    active, most = 0, 0
+
+    @app.handler
+    async def step() -> None:
+        nonlocal active, most
+        active += 1
+        most = max(most, active)
+        await asyncio.sleep(0.01)
+        active -= 1
+
+    await start(app)
+    began = time.monotonic()
+    ids = await app.schedule_many(step, [{} for _ in range(40)])
+    await eventually(lambda: _count(app, "Succeeded", len(ids)))
+    # each job stalled until the intake's safety re-check (1 s) would take 40 s
+    assert time.monotonic() - began < 10
+    assert most == 1
+
+
 async def test_cancel_a_running_job_is_cooperative(make_app, start) -> None:
     app = make_app()
     began = asyncio.Event()
