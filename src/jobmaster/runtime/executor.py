@@ -63,10 +63,17 @@ def error_details(exc: BaseException) -> dict[str, Any]:
 @dataclass(slots=True)
 class Running:
     job: Job
-    ctx: JobContext
+    #: Only for handlers that take one: most never look, and building it per job costs more than
+    #: the rest of a no-op job's start.
+    ctx: JobContext | None
     task: asyncio.Task[None] | None = None
     reason: str | None = None
     started_at: float = field(default_factory=time.time)
+
+    def signal_cancel(self) -> None:
+        """Tell a handler that watches `ctx.cancel_event` (a sync one in a thread) to stop."""
+        if self.ctx is not None:
+            self.ctx.cancel_event.set()
 
 
 class BucketExecutor:
@@ -213,6 +220,9 @@ class BucketExecutor:
             )
         finally:
             self._starting -= start
+            if self._buffer:
+                # the slots held for this take hid free slots from dispatch, which may be waiting
+                self._dispatch_wake.set()
         started = 0
         for job in jobs:
             if job.status is JobStatus.Processing:
@@ -338,7 +348,13 @@ class BucketExecutor:
 
     def _launch(self, job: Job, now: float) -> None:
         handler = self.worker.app.registry.get(job.definition_id)
-        ctx = JobContext(
+        ctx = self._context(job) if handler is not None and handler.wants_context else None
+        running = Running(job, ctx, started_at=now)
+        self._running[job.id] = running
+        running.task = asyncio.get_running_loop().create_task(self._run(running, handler))
+
+    def _context(self, job: Job) -> JobContext:
+        return JobContext(
             job_id=job.id,
             definition_id=job.definition_id,
             attempt=job.attempts,
@@ -351,9 +367,6 @@ class BucketExecutor:
             logger=logging.getLogger(f"jobmaster.job.{job.definition_id}"),
             state=self.worker.app.state,
         )
-        running = Running(job, ctx, started_at=now)
-        self._running[job.id] = running
-        running.task = asyncio.get_running_loop().create_task(self._run(running, handler))
 
     async def _run(self, running: Running, handler: Any) -> None:
         job, ctx = running.job, running.ctx
@@ -361,7 +374,8 @@ class BucketExecutor:
         try:
             if handler is None:
                 raise LookupError(f"no handler {job.definition_id!r} is registered in this worker process")
-            args, kwargs = handler.bind(ctx)
+            args = () if ctx is None else (ctx,)
+            kwargs = job.data
             async with asyncio.timeout(job.timeout_s):
                 if handler.is_async:
                     await handler.func(*args, **kwargs)
@@ -371,10 +385,10 @@ class BucketExecutor:
                         self.worker.runtime.threads, partial(handler.func, *args, **kwargs)
                     )
         except TimeoutError:
-            ctx.cancel_event.set()
+            running.signal_cancel()
             error = JobTimeoutError(f"job ran past its timeout of {job.timeout_s}s")
         except asyncio.CancelledError:
-            ctx.cancel_event.set()
+            running.signal_cancel()
             if running.reason is None:
                 raise
             error = JobCancelledError(running.reason)
@@ -431,7 +445,7 @@ class BucketExecutor:
         if running is None or running.task is None:
             return False
         running.reason = reason
-        running.ctx.cancel_event.set()
+        running.signal_cancel()
         running.task.cancel()
         return True
 
