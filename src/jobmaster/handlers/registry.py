@@ -48,10 +48,6 @@ class Handler:
                 f"job data does not match the parameters of handler {self.definition_id!r}: {exc}"
             ) from None
 
-    def bind(self, ctx: JobContext) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        args = (ctx,) if self.wants_context else ()
-        return args, ctx.data
-
 
 def definition_id_of(func: HandlerFunc) -> str:
     """Module-qualified name: stable across processes and restarts, unlike object ids."""
