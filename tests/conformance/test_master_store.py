@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from helpers import make_job
 from jobmaster.backends import make_master
 from jobmaster.cluster.model import (
@@ -15,7 +17,7 @@ from jobmaster.cluster.model import (
     WorkerStatus,
 )
 from jobmaster.jobs.model import Attempt, Completion, Job, JobFilter, JobStatus, Priority
-from jobmaster.master.base import Assignment, Fence, MasterStore
+from jobmaster.master.base import Assignment, Fence, MasterStore, StartNow
 
 
 def assign_all(bucket: str = "b1", worker: str = "w1", status: JobStatus = JobStatus.Queued):
@@ -140,6 +142,28 @@ async def test_adopt_inserts_fresh_and_fences_stale(master: MasterStore) -> None
     stored = await master.get_job(assigned.id)
     assert stored is not None
     assert (stored.status, stored.version) == (JobStatus.Queued, assigned.version + 1)
+
+
+async def test_adopt_starts_the_jobs_named_to_start(master: MasterStore) -> None:
+    run_fresh, keep_fresh = make_job(status=JobStatus.SavePending), make_job(status=JobStatus.SavePending)
+    saved = [make_job(), make_job()]
+    await master.insert_jobs(saved)
+    assigned = await master.claim_due(
+        time.time(), [("Default", Priority.Medium)], 2, assign_all(status=JobStatus.AssignedToBucket)
+    )
+    run_saved, keep_saved = sorted(assigned, key=lambda j: j.id != saved[0].id)
+    now, lease = time.time(), time.time() + 30
+    start = StartNow(frozenset({run_fresh.id, run_saved.id}), now)
+    owned = await master.adopt([run_fresh, keep_fresh, run_saved, keep_saved], "b1", "w1", lease, start)
+    assert sorted(owned) == sorted([run_fresh.id, keep_fresh.id, run_saved.id, keep_saved.id])
+    for job, running in ((run_fresh, True), (keep_fresh, False), (run_saved, True), (keep_saved, False)):
+        stored = await master.get_job(job.id)
+        assert stored is not None
+        assert stored.status is (JobStatus.Processing if running else JobStatus.Queued)
+        assert (stored.attempts, stored.version) == (int(running), max(job.version, 0) + 1)
+        assert stored.started_at == (pytest.approx(now) if running else None)
+        assert (stored.bucket_id, stored.worker_id) == ("b1", "w1")
+        assert stored.lease_expires_at == pytest.approx(lease)
 
 
 async def test_save_pending_persists_once(master: MasterStore) -> None:

@@ -43,6 +43,27 @@ class Fence:
 
 
 @dataclass(slots=True, frozen=True)
+class StartNow:
+    """Jobs of an `adopt` that go straight to Processing: the worker has free slots for them.
+
+    Starting them in the write that adopts them saves the separate start write, a commit on the
+    path of every job that goes through an agent.
+    """
+
+    ids: frozenset[str]
+    at: float
+
+    def apply(self, job: Job) -> Job:
+        """The job as adopted: Processing with its attempt counted if it starts now, else as is."""
+        if job.id not in self.ids:
+            return job
+        return job.copy(status=JobStatus.Processing, attempts=job.attempts + 1, started_at=self.at)
+
+
+NO_START = StartNow(frozenset(), 0.0)
+
+
+@dataclass(slots=True, frozen=True)
 class StatusCount:
     status: JobStatus
     priority: Priority
@@ -98,13 +119,18 @@ class MasterStore(abc.ABC):
 
     @abc.abstractmethod
     async def adopt(
-        self, jobs: Sequence[Job], bucket_id: str, worker_id: str, lease_until: float
+        self,
+        jobs: Sequence[Job],
+        bucket_id: str,
+        worker_id: str,
+        lease_until: float,
+        start: StartNow = NO_START,
     ) -> list[str]:
         """Take jobs read from a bucket's agent queue into the worker's hands (status Queued).
 
         A job never saved (version 0) is inserted; a saved one moves only if its master version still
-        equals the copy's. Returns the ids now owned (their version moved on by one); the rest are
-        stale copies to drop.
+        equals the copy's. Jobs named in `start` go to Processing instead, their attempt counted.
+        Returns the ids now owned (their version moved on by one); the rest are stale copies to drop.
         """
 
     @abc.abstractmethod

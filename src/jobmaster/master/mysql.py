@@ -41,7 +41,7 @@ from jobmaster.db.mysql import (
 from jobmaster.jobs import codec
 from jobmaster.jobs.model import Attempt, Completion, Job, JobFilter, JobStatus, Priority
 from jobmaster.master import rows
-from jobmaster.master.base import Assigner, Fence, MasterStore, Route, StatusCount
+from jobmaster.master.base import NO_START, Assigner, Fence, MasterStore, Route, StartNow, StatusCount
 
 SCHEMES = ("mysql", "mariadb")
 
@@ -322,12 +322,25 @@ class MysqlMaster(MysqlClient, MasterStore):
             return await self._insert_new(s, jobs, version=1)
 
     async def adopt(
-        self, jobs: Sequence[Job], bucket_id: str, worker_id: str, lease_until: float
+        self,
+        jobs: Sequence[Job],
+        bucket_id: str,
+        worker_id: str,
+        lease_until: float,
+        start: StartNow = NO_START,
     ) -> list[str]:
         if not jobs:
             return []
-        fresh = [j for j in jobs if j.version == 0]
+        fresh = [start.apply(j.copy(status=JobStatus.Queued)) for j in jobs if j.version == 0]
         saved = [j for j in jobs if j.version > 0]
+        go = [j.id for j in saved if j.id in start.ids]
+        # one guarded update for all saved jobs (it must be the transaction's first write)
+        starting = f"id IN ({_marks(len(go))})" if go else "FALSE"
+        assignments = (
+            f"status = IF({starting}, 4, 6), attempts = attempts + IF({starting}, 1, 0),"
+            f" started_at = IF({starting}, %s, started_at),"
+            " bucket_id = %s, worker_id = %s, lease_expires_at = %s"
+        )
 
         async def write(s: Session) -> list[str]:
             # The guarded update first: its slow path rolls the transaction back and starts over.
@@ -336,8 +349,8 @@ class MysqlMaster(MysqlClient, MasterStore):
                 moved = await self._guarded_update(
                     s,
                     [Fence(j.id, j.version) for j in saved],
-                    "status = 6, bucket_id = %s, worker_id = %s, lease_expires_at = %s",
-                    [bucket_id, worker_id, lease_until],
+                    assignments,
+                    [*go, *go, *go, start.at, bucket_id, worker_id, lease_until],
                     (int(JobStatus.AssignedToBucket),),
                 )
             inserted: list[str] = []
@@ -345,7 +358,6 @@ class MysqlMaster(MysqlClient, MasterStore):
                 inserted = await self._insert_new(
                     s,
                     fresh,
-                    status=int(JobStatus.Queued),
                     version=1,
                     bucket_id=bucket_id,
                     worker_id=worker_id,

@@ -22,7 +22,17 @@ from jobmaster.db.postgres import Listener, PostgresClient, channel_name
 from jobmaster.jobs import codec
 from jobmaster.jobs.model import Attempt, Completion, Job, JobFilter, JobStatus, Priority
 from jobmaster.master import rows
-from jobmaster.master.base import BUCKET_TOPIC, Assigner, Fence, MasterStore, QueueHost, Route, StatusCount
+from jobmaster.master.base import (
+    BUCKET_TOPIC,
+    NO_START,
+    Assigner,
+    Fence,
+    MasterStore,
+    QueueHost,
+    Route,
+    StartNow,
+    StatusCount,
+)
 
 SCHEMES = ("postgresql", "postgres")
 
@@ -226,8 +236,8 @@ _RELEASE_QUEUED = """
     SELECT count(*), (SELECT pg_notify($3, 'held') FROM moved LIMIT 1) AS woke FROM moved
 """
 
-#: Unsaved copies are inserted, saved ones moved if their version held: `$24..$25` the saved ids and
-#: versions, `$26..$28` bucket, worker and lease.
+#: Unsaved copies are inserted, saved ones moved if their version held: `$24..$26` the saved ids,
+#: versions and whether each starts now, `$27..$30` bucket, worker, lease and start time.
 _ADOPT = f"""
     WITH ins AS (
         INSERT INTO jm_jobs (cluster_id, {rows.JOB_SELECT})
@@ -236,9 +246,11 @@ _ADOPT = f"""
         RETURNING id
     ),
     moved AS (
-        UPDATE jm_jobs j SET status = 6, bucket_id = $26, worker_id = $27,
-            lease_expires_at = $28, version = j.version + 1
-        FROM unnest($24::text[], $25::bigint[]) AS f(id, version)
+        UPDATE jm_jobs j SET status = CASE WHEN f.go THEN 4 ELSE 6 END,
+            attempts = j.attempts + CASE WHEN f.go THEN 1 ELSE 0 END,
+            started_at = CASE WHEN f.go THEN $30 ELSE j.started_at END,
+            bucket_id = $27, worker_id = $28, lease_expires_at = $29, version = j.version + 1
+        FROM unnest($24::text[], $25::bigint[], $26::bool[]) AS f(id, version, go)
         WHERE j.id = f.id AND j.version = f.version AND j.status = 3
         RETURNING j.id
     )
@@ -537,7 +549,12 @@ class PostgresMaster(PostgresClient, QueueHost, MasterStore):
         return await self._insert(_job_columns(jobs, version=1), [j.id for j in jobs], connection)
 
     async def adopt(
-        self, jobs: Sequence[Job], bucket_id: str, worker_id: str, lease_until: float
+        self,
+        jobs: Sequence[Job],
+        bucket_id: str,
+        worker_id: str,
+        lease_until: float,
+        start: StartNow = NO_START,
     ) -> list[str]:
         if not jobs:
             return []
@@ -545,8 +562,7 @@ class PostgresMaster(PostgresClient, QueueHost, MasterStore):
         saved = sorted((j for j in jobs if j.version > 0), key=lambda j: j.id)
         columns = (
             _job_columns(
-                fresh,
-                status=int(JobStatus.Queued),
+                [start.apply(j.copy(status=JobStatus.Queued)) for j in fresh],
                 version=1,
                 bucket_id=bucket_id,
                 worker_id=worker_id,
@@ -562,9 +578,11 @@ class PostgresMaster(PostgresClient, QueueHost, MasterStore):
             *columns,
             [j.id for j in saved],
             [j.version for j in saved],
+            [j.id in start.ids for j in saved],
             bucket_id,
             worker_id,
             lease_until,
+            start.at,
         )
         inserted = {r[0] for r in records if r[1]}
         moved = {r[0] for r in records if not r[1]}

@@ -18,7 +18,16 @@ from jobmaster.jobs.model import (
     Priority,
 )
 from jobmaster.master import rows
-from jobmaster.master.base import Assigner, Fence, MasterStore, QueueHost, Route, StatusCount
+from jobmaster.master.base import (
+    NO_START,
+    Assigner,
+    Fence,
+    MasterStore,
+    QueueHost,
+    Route,
+    StartNow,
+    StatusCount,
+)
 
 SCHEMES = ("sqlite",)
 
@@ -193,21 +202,45 @@ class SqliteMaster(SqliteClient, QueueHost, MasterStore):
         return await self.db.transaction(lambda conn: self._insert_missing(conn, stored))
 
     async def adopt(
-        self, jobs: Sequence[Job], bucket_id: str, worker_id: str, lease_until: float
+        self,
+        jobs: Sequence[Job],
+        bucket_id: str,
+        worker_id: str,
+        lease_until: float,
+        start: StartNow = NO_START,
     ) -> list[str]:
-        fresh = _placed(
-            [j for j in jobs if j.version == 0], JobStatus.Queued, bucket_id, worker_id, lambda _: lease_until
-        )
+        fresh = [
+            start.apply(j)
+            for j in _placed(
+                [j for j in jobs if j.version == 0],
+                JobStatus.Queued,
+                bucket_id,
+                worker_id,
+                lambda _: lease_until,
+            )
+        ]
         saved = [j for j in jobs if j.version > 0]
 
         def write(conn: sqlite3.Connection) -> list[str]:
             owned = self._insert_missing(conn, fresh)
             for job in saved:
+                go = job.id in start.ids
                 cursor = conn.execute(
-                    "UPDATE jm_jobs SET status = 6, bucket_id = ?, worker_id = ?,"
-                    " lease_expires_at = ?, version = version + 1"
+                    "UPDATE jm_jobs SET status = ?, attempts = attempts + ?,"
+                    " started_at = CASE WHEN ? THEN ? ELSE started_at END, bucket_id = ?,"
+                    " worker_id = ?, lease_expires_at = ?, version = version + 1"
                     " WHERE id = ? AND version = ? AND status = 3",
-                    (bucket_id, worker_id, lease_until, job.id, job.version),
+                    (
+                        int(JobStatus.Processing if go else JobStatus.Queued),
+                        int(go),
+                        go,
+                        start.at,
+                        bucket_id,
+                        worker_id,
+                        lease_until,
+                        job.id,
+                        job.version,
+                    ),
                 )
                 if cursor.rowcount:
                     owned.append(job.id)

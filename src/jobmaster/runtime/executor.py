@@ -26,7 +26,7 @@ from jobmaster.errors import JobCancelledError, JobTimeoutError
 from jobmaster.handlers.context import JobContext
 from jobmaster.jobs import codec
 from jobmaster.jobs.model import Attempt, Completion, Job, JobStatus, run_capacity
-from jobmaster.master.base import Fence
+from jobmaster.master.base import Fence, StartNow
 from jobmaster.runtime.backoff import retry_delay
 from jobmaster.runtime.hub import wait_for
 
@@ -256,19 +256,37 @@ class BucketExecutor:
         return jobs, poison
 
     async def _adopt(self, messages: list[AgentMessage]) -> None:
+        """Make claimed messages ours; the due ones that fit free slots start in the same write."""
         jobs, poison = self._decode(messages)
         if poison:
             await self.worker.runtime.set_aside(self.agent, self.bucket.id, messages, poison)
-        lease = time.time() + self.worker.cluster.job_lease
-        owned = set(await self.worker.master.adopt(jobs, self.bucket.id, self.worker.id, lease))
+        now = time.time()
+        due = sorted((j for j in jobs if j.scheduled_at <= now), key=lambda j: j.scheduled_at)
+        start = StartNow(frozenset(j.id for j in due[: self._startable(now)]), now)
+        lease = now + self.worker.cluster.job_lease
+        self._starting += len(start.ids)
+        try:
+            owned = set(await self.worker.master.adopt(jobs, self.bucket.id, self.worker.id, lease, start))
+        finally:
+            self._starting -= len(start.ids)
+            if self._buffer:
+                self._dispatch_wake.set()  # the slots held for this write were hidden from dispatch
+        buffered = False
         for job in jobs:
-            if job.id in owned:
-                job.version += 1
+            if job.id not in owned:
+                continue
+            job.version += 1
+            job.bucket_id = self.bucket.id
+            job.worker_id = self.worker.id
+            if job.id in start.ids:
+                job.status = JobStatus.Processing
+                job.attempts += 1
+                self._launch(job, now)
+            else:
                 job.status = JobStatus.Queued
-                job.bucket_id = self.bucket.id
-                job.worker_id = self.worker.id
                 self._buffer_push(job)
-        if owned:
+                buffered = True
+        if buffered:
             self._dispatch_wake.set()  # before the ack: its round trip is not the jobs' to wait for
         await self.agent.ack(self.bucket.id, [j.id for j in jobs])
 
