@@ -41,8 +41,7 @@ SAVE_INTERVAL = 0.25
 #: Longest wait of an intake that is waiting for buffer room or a slot: a safety net only, since the
 #: executor wakes it as soon as either frees up.
 BLOCKED_RECHECK = 1.0
-#: Longest wait, when stopping, for an intake write in flight (its jobs must be given back or run)
-#: and for acknowledgements still on their way.
+#: Longest wait, when stopping, for an intake write in flight (its jobs must be given back or run).
 INTAKE_STOP_WAIT = 5.0
 #: Reasons a running handler is interrupted without being cancelled by a user: the job goes back to
 #: the master to run again, instead of ending Cancelled.
@@ -96,7 +95,6 @@ class BucketExecutor:
         #: The last take filled every free slot, so more due jobs may wait for the next one.
         self._slot_wanted = False
         self._intake_stopped = asyncio.Event()
-        self._acking: set[asyncio.Task[None]] = set()
 
     # ---- views -------------------------------------------------------------------------------
 
@@ -289,30 +287,8 @@ class BucketExecutor:
                 self._buffer_push(job)
                 buffered = True
         if buffered:
-            self._dispatch_wake.set()
-        self._ack_later([j.id for j in jobs])
-
-    def _ack_later(self, job_ids: list[str]) -> None:
-        """Acknowledge without holding up the next claim: the jobs are the master's already.
-
-        An ack that never lands only means the messages come back once their visibility lapses,
-        and the next adopt drops them as stale copies (their master version moved on).
-        """
-        task = asyncio.get_running_loop().create_task(self._ack(job_ids))
-        self._acking.add(task)
-        task.add_done_callback(self._acking.discard)
-
-    async def _ack(self, job_ids: list[str]) -> None:
-        try:
-            await self.agent.ack(self.bucket.id, job_ids)
-        except Exception as exc:
-            log.warning(
-                "bucket %s: could not acknowledge %d adopted messages (%s); they will come back and "
-                "be dropped as stale",
-                self.bucket.id,
-                len(job_ids),
-                exc,
-            )
+            self._dispatch_wake.set()  # before the ack: its round trip is not the jobs' to wait for
+        await self.agent.ack(self.bucket.id, [j.id for j in jobs])
 
     async def _save(self, messages: list[AgentMessage]) -> None:
         """Persist SavePending jobs that are not due soon so the master can see and cancel them."""
@@ -512,9 +488,6 @@ class BucketExecutor:
             log.warning(
                 "bucket %s: intake still busy after %.0fs; stopping anyway", self.bucket.id, INTAKE_STOP_WAIT
             )
-        if self._acking:
-            # a drain after this stop must not find messages whose jobs were adopted already
-            await asyncio.wait(set(self._acking), timeout=INTAKE_STOP_WAIT)
         buffered = [entry[2] for entry in self._buffer]
         self._buffer.clear()
         if buffered:
