@@ -19,6 +19,7 @@ import time
 from types import SimpleNamespace
 
 import asyncpg
+from e2e_plan import publish_plan
 
 from jobmaster import JobContext, JobMaster
 
@@ -97,25 +98,7 @@ async def too_slow(ctx: JobContext, n: int) -> None:
 
 
 async def publish(plan_path: str) -> None:
-    """Schedule the test's plan and write the ids back, so the test knows every job it must see."""
-    with open(plan_path) as f:
-        plan = json.load(f)
-    out: dict[str, list[str]] = {}
-    async with app:
-        for group in plan:
-            ids = await app.schedule_many(
-                group["handler"],
-                [{"n": i} for i in range(group["count"])],
-                priority=group.get("priority"),
-                lane=group.get("lane"),
-                delay=group.get("delay"),
-            )
-            if group.get("cancel"):
-                for job_id in ids:
-                    await app.cancel(job_id)
-            out.setdefault(group["name"], []).extend(ids)
-    with open(plan_path + ".ids", "w") as f:
-        json.dump(out, f)
+    await publish_plan(app, plan_path)
 
 
 async def stream(count: int) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
+import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,9 @@ HERE = Path(__file__).parent
 
 
 class Processes:
+    #: The app module every process of this set runs (`worker`, `publish PLAN`, `stream N`).
+    app_script = HERE / "e2e_app.py"
+
     def __init__(self, master: str, cluster: str, logs: Path) -> None:
         self.master = master
         self.cluster = cluster
@@ -38,7 +44,7 @@ class Processes:
     def worker(self, name: str, workers: list[dict[str, Any]]) -> subprocess.Popen[bytes]:
         log = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 - lives as long as the process
         proc = subprocess.Popen(
-            [sys.executable, str(HERE / "e2e_app.py"), "worker"],
+            [sys.executable, str(self.app_script), "worker"],
             env=self.env(workers),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -57,7 +63,7 @@ class Processes:
         path = self.logs / f"{name}.json"
         path.write_text(json.dumps(plan))
         subprocess.run(
-            [sys.executable, str(HERE / "e2e_app.py"), "publish", str(path)],
+            [sys.executable, str(self.app_script), "publish", str(path)],
             env=self.env([], agents),
             check=True,
             timeout=timeout,
@@ -68,7 +74,7 @@ class Processes:
     def stream(self) -> subprocess.Popen[bytes]:
         """A publisher printing each job id as its schedule call returns."""
         return subprocess.Popen(
-            [sys.executable, str(HERE / "e2e_app.py"), "stream", "100000"],
+            [sys.executable, str(self.app_script), "stream", "100000"],
             env=self.env([]),
             stdout=subprocess.PIPE,
         )
@@ -88,6 +94,30 @@ class Processes:
         return codes
 
 
+async def wait_registered(master: str, cluster: str, workers: int, timeout: float = 60) -> None:
+    """Until `workers` workers of the cluster are running: their processes migrated the master.
+
+    A fixed sleep was not always long enough on a loaded machine, and a query of `jm_jobs` before
+    the first migration fails.
+    """
+    deadline = time.monotonic() + timeout
+    conn = await asyncpg.connect(master)
+    try:
+        while True:
+            try:
+                running = await conn.fetchval(
+                    "SELECT count(*) FROM jm_workers WHERE cluster_id = $1 AND status = 1", cluster
+                )
+            except asyncpg.UndefinedTableError:
+                running = 0
+            if running >= workers:
+                return
+            assert time.monotonic() < deadline, f"{running} of {workers} workers registered"
+            await asyncio.sleep(0.1)
+    finally:
+        await conn.close()
+
+
 async def create_runs_table(master: str) -> None:
     """Each handler run is recorded here by the handler itself (see e2e_app)."""
     conn = await asyncpg.connect(master)
@@ -98,3 +128,15 @@ async def create_runs_table(master: str) -> None:
         )
     finally:
         await conn.close()
+
+
+async def status_counts(master: str, cluster: str) -> Counter[int]:
+    """How many of the cluster's jobs are in each status, as the master has them."""
+    conn = await asyncpg.connect(master)
+    try:
+        rows = await conn.fetch(
+            "SELECT status, count(*) FROM jm_jobs WHERE cluster_id = $1 GROUP BY status", cluster
+        )
+    finally:
+        await conn.close()
+    return Counter({r[0]: r[1] for r in rows})

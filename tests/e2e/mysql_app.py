@@ -17,6 +17,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import asyncmy
+from e2e_plan import publish_plan
 
 from jobmaster import JobContext, JobMaster
 from jobmaster.db.mysql import connect_args
@@ -64,22 +65,7 @@ async def work(ctx: JobContext, n: int) -> None:
 
 
 async def publish(plan_path: str) -> None:
-    """Schedule the test's plan and write the ids back, so the test knows every job it must see."""
-    with open(plan_path) as f:
-        plan = json.load(f)
-    out: dict[str, list[str]] = {}
-    async with app:
-        for group in plan:
-            ids = await app.schedule_many(
-                group["handler"],
-                [{"n": i} for i in range(group["count"])],
-                priority=group.get("priority"),
-                lane=group.get("lane"),
-                delay=group.get("delay"),
-            )
-            out.setdefault(group["name"], []).extend(ids)
-    with open(plan_path + ".ids", "w") as f:
-        json.dump(out, f)
+    await publish_plan(app, plan_path)
 
 
 def main(argv: list[str]) -> None:

@@ -11,10 +11,9 @@ import os
 import random
 import signal
 import time
-from collections import Counter
 
 import asyncpg
-from e2e_support import Processes, create_runs_table
+from e2e_support import Processes, create_runs_table, status_counts, wait_registered
 
 from jobmaster import ClusterConfig
 
@@ -33,17 +32,6 @@ def _role(kind: str, generation: int) -> list[dict[str, object]]:
     return [{"name": name, "agent": "pg-agent", "mode": "drain"}]
 
 
-async def _status_counts(master: str, cluster: str) -> Counter[int]:
-    conn = await asyncpg.connect(master)
-    try:
-        rows = await conn.fetch(
-            "SELECT status, count(*) FROM jm_jobs WHERE cluster_id = $1 GROUP BY status", cluster
-        )
-    finally:
-        await conn.close()
-    return Counter({r[0]: r[1] for r in rows})
-
-
 async def test_random_worker_kills_lose_nothing(processes: Processes, pg_urls) -> None:
     master = pg_urls["master"]
     await create_runs_table(master)
@@ -55,7 +43,7 @@ async def test_random_worker_kills_lose_nothing(processes: Processes, pg_urls) -
         generation += 1
         name = f"{kind}-g{generation}"
         live[name] = (kind, processes.worker(name, _role(kind, generation)))
-    await asyncio.sleep(1.5)
+    await wait_registered(master, processes.cluster, len(live))
     publishing = asyncio.create_task(
         asyncio.to_thread(
             processes.publish,
@@ -65,10 +53,10 @@ async def test_random_worker_kills_lose_nothing(processes: Processes, pg_urls) -
     rng = random.Random(1234)
     killed: list[str] = []
     began = time.monotonic()
-    while (await _status_counts(master, processes.cluster))[5] < JOBS:
-        assert time.monotonic() - began < 600, await _status_counts(master, processes.cluster)
+    while (await status_counts(master, processes.cluster))[5] < JOBS:
+        assert time.monotonic() - began < 600, await status_counts(master, processes.cluster)
         await asyncio.sleep(KILL_EVERY)
-        if publishing.done() and (await _status_counts(master, processes.cluster))[5] >= JOBS:
+        if publishing.done() and (await status_counts(master, processes.cluster))[5] >= JOBS:
             break
         victim = rng.choice(sorted(live))
         kind, proc = live.pop(victim)

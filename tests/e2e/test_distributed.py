@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections import Counter
 
 import asyncpg
-from e2e_support import Processes, create_runs_table
+from e2e_support import Processes, create_runs_table, status_counts
 
 from jobmaster import Priority
 
@@ -17,21 +16,10 @@ CRITICAL_ONLY = {p.name: (3 if p is Priority.Critical else 0) for p in Priority}
 HEAVY = {p.name: (1 if p is Priority.Medium else 0) for p in Priority}
 
 
-async def _statuses(master: str, cluster: str) -> Counter[int]:
-    conn = await asyncpg.connect(master)
-    try:
-        rows = await conn.fetch(
-            "SELECT status, count(*) FROM jm_jobs WHERE cluster_id = $1 GROUP BY status", cluster
-        )
-    finally:
-        await conn.close()
-    return Counter({r[0]: r[1] for r in rows})
-
-
 async def _wait_succeeded(master: str, cluster: str, total: int, timeout: float) -> float:
     began = time.monotonic()
-    while (await _statuses(master, cluster))[5] < total:
-        assert time.monotonic() - began < timeout, await _statuses(master, cluster)
+    while (await status_counts(master, cluster))[5] < total:
+        assert time.monotonic() - began < timeout, await status_counts(master, cluster)
         await asyncio.sleep(0.2)
     return time.monotonic() - began
 
@@ -130,7 +118,7 @@ async def test_coordinator_killed_mid_run(processes: Processes, pg_urls) -> None
     await asyncio.sleep(1.5)
     # a publisher without the agent: every job takes the NO path through the coordinators
     ids = processes.publish([{"name": "jobs", "handler": "e2e_app.work", "count": 10_000}], agents={})["jobs"]
-    while (await _statuses(pg_urls["master"], processes.cluster))[5] < 2_000:
+    while (await status_counts(pg_urls["master"], processes.cluster))[5] < 2_000:
         await asyncio.sleep(0.05)
     doomed.send_signal(signal.SIGKILL)
     killed_at = time.monotonic()

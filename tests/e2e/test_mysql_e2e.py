@@ -7,9 +7,6 @@ count real executions, not the engine's own bookkeeping.
 from __future__ import annotations
 
 import asyncio
-import json
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -40,38 +37,14 @@ ALL_PRIORITIES = {p.name: 1 for p in Priority}
 class MysqlProcesses(Processes):
     """`Processes` running `mysql_app` instead of `e2e_app`, recording runs into E2E_RUNS."""
 
+    app_script = APP
+
     def __init__(self, master: str, runs: str, cluster: str, logs: Path) -> None:
         super().__init__(master, cluster, logs)
         self.runs = runs
 
     def env(self, workers: list[dict[str, Any]], agents: dict[str, str] | None = None) -> dict[str, str]:
         return {**super().env(workers, agents), "E2E_RUNS": self.runs}
-
-    def worker(self, name: str, workers: list[dict[str, Any]]) -> subprocess.Popen[bytes]:
-        log = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 - lives as long as the process
-        proc = subprocess.Popen(
-            [sys.executable, str(APP), "worker"], env=self.env(workers), stdout=log, stderr=subprocess.STDOUT
-        )
-        self.running.append(proc)
-        return proc
-
-    def publish(
-        self,
-        plan: list[dict[str, Any]],
-        timeout: float = 120,
-        agents: dict[str, str] | None = None,
-        name: str = "plan",
-    ) -> dict[str, list[str]]:
-        path = self.logs / f"{name}.json"
-        path.write_text(json.dumps(plan))
-        subprocess.run(
-            [sys.executable, str(APP), "publish", str(path)],
-            env=self.env([], agents),
-            check=True,
-            timeout=timeout,
-        )
-        ids: dict[str, list[str]] = json.loads(Path(str(path) + ".ids").read_text())
-        return ids
 
 
 async def _query(url: str, sql: str, args: Any = None) -> list[tuple[Any, ...]]:

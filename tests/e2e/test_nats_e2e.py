@@ -23,7 +23,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from e2e_support import Processes, create_runs_table
+from e2e_support import Processes, create_runs_table, status_counts
 from tests.nats.nats_support import PrivateNats
 
 from jobmaster.backends import make_agent
@@ -71,13 +71,6 @@ async def _fetch(master: str, query: str, *args: object) -> list[asyncpg.Record]
 async def _statuses(master: str, ids: list[str]) -> Counter[int]:
     rows = await _fetch(
         master, "SELECT status, count(*) FROM jm_jobs WHERE id = ANY($1::text[]) GROUP BY status", ids
-    )
-    return Counter({r[0]: r[1] for r in rows})
-
-
-async def _cluster_statuses(master: str, cluster: str) -> Counter[int]:
-    rows = await _fetch(
-        master, "SELECT status, count(*) FROM jm_jobs WHERE cluster_id = $1 GROUP BY status", cluster
     )
     return Counter({r[0]: r[1] for r in rows})
 
@@ -290,13 +283,10 @@ async def test_nats_kill_test(shared_nats: str, processes: Processes, pg_urls) -
     killed: list[str] = []
     began = time.monotonic()
     limit = 120 + CHAOS_JOBS / 100
-    while (counts := await _cluster_statuses(master, processes.cluster))[SUCCEEDED] < CHAOS_JOBS:
+    while (counts := await status_counts(master, processes.cluster))[SUCCEEDED] < CHAOS_JOBS:
         assert time.monotonic() - began < limit, f"stuck: statuses {dict(counts)}"
         await asyncio.sleep(KILL_EVERY)
-        if (
-            publishing.done()
-            and (await _cluster_statuses(master, processes.cluster))[SUCCEEDED] == CHAOS_JOBS
-        ):
+        if publishing.done() and (await status_counts(master, processes.cluster))[SUCCEEDED] == CHAOS_JOBS:
             break
         victim = rng.choice(sorted(live))
         kind, proc = live.pop(victim)

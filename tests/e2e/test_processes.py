@@ -6,7 +6,7 @@ import asyncio
 import time
 
 import asyncpg
-from e2e_support import Processes, create_runs_table
+from e2e_support import Processes, create_runs_table, status_counts
 
 from jobmaster import Priority
 
@@ -16,15 +16,9 @@ PER_PRIORITY = 900  # x 5 priorities = 4,500 Default-lane jobs
 
 
 async def _final_counts(master: str, cluster: str) -> dict[str, int]:
-    conn = await asyncpg.connect(master)
-    try:
-        rows = await conn.fetch(
-            "SELECT status, count(*) FROM jm_jobs WHERE cluster_id = $1 GROUP BY status", cluster
-        )
-    finally:
-        await conn.close()
     names = {5: "Succeeded", 7: "Failed", 8: "Cancelled"}
-    return {names.get(r[0], f"open:{r[0]}"): r[1] for r in rows}
+    counts = await status_counts(master, cluster)
+    return {names.get(status, f"open:{status}"): n for status, n in counts.items()}
 
 
 async def test_publisher_and_two_worker_processes(processes: Processes, pg_urls) -> None:
