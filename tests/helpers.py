@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
+from jobmaster.agents.base import AgentTransport
+from jobmaster.backends import make_agent
 from jobmaster.jobs.model import Job, JobStatus, Priority, new_job_id
 
 
@@ -27,3 +32,17 @@ def make_job(
         status=status,
         **fields,
     )
+
+
+@contextlib.asynccontextmanager
+async def agent_with_bucket(url: str, name: str) -> AsyncIterator[tuple[AgentTransport, str]]:
+    """An open, migrated agent of a fresh cluster, and a new bucket in it."""
+    agent = make_agent(url, f"{name}-{uuid.uuid4().hex[:8]}", name)
+    await agent.open()
+    try:
+        await agent.migrate()
+        bucket = f"bucket-{uuid.uuid4().hex[:10]}"
+        await agent.create_bucket(bucket)
+        yield agent, bucket
+    finally:
+        await agent.close()

@@ -10,20 +10,15 @@ import asyncio
 import time
 import uuid
 
+from helpers import agent_with_bucket
 from jobmaster.agents.base import AgentMessage
 from jobmaster.agents.postgres import PostgresAgent
-from jobmaster.backends import make_agent
 from jobmaster.db.postgres import POOL_MAX
 
 
 async def test_claims_and_acks_leave_pushes_durable(pg_urls: dict[str, str]) -> None:
-    agent = make_agent(pg_urls["agent"], f"commits-{uuid.uuid4().hex[:8]}", "commits")
-    assert isinstance(agent, PostgresAgent)
-    await agent.open()
-    try:
-        await agent.migrate()
-        bucket = f"bucket-{uuid.uuid4().hex[:10]}"
-        await agent.create_bucket(bucket)
+    async with agent_with_bucket(pg_urls["agent"], "commits") as (agent, bucket):
+        assert isinstance(agent, PostgresAgent)
         now = time.time()
         messages = [AgentMessage(uuid.uuid4().hex, now - 1, 0, b"{}") for _ in range(40)]
         await agent.push(bucket, messages)
@@ -40,5 +35,3 @@ async def test_claims_and_acks_leave_pushes_durable(pg_urls: dict[str, str]) -> 
             for conn in connections:
                 await pool.release(conn)
         assert settings == {"on"}
-    finally:
-        await agent.close()

@@ -16,10 +16,10 @@ from typing import Any
 
 import asyncpg
 
-from helpers import make_job
+from helpers import agent_with_bucket, make_job
 from jobmaster.agents import postgres as pg_agent
 from jobmaster.agents.base import AgentMessage
-from jobmaster.backends import make_agent, make_master
+from jobmaster.backends import make_master
 from jobmaster.cluster.model import Bucket
 from jobmaster.jobs.model import Priority
 from jobmaster.master import postgres as pg_master
@@ -49,12 +49,7 @@ async def _generic_plan(url: str, sql: str, types: str, *args: Any) -> list[dict
 
 
 async def test_claims_update_by_tid_whatever_the_statistics(pg_urls: dict[str, str]) -> None:
-    agent = make_agent(pg_urls["agent"], f"plans-{uuid.uuid4().hex[:8]}", "plans")
-    await agent.open()
-    try:
-        await agent.migrate()
-        bucket = f"bucket-{uuid.uuid4().hex[:10]}"
-        await agent.create_bucket(bucket)
+    async with agent_with_bucket(pg_urls["agent"], "plans") as (agent, bucket):
         now = time.time()
         await agent.push(bucket, [AgentMessage(uuid.uuid4().hex, now + i, 0, b"{}") for i in range(3000)])
         claim = await _generic_plan(
@@ -63,8 +58,6 @@ async def test_claims_update_by_tid_whatever_the_statistics(pg_urls: dict[str, s
         unsaved = await _generic_plan(
             pg_urls["agent"], pg_agent._CLAIM_UNSAVED, UNSAVED_TYPES, bucket, now, 100, now + 60, now + 10
         )
-    finally:
-        await agent.close()
     for plan in (claim, unsaved):
         _assert_by_tid(plan)
 
