@@ -28,6 +28,7 @@ from jobmaster.master.postgres import PostgresMaster
 CLAIM_TYPES = "text, float8, float8, integer, float8"
 UNSAVED_TYPES = "text, float8, integer, float8, float8"
 TAKE_TYPES = "text, float8, integer, float8, integer, text, float8"
+RECOVER_TYPES = "text, float8, integer, text, text"
 
 
 def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -89,6 +90,20 @@ async def test_the_job_table_queue_is_taken_by_tid(pg_urls: dict[str, str]) -> N
     finally:
         await master.close()
     _assert_by_tid(take)
+
+
+async def test_expired_leases_are_found_through_the_lease_index(pg_urls: dict[str, str]) -> None:
+    """The lease index leaves out rows without a lease; recovery's predicate must still imply it."""
+    master = make_master(pg_urls["master"], f"plans-{uuid.uuid4().hex[:8]}")
+    await master.open()
+    try:
+        await master.migrate()
+        recover = await _generic_plan(
+            pg_urls["master"], pg_master._RECOVER, RECOVER_TYPES, "c1", time.time(), 100, "{}", "chan"
+        )
+    finally:
+        await master.close()
+    assert "jm_jobs_lease" in {node.get("Index Name") for node in recover}, recover
 
 
 def _assert_by_tid(plan: list[dict[str, Any]]) -> None:

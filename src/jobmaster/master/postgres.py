@@ -132,6 +132,16 @@ MIGRATIONS: list[list[str]] = [
         """CREATE INDEX IF NOT EXISTS jm_jobs_queued ON jm_jobs (bucket_id, scheduled_at)
             WHERE status = 3""",
     ],
+    [
+        # Lease renewal names the held ids (primary key), so nothing reads this one any more, and
+        # every take, adopt and start of a job wrote an entry into it.
+        "DROP INDEX IF EXISTS jm_jobs_owner",
+        # A job waiting in a job-table queue has no lease (a drain of its bucket returns it), so
+        # the recovery index need not hold it: that was an entry per scheduled job, never read.
+        "DROP INDEX IF EXISTS jm_jobs_lease",
+        f"""CREATE INDEX IF NOT EXISTS jm_jobs_lease ON jm_jobs (cluster_id, lease_expires_at)
+            WHERE status IN {_OWNED} AND lease_expires_at IS NOT NULL""",
+    ],
 ]
 
 _ATTEMPT_COLUMNS = "job_id, attempt, worker_id, started_at, finished_at, outcome, error"
@@ -476,8 +486,9 @@ DEADLOCK_ATTEMPTS = 5
 async def _batch_write(pool: asyncpg.Pool, sql: str, *args: Any) -> list[asyncpg.Record]:
     """Run a batched job write, again if PostgreSQL picked it as a deadlock victim.
 
-    Batches lock rows in id order, but a heartbeat's lease renewal may walk the owner index in
-    lease order; PostgreSQL then aborts one of the two statements whole. Every such write is a
+    Batches lock rows in id order, but statements that find their rows through another index (a
+    take through the queue index, the recovery through the lease index) lock them in that index's
+    order; PostgreSQL then aborts one of the two statements whole. Every such write is a
     compare-and-swap, so running it again is safe.
     """
     for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
