@@ -1,7 +1,8 @@
 """Per-bucket execution: prefetch, buffer, run, report.
 
-This is where a job moves AssignedToBucket/SavePending -> Queued -> Processing -> final. The buffer
-holds at most `bucket_buffer_size` jobs due within `bucket_buffer_lead_time`; at most
+This is where a job moves AssignedToBucket/SavePending -> Queued -> Processing -> final, or straight
+to Processing when it is due and a slot is free: the write that makes it ours then starts it too. The
+buffer holds at most `bucket_buffer_size` jobs due within `bucket_buffer_lead_time`; at most
 round(base slots x `parallelism_factor`) run at once; intake stops while the buffer is full, which is
 the back-pressure the tuning guide describes.
 """
@@ -9,11 +10,13 @@ the back-pressure the tuning guide describes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import logging
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -191,6 +194,21 @@ class BucketExecutor:
             await self._save(unsaved)
         return len(messages) == room or len(unsaved) == SAVE_BATCH
 
+    @contextlib.contextmanager
+    def _reserving(self, slots: int) -> Iterator[None]:
+        """Hold `slots` for the jobs a write in flight may start.
+
+        Dispatch cannot see those slots meanwhile, so it is woken once they are given back: a due job
+        that reached the buffer during the write would otherwise wait for the next wake-up.
+        """
+        self._starting += slots
+        try:
+            yield
+        finally:
+            self._starting -= slots
+            if self._buffer:
+                self._dispatch_wake.set()
+
     def _startable(self, now: float) -> int:
         """Slots a job taken now could start in: none while due jobs wait in the buffer."""
         if self._buffer and self._buffer[0][0] <= now:
@@ -207,8 +225,7 @@ class BucketExecutor:
         start = self._startable(now)
         if start == 0 and room == 0:
             return False
-        self._starting += start
-        try:
+        with self._reserving(start):
             jobs = await queue.take(
                 self.bucket.id,
                 self.worker.id,
@@ -218,11 +235,6 @@ class BucketExecutor:
                 due_before=due_before,
                 limit=room,
             )
-        finally:
-            self._starting -= start
-            if self._buffer:
-                # the slots held for this take hid free slots from dispatch, which may be waiting
-                self._dispatch_wake.set()
         started = 0
         for job in jobs:
             if job.status is JobStatus.Processing:
@@ -264,13 +276,8 @@ class BucketExecutor:
         due = sorted((j for j in jobs if j.scheduled_at <= now), key=lambda j: j.scheduled_at)
         start = StartNow(frozenset(j.id for j in due[: self._startable(now)]), now)
         lease = now + self.worker.cluster.job_lease
-        self._starting += len(start.ids)
-        try:
+        with self._reserving(len(start.ids)):
             owned = set(await self.worker.master.adopt(jobs, self.bucket.id, self.worker.id, lease, start))
-        finally:
-            self._starting -= len(start.ids)
-            if self._buffer:
-                self._dispatch_wake.set()  # the slots held for this write were hidden from dispatch
         buffered = False
         for job in jobs:
             if job.id not in owned:
