@@ -10,7 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 from engine_support import eventually
 
+from helpers import make_job
 from jobmaster import JobContext, JobStatus, Priority
+from jobmaster.master.base import Fence
 
 
 async def test_every_job_runs_exactly_once_across_priorities(make_app, start) -> None:
@@ -314,3 +316,18 @@ async def test_running_block_for_asgi_lifespans(make_app) -> None:
 
 async def _started(app, job_id: str) -> bool:
     return (await app.get_job(job_id)).status is JobStatus.Processing
+
+
+async def test_two_copies_of_a_job_in_one_start_batch_start_once(make_app) -> None:
+    """Copies of one job held by two buffers (a lease lapsed during a pause): only the current runs."""
+    app = make_app(workers=[])
+    async with app:
+        master = app.runtime.master
+        [job_id] = await master.insert_jobs([make_job(-1)])
+        queued = await master.update_job(job_id, 1, {"status": JobStatus.Queued})
+        assert queued is not None and queued.version == 2
+        now = time.time()
+        results = await app.runtime.starts.submit_many(
+            [(Fence(job_id, 1), now, now + 30), (Fence(job_id, 2), now, now + 30)]
+        )
+    assert results == [False, True]

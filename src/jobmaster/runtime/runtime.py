@@ -110,10 +110,31 @@ class Runtime:
         await agent.ack(bucket_id, list(bad))
 
     async def _flush_starts(self, items: list[StartRequest]) -> list[bool]:
-        now = max(item[1] for item in items)
-        lease = max(item[2] for item in items)
-        started = set(await self.master.start([item[0] for item in items], now, lease))
-        return [item[0].job_id in started for item in items]
+        """Start a batch; a job named twice goes to a second write, never into the same one.
+
+        Two executors can hold copies of one job (a lease lapsed while the first was paused and the
+        job was dispatched again). The master starts at most the copy whose version holds, but it
+        answers with job ids: with both copies in one write, both would read as started and run.
+        """
+        results = [False] * len(items)
+        pending = list(range(len(items)))
+        while pending:
+            batch: dict[str, int] = {}
+            rest: list[int] = []
+            for index in pending:
+                job_id = items[index][0].job_id
+                if job_id in batch:
+                    rest.append(index)
+                else:
+                    batch[job_id] = index
+            chosen = [items[i] for i in batch.values()]
+            now = max(item[1] for item in chosen)
+            lease = max(item[2] for item in chosen)
+            started = set(await self.master.start([item[0] for item in chosen], now, lease))
+            for job_id, index in batch.items():
+                results[index] = job_id in started
+            pending = rest
+        return results
 
     async def _flush_completions(self, items: list[Completion]) -> list[bool]:
         """Outcomes must reach the master: retry with back-off until the write goes through."""
