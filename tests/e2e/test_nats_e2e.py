@@ -34,10 +34,11 @@ FAST = {"heartbeat_interval": 0.3, "worker_timeout": 1.5, "job_lease": 2}
 CHAOS_JOBS = int(os.environ.get("JOBMASTER_CHAOS_JOBS", "10000"))
 KILL_EVERY = float(os.environ.get("JOBMASTER_CHAOS_KILL_EVERY", "2"))
 SUCCEEDED = 5
-#: Final master version of a job that succeeded at its first attempt without ever being HeldOnMaster:
-#: YES path = adopted from the agent (v1) or saved (v1) then adopted (v2), started, completed.
-#: The NO path adds the insert as HeldOnMaster and the coordinator's assignment: 5.
-YES_PATH_MAX_VERSION = 4
+#: Final master version of a job due at once that succeeded at its first attempt: on the YES path it
+#: is adopted from the agent (v1), started in that write or by the next (v2), and completed: 2 or 3.
+#: The NO path adds the insert as HeldOnMaster and the coordinator's assignment first: 4 or 5. (A job
+#: saved before it was due, which a due-now job never is, would also reach 4.)
+YES_PATH_MAX_VERSION = 3
 RELAXED_LEASES = {"heartbeat_interval": 1.0, "job_lease": 15.0, "worker_timeout": 10.0}
 
 
