@@ -80,6 +80,17 @@ async def test_claim_due_respects_horizon_routes_order_and_limit(master: MasterS
         assert stored is not None and stored.status is JobStatus.HeldOnMaster
 
 
+async def test_claim_over_several_routes_takes_the_earliest_due_of_all(master: MasterStore) -> None:
+    """Each route is read as its own range of the due index; the claim still merges them by due time."""
+    medium = [make_job(-10 + 2 * i) for i in range(4)]
+    high = [make_job(-9 + 2 * i, priority=Priority.High) for i in range(4)]
+    await master.insert_jobs([*medium, *high])
+    routes = [("Default", Priority.Medium), ("Default", Priority.High)]
+    claimed = await master.claim_due(time.time(), routes, 5, assign_all())
+    earliest = sorted([*medium, *high], key=lambda j: j.scheduled_at)[:5]
+    assert [j.id for j in claimed] == [j.id for j in earliest]
+
+
 async def test_claim_leaves_unassigned_jobs_held(master: MasterStore) -> None:
     jobs = [make_job(-1), make_job(-1)]
     await master.insert_jobs(jobs)

@@ -29,6 +29,7 @@ CLAIM_TYPES = "text, float8, float8, integer, float8"
 UNSAVED_TYPES = "text, float8, integer, float8, float8"
 TAKE_TYPES = "text, float8, integer, float8, integer, text, float8"
 RECOVER_TYPES = "text, float8, integer, text, text"
+CLAIM_DUE_TYPES = "text, float8, text[], smallint[], integer"
 
 
 def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -90,6 +91,30 @@ async def test_the_job_table_queue_is_taken_by_tid(pg_urls: dict[str, str]) -> N
     finally:
         await master.close()
     _assert_by_tid(take)
+
+
+async def test_a_claim_reads_at_most_its_limit_per_route_of_a_backlog(pg_urls: dict[str, str]) -> None:
+    """With 3,000 jobs due, a claim of 100 reads 100 rows of the due index, not the whole backlog."""
+    cluster = f"plans-{uuid.uuid4().hex[:8]}"
+    master = make_master(pg_urls["master"], cluster)
+    await master.open()
+    conn = await asyncpg.connect(pg_urls["master"])
+    try:
+        await master.migrate()
+        await master.insert_jobs([make_job(-i / 1000) for i in range(3000)])
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        await conn.execute(f"PREPARE probe ({CLAIM_DUE_TYPES}) AS {pg_master._CLAIM}")
+        async with conn.transaction():
+            raw = await conn.fetchval(
+                f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE probe('{cluster}', {time.time()},"
+                f" '{{Default,Default}}', '{{{int(Priority.Medium)},{int(Priority.High)}}}', 100)"
+            )
+    finally:
+        await conn.close()
+        await master.close()
+    scans = [n for n in _nodes(json.loads(raw)[0]["Plan"]) if n.get("Index Name") == "jm_jobs_due"]
+    assert scans, raw
+    assert all(n["Actual Rows"] <= 100 for n in scans), [(n["Actual Rows"], n["Actual Loops"]) for n in scans]
 
 
 async def test_expired_leases_are_found_through_the_lease_index(pg_urls: dict[str, str]) -> None:

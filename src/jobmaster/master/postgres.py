@@ -267,12 +267,20 @@ _ADOPT = f"""
     SELECT id, true AS fresh FROM ins UNION ALL SELECT id, false FROM moved
 """
 
+#: One ordered, limited range of the due index per route, so a claim reads and locks at most
+#: `$5` rows per route however many jobs are due; the outer sort then keeps the earliest `$5`.
+#: A single range over every route read (and sorted) the whole due backlog on each claim: 0.5 s
+#: per claim of 2,000 with 80,000 jobs due, so working off a backlog cost quadratic time.
 _CLAIM = f"""
-    SELECT {rows.JOB_SELECT} FROM jm_jobs
-    WHERE cluster_id = $1 AND status = 2 AND scheduled_at <= $2
-        AND (lane, priority) IN (SELECT * FROM unnest($3::text[], $4::smallint[]))
-    ORDER BY scheduled_at LIMIT $5
-    FOR UPDATE SKIP LOCKED
+    SELECT c.* FROM unnest($3::text[], $4::smallint[]) AS r(lane, priority)
+    CROSS JOIN LATERAL (
+        SELECT {rows.JOB_SELECT} FROM jm_jobs
+        WHERE cluster_id = $1 AND status = 2 AND lane = r.lane AND priority = r.priority
+            AND scheduled_at <= $2
+        ORDER BY scheduled_at LIMIT $5
+        FOR UPDATE SKIP LOCKED
+    ) AS c
+    ORDER BY c.scheduled_at LIMIT $5
 """
 
 _ASSIGN = """
