@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 
 import pytest
 
@@ -10,7 +11,7 @@ from jobmaster import JobContext, JobMaster, Priority, ScheduleError
 from jobmaster.config.loading import load
 from jobmaster.jobs import codec
 from jobmaster.jobs.builder import Options, build_job
-from jobmaster.jobs.model import BASE_SLOTS, FINAL_STATUSES, JobStatus, run_capacity
+from jobmaster.jobs.model import BASE_SLOTS, FINAL_STATUSES, JobStatus, new_job_id, run_capacity
 from jobmaster.runtime.backoff import retry_delay
 
 
@@ -23,6 +24,16 @@ def test_backoff_doubles_and_is_capped() -> None:
         assert delay >= min(30.0, 0.5 * 2 ** (n - 1)) * 0.75 - 1e-9
     with pytest.raises(ValueError):
         retry_delay(0, 1, 1, 0)
+
+
+def test_job_ids_are_unique_and_sort_by_creation_time() -> None:
+    before = [new_job_id() for _ in range(20_000)]
+    time.sleep(0.002)
+    after = new_job_id()
+    assert len(set(before)) == len(before)
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in before)
+    assert max(before) < after
+    assert int(after[:12], 16) == pytest.approx(time.time() * 1000, abs=1000)
 
 
 def test_run_capacity_matches_the_tuning_guide() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import os
+import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -80,8 +81,14 @@ def run_capacity(priority: Priority, parallelism_factor: float) -> int:
 
 
 def new_job_id() -> str:
-    """128 random bits as 32 hex digits: as unique as a UUID4, at a fraction of its cost."""
-    return os.urandom(16).hex()
+    """32 hex digits: milliseconds since the epoch (12), then 80 random bits (20), as in a UUIDv7.
+
+    Ids made close in time sort close together, so a batch of new jobs lands in a few right-hand
+    pages of a primary-key B-tree instead of one random page each: fewer pages dirtied, read and
+    logged per insert, and the jobs being run sit in pages that are still cached. 80 random bits per
+    millisecond keep ids as unique as a UUID's.
+    """
+    return f"{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
 
 
 @dataclass(slots=True)
