@@ -142,6 +142,20 @@ MIGRATIONS: list[list[str]] = [
         f"""CREATE INDEX IF NOT EXISTS jm_jobs_lease ON jm_jobs (cluster_id, lease_expires_at)
             WHERE status IN {_OWNED} AND lease_expires_at IS NOT NULL""",
     ],
+    [
+        # Keys compare byte by byte whatever the database's locale: under a libc locale (even
+        # C.UTF-8) every comparison in these indexes went through strcoll.
+        *(
+            f'ALTER TABLE {table} ALTER COLUMN {column} TYPE text COLLATE "C"'
+            for table, columns in (
+                ("jm_jobs", ("id", "cluster_id", "definition_id", "lane", "bucket_id", "worker_id")),
+                ("jm_attempts", ("job_id",)),
+                ("jm_buckets", ("id", "cluster_id", "worker_id")),
+                ("jm_workers", ("id", "cluster_id")),
+            )
+            for column in columns
+        ),
+    ],
 ]
 
 _ATTEMPT_COLUMNS = "job_id, attempt, worker_id, started_at, finished_at, outcome, error"
