@@ -18,7 +18,7 @@ from jobmaster.config.loading import load, validate
 from jobmaster.config.settings import ClusterConfig, WorkerConfig
 from jobmaster.errors import ConfigError, ScheduleError
 from jobmaster.handlers.registry import HandlerFunc, HandlerRegistry
-from jobmaster.jobs.builder import Options, build_job, due_time
+from jobmaster.jobs.builder import Options, build_job, due_time, prepare
 from jobmaster.jobs.manage import Manager
 from jobmaster.jobs.model import Attempt, Job, JobFilter, JobStatus, Priority
 from jobmaster.master.base import StatusCount
@@ -325,8 +325,8 @@ class JobMaster:
         """Schedule many jobs of one handler in one batch; all are validated before any is written."""
         resolved = self.registry.resolve(handler)
         options = Options(at, delay, priority, lane, timeout, max_retries, metadata)
-        now = time.time()
-        jobs = [build_job(resolved, data, options, self.config, now) for data in items]
+        template = prepare(resolved, options, self.config)
+        jobs = [template.job(data) for data in items]
         await self._publish(jobs, connection)
         return [j.id for j in jobs]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+from typing import Any
 
 import pytest
 
@@ -103,3 +104,34 @@ def test_handlers_take_context_only_when_they_ask() -> None:
     jm.registry.resolve(without).check_arguments({"x": 1})
     with pytest.raises(ScheduleError, match="missing a required argument"):
         jm.registry.resolve(without).check_arguments({})
+
+
+def _shapes() -> list[Any]:
+    def plain(a: int, b: int = 2) -> None: ...
+    def kw_only(*, a: int, b: int = 2) -> None: ...
+    def any_kw(a: int, **rest: Any) -> None: ...
+    def with_ctx(ctx: JobContext, a: int) -> None: ...
+    def pos_only(a: int, /, b: int = 2) -> None: ...
+    def star_args(*args: int, a: int = 1) -> None: ...
+    def nothing() -> None: ...
+
+    return [plain, kw_only, any_kw, with_ctx, pos_only, star_args, nothing]
+
+
+@pytest.mark.parametrize("func", _shapes(), ids=lambda f: f.__name__)
+def test_the_fast_argument_check_agrees_with_signature_bind(func: Any) -> None:
+    """The set-based check must accept and refuse exactly what calling the handler would."""
+    handler = JobMaster("shapes").registry.register(func)
+    datas: list[dict[str, Any]] = [{}, {"a": 1}, {"b": 1}, {"a": 1, "b": 2}, {"a": 1, "c": 3}, {"c": 3}]
+    for data in datas:
+        args = (None,) if handler.wants_context else ()
+        try:
+            handler.signature.bind(*args, **data)
+            binds = True
+        except TypeError:
+            binds = False
+        if binds:
+            handler.check_arguments(data)
+        else:
+            with pytest.raises(ScheduleError, match="does not match the parameters"):
+                handler.check_arguments(data)

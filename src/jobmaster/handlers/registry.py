@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,40 @@ class HandlerDefaults:
 
 
 @dataclass(slots=True, frozen=True)
+class KeywordShape:
+    """The parameters of a handler that takes its data by keyword only (the usual case).
+
+    Checking data against it is two set operations, where `Signature.bind` cost a third of the
+    whole scheduling of a job.
+    """
+
+    required: frozenset[str]
+    #: None when the handler takes `**kwargs`.
+    allowed: frozenset[str] | None
+
+    def admits(self, keys: Iterable[str]) -> bool:
+        names = set(keys)
+        return self.required <= names and (self.allowed is None or names <= self.allowed)
+
+
+def keyword_shape(signature: inspect.Signature, wants_context: bool) -> KeywordShape | None:
+    """None when some parameter (positional-only, `*args`) leaves the decision to `Signature.bind`."""
+    required: set[str] = set()
+    allowed: set[str] = set()
+    takes_any = False
+    for param in list(signature.parameters.values())[1 if wants_context else 0 :]:
+        if param.kind is param.VAR_KEYWORD:
+            takes_any = True
+        elif param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY):
+            allowed.add(param.name)
+            if param.default is param.empty:
+                required.add(param.name)
+        else:
+            return None
+    return KeywordShape(frozenset(required), None if takes_any else frozenset(allowed))
+
+
+@dataclass(slots=True, frozen=True)
 class Handler:
     definition_id: str
     func: HandlerFunc
@@ -37,9 +71,12 @@ class Handler:
     wants_context: bool
     defaults: HandlerDefaults
     signature: inspect.Signature
+    shape: KeywordShape | None
 
     def check_arguments(self, data: dict[str, Any]) -> None:
         """Refuse data that cannot call the handler now, rather than failing every retry later."""
+        if self.shape is not None and self.shape.admits(data):
+            return
         args = (None,) if self.wants_context else ()
         try:
             self.signature.bind(*args, **data)
@@ -121,13 +158,16 @@ class HandlerRegistry:
         existing = self._handlers.get(definition_id)
         if existing is not None and existing.func is not func:
             raise ConfigError(f"handler id {definition_id!r} is already registered to another function")
+        wants_context = _wants_context(func)
+        signature = inspect.signature(func)
         handler = Handler(
             definition_id=definition_id,
             func=func,
             is_async=asyncio.iscoroutinefunction(func),
-            wants_context=_wants_context(func),
+            wants_context=wants_context,
             defaults=defaults,
-            signature=inspect.signature(func),
+            signature=signature,
+            shape=keyword_shape(signature, wants_context),
         )
         self._handlers[definition_id] = handler
         return handler

@@ -55,17 +55,47 @@ def due_time(at: datetime | None, delay: float | timedelta | str | None, now: fl
     return now
 
 
-def build_job(
-    handler: Handler,
-    data: dict[str, Any] | None,
-    options: Options,
-    cluster: ClusterConfig,
-    now: float | None = None,
-) -> Job:
+@dataclass(slots=True, frozen=True)
+class JobTemplate:
+    """One scheduling call with its options resolved, validated once for all the jobs it makes."""
+
+    handler: Handler
+    scheduled_at: float
+    created_at: float
+    priority: Priority
+    lane: str
+    timeout_s: float
+    max_retries: int
+    metadata: dict[str, Any]
+    max_message_bytes: int
+
+    def job(self, data: dict[str, Any] | None) -> Job:
+        """A job of this call carrying `data`; refuses data the handler or the transport cannot take."""
+        if data is not None and not isinstance(data, dict):
+            raise ScheduleError(f"job data must be a dict of keyword arguments, got {type(data).__name__}")
+        self.handler.check_arguments(data or {})
+        payload = {"data": data or {}, "metadata": self.metadata}
+        codec.encode_payload(payload, f"job data for {self.handler.definition_id!r}", self.max_message_bytes)
+        return Job(
+            id=new_job_id(),
+            definition_id=self.handler.definition_id,
+            scheduled_at=self.scheduled_at,
+            created_at=self.created_at,
+            priority=self.priority,
+            lane=self.lane,
+            data=dict(data or {}),
+            metadata=dict(self.metadata),
+            timeout_s=self.timeout_s,
+            max_retries=self.max_retries,
+            status=JobStatus.SavePending,
+        )
+
+
+def prepare(
+    handler: Handler, options: Options, cluster: ClusterConfig, now: float | None = None
+) -> JobTemplate:
+    """Resolve a call's options (call > handler > cluster default) and its due time."""
     now = time.time() if now is None else now
-    if data is not None and not isinstance(data, dict):
-        raise ScheduleError(f"job data must be a dict of keyword arguments, got {type(data).__name__}")
-    handler.check_arguments(data or {})
     try:
         call = validate_defaults(
             options.priority,
@@ -78,23 +108,27 @@ def build_job(
     except ConfigError as exc:
         raise ScheduleError(str(exc)) from None
     defaults = handler.defaults
-    metadata = {**defaults.metadata, **call.metadata}
-    payload = {"data": data or {}, "metadata": metadata}
-    codec.encode_payload(payload, f"job data for {handler.definition_id!r}", cluster.max_message_bytes)
-    max_retries = _first(call.max_retries, defaults.max_retries, cluster.default_max_retries)
-    return Job(
-        id=new_job_id(),
-        definition_id=handler.definition_id,
+    return JobTemplate(
+        handler=handler,
         scheduled_at=due_time(options.at, options.delay, now),
         created_at=now,
         priority=_first(call.priority, defaults.priority, Priority.Medium),
         lane=_first(call.lane, defaults.lane, DEFAULT_LANE),
-        data=dict(data or {}),
-        metadata=metadata,
         timeout_s=_first(call.timeout_s, defaults.timeout_s, cluster.default_job_timeout),
-        max_retries=max_retries,
-        status=JobStatus.SavePending,
+        max_retries=_first(call.max_retries, defaults.max_retries, cluster.default_max_retries),
+        metadata={**defaults.metadata, **call.metadata},
+        max_message_bytes=cluster.max_message_bytes,
     )
+
+
+def build_job(
+    handler: Handler,
+    data: dict[str, Any] | None,
+    options: Options,
+    cluster: ClusterConfig,
+    now: float | None = None,
+) -> Job:
+    return prepare(handler, options, cluster, now).job(data)
 
 
 def _first(*values: Any) -> Any:
