@@ -50,6 +50,35 @@ async def test_insert_and_get_round_trip(master: MasterStore) -> None:
     assert got.attempt_limit == job.max_retries + 1
 
 
+async def test_a_batch_keeps_every_job_s_own_values(master: MasterStore) -> None:
+    """Batches may send a column that is equal for all jobs once; one that differs must not be."""
+    same = dict(priority=Priority.Low, lane="Batch", data={"n": 0}, metadata={"m": 1}, timeout_s=7.0)
+    jobs = [make_job(1, **same) for _ in range(3)]
+    jobs += [
+        make_job(2, **{**same, "priority": Priority.High}),
+        make_job(3, **{**same, "lane": "Other"}),
+        make_job(4, **{**same, "data": {"n": 4}, "metadata": {}}),
+        make_job(5, **{**same, "timeout_s": 9.5, "max_retries": 0, "definition_id": "tests.other"}),
+    ]
+    assert await master.insert_jobs(jobs) == [j.id for j in jobs]
+    for job in jobs:
+        got = await master.get_job(job.id)
+        assert got is not None
+        assert (got.definition_id, got.priority, got.lane, got.data, got.metadata) == (
+            job.definition_id,
+            job.priority,
+            job.lane,
+            job.data,
+            job.metadata,
+        )
+        assert (got.timeout_s, got.max_retries, got.attempt_limit) == (
+            job.timeout_s,
+            job.max_retries,
+            job.attempt_limit,
+        )
+        assert abs(got.scheduled_at - job.scheduled_at) < 1e-3
+
+
 async def test_duplicate_insert_is_ignored(master: MasterStore) -> None:
     job = make_job()
     await master.insert_jobs([job])

@@ -11,6 +11,7 @@ PostgreSQL on the way in and by orjson (`rows.job_from_row`) on the way out.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -188,40 +189,71 @@ _JOB_ARRAY_TYPES = (
 _COL = {name: index for index, name in enumerate(rows.JOB_COLUMNS)}
 
 
-def _unnest_jobs(first: int) -> str:
-    """`unnest` over one array parameter per job column, numbered from `$first`."""
-    arrays = ", ".join(f"${first + i}::{t}" for i, t in enumerate(_JOB_ARRAY_TYPES))
-    return f"unnest({arrays})"
+@functools.cache
+def _job_rows_sql(first: int, varying: tuple[int, ...]) -> str:
+    """`SELECT` of one row per job: `unnest` over the varying columns, a scalar for the others.
+
+    Parameters are numbered from `$first`: first the varying columns' arrays, then the scalars.
+    """
+    scalars = iter(range(first + len(varying), first + len(rows.JOB_COLUMNS)))
+    arrays = ", ".join(f"${first + n}::{_JOB_ARRAY_TYPES[c]}" for n, c in enumerate(varying))
+    names = ", ".join(f"c{c}" for c in varying)
+    values = ", ".join(
+        f"u.c{c}" if c in varying else f"${next(scalars)}::{_JOB_ARRAY_TYPES[c][:-2]}"
+        for c in range(len(rows.JOB_COLUMNS))
+    )
+    return f"SELECT {values} FROM unnest({arrays}) AS u({names})"
 
 
-#: `$1` cluster, `$2..$23` the job columns, `$24` the channel. The uncorrelated sub-select runs once
-#: per statement, after the insert, and only notifies if a HeldOnMaster job was really inserted.
+def _job_rows(jobs: Sequence[Job], first: int, **fixed: Any) -> tuple[str, list[Any]]:
+    """Jobs as the rows of an INSERT ... SELECT, and their parameters from `$first` on.
+
+    asyncpg checks the type of every array element in Python (about half a microsecond each), so
+    22 arrays of a batch cost 11 us a job; the jobs of one scheduling call differ only in id and
+    data, so every other column goes as one scalar. The id always varies: it gives the row count.
+    """
+    if not jobs:
+        return _job_rows_sql(first, (0,)), [[]] + [None] * (len(rows.JOB_COLUMNS) - 1)
+    columns = _job_columns(jobs, **fixed)
+    varying = tuple(c for c, values in enumerate(columns) if c == 0 or values.count(values[0]) != len(values))
+    params: list[Any] = [columns[c] for c in varying]
+    params += [columns[c][0] for c in range(len(columns)) if c not in varying]
+    return _job_rows_sql(first, varying), params
+
+
+#: Statements that insert jobs are templates: `{rows}` is the `_job_rows` SELECT of the batch, whose
+#: parameters follow the statement's own.
+
+#: `$1` cluster, `$2` the channel, the jobs from `$3`. The uncorrelated sub-select runs once per
+#: statement, after the insert, and only notifies if a HeldOnMaster job was really inserted.
 _INSERT_JOBS = f"""
     WITH ins AS (
         INSERT INTO jm_jobs (cluster_id, {rows.JOB_SELECT})
-        SELECT $1, * FROM {_unnest_jobs(2)}
+        SELECT $1, r.* FROM ({{rows}}) AS r
         ON CONFLICT (id) DO NOTHING
         RETURNING id, status
     )
-    SELECT id, (SELECT pg_notify($24, 'held') FROM ins WHERE status = 2 LIMIT 1) AS woke FROM ins
+    SELECT id, (SELECT pg_notify($2, 'held') FROM ins WHERE status = 2 LIMIT 1) AS woke FROM ins
 """
+_INSERT_JOBS_FIRST = 3
 
-#: `$24` the bucket, `$25` the channel, `$26` the bucket topic prefix. KEY SHARE on the bucket row
-#: lets status updates through but makes `remove_empty_bucket` (FOR UPDATE, then a count) wait
-#: until these jobs are visible to it.
+#: `$2` the bucket, `$3` the channel, `$4` the bucket topic prefix, the jobs from `$5`. KEY SHARE on
+#: the bucket row lets status updates through but makes `remove_empty_bucket` (FOR UPDATE, then a
+#: count) wait until these jobs are visible to it.
 _QUEUE_JOBS = f"""
     WITH bucket AS (
-        SELECT id FROM jm_buckets WHERE id = $24 FOR KEY SHARE
+        SELECT id FROM jm_buckets WHERE id = $2 FOR KEY SHARE
     ),
     ins AS (
         INSERT INTO jm_jobs (cluster_id, {rows.JOB_SELECT})
-        SELECT $1, * FROM {_unnest_jobs(2)} WHERE EXISTS (SELECT FROM bucket)
+        SELECT $1, r.* FROM ({{rows}}) AS r WHERE EXISTS (SELECT FROM bucket)
         ON CONFLICT (id) DO NOTHING
         RETURNING 1
     )
     SELECT EXISTS (SELECT FROM bucket),
-        (SELECT pg_notify($25, $26 || $24) FROM ins LIMIT 1) AS woke
+        (SELECT pg_notify($3, $4 || $2) FROM ins LIMIT 1) AS woke
 """
+_QUEUE_JOBS_FIRST = 5
 
 #: Rows named by ctid (see the PostgreSQL agent's claim for why).
 #: `$2` is now: jobs due by then start at once (Processing, attempt counted, started at now), up to
@@ -260,26 +292,28 @@ _RELEASE_QUEUED = """
     SELECT count(*), (SELECT pg_notify($3, 'held') FROM moved LIMIT 1) AS woke FROM moved
 """
 
-#: Unsaved copies are inserted, saved ones moved if their version held: `$24..$26` the saved ids,
-#: versions and whether each starts now, `$27..$30` bucket, worker, lease and start time.
+#: Unsaved copies are inserted, saved ones moved if their version held: `$2..$4` the saved ids,
+#: versions and whether each starts now, `$5..$8` bucket, worker, lease and start time, the unsaved
+#: jobs from `$9`.
 _ADOPT = f"""
     WITH ins AS (
         INSERT INTO jm_jobs (cluster_id, {rows.JOB_SELECT})
-        SELECT $1, * FROM {_unnest_jobs(2)}
+        SELECT $1, r.* FROM ({{rows}}) AS r
         ON CONFLICT (id) DO NOTHING
         RETURNING id
     ),
     moved AS (
         UPDATE jm_jobs j SET status = CASE WHEN f.go THEN 4 ELSE 6 END,
             attempts = j.attempts + CASE WHEN f.go THEN 1 ELSE 0 END,
-            started_at = CASE WHEN f.go THEN $30 ELSE j.started_at END,
-            bucket_id = $27, worker_id = $28, lease_expires_at = $29, version = j.version + 1
-        FROM unnest($24::text[], $25::bigint[], $26::bool[]) AS f(id, version, go)
+            started_at = CASE WHEN f.go THEN $8 ELSE j.started_at END,
+            bucket_id = $5, worker_id = $6, lease_expires_at = $7, version = j.version + 1
+        FROM unnest($2::text[], $3::bigint[], $4::bool[]) AS f(id, version, go)
         WHERE j.id = f.id AND j.version = f.version AND j.status = 3
         RETURNING j.id
     )
     SELECT id, true AS fresh FROM ins UNION ALL SELECT id, false FROM moved
 """
+_ADOPT_FIRST = 9
 
 #: One ordered, limited range of the due index per route, so a claim reads and locks at most
 #: `$5` rows per route however many jobs are due; the outer sort then keeps the earliest `$5`.
@@ -572,14 +606,17 @@ class PostgresMaster(PostgresClient, QueueHost, MasterStore):
 
     # ---- job writes -------------------------------------------------------------------------
 
-    async def _insert(self, columns: list[Sequence[Any]], ids: Sequence[str], conn: Any) -> list[str]:
-        records = await (conn or self.pool).fetch(_INSERT_JOBS, self.cluster_id, *columns, self.channel)
-        return rows.in_order(ids, {r[0] for r in records})
+    async def _insert(self, jobs: Sequence[Job], conn: Any, **fixed: Any) -> list[str]:
+        job_rows, params = _job_rows(jobs, _INSERT_JOBS_FIRST, **fixed)
+        records = await (conn or self.pool).fetch(
+            _INSERT_JOBS.replace("{rows}", job_rows), self.cluster_id, self.channel, *params
+        )
+        return rows.in_order((j.id for j in jobs), {r[0] for r in records})
 
     async def insert_jobs(self, jobs: Sequence[Job], connection: Any = None) -> list[str]:
         if not jobs:
             return []
-        return await self._insert(_job_columns(jobs, version=1), [j.id for j in jobs], connection)
+        return await self._insert(jobs, connection, version=1)
 
     async def adopt(
         self,
@@ -593,22 +630,18 @@ class PostgresMaster(PostgresClient, QueueHost, MasterStore):
             return []
         fresh = [j for j in jobs if j.version == 0]
         saved = sorted((j for j in jobs if j.version > 0), key=lambda j: j.id)
-        columns = (
-            _job_columns(
-                [start.apply(j.copy(status=JobStatus.Queued)) for j in fresh],
-                version=1,
-                bucket_id=bucket_id,
-                worker_id=worker_id,
-                lease_expires_at=lease_until,
-            )
-            if fresh
-            else [[] for _ in rows.JOB_COLUMNS]
+        job_rows, params = _job_rows(
+            [start.apply(j.copy(status=JobStatus.Queued)) for j in fresh],
+            _ADOPT_FIRST,
+            version=1,
+            bucket_id=bucket_id,
+            worker_id=worker_id,
+            lease_expires_at=lease_until,
         )
         records = await _batch_write(
             self.pool,
-            _ADOPT,
+            _ADOPT.replace("{rows}", job_rows),
             self.cluster_id,
-            *columns,
             [j.id for j in saved],
             [j.version for j in saved],
             [j.id in start.ids for j in saved],
@@ -616,6 +649,7 @@ class PostgresMaster(PostgresClient, QueueHost, MasterStore):
             worker_id,
             lease_until,
             start.at,
+            *params,
         )
         inserted = {r[0] for r in records if r[1]}
         moved = {r[0] for r in records if not r[1]}
@@ -626,27 +660,37 @@ class PostgresMaster(PostgresClient, QueueHost, MasterStore):
     ) -> list[str]:
         if not jobs:
             return []
-        columns = _job_columns(
-            jobs,
+        leased = [j.copy(lease_expires_at=j.scheduled_at + lease_after_due) for j in jobs]
+        return await self._insert(
+            leased,
+            None,
             status=int(JobStatus.AssignedToBucket),
             version=1,
             bucket_id=bucket_id,
             worker_id=worker_id,
         )
-        columns[_COL["lease_expires_at"]] = [j.scheduled_at + lease_after_due for j in jobs]
-        return await self._insert(columns, [j.id for j in jobs], None)
 
     # ---- bucket queues (QueueHost) ------------------------------------------------------------
 
     async def queue_jobs(self, bucket_id: str, jobs: Sequence[Job]) -> bool:
         if not jobs:
             return True
-        columns = _job_columns(
-            jobs, status=int(JobStatus.AssignedToBucket), version=1, bucket_id=bucket_id, worker_id=None
+        job_rows, params = _job_rows(
+            jobs,
+            _QUEUE_JOBS_FIRST,
+            status=int(JobStatus.AssignedToBucket),
+            version=1,
+            bucket_id=bucket_id,
+            worker_id=None,
+            lease_expires_at=None,
         )
-        columns[_COL["lease_expires_at"]] = [None] * len(jobs)
         alive = await self.pool.fetchval(
-            _QUEUE_JOBS, self.cluster_id, *columns, bucket_id, self.channel, BUCKET_TOPIC
+            _QUEUE_JOBS.replace("{rows}", job_rows),
+            self.cluster_id,
+            bucket_id,
+            self.channel,
+            BUCKET_TOPIC,
+            *params,
         )
         return bool(alive)
 
