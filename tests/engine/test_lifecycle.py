@@ -97,6 +97,30 @@ async def test_timeout_interrupts_an_async_handler(make_app, start) -> None:
     assert [a.outcome for a in await app.job_attempts(job_id)] == ["timeout"]
 
 
+async def test_every_running_job_meets_its_own_timeout(make_app, start) -> None:
+    """One timer serves all running jobs: a shorter timeout started later, and the next deadline
+    after one fires, both still interrupt on time, and a long timeout is left running."""
+    app = make_app()
+
+    @app.handler(max_retries=0)
+    async def sleeper(ctx: JobContext) -> None:
+        await asyncio.sleep(60)
+
+    running = await start(app)
+    long_id = await app.schedule(sleeper, timeout=60)
+    await running.wait_status(long_id, "Processing")
+    began = time.monotonic()
+    short_id = await app.schedule(sleeper, timeout=0.3)
+    later_id = await app.schedule(sleeper, timeout=1.0)
+    for job_id in (short_id, later_id):
+        job = await running.wait_status(job_id, "Failed")
+        assert job.last_error["type"].endswith("JobTimeoutError")
+    assert time.monotonic() - began < 5
+    assert (await app.get_job(long_id)).status is JobStatus.Processing
+    await app.cancel(long_id)
+    await running.wait_status(long_id, "Cancelled")
+
+
 async def test_timed_out_sync_handler_gives_its_slot_back(make_app, start) -> None:
     app = make_app(workers=[{"name": "w1", "parallelism_factor": 0.01}])  # one slot per bucket
     saw_cancel = threading.Event()

@@ -30,30 +30,31 @@ class Batcher(Generic[T, R]):
         self.name = name
         self._flush = flush
         self._max_batch = max_batch
-        self._groups: deque[tuple[list[T], asyncio.Future[list[R]]]] = deque()
+        #: Each group with the future its results go to, or None when nobody waits for them.
+        self._groups: deque[tuple[list[T], asyncio.Future[list[R]] | None]] = deque()
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
 
-    def submit(self, item: T) -> asyncio.Future[list[R]]:
-        """Queue one item; the future resolves to a one-element list with its result."""
-        return self._enqueue([item])
+    def post(self, item: T) -> None:
+        """Queue one item whose result nobody waits for (for a flush that never gives up)."""
+        self._enqueue([item], None)
 
     async def submit_many(self, items: list[T]) -> list[R]:
         """Queue a group and wait for its results, in order, with a single waiter."""
-        return await self._enqueue(items)
-
-    def _enqueue(self, items: list[T]) -> asyncio.Future[list[R]]:
         future: asyncio.Future[list[R]] = asyncio.get_running_loop().create_future()
+        self._enqueue(items, future)
+        return await future
+
+    def _enqueue(self, items: list[T], future: asyncio.Future[list[R]] | None) -> None:
         self._groups.append((items, future))
         self._idle.clear()
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run(), name=self.name)
-        return future
 
-    def _take(self) -> list[tuple[list[T], asyncio.Future[list[R]]]]:
+    def _take(self) -> list[tuple[list[T], asyncio.Future[list[R]] | None]]:
         """Whole groups, up to `max_batch` items (a single larger group goes alone)."""
-        taken: list[tuple[list[T], asyncio.Future[list[R]]]] = []
+        taken: list[tuple[list[T], asyncio.Future[list[R]] | None]] = []
         size = 0
         while self._groups and (not taken or size + len(self._groups[0][0]) <= self._max_batch):
             group = self._groups.popleft()
@@ -69,16 +70,19 @@ class Batcher(Generic[T, R]):
                 results = list(await self._flush(items))
             except asyncio.CancelledError:
                 for _, future in batch:
-                    future.cancel()
+                    if future is not None:
+                        future.cancel()
                 raise
             except Exception as exc:
-                for _, future in batch:
-                    if not future.done():
+                for group, future in batch:
+                    if future is None:
+                        log.error("%s: %d items lost: %s", self.name, len(group), exc)
+                    elif not future.done():
                         future.set_exception(exc)
                 continue
             offset = 0
             for group, future in batch:
-                if not future.done():
+                if future is not None and not future.done():
                     future.set_result(results[offset : offset + len(group)])
                 offset += len(group)
         self._idle.set()

@@ -14,6 +14,7 @@ import contextlib
 import heapq
 import itertools
 import logging
+import math
 import time
 import traceback
 from collections.abc import Iterator
@@ -50,6 +51,8 @@ INTAKE_STOP_WAIT = 5.0
 #: the master to run again, instead of ending Cancelled.
 SHUTDOWN = "worker shutting down"
 LEASE_LOST = "worker lost its lease (master unreachable)"
+#: The reason a handler is interrupted when it runs past its job's timeout.
+TIMED_OUT = "job ran past its timeout"
 
 
 def error_details(exc: BaseException) -> dict[str, Any]:
@@ -72,6 +75,8 @@ class Running:
     task: asyncio.Task[None] | None = None
     reason: str | None = None
     started_at: float = field(default_factory=time.time)
+    #: Loop time by which the handler must be done (see `BucketExecutor._expire`).
+    deadline: float = math.inf
 
     def signal_cancel(self) -> None:
         """Tell a handler that watches `ctx.cancel_event` (a sync one in a thread) to stop."""
@@ -98,6 +103,8 @@ class BucketExecutor:
         #: The last take filled every free slot, so more due jobs may wait for the next one.
         self._slot_wanted = False
         self._intake_stopped = asyncio.Event()
+        #: One timer for the earliest deadline of the running jobs, instead of one per job.
+        self._deadline_timer: asyncio.TimerHandle | None = None
 
     # ---- views -------------------------------------------------------------------------------
 
@@ -374,9 +381,39 @@ class BucketExecutor:
     def _launch(self, job: Job, now: float) -> None:
         handler = self.worker.app.registry.get(job.definition_id)
         ctx = self._context(job) if handler is not None and handler.wants_context else None
-        running = Running(job, ctx, started_at=now)
+        loop = asyncio.get_running_loop()
+        running = Running(job, ctx, started_at=now, deadline=loop.time() + job.timeout_s)
         self._running[job.id] = running
-        running.task = asyncio.get_running_loop().create_task(self._run(running, handler))
+        running.task = loop.create_task(self._run(running, handler))
+        self._watch(running.deadline)
+
+    def _watch(self, deadline: float) -> None:
+        """Arm the deadline timer if `deadline` comes before the one it is set for.
+
+        A timer per job (`asyncio.timeout`) cost a timer handle, a heap push and a cancel for every
+        job; jobs mostly end long before their timeout, so one timer that rarely fires does the same.
+        """
+        timer = self._deadline_timer
+        if timer is not None and timer.when() <= deadline:
+            return
+        if timer is not None:
+            timer.cancel()
+        self._deadline_timer = asyncio.get_running_loop().call_at(deadline, self._expire)
+
+    def _expire(self) -> None:
+        """Interrupt every handler past its deadline, then wait for the next deadline."""
+        self._deadline_timer = None
+        now = asyncio.get_running_loop().time()
+        earliest = math.inf
+        for running in list(self._running.values()):
+            if running.deadline > now:
+                earliest = min(earliest, running.deadline)
+            elif running.reason is None and running.task is not None:
+                running.reason = TIMED_OUT
+                running.signal_cancel()
+                running.task.cancel()
+        if earliest < math.inf:
+            self._watch(earliest)
 
     def _context(self, job: Job) -> JobContext:
         return JobContext(
@@ -401,22 +438,19 @@ class BucketExecutor:
                 raise LookupError(f"no handler {job.definition_id!r} is registered in this worker process")
             args = () if ctx is None else (ctx,)
             kwargs = job.data
-            async with asyncio.timeout(job.timeout_s):
-                if handler.is_async:
-                    await handler.func(*args, **kwargs)
-                else:
-                    loop = asyncio.get_running_loop()
-                    await loop.run_in_executor(
-                        self.worker.runtime.threads, partial(handler.func, *args, **kwargs)
-                    )
-        except TimeoutError:
-            running.signal_cancel()
-            error = JobTimeoutError(f"job ran past its timeout of {job.timeout_s}s")
+            if handler.is_async:
+                await handler.func(*args, **kwargs)
+            else:
+                call = partial(handler.func, *args, **kwargs)
+                await asyncio.get_running_loop().run_in_executor(self.worker.runtime.threads, call)
         except asyncio.CancelledError:
             running.signal_cancel()
             if running.reason is None:
                 raise
-            error = JobCancelledError(running.reason)
+            if running.reason is TIMED_OUT:
+                error = JobTimeoutError(f"job ran past its timeout of {job.timeout_s}s")
+            else:
+                error = JobCancelledError(running.reason)
         except Exception as exc:
             error = exc
         finally:
@@ -424,7 +458,7 @@ class BucketExecutor:
             self._dispatch_wake.set()
             if self._slot_wanted:
                 self._intake_wake.set()
-        self.worker.runtime.completions.submit(self._completion(running, error))
+        self.worker.runtime.completions.post(self._completion(running, error))
 
     def _completion(self, running: Running, error: BaseException | None) -> Completion:
         job, now = running.job, time.time()
