@@ -33,6 +33,24 @@ async def test_claim_orders_by_due_and_respects_limits(agent: AgentTransport) ->
     assert await agent.count(bucket) == 3
 
 
+async def test_claims_in_rounds_skip_hidden_messages_and_see_them_again(agent: AgentTransport) -> None:
+    """Limited claims walk the due order past claimed (hidden) messages, which return when visible."""
+    bucket = _bucket()
+    await agent.create_bucket(bucket)
+    now = time.time()
+    messages = [_msg(now - 10 + i) for i in range(6)]
+    await agent.push(bucket, list(reversed(messages)))
+    ids = [m.job_id for m in messages]
+    rounds = [await agent.claim(bucket, 2, now, now, now + 5) for _ in range(3)]
+    assert [[m.job_id for m in r] for r in rounds] == [ids[0:2], ids[2:4], ids[4:6]]
+    assert await agent.claim(bucket, 10, now, now + 1, now + 6) == []
+    await agent.ack(bucket, [ids[1], ids[4]])
+    again = await agent.claim(bucket, 3, now + 10, now + 10, now + 20)
+    assert [m.job_id for m in again] == [ids[0], ids[2], ids[3]]
+    [last] = await agent.claim(bucket, 3, now + 10, now + 10, now + 20)
+    assert last.job_id == ids[5]
+
+
 async def test_claimed_messages_come_back_when_not_acked(agent: AgentTransport) -> None:
     bucket = _bucket()
     await agent.create_bucket(bucket)

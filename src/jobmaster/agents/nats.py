@@ -42,8 +42,10 @@ import asyncio
 import contextlib
 import functools
 import hashlib
+import heapq
 import itertools
 import logging
+import math
 import re
 import ssl
 from collections.abc import Callable, Sequence
@@ -415,6 +417,13 @@ class _View:
     subjects: str
     prefix: str
     entries: dict[str, _Entry] = field(default_factory=dict)
+    #: (due, seq, job id) of entries in due order, so a claim reads as many as it takes instead of
+    #: the whole bucket. An item counts only while `entries` holds that job with that seq: replaced
+    #: and removed entries are skipped when they come up.
+    by_due: list[tuple[float, int, str]] = field(default_factory=list)
+    #: No entry is due later than this (an upper bound): unsaved claims skip the read while
+    #: every message is due before their window, the usual case.
+    latest_due: float = -math.inf
     consumer: str | None = None
     last_seq: int = 0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -443,6 +452,28 @@ class _View:
         if sub is not None:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
+
+
+def _first_due(view: _View, limit: int, due_before: float, now: float) -> list[tuple[str, _Entry]]:
+    """Up to `limit` visible entries due by `due_before`, earliest first, taken off the due order.
+
+    Entries claimed and not yet visible again are skipped and put back; stale items are dropped.
+    """
+    picked: list[tuple[str, _Entry]] = []
+    hidden: list[tuple[float, int, str]] = []
+    heap = view.by_due
+    while heap and len(picked) < limit and heap[0][0] <= due_before:
+        item = heapq.heappop(heap)
+        entry = view.entries.get(item[2])
+        if entry is None or entry.seq != item[1]:
+            continue
+        if entry.visible_at > now:
+            hidden.append(item)
+        else:
+            picked.append((item[2], entry))
+    for item in hidden:
+        heapq.heappush(heap, item)
+    return picked
 
 
 def _float(value: str | None) -> float:
@@ -965,13 +996,16 @@ class NatsAgent(AgentTransport):
             return
         headers = msg.headers or {}
         # Odd data never stops the reader: defaults make it claimable, and the engine sets it aside.
-        view.entries[job_id] = _Entry(
+        entry = _Entry(
             seq,
             _float(headers.get(DUE)),
             _int(headers.get(VERSION)),
             _float(headers.get(VISIBLE)),
             msg.data,
         )
+        view.entries[job_id] = entry
+        heapq.heappush(view.by_due, (entry.due_at, seq, job_id))
+        view.latest_due = max(view.latest_due, entry.due_at)
 
     async def _take(
         self, nc: Client, view: _View, candidates: list[tuple[str, _Entry]], limit: int, visible_at: float
@@ -1023,31 +1057,36 @@ class NatsAgent(AgentTransport):
     async def claim(
         self, bucket_id: str, limit: int, due_before: float, now: float, visible_at: float
     ) -> list[AgentMessage]:
-        return await self._claim_where(
-            bucket_id, limit, visible_at, lambda e: e.due_at <= due_before and e.visible_at <= now
-        )
-
-    async def claim_unsaved(
-        self, bucket_id: str, limit: int, due_after: float, now: float, visible_at: float
-    ) -> list[AgentMessage]:
-        return await self._claim_where(
-            bucket_id,
-            limit,
-            visible_at,
-            lambda e: e.version == 0 and e.due_at > due_after and e.visible_at <= now,
-        )
-
-    async def _claim_where(
-        self, bucket_id: str, limit: int, visible_at: float, wanted: Callable[[_Entry], bool]
-    ) -> list[AgentMessage]:
-        """Claim up to `limit` of the bucket's messages that `wanted` picks, from a fresh view."""
         nc = self._client()
         view = self._view(bucket_id)
         async with view.lock:
             await self._sync(nc, view)
-            if limit <= 0:
+            candidates = _first_due(view, limit, due_before, now)
+            try:
+                return await self._take(nc, view, candidates, limit, visible_at)
+            finally:
+                # Claimed ones come back under their new seq (claimable again once their visibility
+                # lapses), failed ones under their old one; those that are gone stay out.
+                for job_id, entry in candidates:
+                    if view.entries.get(job_id) is entry:
+                        heapq.heappush(view.by_due, (entry.due_at, entry.seq, job_id))
+
+    async def claim_unsaved(
+        self, bucket_id: str, limit: int, due_after: float, now: float, visible_at: float
+    ) -> list[AgentMessage]:
+        """Reads the whole view, unlike `claim`: unsaved jobs are claimed a few times a second, not
+        on every job's path, and not at all while no message is due after `due_after`."""
+        nc = self._client()
+        view = self._view(bucket_id)
+        async with view.lock:
+            await self._sync(nc, view)
+            if limit <= 0 or view.latest_due <= due_after:
                 return []
-            candidates = [(job_id, e) for job_id, e in view.entries.items() if wanted(e)]
+            candidates = [
+                (job_id, e)
+                for job_id, e in view.entries.items()
+                if e.version == 0 and e.due_at > due_after and e.visible_at <= now
+            ]
             return await self._take(nc, view, candidates, limit, visible_at)
 
     async def ack(self, bucket_id: str, job_ids: Sequence[str]) -> None:
