@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+from dataclasses import fields
 from typing import Any
 
 import pytest
@@ -12,7 +13,8 @@ from jobmaster import JobContext, JobMaster, Priority, ScheduleError
 from jobmaster.config.loading import load
 from jobmaster.jobs import codec
 from jobmaster.jobs.builder import Options, build_job
-from jobmaster.jobs.model import BASE_SLOTS, FINAL_STATUSES, JobStatus, new_job_id, run_capacity
+from jobmaster.jobs.model import BASE_SLOTS, FINAL_STATUSES, Job, JobStatus, new_job_id, run_capacity
+from jobmaster.master import rows
 from jobmaster.runtime.backoff import retry_delay
 
 
@@ -135,3 +137,8 @@ def test_the_fast_argument_check_agrees_with_signature_bind(func: Any) -> None:
         else:
             with pytest.raises(ScheduleError, match="does not match the parameters"):
                 handler.check_arguments(data)
+
+
+def test_job_rows_follow_the_field_order_of_job() -> None:
+    """Rows are read into jobs by position, so the column list must keep the fields' order."""
+    assert tuple(f.name for f in fields(Job)) == rows.JOB_COLUMNS

@@ -61,30 +61,37 @@ def _json(raw: Any) -> Any:
     return codec.loads(raw)
 
 
+_PRIORITIES = {int(p): p for p in Priority}
+_STATUSES = {int(s): s for s in JobStatus}
+
+
 def job_from_row(row: Sequence[Any]) -> Job:
+    """Positional, in the field order of `Job` (which `JOB_COLUMNS` follows): every job a worker
+    takes passes here, and keywords and enum calls made it cost twice as much."""
+    data, metadata, error = row[6], row[7], row[21]
     return Job(
-        id=row[0],
-        definition_id=row[1],
-        scheduled_at=row[2],
-        created_at=row[3],
-        priority=Priority(row[4]),
-        lane=row[5],
-        data=_json(row[6]) or {},
-        metadata=_json(row[7]) or {},
-        timeout_s=row[8],
-        max_retries=row[9],
-        attempt_limit=row[10],
-        status=JobStatus(row[11]),
-        attempts=row[12],
-        version=row[13],
-        original_scheduled_at=row[14],
-        bucket_id=row[15],
-        worker_id=row[16],
-        lease_expires_at=row[17],
-        started_at=row[18],
-        finished_at=row[19],
-        cancel_requested=bool(row[20]),
-        last_error=_json(row[21]),
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        _PRIORITIES[row[4]],
+        row[5],
+        (codec.loads(data) if type(data) is str else _json(data)) or {},
+        (codec.loads(metadata) if type(metadata) is str else _json(metadata)) or {},
+        row[8],
+        row[9],
+        row[10],
+        _STATUSES[row[11]],
+        row[12],
+        row[13],
+        row[14],
+        row[15],
+        row[16],
+        row[17],
+        row[18],
+        row[19],
+        bool(row[20]),
+        None if error is None else _json(error),
     )
 
 
