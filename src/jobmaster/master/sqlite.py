@@ -435,15 +435,13 @@ class SqliteMaster(SqliteClient, QueueHost, MasterStore):
 
     async def complete(self, completions: Sequence[Completion]) -> list[str]:
         def write(conn: sqlite3.Connection) -> list[str]:
-            holding = self._holding(conn, [Fence(c.job_id, c.version) for c in completions])
+            succeeded = {c.job_id for c in completions if c.status is JobStatus.Succeeded}
+            others = [c for c in completions if c.job_id not in succeeded]
+            holding = self._succeed(conn, [c for c in completions if c.job_id in succeeded])
+            holding |= self._holding(conn, [Fence(c.job_id, c.version) for c in others])
             done = [c for c in completions if c.job_id in holding]
-            conn.executemany(
-                "UPDATE jm_jobs SET status = 5, finished_at = ?, lease_expires_at = NULL,"
-                " version = version + 1 WHERE id = ?",
-                [(c.attempt.finished_at, c.job_id) for c in done if c.status is JobStatus.Succeeded],
-            )
-            for c in done:
-                if c.status is JobStatus.Succeeded:
+            for c in others:
+                if c.job_id not in holding:
                     continue
                 error = codec.dumps(c.error).decode() if c.error is not None else None
                 if c.status is JobStatus.HeldOnMaster:
@@ -463,6 +461,26 @@ class SqliteMaster(SqliteClient, QueueHost, MasterStore):
             return [c.job_id for c in done]
 
         return await self.db.transaction(write)
+
+    @staticmethod
+    def _succeed(conn: sqlite3.Connection, completions: Sequence[Completion]) -> set[str]:
+        """The common outcome as one compare-and-swap statement per chunk (UPDATE ... FROM VALUES):
+        a read of every version and then an update per job cost two index probes per job."""
+        done: set[str] = set()
+        for start in range(0, len(completions), 300):
+            chunk = completions[start : start + 300]
+            values = ", ".join("(?, ?, ?)" for _ in chunk)
+            params = [v for c in chunk for v in (c.job_id, c.version, c.attempt.finished_at)]
+            done.update(
+                row[0]
+                for row in conn.execute(
+                    "UPDATE jm_jobs SET status = 5, finished_at = v.column3, lease_expires_at = NULL,"
+                    f" version = version + 1 FROM (VALUES {values}) AS v"
+                    " WHERE jm_jobs.id = v.column1 AND jm_jobs.version = v.column2 RETURNING jm_jobs.id",
+                    params,
+                )
+            )
+        return done
 
     @staticmethod
     def _record_attempt(conn: sqlite3.Connection, a: Attempt) -> None:
