@@ -547,3 +547,6 @@ class BucketExecutor:
                 self.cancel(job_id, SHUTDOWN)
             if pending:
                 await asyncio.wait(pending)
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+            self._deadline_timer = None
