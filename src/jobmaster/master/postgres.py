@@ -189,7 +189,7 @@ _JOB_ARRAY_TYPES = (
 _COL = {name: index for index, name in enumerate(rows.JOB_COLUMNS)}
 
 
-@functools.cache
+@functools.lru_cache(maxsize=256)
 def _job_rows_sql(first: int, varying: tuple[int, ...]) -> str:
     """`SELECT` of one row per job: `unnest` over the varying columns, a scalar for the others.
 
