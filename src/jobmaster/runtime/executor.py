@@ -447,7 +447,7 @@ class BucketExecutor:
             running.signal_cancel()
             if running.reason is None:
                 raise
-            if running.reason is TIMED_OUT:
+            if running.reason == TIMED_OUT:
                 error = JobTimeoutError(f"job ran past its timeout of {job.timeout_s}s")
             else:
                 error = JobCancelledError(running.reason)
