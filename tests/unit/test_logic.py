@@ -66,6 +66,7 @@ def test_codec_round_trip_and_poison() -> None:
         return None
 
     job = build_job(jm.registry.resolve(h), {"a": 1}, Options(priority="high"), jm.config)
+    job.status, job.attempts, job.version, job.attempt_limit = JobStatus.Queued, 2, 7, 9
     back = codec.job_from_bytes(codec.job_to_bytes(job))
     assert back == job
     for raw in (b"not json", b"[1, 2]", b'{"id": 1}'):

@@ -77,22 +77,23 @@ def job_from_bytes(raw: bytes) -> Job:
             original,
             attempt_limit,
         ) = orjson.loads(raw)
+        # Positional, in the field order of Job: every message an executor adopts passes here.
         return Job(
-            id=str(job_id),
-            definition_id=str(definition_id),
-            scheduled_at=float(scheduled_at),
-            created_at=float(created_at),
-            priority=Priority(priority),
-            lane=str(lane),
-            data=dict(data),
-            metadata=dict(metadata),
-            timeout_s=float(timeout_s),
-            max_retries=int(max_retries),
-            status=JobStatus(status),
-            attempts=int(attempts),
-            version=int(version),
-            original_scheduled_at=float(original),
-            attempt_limit=int(attempt_limit),
+            str(job_id),
+            str(definition_id),
+            float(scheduled_at),
+            float(created_at),
+            Priority(priority),
+            str(lane),
+            dict(data),
+            dict(metadata),
+            float(timeout_s),
+            int(max_retries),
+            int(attempt_limit),
+            JobStatus(status),
+            int(attempts),
+            int(version),
+            float(original),
         )
     except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
         raise ValueError(f"undecodable job message: {exc}") from None
