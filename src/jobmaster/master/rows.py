@@ -56,6 +56,8 @@ JSON_COLUMNS = frozenset({"data", "metadata", "last_error"})
 
 
 def _json(raw: Any) -> Any:
+    if type(raw) is str:  # the usual case first: every job a worker takes passes here
+        return codec.loads(raw)
     if raw is None or isinstance(raw, dict | list):
         return raw
     return codec.loads(raw)
@@ -68,7 +70,6 @@ _STATUSES = {int(s): s for s in JobStatus}
 def job_from_row(row: Sequence[Any]) -> Job:
     """Positional, in the field order of `Job` (which `JOB_COLUMNS` follows): every job a worker
     takes passes here, and keywords and enum calls made it cost twice as much."""
-    data, metadata, error = row[6], row[7], row[21]
     return Job(
         row[0],
         row[1],
@@ -76,8 +77,8 @@ def job_from_row(row: Sequence[Any]) -> Job:
         row[3],
         _PRIORITIES[row[4]],
         row[5],
-        (codec.loads(data) if type(data) is str else _json(data)) or {},
-        (codec.loads(metadata) if type(metadata) is str else _json(metadata)) or {},
+        _json(row[6]) or {},
+        _json(row[7]) or {},
         row[8],
         row[9],
         row[10],
@@ -91,7 +92,7 @@ def job_from_row(row: Sequence[Any]) -> Job:
         row[18],
         row[19],
         bool(row[20]),
-        None if error is None else _json(error),
+        _json(row[21]),
     )
 
 

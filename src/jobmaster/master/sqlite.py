@@ -435,9 +435,8 @@ class SqliteMaster(SqliteClient, QueueHost, MasterStore):
 
     async def complete(self, completions: Sequence[Completion]) -> list[str]:
         def write(conn: sqlite3.Connection) -> list[str]:
-            succeeded = {c.job_id for c in completions if c.status is JobStatus.Succeeded}
-            others = [c for c in completions if c.job_id not in succeeded]
-            holding = self._succeed(conn, [c for c in completions if c.job_id in succeeded])
+            others = [c for c in completions if c.status is not JobStatus.Succeeded]
+            holding = self._succeed(conn, [c for c in completions if c.status is JobStatus.Succeeded])
             holding |= self._holding(conn, [Fence(c.job_id, c.version) for c in others])
             done = [c for c in completions if c.job_id in holding]
             for c in others:
