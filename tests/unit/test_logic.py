@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from dataclasses import fields
@@ -37,6 +38,24 @@ def test_job_ids_are_unique_and_sort_by_creation_time() -> None:
     assert all(len(i) == 32 and int(i, 16) >= 0 for i in before)
     assert max(before) < after
     assert int(after[:12], 16) == pytest.approx(time.time() * 1000, abs=1000)
+
+
+def test_job_ids_do_not_repeat_when_the_app_seeds_random_or_forks() -> None:
+    random.seed(1)
+    first = new_job_id()[12:]
+    random.seed(1)
+    assert new_job_id()[12:] != first
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.write(write, new_job_id()[12:].encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    from_child = os.read(read, 64).decode()
+    os.close(read)
+    assert len(from_child) == 20
+    assert from_child != new_job_id()[12:]
 
 
 def test_run_capacity_matches_the_tuning_guide() -> None:

@@ -16,6 +16,7 @@ import threading
 from typing import Any
 
 from jobmaster.app import JobMaster
+from jobmaster.cli.common import freeze_startup_heap
 
 BENCH_AGENT = "bench-agent"
 #: One handler id per phase, so each phase's jobs can be counted and read back on their own.
@@ -85,7 +86,9 @@ async def serve(app: JobMaster) -> None:
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="bench-worker %(levelname)s %(name)s: %(message)s")
     settings = json.loads(sys.argv[1])
-    asyncio.run(serve(build_app(settings, with_worker=True)))
+    app = build_app(settings, with_worker=True)
+    freeze_startup_heap()
+    asyncio.run(serve(app))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ operators who have no access to the application code.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import os
@@ -165,6 +166,18 @@ def import_app(path: str) -> JobMaster:
     if not isinstance(target, JobMaster):
         raise CliError(f"--app {path} is a {type(target).__name__}, not a JobMaster object", EXIT_BAD_INPUT)
     return target
+
+
+def freeze_startup_heap() -> None:
+    """Keep the garbage collector's full passes off the objects a worker process starts with.
+
+    A worker allocates several tracked objects per job (the job, its task and coroutine), so a full
+    collection runs every ten thousand jobs or so, and each walked every module, class and function
+    loaded at start: about a tenth of a busy worker's CPU. Frozen objects are never collected;
+    what start-up made is meant to live as long as the process does.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _origin(exc: BaseException) -> str:

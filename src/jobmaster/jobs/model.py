@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import os
+import random
 import time
 from dataclasses import dataclass, field, fields
 from operator import attrgetter
@@ -81,6 +82,14 @@ def run_capacity(priority: Priority, parallelism_factor: float) -> int:
     return max(1, round(BASE_SLOTS[priority] * parallelism_factor))
 
 
+#: The random part of job ids. A generator of its own, seeded from the OS: a syscall per id
+#: (`os.urandom`) was most of the cost of making one, and the shared `random` generator would repeat
+#: ids in every process of an application that seeds it. A forked child reseeds, or it would make
+#: its parent's ids.
+_ID_BITS = random.Random()
+os.register_at_fork(after_in_child=_ID_BITS.seed)
+
+
 def new_job_id() -> str:
     """32 hex digits: milliseconds since the epoch (12), then 80 random bits (20), as in a UUIDv7.
 
@@ -89,7 +98,7 @@ def new_job_id() -> str:
     logged per insert, and the jobs being run sit in pages that are still cached. 80 random bits per
     millisecond keep ids as unique as a UUID's.
     """
-    return f"{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
+    return f"{time.time_ns() // 1_000_000:012x}{_ID_BITS.getrandbits(80):020x}"
 
 
 @dataclass(slots=True)
