@@ -45,9 +45,11 @@ BACKLOG_SETTLE_S = 3.0
 
 
 class RssSampler:
-    """Peak resident memory of the worker process and its children, sampled in a thread.
+    """Peak resident memory of the worker process, sampled in a thread.
 
-    A thread, not a task: the event loop is busy publishing exactly when memory peaks.
+    A thread, not a task: the event loop is busy publishing exactly when memory peaks. The worker
+    starts no processes of its own, and looking for some read every process's `/proc` entry ten
+    times a second: about 4% of a core, taken from the engine being measured.
     """
 
     def __init__(self, pid: int, interval: float = 0.1) -> None:
@@ -58,14 +60,12 @@ class RssSampler:
         self.peak = 0
 
     def sample(self) -> int:
-        total = 0
         try:
-            for process in [self._process, *self._process.children(recursive=True)]:
-                total += process.memory_info().rss
+            rss = int(self._process.memory_info().rss)
         except psutil.Error:
-            pass
-        self.peak = max(self.peak, total)
-        return total
+            return self.peak
+        self.peak = max(self.peak, rss)
+        return rss
 
     def _loop(self) -> None:
         while not self._stop.wait(self._interval):
