@@ -166,6 +166,29 @@ async def test_a_backlog_runs_through_one_slot_without_stalls(make_app, start) -
     assert most == 1
 
 
+async def test_due_jobs_beyond_free_slots_wait_in_the_agent_not_the_buffer(make_app, urls, start) -> None:
+    """Buffering a due job that no slot can start costs it a second master write (Queued, then
+    Processing); left in the agent, it is claimed and started in one write when a slot frees."""
+    app = make_app(
+        agents={"a": urls["agent"]},
+        workers=[{"name": "w1", "agent": "a", "parallelism_factor": 0.5, "bucket_buffer_size": 50}],
+    )
+    release = asyncio.Event()
+
+    @app.handler
+    async def held() -> None:
+        await release.wait()
+
+    await start(app)
+    ids = await app.schedule_many(held, [{} for _ in range(10)])
+    await eventually(lambda: _count(app, "Processing", 2))  # two slots (Medium: 4 x 0.5)
+    await asyncio.sleep(0.3)
+    assert await app.count_jobs(status="Queued") == 0
+    assert await app.count_jobs(status="Processing") == 2
+    release.set()
+    await eventually(lambda: _count(app, "Succeeded", len(ids)))
+
+
 async def test_cancel_a_running_job_is_cooperative(make_app, start) -> None:
     app = make_app()
     began = asyncio.Event()

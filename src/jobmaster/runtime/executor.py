@@ -168,9 +168,9 @@ class BucketExecutor:
         buffer is full or every slot is busy. Dispatch wakes intake when it empties buffer places, and
         a finishing job does when due jobs were left waiting for a slot.
         """
-        if self.room == 0:
-            return not isinstance(self.agent, MasterQueue) or self._startable(time.time()) == 0
-        return self._slot_wanted and self._startable(time.time()) == 0
+        if self.room == 0 or self._slot_wanted:
+            return self._startable(time.time()) == 0
+        return False
 
     async def _until_next_due(self) -> float:
         now = time.time()
@@ -188,18 +188,38 @@ class BucketExecutor:
         agent = self.agent
         if isinstance(agent, MasterQueue):
             return await self._take(agent, room, lead_until, visible_at)
-        if room == 0:
-            return False
-        messages = await agent.claim(self.bucket.id, room, lead_until, now, visible_at)
-        if messages:
-            await self._adopt(messages)
+        more = await self._claim(agent, room, now, lead_until, visible_at)
         if now - self._saved_at < SAVE_INTERVAL:
-            return len(messages) == room
+            return more
         self._saved_at = now
         unsaved = await self.agent.claim_unsaved(self.bucket.id, SAVE_BATCH, lead_until, now, visible_at)
         if unsaved:
             await self._save(unsaved)
-        return len(messages) == room or len(unsaved) == SAVE_BATCH
+        return more or len(unsaved) == SAVE_BATCH
+
+    async def _claim(
+        self, agent: AgentTransport, room: int, now: float, lead_until: float, visible_at: float
+    ) -> bool:
+        """Claim as many jobs as free slots can start, or, with every slot busy, fill the buffer.
+
+        A due job claimed into the buffer costs the master two writes (Queued, then Processing);
+        one claimed for a free slot costs one, since adopting it starts it. So while due jobs are
+        left waiting for slots (`_slot_wanted`), they wait in the agent, not in the buffer: a slot
+        that frees wakes this intake, as with a job-table queue. A claim for free slots also brings
+        jobs due within the lead time, where the buffer has room for them all.
+        """
+        start = self._startable(now)
+        if start:
+            limit, due_before = start, (lead_until if room >= start else now)
+        elif room and not self._slot_wanted:
+            limit, due_before = room, lead_until
+        else:
+            return False
+        messages = await agent.claim(self.bucket.id, limit, due_before, now, visible_at)
+        started = await self._adopt(messages) if messages else 0
+        if start:
+            self._slot_wanted = started == start
+        return len(messages) == limit or (self._slot_wanted and self._startable(time.time()) > 0)
 
     @contextlib.contextmanager
     def _reserving(self, slots: int) -> Iterator[None]:
@@ -274,8 +294,11 @@ class BucketExecutor:
             jobs.append(job)
         return jobs, poison
 
-    async def _adopt(self, messages: list[AgentMessage]) -> None:
-        """Make claimed messages ours; the due ones that fit free slots start in the same write."""
+    async def _adopt(self, messages: list[AgentMessage]) -> int:
+        """Make claimed messages ours; the due ones that fit free slots start in the same write.
+
+        Returns how many started.
+        """
         jobs, poison = self._decode(messages)
         if poison:
             await self.worker.runtime.set_aside(self.agent, self.bucket.id, messages, poison)
@@ -285,7 +308,7 @@ class BucketExecutor:
         lease = now + self.worker.cluster.job_lease
         with self._reserving(len(start.ids)):
             owned = set(await self.worker.master.adopt(jobs, self.bucket.id, self.worker.id, lease, start))
-        buffered = False
+        buffered, started = False, 0
         for job in jobs:
             if job.id not in owned:
                 continue
@@ -296,6 +319,7 @@ class BucketExecutor:
                 job.status = JobStatus.Processing
                 job.attempts += 1
                 self._launch(job, now)
+                started += 1
             else:
                 job.status = JobStatus.Queued
                 self._buffer_push(job)
@@ -303,6 +327,7 @@ class BucketExecutor:
         if buffered:
             self._dispatch_wake.set()  # before the ack: its round trip is not the jobs' to wait for
         await self.agent.ack(self.bucket.id, [j.id for j in jobs])
+        return started
 
     async def _save(self, messages: list[AgentMessage]) -> None:
         """Persist SavePending jobs that are not due soon so the master can see and cancel them."""
