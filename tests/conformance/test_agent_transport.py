@@ -124,6 +124,26 @@ async def test_destroy_refuses_a_bucket_with_messages(agent: AgentTransport) -> 
     assert await agent.find(message.job_id) is None
 
 
+async def test_a_push_racing_a_destroy_never_strands_messages(agent: AgentTransport) -> None:
+    """A push that succeeds left its messages in a bucket that still exists; one that fails (the
+    caller then routes its jobs elsewhere) left none behind, whoever won."""
+    now = time.time()
+    for _ in range(20):
+        bucket = _bucket()
+        await agent.create_bucket(bucket)
+        messages = [_msg(now + 5) for _ in range(20)]
+        pushed, destroyed = await asyncio.gather(
+            agent.push(bucket, messages), agent.destroy_bucket(bucket), return_exceptions=True
+        )
+        assert isinstance(destroyed, bool)
+        if pushed is None:
+            assert destroyed is False
+            assert await agent.count(bucket) == len(messages)
+        else:
+            assert isinstance(pushed, BucketGoneError)
+            assert [await agent.find(m.job_id) for m in messages] == [None] * len(messages)
+
+
 async def test_concurrent_claims_never_share_a_message(
     agent: AgentTransport, agent_url: str, cluster_id: str
 ) -> None:

@@ -2,8 +2,10 @@
 
 Shares the connection pool with a PostgreSQL master on the same URL. A push notifies the agent's
 channel with the bucket id from inside the same statement, so the bucket's executor wakes when the
-messages are committed, and never before. A foreign key from messages to buckets makes a push into
-a destroyed bucket fail instead of leaving messages nobody will ever claim.
+messages are committed, and never before. A push locks its bucket's row (key share) and writes
+nothing if the bucket is gone, and a destroy locks the row exclusively before it looks for messages,
+so a push into a destroyed bucket fails instead of leaving messages nobody will ever claim. (A
+foreign key did the same with a lookup and a lock per message: about a third of a push's cost.)
 """
 
 from __future__ import annotations
@@ -35,9 +37,9 @@ SCHEMA = [
         version bigint NOT NULL,
         payload bytea NOT NULL,
         visible_at double precision NOT NULL DEFAULT 0,
-        PRIMARY KEY (bucket_id, job_id),
-        FOREIGN KEY (bucket_id) REFERENCES jm_agent_buckets (bucket_id)
+        PRIMARY KEY (bucket_id, job_id)
     )""",
+    "ALTER TABLE jm_agent_messages DROP CONSTRAINT IF EXISTS jm_agent_messages_bucket_id_fkey",
     "CREATE INDEX IF NOT EXISTS jm_agent_messages_due ON jm_agent_messages (bucket_id, due_at)",
     "CREATE INDEX IF NOT EXISTS jm_agent_messages_job ON jm_agent_messages (job_id)",
     """CREATE INDEX IF NOT EXISTS jm_agent_messages_unsaved ON jm_agent_messages (bucket_id, due_at)
@@ -49,18 +51,23 @@ SCHEMA = [
 
 _COLUMNS = "job_id, due_at, version, payload"
 
-#: The notification is the main query and the insert a CTE: a data-modifying CTE always runs to
-#: completion, and the one-time EXISTS filter notifies only if a message was really written.
+#: The insert is a CTE (a data-modifying CTE always runs to completion) guarded by the bucket's row,
+#: locked once for the statement; the main query answers whether the bucket exists and notifies
+#: only if a message was really written.
 _PUSH = """
-    WITH written AS (
+    WITH bucket AS (
+        SELECT FROM jm_agent_buckets WHERE bucket_id = $1 FOR KEY SHARE
+    ),
+    written AS (
         INSERT INTO jm_agent_messages (bucket_id, job_id, due_at, version, payload)
-        SELECT $1, * FROM unnest($2::text[], $3::float8[], $4::bigint[], $5::bytea[])
+        SELECT $1, m.* FROM unnest($2::text[], $3::float8[], $4::bigint[], $5::bytea[]) AS m
+        WHERE EXISTS (SELECT FROM bucket)
         ON CONFLICT (bucket_id, job_id) DO UPDATE SET
             due_at = excluded.due_at, version = excluded.version,
             payload = excluded.payload, visible_at = 0
         RETURNING 1
     )
-    SELECT pg_notify($6, $1) WHERE EXISTS (SELECT FROM written)
+    SELECT EXISTS (SELECT FROM bucket), (SELECT pg_notify($6, $1) FROM written LIMIT 1)
 """
 
 #: A claim or an ack changes nothing that must outlive a server crash: a lost one only makes the
@@ -97,18 +104,6 @@ _CLAIM_UNSAVED = f"""
     RETURNING {_COLUMNS}
 """
 
-#: Refuses (returns busy) while the bucket holds messages. A push committing between this
-#: statement's snapshot and its delete is caught by the foreign key instead.
-_DESTROY = """
-    WITH state AS (
-        SELECT EXISTS (SELECT FROM jm_agent_messages WHERE bucket_id = $1) AS busy
-    ),
-    gone AS (
-        DELETE FROM jm_agent_buckets WHERE bucket_id = $1 AND NOT (SELECT busy FROM state)
-    )
-    SELECT busy FROM state
-"""
-
 
 def _messages(records: Sequence[asyncpg.Record]) -> list[AgentMessage]:
     """Rows as messages, earliest due first (UPDATE ... RETURNING keeps no order)."""
@@ -141,11 +136,19 @@ class PostgresAgent(PostgresClient, AgentTransport):
         )
 
     async def destroy_bucket(self, bucket_id: str) -> bool:
-        try:
-            busy = await self.pool.fetchval(_DESTROY, bucket_id)
-        except asyncpg.ForeignKeyViolationError:
-            return False
-        return not busy
+        """Refuse (False) while the bucket holds messages.
+
+        The exclusive lock waits out every push holding the bucket's row; the next statement's
+        snapshot then sees their messages.
+        """
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT FROM jm_agent_buckets WHERE bucket_id = $1 FOR UPDATE", bucket_id)
+            if await conn.fetchval(
+                "SELECT EXISTS (SELECT FROM jm_agent_messages WHERE bucket_id = $1)", bucket_id
+            ):
+                return False
+            await conn.execute("DELETE FROM jm_agent_buckets WHERE bucket_id = $1", bucket_id)
+        return True
 
     async def push(self, bucket_id: str, messages: Sequence[AgentMessage]) -> None:
         # One statement cannot touch a row twice, so a job named twice keeps its last copy, as
@@ -153,18 +156,17 @@ class PostgresAgent(PostgresClient, AgentTransport):
         latest = list({m.job_id: m for m in messages}.values())
         if not latest:
             return
-        try:
-            await self.pool.execute(
-                _PUSH,
-                bucket_id,
-                [m.job_id for m in latest],
-                [m.due_at for m in latest],
-                [m.version for m in latest],
-                [m.payload for m in latest],
-                self.channel,
-            )
-        except asyncpg.ForeignKeyViolationError:
-            raise BucketGoneError(f"bucket {bucket_id} does not exist on agent {self.name!r}") from None
+        alive = await self.pool.fetchval(
+            _PUSH,
+            bucket_id,
+            [m.job_id for m in latest],
+            [m.due_at for m in latest],
+            [m.version for m in latest],
+            [m.payload for m in latest],
+            self.channel,
+        )
+        if not alive:
+            raise BucketGoneError(f"bucket {bucket_id} does not exist on agent {self.name!r}")
 
     async def claim(
         self, bucket_id: str, limit: int, due_before: float, now: float, visible_at: float
