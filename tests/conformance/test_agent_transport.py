@@ -33,6 +33,26 @@ async def test_claim_orders_by_due_and_respects_limits(agent: AgentTransport) ->
     assert await agent.count(bucket) == 3
 
 
+async def test_read_due_gives_the_owner_due_visible_messages_until_acknowledged(
+    agent: AgentTransport,
+) -> None:
+    bucket = _bucket()
+    await agent.create_bucket(bucket)
+    now = time.time()
+    hidden, first, second, late = _msg(now - 3), _msg(now - 2), _msg(now - 1), _msg(now + 100)
+    await agent.push(bucket, [late, second, hidden, first])
+    assert [m.job_id for m in await agent.claim(bucket, 1, now + 10, now, now + 30)] == [hidden.job_id]
+    got = await agent.read_due(bucket, 1, now + 10, now, now + 30)
+    assert [(m.job_id, m.payload) for m in got] == [(first.job_id, b"{}")]
+    await agent.ack(bucket, [first.job_id])
+    again = [m.job_id for m in await agent.read_due(bucket, 10, now + 10, now, now + 30)]
+    assert again == [second.job_id]
+    if type(agent).read_due is not AgentTransport.read_due:
+        # a plain read hides nothing: the owner would see `second` again until it acknowledges it
+        assert [m.job_id for m in await agent.read_due(bucket, 10, now + 10, now, now + 30)] == again
+    assert await agent.count(bucket) == 3
+
+
 async def test_claims_in_rounds_skip_hidden_messages_and_see_them_again(agent: AgentTransport) -> None:
     """Limited claims walk the due order past claimed (hidden) messages, which return when visible."""
     bucket = _bucket()

@@ -83,6 +83,19 @@ class AgentTransport(abc.ABC):
     ) -> list[AgentMessage]:
         """Claim visible messages due by `due_before`, earliest first, hidden until `visible_at`."""
 
+    async def read_due(
+        self, bucket_id: str, limit: int, due_before: float, now: float, visible_at: float
+    ) -> list[AgentMessage]:
+        """Visible messages due by `due_before`, earliest first, for the bucket's owner to adopt.
+
+        Unlike `claim`, an agent may leave them visible: the owner reads, adopts and acknowledges in
+        turn, so it never reads again what it has not acknowledged yet, and a second reader (a drain
+        of a bucket whose owner only seemed dead) is fenced by the master, which adopts each job
+        once. Hiding a message is a write per message; agents where that costs more than the read
+        override this with a plain read. The default claims.
+        """
+        return await self.claim(bucket_id, limit, due_before, now, visible_at)
+
     @abc.abstractmethod
     async def claim_unsaved(
         self, bucket_id: str, limit: int, due_after: float, now: float, visible_at: float

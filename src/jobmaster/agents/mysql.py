@@ -159,6 +159,18 @@ class MysqlAgent(MysqlClient, AgentTransport):
             return []
         return await self._claim(_DUE, (bucket_id, due_before, now), limit, visible_at)
 
+    async def read_due(
+        self, bucket_id: str, limit: int, due_before: float, now: float, visible_at: float
+    ) -> list[AgentMessage]:
+        """A plain read, with no transaction: the owner's next read comes after it acknowledged
+        these."""
+        return _messages(
+            await self.db.fetch(
+                f"SELECT {_COLUMNS} FROM jm_agent_messages WHERE {_DUE} ORDER BY due_at LIMIT %s",
+                (bucket_id, due_before, now, limit),
+            )
+        )
+
     async def claim_unsaved(
         self, bucket_id: str, limit: int, due_after: float, now: float, visible_at: float
     ) -> list[AgentMessage]:

@@ -93,6 +93,12 @@ _CLAIM = f"""
     RETURNING {_COLUMNS}
 """
 
+_READ_DUE = f"""
+    SELECT {_COLUMNS} FROM jm_agent_messages
+    WHERE bucket_id = $1 AND due_at <= $2 AND visible_at <= $3
+    ORDER BY due_at LIMIT $4
+"""
+
 _CLAIM_UNSAVED = f"""
     UPDATE jm_agent_messages SET visible_at = $4
     WHERE ctid = ANY(ARRAY(
@@ -172,6 +178,12 @@ class PostgresAgent(PostgresClient, AgentTransport):
         self, bucket_id: str, limit: int, due_before: float, now: float, visible_at: float
     ) -> list[AgentMessage]:
         return _messages(await self.pool.fetch(_CLAIM, bucket_id, due_before, now, limit, visible_at))
+
+    async def read_due(
+        self, bucket_id: str, limit: int, due_before: float, now: float, visible_at: float
+    ) -> list[AgentMessage]:
+        """A plain read: the owner's next read comes after it acknowledged these."""
+        return _messages(await self.pool.fetch(_READ_DUE, bucket_id, due_before, now, limit))
 
     async def claim_unsaved(
         self, bucket_id: str, limit: int, due_after: float, now: float, visible_at: float

@@ -188,7 +188,7 @@ class BucketExecutor:
         agent = self.agent
         if isinstance(agent, MasterQueue):
             return await self._take(agent, room, lead_until, visible_at)
-        more = await self._claim(agent, room, now, lead_until, visible_at)
+        more = await self._read_due(agent, room, now, lead_until, visible_at)
         if now - self._saved_at < SAVE_INTERVAL:
             return more
         self._saved_at = now
@@ -197,16 +197,16 @@ class BucketExecutor:
             await self._save(unsaved)
         return more or len(unsaved) == SAVE_BATCH
 
-    async def _claim(
+    async def _read_due(
         self, agent: AgentTransport, room: int, now: float, lead_until: float, visible_at: float
     ) -> bool:
-        """Claim as many jobs as free slots can start, or, with every slot busy, fill the buffer.
+        """Take as many jobs as free slots can start, or, with every slot busy, fill the buffer.
 
-        A due job claimed into the buffer costs the master two writes (Queued, then Processing);
-        one claimed for a free slot costs one, since adopting it starts it. So while due jobs are
-        left waiting for slots (`_slot_wanted`), they wait in the agent, not in the buffer: a slot
-        that frees wakes this intake, as with a job-table queue. A claim for free slots also brings
-        jobs due within the lead time, where the buffer has room for them all.
+        A due job taken into the buffer costs the master two writes (Queued, then Processing); one
+        taken for a free slot costs one, since adopting it starts it. So while due jobs are left
+        waiting for slots (`_slot_wanted`), they wait in the agent, not in the buffer: a slot that
+        frees wakes this intake, as with a job-table queue. A read for free slots also brings jobs
+        due within the lead time, where the buffer has room for them all.
         """
         start = self._startable(now)
         if start:
@@ -215,7 +215,7 @@ class BucketExecutor:
             limit, due_before = room, lead_until
         else:
             return False
-        messages = await agent.claim(self.bucket.id, limit, due_before, now, visible_at)
+        messages = await agent.read_due(self.bucket.id, limit, due_before, now, visible_at)
         started = await self._adopt(messages) if messages else 0
         if start:
             self._slot_wanted = started == start
