@@ -1071,6 +1071,24 @@ class NatsAgent(AgentTransport):
                     if view.entries.get(job_id) is entry:
                         heapq.heappush(view.by_due, (entry.due_at, entry.seq, job_id))
 
+    async def read_due(
+        self, bucket_id: str, limit: int, due_before: float, now: float, visible_at: float
+    ) -> list[AgentMessage]:
+        """The view's first due entries, without the guarded re-publish a claim makes per message.
+
+        They stay in the due order, so they come back on the next read unless acknowledged first;
+        the ack deletes the very sequences read here. A stale entry (acknowledged or replaced by
+        another process) is fenced by the master when adopted, and its ack finds nothing to delete.
+        """
+        nc = self._client()
+        view = self._view(bucket_id)
+        async with view.lock:
+            await self._sync(nc, view)
+            picked = _first_due(view, limit, due_before, now)
+            for job_id, entry in picked:
+                heapq.heappush(view.by_due, (entry.due_at, entry.seq, job_id))
+            return [AgentMessage(job_id, e.due_at, e.version, e.payload) for job_id, e in picked]
+
     async def claim_unsaved(
         self, bucket_id: str, limit: int, due_after: float, now: float, visible_at: float
     ) -> list[AgentMessage]:
