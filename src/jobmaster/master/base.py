@@ -53,11 +53,12 @@ class StartNow:
     ids: frozenset[str]
     at: float
 
-    def apply(self, job: Job) -> Job:
-        """The job as adopted: Processing with its attempt counted if it starts now, else as is."""
+    def adopted(self, job: Job, **placed: Any) -> Job:
+        """A copy of the job as adopted, with `placed` (owner, lease...) set: Processing with its
+        attempt counted if it starts now, else Queued. One copy: adoption is on every job's path."""
         if job.id not in self.ids:
-            return job
-        return job.copy(status=JobStatus.Processing, attempts=job.attempts + 1, started_at=self.at)
+            return job.copy(status=JobStatus.Queued, **placed)
+        return job.copy(status=JobStatus.Processing, attempts=job.attempts + 1, started_at=self.at, **placed)
 
 
 NO_START = StartNow(frozenset(), 0.0)

@@ -339,7 +339,7 @@ class MysqlMaster(MysqlClient, MasterStore):
     ) -> list[str]:
         if not jobs:
             return []
-        fresh = [start.apply(j.copy(status=JobStatus.Queued)) for j in jobs if j.version == 0]
+        fresh = [start.adopted(j) for j in jobs if j.version == 0]
         saved = [j for j in jobs if j.version > 0]
         go = [j.id for j in saved if j.id in start.ids]
         # one guarded update for all saved jobs (it must be the transaction's first write)

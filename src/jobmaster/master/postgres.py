@@ -631,7 +631,7 @@ class PostgresMaster(PostgresClient, QueueHost, MasterStore):
         fresh = [j for j in jobs if j.version == 0]
         saved = sorted((j for j in jobs if j.version > 0), key=lambda j: j.id)
         job_rows, params = _job_rows(
-            [start.apply(j.copy(status=JobStatus.Queued)) for j in fresh],
+            [start.adopted(j) for j in fresh],
             _ADOPT_FIRST,
             version=1,
             bucket_id=bucket_id,

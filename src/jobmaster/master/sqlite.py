@@ -225,16 +225,8 @@ class SqliteMaster(SqliteClient, QueueHost, MasterStore):
         lease_until: float,
         start: StartNow = NO_START,
     ) -> list[str]:
-        fresh = [
-            start.apply(j)
-            for j in _placed(
-                [j for j in jobs if j.version == 0],
-                JobStatus.Queued,
-                bucket_id,
-                worker_id,
-                lambda _: lease_until,
-            )
-        ]
+        owner = dict(version=1, bucket_id=bucket_id, worker_id=worker_id, lease_expires_at=lease_until)
+        fresh = [start.adopted(j, **owner) for j in jobs if j.version == 0]
         saved = [j for j in jobs if j.version > 0]
 
         def write(conn: sqlite3.Connection) -> list[str]:
