@@ -7,11 +7,14 @@ import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import pytest
 from engine_support import eventually
 
 from helpers import make_job
 from jobmaster import JobContext, JobStatus, Priority
+from jobmaster.agents.master_queue import MasterQueue
 from jobmaster.master.base import Fence
 
 
@@ -187,6 +190,46 @@ async def test_due_jobs_beyond_free_slots_wait_in_the_agent_not_the_buffer(make_
     assert await app.count_jobs(status="Processing") == 2
     release.set()
     await eventually(lambda: _count(app, "Succeeded", len(ids)))
+
+
+@pytest.mark.parametrize("own_agent", [True, False], ids=["agent", "standalone"])
+async def test_a_full_buffer_of_later_jobs_does_not_spin_the_intake(make_app, urls, start, own_agent) -> None:
+    """Free slots and a full buffer of jobs not yet due: nothing can be taken until one is due, so
+    the intake must sleep until then instead of asking the agent again at once, over and over."""
+    worker = dict(name="w1", bucket_buffer_size=2, bucket_buffer_lead_time=3.0, parallelism_factor=0.5)
+    if own_agent:
+        app = make_app(
+            agents={"a": urls["agent"]}, workers=[{**worker, "agent": "a"}], idle_poll_interval=0.5
+        )
+    else:
+        app = make_app(workers=[worker], idle_poll_interval=0.5)
+
+    @app.handler
+    async def later() -> None:
+        return None
+
+    running = await start(app)
+    agent = app.runtime.agents["a" if own_agent else "standalone"]
+    if isinstance(agent, MasterQueue):
+        agent = agent.master  # a job-table queue asks the master
+        asked, original = "next_queued_due", agent.next_queued_due
+    else:
+        asked, original = "next_due_at", agent.next_due_at
+    calls = 0
+
+    async def counted(*args: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return await original(*args)
+
+    setattr(agent, asked, counted)
+    ids = await app.schedule_many(later, [{} for _ in range(5)], delay=1.5)
+    await eventually(lambda: _count(app, "Queued", 2))
+    calls = 0
+    await asyncio.sleep(0.5)
+    assert calls < 20, f"the intake asked for the next due time {calls} times in 0.5 s"
+    for job_id in ids:
+        await running.wait_status(job_id, "Succeeded", timeout=10)
 
 
 async def test_cancel_a_running_job_is_cooperative(make_app, start) -> None:

@@ -173,11 +173,17 @@ class BucketExecutor:
         return False
 
     async def _until_next_due(self) -> float:
+        """How long intake may sleep: until the next job can be fetched, at the latest.
+
+        With the buffer full, a job can only be fetched to start in a free slot, so not before it
+        is due; counting the lead time then would wake the intake at once, over and over.
+        """
         now = time.time()
         due = await self.agent.next_due_at(self.bucket.id, now)
         if due is None:
             return 5.0
-        return min(5.0, max(0.0, due - self.config.bucket_buffer_lead_time - now))
+        lead = self.config.bucket_buffer_lead_time if self.room else 0.0
+        return min(5.0, max(0.0, due - lead - now))
 
     async def _intake_once(self) -> bool:
         """Claim what is due soon, persist what is not; True if a full batch came (more may wait)."""
