@@ -186,7 +186,7 @@ class BucketExecutor:
         return min(5.0, max(0.0, due - lead - now))
 
     async def _intake_once(self) -> bool:
-        """Claim what is due soon, persist what is not; True if a full batch came (more may wait)."""
+        """Fetch what is due soon, persist what is not; True if a full batch came (more may wait)."""
         room = self.room
         now = time.time()
         visible_at = now + self.worker.cluster.job_lease
@@ -301,7 +301,8 @@ class BucketExecutor:
         return jobs, poison
 
     async def _adopt(self, messages: list[AgentMessage]) -> int:
-        """Make claimed messages ours; the due ones that fit free slots start in the same write.
+        """Make messages read from the agent ours; the due ones that fit free slots start in the
+        same write, and every one of them is acknowledged before the next read.
 
         Returns how many started.
         """
