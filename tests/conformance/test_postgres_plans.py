@@ -27,6 +27,7 @@ from jobmaster.master.postgres import PostgresMaster
 
 CLAIM_TYPES = "text, float8, float8, integer, float8"
 UNSAVED_TYPES = "text, float8, integer, float8, float8"
+READ_TYPES = "text, float8, float8, integer"
 TAKE_TYPES = "text, float8, integer, float8, integer, text, float8"
 RECOVER_TYPES = "text, float8, integer, text, text"
 CLAIM_DUE_TYPES = "text, float8, text[], smallint[], integer"
@@ -62,6 +63,20 @@ async def test_claims_update_by_tid_whatever_the_statistics(pg_urls: dict[str, s
         )
     for plan in (claim, unsaved):
         _assert_by_tid(plan)
+
+
+async def test_the_owners_read_walks_the_due_index_whatever_the_statistics(pg_urls: dict[str, str]) -> None:
+    """Planned while the bucket is empty, as after a worker starts: still an ordered index walk
+    that stops at the limit, not a scan and sort of every message of the bucket."""
+    async with agent_with_bucket(pg_urls["agent"], "plans") as (agent, bucket):
+        now = time.time()
+        empty = await _generic_plan(pg_urls["agent"], pg_agent._READ_DUE, READ_TYPES, bucket, now, now, 100)
+        await agent.push(bucket, [AgentMessage(uuid.uuid4().hex, now + i, 0, b"{}") for i in range(3000)])
+        full = await _generic_plan(pg_urls["agent"], pg_agent._READ_DUE, READ_TYPES, bucket, now, now, 100)
+    for plan in (empty, full):
+        assert plan[0]["Node Type"] == "Limit"
+        assert not [n for n in plan if n["Node Type"] in ("Sort", "Seq Scan", "Bitmap Heap Scan")]
+        assert [n.get("Index Name") for n in plan if "Index Name" in n] == ["jm_agent_messages_due"]
 
 
 async def test_the_job_table_queue_is_taken_by_tid(pg_urls: dict[str, str]) -> None:
