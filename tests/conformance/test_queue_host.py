@@ -110,6 +110,21 @@ async def test_a_bucket_with_jobs_is_drained_before_it_can_go(master: MasterStor
     assert await master.get_job(late.id) is None
 
 
+async def test_a_retried_queue_call_writes_each_job_once(master: MasterStore) -> None:
+    """A call retried after an unknown outcome names jobs the queue already holds: those are left as
+    they are (even when taken meanwhile), the others go in."""
+    host, bucket = _host(master), await _bucket(master)
+    now = time.time()
+    first, second, third = make_job(-2), make_job(-1), make_job(-1)
+    assert await host.queue_jobs(bucket, [first, second])
+    [taken] = await host.take_queued(bucket, "w1", now + 30, now=now, start=1, due_before=now, limit=0)
+    assert taken.id == first.id
+    assert await host.queue_jobs(bucket, [first, second, third])
+    assert await host.queued_count(bucket) == 2
+    stored = await master.get_job(first.id)
+    assert stored is not None and (stored.status, stored.version) == (JobStatus.Processing, 2)
+
+
 async def test_concurrent_takers_never_share_a_job(master: MasterStore, urls, cluster_id) -> None:
     host, bucket = _host(master), await _bucket(master)
     jobs = [make_job(-1) for _ in range(400)]

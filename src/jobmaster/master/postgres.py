@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import random
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -34,6 +34,8 @@ from jobmaster.master.base import (
     StartNow,
     StatusCount,
 )
+
+T = TypeVar("T")
 
 SCHEMES = ("postgresql", "postgres")
 
@@ -222,7 +224,28 @@ def _job_rows(jobs: Sequence[Job], first: int, **fixed: Any) -> tuple[str, list[
 
 
 #: Statements that insert jobs are templates: `{rows}` is the `_job_rows` SELECT of the batch, whose
-#: parameters follow the statement's own.
+#: parameters follow the statement's own, and `{skip_known}` is empty or `SKIP_KNOWN` (see
+#: `_new_or_known`).
+SKIP_KNOWN = "ON CONFLICT (id) DO NOTHING"
+
+
+def _statement(template: str, job_rows: str, skip_known: bool) -> str:
+    return template.replace("{rows}", job_rows).replace("{skip_known}", SKIP_KNOWN if skip_known else "")
+
+
+async def _new_or_known(write: Callable[[bool], Awaitable[T]]) -> T:
+    """Insert jobs with a plain INSERT, and only if one of their ids is stored already, skipping those.
+
+    Nearly every batch names new ids only, and a plain insert costs the server about 2 us a row less
+    than one that probes the primary key for each row first (speculative insertion, with a second
+    WAL record to confirm it). A stored id means a retried call or a copy adopted twice; the failed
+    statement wrote nothing, so running it again with `SKIP_KNOWN` is as if it had done so at once.
+    """
+    try:
+        return await write(False)
+    except asyncpg.UniqueViolationError:
+        return await write(True)
+
 
 #: `$1` cluster, `$2` the channel, the jobs from `$3`. The uncorrelated sub-select runs once per
 #: statement, after the insert, and only notifies if a HeldOnMaster job was really inserted.
@@ -230,7 +253,7 @@ _INSERT_JOBS = f"""
     WITH ins AS (
         INSERT INTO jm_jobs (cluster_id, {rows.JOB_SELECT})
         SELECT $1, r.* FROM ({{rows}}) AS r
-        ON CONFLICT (id) DO NOTHING
+        {{skip_known}}
         RETURNING id, status
     )
     SELECT id, (SELECT pg_notify($2, 'held') FROM ins WHERE status = 2 LIMIT 1) AS woke FROM ins
@@ -247,7 +270,7 @@ _QUEUE_JOBS = f"""
     ins AS (
         INSERT INTO jm_jobs (cluster_id, {rows.JOB_SELECT})
         SELECT $1, r.* FROM ({{rows}}) AS r WHERE EXISTS (SELECT FROM bucket)
-        ON CONFLICT (id) DO NOTHING
+        {{skip_known}}
         RETURNING 1
     )
     SELECT EXISTS (SELECT FROM bucket),
@@ -305,7 +328,7 @@ _ADOPT = f"""
     WITH ins AS (
         INSERT INTO jm_jobs (cluster_id, {rows.JOB_SELECT})
         SELECT $1, r.* FROM ({{rows}}) AS r
-        ON CONFLICT (id) DO NOTHING
+        {{skip_known}}
         RETURNING id
     ),
     moved AS (
@@ -614,9 +637,16 @@ class PostgresMaster(PostgresClient, QueueHost, MasterStore):
 
     async def _insert(self, jobs: Sequence[Job], conn: Any, **fixed: Any) -> list[str]:
         job_rows, params = _job_rows(jobs, _INSERT_JOBS_FIRST, **fixed)
-        records = await (conn or self.pool).fetch(
-            _INSERT_JOBS.replace("{rows}", job_rows), self.cluster_id, self.channel, *params
-        )
+
+        async def write(skip_known: bool) -> list[asyncpg.Record]:
+            sql = _statement(_INSERT_JOBS, job_rows, skip_known)
+            records: list[asyncpg.Record] = await (conn or self.pool).fetch(
+                sql, self.cluster_id, self.channel, *params
+            )
+            return records
+
+        # A failed statement would abort the caller's own transaction: no second try in there.
+        records = await (write(True) if conn is not None else _new_or_known(write))
         return rows.in_order((j.id for j in jobs), {r[0] for r in records})
 
     async def insert_jobs(self, jobs: Sequence[Job], connection: Any = None) -> list[str]:
@@ -644,18 +674,20 @@ class PostgresMaster(PostgresClient, QueueHost, MasterStore):
             worker_id=worker_id,
             lease_expires_at=lease_until,
         )
-        records = await _batch_write(
-            self.pool,
-            _ADOPT.replace("{rows}", job_rows),
-            self.cluster_id,
-            [j.id for j in saved],
-            [j.version for j in saved],
-            [j.id in start.ids for j in saved],
-            bucket_id,
-            worker_id,
-            lease_until,
-            start.at,
-            *params,
+        records = await _new_or_known(
+            lambda skip_known: _batch_write(
+                self.pool,
+                _statement(_ADOPT, job_rows, skip_known),
+                self.cluster_id,
+                [j.id for j in saved],
+                [j.version for j in saved],
+                [j.id in start.ids for j in saved],
+                bucket_id,
+                worker_id,
+                lease_until,
+                start.at,
+                *params,
+            )
         )
         inserted = {r[0] for r in records if r[1]}
         moved = {r[0] for r in records if not r[1]}
@@ -690,13 +722,15 @@ class PostgresMaster(PostgresClient, QueueHost, MasterStore):
             worker_id=None,
             lease_expires_at=None,
         )
-        alive = await self.pool.fetchval(
-            _QUEUE_JOBS.replace("{rows}", job_rows),
-            self.cluster_id,
-            bucket_id,
-            self.channel,
-            BUCKET_TOPIC,
-            *params,
+        alive = await _new_or_known(
+            lambda skip_known: self.pool.fetchval(
+                _statement(_QUEUE_JOBS, job_rows, skip_known),
+                self.cluster_id,
+                bucket_id,
+                self.channel,
+                BUCKET_TOPIC,
+                *params,
+            )
         )
         return bool(alive)
 
