@@ -99,6 +99,19 @@ async def test_push_replaces_a_known_job(agent: AgentTransport) -> None:
     assert await agent.count(bucket) == 1
 
 
+async def test_a_retried_push_of_new_jobs_stores_each_once(agent: AgentTransport) -> None:
+    """A publisher retrying a push whose outcome it did not learn names a job the bucket holds."""
+    bucket = _bucket()
+    await agent.create_bucket(bucket)
+    now = time.time()
+    first, second = _msg(now - 2), _msg(now - 1)
+    await agent.push(bucket, [first])
+    await agent.push(bucket, [_msg(now - 2, job_id=first.job_id), second])
+    assert await agent.count(bucket) == 2
+    got = await agent.claim(bucket, 10, now, now, now + 60)
+    assert [(m.job_id, m.version) for m in got] == [(first.job_id, 0), (second.job_id, 0)]
+
+
 async def test_claim_unsaved_takes_version_zero_only(agent: AgentTransport) -> None:
     bucket = _bucket()
     await agent.create_bucket(bucket)

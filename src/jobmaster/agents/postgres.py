@@ -10,6 +10,7 @@ foreign key did the same with a lookup and a lock per message: about a third of 
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 
@@ -53,7 +54,7 @@ _COLUMNS = "job_id, due_at, version, payload"
 
 #: The insert is a CTE (a data-modifying CTE always runs to completion) guarded by the bucket's row,
 #: locked once for the statement; the main query answers whether the bucket exists and notifies
-#: only if a message was really written.
+#: only if a message was really written. `{replace}` is empty or `_REPLACE`.
 _PUSH = """
     WITH bucket AS (
         SELECT FROM jm_agent_buckets WHERE bucket_id = $1 FOR KEY SHARE
@@ -62,13 +63,19 @@ _PUSH = """
         INSERT INTO jm_agent_messages (bucket_id, job_id, due_at, version, payload)
         SELECT $1, m.* FROM unnest($2::text[], $3::float8[], $4::bigint[], $5::bytea[]) AS m
         WHERE EXISTS (SELECT FROM bucket)
-        ON CONFLICT (bucket_id, job_id) DO UPDATE SET
-            due_at = excluded.due_at, version = excluded.version,
-            payload = excluded.payload, visible_at = 0
+        {replace}
         RETURNING 1
     )
     SELECT EXISTS (SELECT FROM bucket), (SELECT pg_notify($6, $1) FROM written LIMIT 1)
 """
+_REPLACE = """ON CONFLICT (bucket_id, job_id) DO UPDATE SET
+            due_at = excluded.due_at, version = excluded.version,
+            payload = excluded.payload, visible_at = 0"""
+#: New jobs (version 0: the YES path) are not in the bucket yet but for a retried push, so they go in
+#: with a plain insert, which costs the server about 2 us a message less than the upsert's
+#: speculative insertion; a push that meets a stored copy runs again as the upsert.
+_PUSH_NEW = _PUSH.replace("{replace}", "")
+_PUSH_ANY = _PUSH.replace("{replace}", _REPLACE)
 
 #: A claim or an ack changes nothing that must outlive a server crash: a lost one only makes the
 #: message claimable again, and adopting it then finds the job's master row and drops the copy. So
@@ -162,8 +169,7 @@ class PostgresAgent(PostgresClient, AgentTransport):
         latest = list({m.job_id: m for m in messages}.values())
         if not latest:
             return
-        alive = await self.pool.fetchval(
-            _PUSH,
+        args = (
             bucket_id,
             [m.job_id for m in latest],
             [m.due_at for m in latest],
@@ -171,6 +177,12 @@ class PostgresAgent(PostgresClient, AgentTransport):
             [m.payload for m in latest],
             self.channel,
         )
+        alive = None
+        if all(m.version == 0 for m in latest):
+            with contextlib.suppress(asyncpg.UniqueViolationError):
+                alive = await self.pool.fetchval(_PUSH_NEW, *args)
+        if alive is None:
+            alive = await self.pool.fetchval(_PUSH_ANY, *args)
         if not alive:
             raise BucketGoneError(f"bucket {bucket_id} does not exist on agent {self.name!r}")
 
