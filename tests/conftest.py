@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from helpers import opened_master
 from jobmaster.agents.base import AgentTransport
-from jobmaster.backends import make_agent, make_master
+from jobmaster.backends import make_agent
 from jobmaster.master.base import MasterStore
 
 PG_ADMIN_URL = os.environ.get("JOBMASTER_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -112,13 +113,8 @@ def urls(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> dict[s
 
 @pytest.fixture
 async def master(urls: dict[str, str], cluster_id: str) -> AsyncIterator[MasterStore]:
-    store = make_master(urls["master"], cluster_id)
-    await store.open()
-    await store.migrate()
-    try:
+    async with opened_master(urls["master"], cluster_id) as store:
         yield store
-    finally:
-        await store.close()
 
 
 @pytest.fixture(params=AGENT_BACKENDS)

@@ -9,8 +9,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from jobmaster.agents.base import AgentTransport
-from jobmaster.backends import make_agent
+from jobmaster.backends import make_agent, make_master
+from jobmaster.cluster.model import Bucket
 from jobmaster.jobs.model import Job, JobStatus, Priority, new_job_id
+from jobmaster.master.base import MasterStore
 
 
 def make_job(
@@ -46,3 +48,25 @@ async def agent_with_bucket(url: str, name: str) -> AsyncIterator[tuple[AgentTra
         yield agent, bucket
     finally:
         await agent.close()
+
+
+@contextlib.asynccontextmanager
+async def opened_master(url: str, cluster_id: str) -> AsyncIterator[MasterStore]:
+    """An open, migrated master of `cluster_id`, closed on the way out."""
+    store = make_master(url, cluster_id)
+    await store.open()
+    try:
+        await store.migrate()
+        yield store
+    finally:
+        await store.close()
+
+
+@contextlib.asynccontextmanager
+async def master_with_bucket(url: str, name: str) -> AsyncIterator[tuple[MasterStore, Bucket]]:
+    """An open, migrated master of a fresh cluster, and a standalone Medium bucket of worker `w1`."""
+    async with opened_master(url, f"{name}-{uuid.uuid4().hex[:8]}") as master:
+        bucket_id = f"{name}-{uuid.uuid4().hex[:8]}"
+        bucket = Bucket(bucket_id, "standalone", "Default", Priority.Medium, "w1", created_at=time.time())
+        await master.add_buckets([bucket])
+        yield master, bucket

@@ -15,8 +15,7 @@ from typing import Any
 
 import pytest
 
-from helpers import make_job
-from jobmaster.backends import make_master
+from helpers import make_job, opened_master
 from jobmaster.jobs.model import JobFilter, JobStatus
 from jobmaster.master import mysql as my_master
 from jobmaster.master import rows
@@ -25,14 +24,9 @@ from jobmaster.master.mysql import MysqlMaster
 
 @pytest.fixture
 async def master(mysql_urls: dict[str, str]) -> AsyncIterator[MysqlMaster]:
-    store = make_master(mysql_urls["master"], f"plans-{uuid.uuid4().hex[:8]}")
-    assert isinstance(store, MysqlMaster)
-    await store.open()
-    await store.migrate()
-    try:
+    async with opened_master(mysql_urls["master"], f"plans-{uuid.uuid4().hex[:8]}") as store:
+        assert isinstance(store, MysqlMaster)
         yield store
-    finally:
-        await store.close()
 
 
 async def _index_keys(master: MysqlMaster) -> dict[str, list[str]]:

@@ -13,13 +13,11 @@ import time
 import uuid
 from typing import Any
 
-from helpers import agent_with_bucket, make_job
+from helpers import agent_with_bucket, make_job, master_with_bucket
 from jobmaster.agents.base import AgentMessage
 from jobmaster.agents.postgres import PostgresAgent
-from jobmaster.backends import make_master
-from jobmaster.cluster.model import Bucket
 from jobmaster.db.postgres import POOL_MAX
-from jobmaster.jobs.model import JobStatus, Priority
+from jobmaster.jobs.model import JobStatus
 from jobmaster.master.postgres import PostgresMaster
 
 
@@ -47,16 +45,9 @@ async def _pool_settings(pool: Any) -> set[str]:
 
 
 async def test_takes_leave_outcomes_durable(pg_urls: dict[str, str]) -> None:
-    master = make_master(pg_urls["master"], f"commits-{uuid.uuid4().hex[:8]}")
-    assert isinstance(master, PostgresMaster)
-    await master.open()
-    try:
-        await master.migrate()
+    async with master_with_bucket(pg_urls["master"], "commits") as (master, bucket):
+        assert isinstance(master, PostgresMaster)
         now = time.time()
-        bucket = Bucket(
-            f"commits-{uuid.uuid4().hex[:8]}", "standalone", "Default", Priority.Medium, "w1", created_at=now
-        )
-        await master.add_buckets([bucket])
         jobs = [make_job(-1) for _ in range(40)]
         assert await master.queue_jobs(bucket.id, jobs)
         takes = await asyncio.gather(
@@ -69,5 +60,3 @@ async def test_takes_leave_outcomes_durable(pg_urls: dict[str, str]) -> None:
         assert sorted(j.id for j in taken) == sorted(j.id for j in jobs)
         assert all(j.status is JobStatus.Processing for j in taken)
         assert await _pool_settings(master.pool) == {"on"}
-    finally:
-        await master.close()

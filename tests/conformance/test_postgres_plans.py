@@ -16,11 +16,9 @@ from typing import Any
 
 import asyncpg
 
-from helpers import agent_with_bucket, make_job
+from helpers import agent_with_bucket, make_job, master_with_bucket, opened_master
 from jobmaster.agents import postgres as pg_agent
 from jobmaster.agents.base import AgentMessage
-from jobmaster.backends import make_master
-from jobmaster.cluster.model import Bucket
 from jobmaster.jobs.model import Priority
 from jobmaster.master import postgres as pg_master
 from jobmaster.master.postgres import PostgresMaster
@@ -80,16 +78,9 @@ async def test_the_owners_read_walks_the_due_index_whatever_the_statistics(pg_ur
 
 
 async def test_the_job_table_queue_is_taken_by_tid(pg_urls: dict[str, str]) -> None:
-    master = make_master(pg_urls["master"], f"plans-{uuid.uuid4().hex[:8]}")
-    assert isinstance(master, PostgresMaster)
-    await master.open()
-    try:
-        await master.migrate()
+    async with master_with_bucket(pg_urls["master"], "plans") as (master, bucket):
+        assert isinstance(master, PostgresMaster)
         now = time.time()
-        bucket = Bucket(
-            f"plans-{uuid.uuid4().hex[:8]}", "standalone", "Default", Priority.Medium, "w1", created_at=now
-        )
-        await master.add_buckets([bucket])
         assert await master.queue_jobs(bucket.id, [make_job(i / 1000) for i in range(-1500, 1500)])
         take = await _generic_plan(
             pg_urls["master"],
@@ -103,20 +94,16 @@ async def test_the_job_table_queue_is_taken_by_tid(pg_urls: dict[str, str]) -> N
             "w1",
             now + 30,
         )
-    finally:
-        await master.close()
     _assert_by_tid(take)
 
 
 async def test_a_claim_reads_at_most_its_limit_per_route_of_a_backlog(pg_urls: dict[str, str]) -> None:
     """With 3,000 jobs due, a claim of 100 reads 100 rows of the due index, not the whole backlog."""
     cluster = f"plans-{uuid.uuid4().hex[:8]}"
-    master = make_master(pg_urls["master"], cluster)
-    await master.open()
+    async with opened_master(pg_urls["master"], cluster) as master:
+        await master.insert_jobs([make_job(-i / 1000) for i in range(3000)])
     conn = await asyncpg.connect(pg_urls["master"])
     try:
-        await master.migrate()
-        await master.insert_jobs([make_job(-i / 1000) for i in range(3000)])
         await conn.execute("SET plan_cache_mode = force_generic_plan")
         await conn.execute(f"PREPARE probe ({CLAIM_DUE_TYPES}) AS {pg_master._CLAIM}")
         async with conn.transaction():
@@ -126,7 +113,6 @@ async def test_a_claim_reads_at_most_its_limit_per_route_of_a_backlog(pg_urls: d
             )
     finally:
         await conn.close()
-        await master.close()
     scans = [n for n in _nodes(json.loads(raw)[0]["Plan"]) if n.get("Index Name") == "jm_jobs_due"]
     assert scans, raw
     assert all(n["Actual Rows"] <= 100 for n in scans), [(n["Actual Rows"], n["Actual Loops"]) for n in scans]
@@ -134,15 +120,10 @@ async def test_a_claim_reads_at_most_its_limit_per_route_of_a_backlog(pg_urls: d
 
 async def test_expired_leases_are_found_through_the_lease_index(pg_urls: dict[str, str]) -> None:
     """The lease index leaves out rows without a lease; recovery's predicate must still imply it."""
-    master = make_master(pg_urls["master"], f"plans-{uuid.uuid4().hex[:8]}")
-    await master.open()
-    try:
-        await master.migrate()
+    async with opened_master(pg_urls["master"], f"plans-{uuid.uuid4().hex[:8]}"):
         recover = await _generic_plan(
             pg_urls["master"], pg_master._RECOVER, RECOVER_TYPES, "c1", time.time(), 100, "{}", "chan"
         )
-    finally:
-        await master.close()
     assert "jm_jobs_lease" in {node.get("Index Name") for node in recover}, recover
 
 

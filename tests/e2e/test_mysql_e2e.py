@@ -19,8 +19,9 @@ import asyncpg
 import pytest
 from e2e_support import HERE, Processes
 
+from helpers import opened_master
 from jobmaster import Priority
-from jobmaster.backends import make_agent, make_master
+from jobmaster.backends import make_agent
 from jobmaster.db.mysql import check_server_version, connect_args, parse_server_version
 from jobmaster.errors import ConfigError, StoreError
 
@@ -264,13 +265,8 @@ def test_urls_of_both_schemes_and_their_options() -> None:
 
 @pytest.fixture
 async def mysql_master(mysql_urls: dict[str, str]) -> AsyncIterator[Any]:
-    store = make_master(mysql_urls["master"], f"test-{uuid.uuid4().hex[:12]}")
-    await store.open()
-    await store.migrate()
-    try:
+    async with opened_master(mysql_urls["master"], f"test-{uuid.uuid4().hex[:12]}") as store:
         yield store
-    finally:
-        await store.close()
 
 
 async def test_the_real_server_passes_the_check_and_a_master_and_agent_share_one_pool(
