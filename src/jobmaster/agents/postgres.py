@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from jobmaster.agents.base import AgentMessage, AgentTransport, BucketGoneError
-from jobmaster.db.postgres import Listener, PostgresClient, channel_name
+from jobmaster.db.postgres import Listener, PostgresClient, channel_name, remove_if_empty
 
 SCHEMES = ("postgresql", "postgres")
 
@@ -149,19 +149,13 @@ class PostgresAgent(PostgresClient, AgentTransport):
         )
 
     async def destroy_bucket(self, bucket_id: str) -> bool:
-        """Refuse (False) while the bucket holds messages.
-
-        The exclusive lock waits out every push holding the bucket's row; the next statement's
-        snapshot then sees their messages.
-        """
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT FROM jm_agent_buckets WHERE bucket_id = $1 FOR UPDATE", bucket_id)
-            if await conn.fetchval(
-                "SELECT EXISTS (SELECT FROM jm_agent_messages WHERE bucket_id = $1)", bucket_id
-            ):
-                return False
-            await conn.execute("DELETE FROM jm_agent_buckets WHERE bucket_id = $1", bucket_id)
-        return True
+        return await remove_if_empty(
+            self.pool,
+            "jm_agent_buckets",
+            "bucket_id",
+            bucket_id,
+            "SELECT FROM jm_agent_messages WHERE bucket_id = $1",
+        )
 
     async def push(self, bucket_id: str, messages: Sequence[AgentMessage]) -> None:
         # One statement cannot touch a row twice, so a job named twice keeps its last copy, as

@@ -40,6 +40,21 @@ def channel_name(prefix: str, *parts: str) -> str:
     return f"{prefix}{digest}"
 
 
+async def remove_if_empty(pool: asyncpg.Pool, table: str, key_column: str, key: str, children: str) -> bool:
+    """Delete the row of `table` whose `key_column` is `key` unless `children` (a SELECT on `$1`)
+    finds rows; False, with nothing deleted, if it does.
+
+    Writers that add children hold the row in key share; the exclusive lock taken first waits them
+    out, so the next statement's snapshot sees what they added and no child is left without its row.
+    """
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(f"SELECT FROM {table} WHERE {key_column} = $1 FOR UPDATE", key)
+        if await conn.fetchval(f"SELECT EXISTS ({children})", key):
+            return False
+        await conn.execute(f"DELETE FROM {table} WHERE {key_column} = $1", key)
+    return True
+
+
 async def _keep_session(conn: asyncpg.Connection) -> None:
     """Release without asyncpg's session reset: a round trip per pool use, for state we never set.
 

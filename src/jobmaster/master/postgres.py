@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from jobmaster.cluster.model import Bucket, BucketStatus, WorkerRecord, WorkerStatus
-from jobmaster.db.postgres import Listener, PostgresClient, channel_name
+from jobmaster.db.postgres import Listener, PostgresClient, channel_name, remove_if_empty
 from jobmaster.jobs import codec
 from jobmaster.jobs.model import Attempt, Completion, Job, JobFilter, JobStatus, Priority
 from jobmaster.master import rows
@@ -771,16 +771,8 @@ class PostgresMaster(PostgresClient, QueueHost, MasterStore):
         return None if due is None else float(due)
 
     async def remove_empty_bucket(self, bucket_id: str) -> bool:
-        async with self.pool.acquire() as conn, conn.transaction():
-            # The lock waits out every queue_jobs holding the bucket; the next statement's snapshot
-            # then sees their jobs.
-            await conn.execute("SELECT FROM jm_buckets WHERE id = $1 FOR UPDATE", bucket_id)
-            if await conn.fetchval(
-                "SELECT EXISTS (SELECT FROM jm_jobs WHERE bucket_id = $1 AND status = 3)", bucket_id
-            ):
-                return False
-            await conn.execute("DELETE FROM jm_buckets WHERE id = $1", bucket_id)
-        return True
+        queued = "SELECT FROM jm_jobs WHERE bucket_id = $1 AND status = 3"
+        return await remove_if_empty(self.pool, "jm_buckets", "id", bucket_id, queued)
 
     async def claim_due(
         self,
