@@ -53,6 +53,22 @@ async def test_read_due_gives_the_owner_due_visible_messages_until_acknowledged(
     assert await agent.count(bucket) == 3
 
 
+async def test_read_due_from_a_cursor_goes_on_past_it_without_skipping_ties(agent: AgentTransport) -> None:
+    """Jobs of one scheduling call share their due time, so a cursor on the due time alone would
+    skip the rest of a tie a limited read cut through."""
+    bucket = _bucket()
+    await agent.create_bucket(bucket)
+    now = time.time()
+    tied, later = [_msg(now - 2) for _ in range(5)], _msg(now - 1)
+    await agent.push(bucket, [later, *tied])
+    first = await agent.read_due(bucket, 2, now, now, now + 30)
+    assert len(first) == 2 and {m.job_id for m in first} < {m.job_id for m in tied}
+    await agent.ack(bucket, [m.job_id for m in first])
+    rest = await agent.read_due(bucket, 10, now, now, now + 30, after=max(m.read_key for m in first))
+    assert {m.job_id for m in rest[:3]} == {m.job_id for m in tied} - {m.job_id for m in first}
+    assert [m.job_id for m in rest[3:]] == [later.job_id]
+
+
 async def test_claims_in_rounds_skip_hidden_messages_and_see_them_again(agent: AgentTransport) -> None:
     """Limited claims walk the due order past claimed (hidden) messages, which return when visible."""
     bucket = _bucket()

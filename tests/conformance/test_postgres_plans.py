@@ -25,7 +25,6 @@ from jobmaster.master.postgres import PostgresMaster
 
 CLAIM_TYPES = "text, float8, float8, integer, float8"
 UNSAVED_TYPES = "text, float8, integer, float8, float8"
-READ_TYPES = "text, float8, float8, integer"
 TAKE_TYPES = "text, float8, integer, float8, integer, text, float8"
 RECOVER_TYPES = "text, float8, integer, text, text"
 CLAIM_DUE_TYPES = "text, float8, text[], smallint[], integer"
@@ -63,18 +62,48 @@ async def test_claims_update_by_tid_whatever_the_statistics(pg_urls: dict[str, s
         _assert_by_tid(plan)
 
 
-async def test_the_owners_read_walks_the_due_index_whatever_the_statistics(pg_urls: dict[str, str]) -> None:
-    """Planned while the bucket is empty, as after a worker starts: still an ordered index walk
-    that stops at the limit, not a scan and sort of every message of the bucket."""
+async def test_the_owners_read_walks_its_index_in_order_whatever_the_statistics(
+    pg_urls: dict[str, str],
+) -> None:
+    """From the start or from a cursor, planned generically while the bucket is empty (as after a
+    worker starts) or full: an ordered index walk that stops at the limit, with the cursor as an
+    index condition, not a read and sort of every match. Without the function's planner settings the
+    generic plan of the cursor read with 3,000 messages in the bucket is a bitmap scan and a sort."""
     async with agent_with_bucket(pg_urls["agent"], "plans") as (agent, bucket):
         now = time.time()
-        empty = await _generic_plan(pg_urls["agent"], pg_agent._READ_DUE, READ_TYPES, bucket, now, now, 100)
-        await agent.push(bucket, [AgentMessage(uuid.uuid4().hex, now + i, 0, b"{}") for i in range(3000)])
-        full = await _generic_plan(pg_urls["agent"], pg_agent._READ_DUE, READ_TYPES, bucket, now, now, 100)
-    for plan in (empty, full):
+        cursors = [(float("-inf"), ""), (now - 5, "a")]
+        plans = [await _read_plan(pg_urls["agent"], bucket, now, c) for c in cursors]
+        backlog = [AgentMessage(uuid.uuid4().hex, now - i / 100, 0, b"{}") for i in range(3000)]
+        await agent.push(bucket, backlog)
+        plans += [await _read_plan(pg_urls["agent"], bucket, now, c) for c in cursors]
+    for plan in plans:
         assert plan[0]["Node Type"] == "Limit"
         assert not [n for n in plan if n["Node Type"] in ("Sort", "Seq Scan", "Bitmap Heap Scan")]
-        assert [n.get("Index Name") for n in plan if "Index Name" in n] == ["jm_agent_messages_due"]
+        [scan] = [n for n in plan if "Index Name" in n]
+        assert scan["Index Name"] == "jm_agent_messages_read"
+        assert "ROW(due_at, job_id) > ROW($5, $6)" in scan["Index Cond"]
+
+
+async def _read_plan(url: str, bucket: str, now: float, after: tuple[float, str]) -> list[dict[str, Any]]:
+    """The generic plan the read function runs its query with, as auto_explain reports it."""
+    logged: list[str] = []
+    conn = await asyncpg.connect(url)
+    try:
+        conn.add_log_listener(lambda _conn, message: logged.append(message.message))
+        for setting in (
+            "LOAD 'auto_explain'",
+            "SET plan_cache_mode = force_generic_plan",
+            "SET auto_explain.log_min_duration = 0",
+            "SET auto_explain.log_nested_statements = on",
+            "SET auto_explain.log_format = json",
+            "SET client_min_messages = log",
+        ):
+            await conn.execute(setting)
+        await conn.fetch(pg_agent._READ_DUE, bucket, now, now, 100, *after)
+    finally:
+        await conn.close()
+    [nested] = [m for m in logged if "jm_agent_messages m" in m]
+    return list(_nodes(json.loads(nested[nested.index("{") :])["Plan"]))
 
 
 async def test_the_job_table_queue_is_taken_by_tid(pg_urls: dict[str, str]) -> None:

@@ -16,6 +16,7 @@ from helpers import make_job
 from jobmaster import JobContext, JobStatus, Priority
 from jobmaster.agents.master_queue import MasterQueue
 from jobmaster.master.base import Fence
+from jobmaster.runtime import executor
 
 
 async def test_every_job_runs_exactly_once_across_priorities(make_app, start) -> None:
@@ -190,6 +191,29 @@ async def test_due_jobs_beyond_free_slots_wait_in_the_agent_not_the_buffer(make_
     assert await app.count_jobs(status="Processing") == 2
     release.set()
     await eventually(lambda: _count(app, "Succeeded", len(ids)))
+
+
+async def test_a_job_due_before_a_backlog_is_not_left_until_the_backlog_is_done(
+    make_app, urls, start, monkeypatch
+) -> None:
+    """Under a backlog an owner reads on from a cursor; a job that lands behind it (due earlier
+    than the jobs already read) is still read within the full-read interval, not after the rest."""
+    monkeypatch.setattr(executor, "FULL_READ_INTERVAL", 0.2)
+    worker = {"name": "w1", "agent": "a", "parallelism_factor": 0.5}
+    app = make_app(agents={"a": urls["agent"]}, workers=[worker])
+    started: list[str] = []
+
+    @app.handler
+    async def step(ctx: JobContext) -> None:
+        started.append(ctx.job_id)
+        await asyncio.sleep(0.01)
+
+    await start(app)
+    backlog = await app.schedule_many(step, [{} for _ in range(300)])
+    await eventually(lambda: asyncio.sleep(0, len(started) >= 10))
+    early = await app.schedule(step, at=datetime.now(UTC) - timedelta(seconds=60))
+    await eventually(lambda: _count(app, "Succeeded", len(backlog) + 1), timeout=30)
+    assert started.index(early) < len(started) - 50
 
 
 @pytest.mark.parametrize("own_agent", [True, False], ids=["agent", "standalone"])

@@ -21,6 +21,10 @@ class BucketGoneError(JobMasterError):
     """The bucket no longer exists on the agent; the caller must route the job elsewhere."""
 
 
+#: Where an owner's reads of its bucket have got to: the `(due_at, job_id)` of the last message read.
+ReadCursor = tuple[float, str]
+
+
 @dataclass(slots=True, frozen=True)
 class AgentMessage:
     job_id: str
@@ -28,6 +32,11 @@ class AgentMessage:
     #: 0 while the job exists only here (SavePending); otherwise the master version it was sent with.
     version: int
     payload: bytes
+
+    @property
+    def read_key(self) -> ReadCursor:
+        """Its place in the order the owner reads its bucket in."""
+        return (self.due_at, self.job_id)
 
 
 class AgentTransport(abc.ABC):
@@ -84,7 +93,13 @@ class AgentTransport(abc.ABC):
         """Claim visible messages due by `due_before`, earliest first, hidden until `visible_at`."""
 
     async def read_due(
-        self, bucket_id: str, limit: int, due_before: float, now: float, visible_at: float
+        self,
+        bucket_id: str,
+        limit: int,
+        due_before: float,
+        now: float,
+        visible_at: float,
+        after: ReadCursor | None = None,
     ) -> list[AgentMessage]:
         """Visible messages due by `due_before`, earliest first, for the bucket's owner to adopt.
 
@@ -93,6 +108,12 @@ class AgentTransport(abc.ABC):
         of a bucket whose owner only seemed dead) is fenced by the master, which adopts each job
         once. Hiding a message is a write per message; agents where that costs more than the read
         override this with a plain read. The default claims.
+
+        `after` is the `(due_at, job_id)` of the last message the owner read and acknowledged: an
+        agent may leave out every message at or before it, so that a read under a backlog does not
+        walk what acknowledgements left behind (the dead index entries of a SQL table). Ties in
+        `due_at` are read in `job_id` order, so the cursor never skips one. Ignoring it is correct
+        too, since everything the owner read before it is acknowledged.
         """
         return await self.claim(bucket_id, limit, due_before, now, visible_at)
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from asyncmy.errors import MySQLError
 
-from jobmaster.agents.base import AgentMessage, AgentTransport, BucketGoneError
+from jobmaster.agents.base import AgentMessage, AgentTransport, BucketGoneError, ReadCursor
 from jobmaster.db.mysql import (
     ER_NO_REFERENCED_ROW,
     ER_ROW_IS_REFERENCED,
@@ -160,10 +160,17 @@ class MysqlAgent(MysqlClient, AgentTransport):
         return await self._claim(_DUE, (bucket_id, due_before, now), limit, visible_at)
 
     async def read_due(
-        self, bucket_id: str, limit: int, due_before: float, now: float, visible_at: float
+        self,
+        bucket_id: str,
+        limit: int,
+        due_before: float,
+        now: float,
+        visible_at: float,
+        after: ReadCursor | None = None,
     ) -> list[AgentMessage]:
         """A plain read, with no transaction: the owner's next read comes after it acknowledged
-        these."""
+        these. (It reads from the start: MariaDB plans a cursor condition as a filter on a walk of
+        the whole bucket once the bucket is large enough for ORDER BY ... LIMIT to prefer it.)"""
         return _messages(
             await self.db.fetch(
                 f"SELECT {_COLUMNS} FROM jm_agent_messages WHERE {_DUE} ORDER BY due_at LIMIT %s",

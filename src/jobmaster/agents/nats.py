@@ -58,7 +58,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from jobmaster.agents.base import AgentMessage, AgentTransport, BucketGoneError
+from jobmaster.agents.base import AgentMessage, AgentTransport, BucketGoneError, ReadCursor
 from jobmaster.errors import ConfigError, JobMasterError, StoreError
 
 SCHEMES = ("nats",)
@@ -1072,9 +1072,16 @@ class NatsAgent(AgentTransport):
                         heapq.heappush(view.by_due, (entry.due_at, entry.seq, job_id))
 
     async def read_due(
-        self, bucket_id: str, limit: int, due_before: float, now: float, visible_at: float
+        self,
+        bucket_id: str,
+        limit: int,
+        due_before: float,
+        now: float,
+        visible_at: float,
+        after: ReadCursor | None = None,
     ) -> list[AgentMessage]:
         """The view's first due entries, without the guarded re-publish a claim makes per message.
+        (`after` is not needed: an ack removes its entries from the view at once.)
 
         They stay in the due order, so they come back on the next read unless acknowledged first;
         the ack deletes the very sequences read here. A stale entry (acknowledged or replaced by

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from jobmaster.agents.base import AgentMessage, AgentTransport
+from jobmaster.agents.base import AgentMessage, AgentTransport, ReadCursor
 from jobmaster.agents.master_queue import MasterQueue
 from jobmaster.cluster.model import Bucket
 from jobmaster.config.settings import WorkerConfig
@@ -42,6 +42,9 @@ log = logging.getLogger("jobmaster.executor")
 #: How many unsaved (SavePending) messages one pass persists to the master, and how often.
 SAVE_BATCH = 500
 SAVE_INTERVAL = 0.25
+#: Longest an owner with a backlog reads on from its cursor before it reads its bucket from the
+#: start again (see `BucketExecutor._read_due`).
+FULL_READ_INTERVAL = 1.0
 #: Longest wait of an intake that is waiting for buffer room or a slot: a safety net only, since the
 #: executor wakes it as soon as either frees up.
 BLOCKED_RECHECK = 1.0
@@ -102,6 +105,9 @@ class BucketExecutor:
         self._saved_at = 0.0
         #: The last take filled every free slot, so more due jobs may wait for the next one.
         self._slot_wanted = False
+        #: Where reads of a backlog have got to, and when the bucket was last read from the start.
+        self._read_after: ReadCursor | None = None
+        self._full_read_at = 0.0
         self._intake_stopped = asyncio.Event()
         #: One timer for the earliest deadline of the running jobs, instead of one per job.
         self._deadline_timer: asyncio.TimerHandle | None = None
@@ -213,6 +219,11 @@ class BucketExecutor:
         waiting for slots (`_slot_wanted`), they wait in the agent, not in the buffer: a slot that
         frees wakes this intake, as with a job-table queue. A read for free slots also brings jobs
         due within the lead time, where the buffer has room for them all.
+
+        While reads come back full (a backlog), each goes on from where the last one ended; a
+        message that lands behind that cursor (pushed late with an earlier due time, or hidden by a
+        claim for a while) is read by the next read from the start: the first one that comes back
+        short, or one every `FULL_READ_INTERVAL` at the latest.
         """
         start = self._startable(now)
         if start:
@@ -221,8 +232,12 @@ class BucketExecutor:
             limit, due_before = room, lead_until
         else:
             return False
-        messages = await agent.read_due(self.bucket.id, limit, due_before, now, visible_at)
+        after = self._read_after
+        if after is None or now - self._full_read_at >= FULL_READ_INTERVAL:
+            after, self._full_read_at = None, now
+        messages = await agent.read_due(self.bucket.id, limit, due_before, now, visible_at, after)
         started = await self._adopt(messages) if messages else 0
+        self._read_after = max(m.read_key for m in messages) if len(messages) == limit else None
         if start:
             self._slot_wanted = started == start
         return len(messages) == limit or (self._slot_wanted and self._startable(time.time()) > 0)
