@@ -193,6 +193,25 @@ async def test_due_jobs_beyond_free_slots_wait_in_the_agent_not_the_buffer(make_
     await eventually(lambda: _count(app, "Succeeded", len(ids)))
 
 
+async def test_the_jobs_of_a_call_are_spread_over_the_routes_buckets_in_turn(make_app, urls, start) -> None:
+    only_medium = {"Medium": 3, "VeryLow": 0, "Low": 0, "High": 0, "Critical": 0}
+    worker = {"name": "w1", "agent": "a", "buckets": only_medium}
+    app = make_app(agents={"a": urls["agent"]}, workers=[worker])
+
+    @app.handler
+    async def spread() -> None:
+        return None
+
+    running = await start(app)
+    ids = await app.schedule_many(spread, [{} for _ in range(8)])
+    ids += await app.schedule_many(spread, [{} for _ in range(4)])
+    await eventually(lambda: _count(app, "Succeeded", len(ids)))
+    buckets = [(await running.app.get_job(job_id)).bucket_id for job_id in ids]
+    assert len(set(buckets[:3])) == 3
+    # in turn, and the second call goes on where the first left off
+    assert buckets == buckets[:3] * 4
+
+
 async def test_a_job_due_before_a_backlog_is_not_left_until_the_backlog_is_done(
     make_app, urls, start, monkeypatch
 ) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from jobmaster.jobs.model import Job, JobStatus
+from jobmaster.master.base import Route
 
 if TYPE_CHECKING:
     from jobmaster.runtime.runtime import Runtime
@@ -33,16 +34,24 @@ class Publisher:
         if self.cluster.mode == "Archived":
             raise RuntimeError("cluster is Archived: scheduling is disabled")
         held: list[Job] = []
+        by_route: dict[Route, list[Job]] = defaultdict(list)
+        if connection is None and self.cluster.mode == "Active":
+            horizon = time.time() + self.cluster.transient_threshold
+            for job in jobs:
+                if job.scheduled_at <= horizon:
+                    by_route[(job.lane, job.priority)].append(job)
+                else:
+                    held.append(job)
+        else:
+            held.extend(jobs)
         routed: dict[str, list[Job]] = defaultdict(list)
         bucket_agent: dict[str, str] = {}
-        horizon = time.time() + self.cluster.transient_threshold
-        for job in jobs:
-            bucket = None
-            if connection is None and self.cluster.mode == "Active" and job.scheduled_at <= horizon:
-                bucket = await self.runtime.view.pick(job.lane, job.priority, self._agents)
-            if bucket is None:
-                held.append(job)
-            else:
+        for (lane, priority), group in by_route.items():
+            buckets = await self.runtime.view.spread(lane, priority, self._agents, len(group))
+            if not buckets:
+                held.extend(group)
+                continue
+            for job, bucket in zip(group, buckets, strict=True):
                 routed[bucket.id].append(job)
                 bucket_agent[bucket.id] = bucket.agent
         for bucket_id, batch in routed.items():

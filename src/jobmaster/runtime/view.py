@@ -8,7 +8,6 @@ local change), keeps the choice fresh without that cost.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 from collections import defaultdict
 
@@ -26,7 +25,7 @@ class ClusterView:
         self._routes: dict[Route, list[Bucket]] = {}
         self._by_id: dict[str, Bucket] = {}
         self._lock = asyncio.Lock()
-        self._turn = itertools.count()
+        self._turn = 0
 
     def invalidate(self) -> None:
         self._loaded_at = 0.0
@@ -59,9 +58,11 @@ class ClusterView:
         """A bucket from the last load (the coordinator only assigns to buckets it just saw)."""
         return self._by_id.get(bucket_id)
 
-    async def pick(self, lane: str, priority: Priority, agents: set[str]) -> Bucket | None:
-        """Round-robin over the route's buckets on agents this process can reach."""
+    async def spread(self, lane: str, priority: Priority, agents: set[str], count: int) -> list[Bucket]:
+        """`count` buckets for as many jobs, round-robin over the route's buckets on agents this
+        process can reach, going on from where the last call left off; none if there are none."""
         candidates = [b for b in (await self.routes()).get((lane, priority), []) if b.agent in agents]
         if not candidates:
-            return None
-        return candidates[next(self._turn) % len(candidates)]
+            return []
+        first, self._turn = self._turn, self._turn + count
+        return [candidates[(first + i) % len(candidates)] for i in range(count)]
