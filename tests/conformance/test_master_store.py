@@ -60,7 +60,11 @@ async def test_a_batch_keeps_every_job_s_own_values(master: MasterStore) -> None
         make_job(4, **{**same, "data": {"n": 4}, "metadata": {}}),
         make_job(5, **{**same, "timeout_s": 9.5, "max_retries": 0, "definition_id": "tests.other"}),
     ]
+    # a batch of its own: data equal in Python (1 == 1.0 == True), not in JSON
+    alike = [make_job(6, **{**same, "data": {"n": n}}) for n in (1, 1.0, True)]
     assert await master.insert_jobs(jobs) == [j.id for j in jobs]
+    assert await master.insert_jobs(alike) == [j.id for j in alike]
+    jobs += alike
     for job in jobs:
         got = await master.get_job(job.id)
         assert got is not None
@@ -71,6 +75,7 @@ async def test_a_batch_keeps_every_job_s_own_values(master: MasterStore) -> None
             job.data,
             job.metadata,
         )
+        assert [type(v) for v in got.data.values()] == [type(v) for v in job.data.values()]
         assert (got.timeout_s, got.max_retries, got.attempt_limit) == (
             job.timeout_s,
             job.max_retries,

@@ -8,14 +8,17 @@ import time
 from dataclasses import fields
 from typing import Any
 
+import orjson
 import pytest
 
+from helpers import make_job
 from jobmaster import JobContext, JobMaster, Priority, ScheduleError
 from jobmaster.config.loading import load
 from jobmaster.jobs import codec
 from jobmaster.jobs.builder import Options, build_job
 from jobmaster.jobs.model import BASE_SLOTS, FINAL_STATUSES, Job, JobStatus, new_job_id, run_capacity
 from jobmaster.master import rows
+from jobmaster.master.base import StartNow
 from jobmaster.runtime.backoff import retry_delay
 
 
@@ -88,7 +91,10 @@ def test_codec_round_trip_and_poison() -> None:
     job.status, job.attempts, job.version, job.attempt_limit = JobStatus.Queued, 2, 7, 9
     back = codec.job_from_bytes(codec.job_to_bytes(job))
     assert back == job
-    for raw in (b"not json", b"[1, 2]", b'{"id": 1}'):
+    fields_ = orjson.loads(codec.job_to_bytes(job))
+    bad_enums = [fields_[:4] + [bad] + fields_[5:] for bad in (99, [1], None)]  # priority
+    bad_enums += [fields_[:10] + [bad] + fields_[11:] for bad in (42, "Queued")]  # status
+    for raw in (b"not json", b"[1, 2]", b'{"id": 1}', *(orjson.dumps(f) for f in bad_enums)):
         with pytest.raises(ValueError, match="undecodable"):
             codec.job_from_bytes(raw)
 
@@ -162,3 +168,16 @@ def test_the_fast_argument_check_agrees_with_signature_bind(func: Any) -> None:
 def test_job_rows_follow_the_field_order_of_job() -> None:
     """Rows are read into jobs by position, so the column list must keep the fields' order."""
     assert tuple(f.name for f in fields(Job)) == rows.JOB_COLUMNS
+
+
+def test_adoption_columns_say_what_adopted_copies_say() -> None:
+    """Backends that write columns use the one, the others the other: they must agree."""
+    jobs = [make_job(0), make_job(0, attempts=2, started_at=5.0), make_job(0)]
+    start = StartNow(frozenset({jobs[0].id, jobs[1].id}), 123.0)
+    columns = start.adoption_columns(jobs)
+    for n, job in enumerate(jobs):
+        adopted = start.adopted(job)
+        assert {name: values[n] for name, values in columns.items()} == {
+            name: getattr(adopted, name) for name in columns
+        }
+    assert columns["status"] == [JobStatus.Processing, JobStatus.Processing, JobStatus.Queued]

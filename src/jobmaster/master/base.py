@@ -60,6 +60,16 @@ class StartNow:
             return job.copy(status=JobStatus.Queued, **placed)
         return job.copy(status=JobStatus.Processing, attempts=job.attempts + 1, started_at=self.at, **placed)
 
+    def adoption_columns(self, jobs: Sequence[Job]) -> dict[str, list[Any]]:
+        """What `adopted` changes, one list per field, for a backend that writes jobs column by
+        column: it then need not copy every job."""
+        go = [j.id in self.ids for j in jobs]
+        return {
+            "status": [JobStatus.Processing if g else JobStatus.Queued for g in go],
+            "attempts": [j.attempts + 1 if g else j.attempts for j, g in zip(jobs, go, strict=True)],
+            "started_at": [self.at if g else j.started_at for j, g in zip(jobs, go, strict=True)],
+        }
+
 
 NO_START = StartNow(frozenset(), 0.0)
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import random
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from operator import attrgetter
 from typing import Any, TypeVar
 
 import asyncpg
@@ -188,7 +189,23 @@ _JOB_ARRAY_TYPES = (
     "boolean[]",
     "jsonb[]",
 )
-_COL = {name: index for index, name in enumerate(rows.JOB_COLUMNS)}
+
+
+def _json_text(value: Any) -> str | None:
+    return None if value is None else codec.dumps(value).decode()
+
+
+#: Per column of `rows.JOB_COLUMNS`: its name, how to read it from a job, and how to turn that into
+#: what asyncpg sends for the column's type (None: as it is).
+_JOB_FIELDS: list[tuple[str, Callable[[Job], Any], Callable[[Any], Any] | None]] = [
+    (
+        name,
+        attrgetter(name),
+        {"priority": int, "status": int, "cancel_requested": bool}.get(name)
+        or (_json_text if name in rows.JSON_COLUMNS else None),
+    )
+    for name in rows.JOB_COLUMNS
+]
 
 
 @functools.lru_cache(maxsize=256)
@@ -207,20 +224,36 @@ def _job_rows_sql(first: int, varying: tuple[int, ...]) -> str:
     return f"SELECT {values} FROM unnest({arrays}) AS u({names})"
 
 
-def _job_rows(jobs: Sequence[Job], first: int, **fixed: Any) -> tuple[str, list[Any]]:
+def _job_rows(
+    jobs: Sequence[Job], first: int, per_job: Mapping[str, list[Any]] | None = None, **fixed: Any
+) -> tuple[str, list[Any]]:
     """Jobs as the rows of an INSERT ... SELECT, and their parameters from `$first` on.
 
     asyncpg checks the type of every array element in Python (about half a microsecond each), so
     22 arrays of a batch cost 11 us a job; the jobs of one scheduling call differ only in id and
     data, so every other column goes as one scalar. The id always varies: it gives the row count.
+    `fixed` columns take one value for every job, and `per_job` columns one value per job, in place
+    of the jobs' own: no job is copied to change them.
     """
     if not jobs:
         return _job_rows_sql(first, (0,)), [[]] + [None] * (len(rows.JOB_COLUMNS) - 1)
-    columns = _job_columns(jobs, **fixed)
-    varying = tuple(c for c, values in enumerate(columns) if c == 0 or values.count(values[0]) != len(values))
-    params: list[Any] = [columns[c] for c in varying]
-    params += [columns[c][0] for c in range(len(columns)) if c not in varying]
-    return _job_rows_sql(first, varying), params
+    varying: list[int] = []
+    arrays: list[list[Any]] = []
+    scalars: list[Any] = []
+    for c, (name, get, to_pg) in enumerate(_JOB_FIELDS):
+        if name in fixed:
+            scalars.append(fixed[name])
+            continue
+        values = per_job[name] if per_job and name in per_job else [get(j) for j in jobs]
+        convert = to_pg
+        if to_pg is _json_text:  # JSON is compared as text: 1 == 1.0 == True, but not in JSON
+            values, convert = [_json_text(v) for v in values], None
+        if c == 0 or values.count(values[0]) != len(values):
+            varying.append(c)
+            arrays.append(values if convert is None else [convert(v) for v in values])
+        else:
+            scalars.append(values[0] if convert is None else convert(values[0]))
+    return _job_rows_sql(first, tuple(varying)), arrays + scalars
 
 
 #: Statements that insert jobs are templates: `{rows}` is the `_job_rows` SELECT of the batch, whose
@@ -547,14 +580,6 @@ _COERCE: dict[str, Callable[[Any], Any]] = {
 _CAST = {"last_error": "::jsonb"}
 
 
-def _job_columns(jobs: Sequence[Job], **fixed: Any) -> list[Sequence[Any]]:
-    """Jobs as one array per column, with `fixed` columns set to one value for every job."""
-    columns: list[Sequence[Any]] = [list(c) for c in zip(*(rows.job_to_row(j) for j in jobs), strict=True)]
-    for name, value in fixed.items():
-        columns[_COL[name]] = [value] * len(jobs)
-    return columns
-
-
 def _id_order(fences: Sequence[Fence]) -> list[Fence]:
     """Fences sorted by job id, the order every batched statement locks rows in.
 
@@ -667,8 +692,9 @@ class PostgresMaster(PostgresClient, QueueHost, MasterStore):
         fresh = [j for j in jobs if j.version == 0]
         saved = sorted((j for j in jobs if j.version > 0), key=lambda j: j.id)
         job_rows, params = _job_rows(
-            [start.adopted(j) for j in fresh],
+            fresh,
             _ADOPT_FIRST,
+            start.adoption_columns(fresh),
             version=1,
             bucket_id=bucket_id,
             worker_id=worker_id,
