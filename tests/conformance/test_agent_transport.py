@@ -141,6 +141,22 @@ async def test_claim_unsaved_takes_version_zero_only(agent: AgentTransport) -> N
     assert later.job_id == soon.job_id
 
 
+async def test_next_due_counts_claimed_messages_from_when_they_are_visible_again(
+    agent: AgentTransport,
+) -> None:
+    bucket = _bucket()
+    await agent.create_bucket(bucket)
+    now = time.time()
+    messages = [_msg(now - 5 + i) for i in range(4)]
+    await agent.push(bucket, messages)
+    assert len(await agent.claim(bucket, 2, now, now, now + 30)) == 2
+    due = await agent.next_due_at(bucket, now)
+    assert due is not None and abs(due - messages[2].due_at) < 1e-3
+    assert len(await agent.claim(bucket, 2, now, now, now + 20)) == 2
+    due = await agent.next_due_at(bucket, now)
+    assert due is not None and abs(due - (now + 20)) < 1e-3
+
+
 async def test_next_due_find_and_destroy(agent: AgentTransport) -> None:
     bucket, other = _bucket(), _bucket()
     await agent.create_bucket(bucket)

@@ -18,7 +18,7 @@ import asyncpg
 
 from helpers import agent_with_bucket, make_job, master_with_bucket, opened_master
 from jobmaster.agents import postgres as pg_agent
-from jobmaster.agents.base import AgentMessage
+from jobmaster.agents.base import NEXT_DUE_SCAN, AgentMessage
 from jobmaster.jobs.model import Priority
 from jobmaster.master import postgres as pg_master
 from jobmaster.master.postgres import PostgresMaster
@@ -84,8 +84,29 @@ async def test_the_owners_read_walks_its_index_in_order_whatever_the_statistics(
         assert "ROW(due_at, job_id) > ROW($5, $6)" in scan["Index Cond"]
 
 
+async def test_the_next_due_time_walks_the_first_messages_in_order_whatever_the_statistics(
+    pg_urls: dict[str, str],
+) -> None:
+    """Not a scan of every message of the bucket: with 100,000 due later that took 38 ms a call."""
+    async with agent_with_bucket(pg_urls["agent"], "plans") as (agent, bucket):
+        now = time.time()
+        plans = [await _function_plan(pg_urls["agent"], pg_agent._NEXT_DUE, (bucket, NEXT_DUE_SCAN))]
+        later = [AgentMessage(uuid.uuid4().hex, now + i / 100, 0, b"{}") for i in range(3000)]
+        await agent.push(bucket, later)
+        plans.append(await _function_plan(pg_urls["agent"], pg_agent._NEXT_DUE, (bucket, NEXT_DUE_SCAN)))
+        assert await agent.next_due_at(bucket, now) == later[0].due_at
+    for plan in plans:
+        assert not [n for n in plan if n["Node Type"] in ("Sort", "Seq Scan", "Bitmap Heap Scan")]
+        [limit] = [n for n in plan if n["Node Type"] == "Limit"]
+        assert [n["Index Name"] for n in _nodes(limit) if "Index Name" in n] == ["jm_agent_messages_read"]
+
+
 async def _read_plan(url: str, bucket: str, now: float, after: tuple[float, str]) -> list[dict[str, Any]]:
-    """The generic plan the read function runs its query with, as auto_explain reports it."""
+    return await _function_plan(url, pg_agent._READ_DUE, (bucket, now, now, 100, *after))
+
+
+async def _function_plan(url: str, sql: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
+    """The generic plan an agent function runs its query with, as auto_explain reports it."""
     logged: list[str] = []
     conn = await asyncpg.connect(url)
     try:
@@ -99,7 +120,7 @@ async def _read_plan(url: str, bucket: str, now: float, after: tuple[float, str]
             "SET client_min_messages = log",
         ):
             await conn.execute(setting)
-        await conn.fetch(pg_agent._READ_DUE, bucket, now, now, 100, *after)
+        await conn.fetch(sql, *args)
     finally:
         await conn.close()
     [nested] = [m for m in logged if "jm_agent_messages m" in m]

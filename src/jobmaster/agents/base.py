@@ -21,6 +21,9 @@ class BucketGoneError(JobMasterError):
     """The bucket no longer exists on the agent; the caller must route the job elsewhere."""
 
 
+#: How many of a bucket's earliest messages `next_due_at` looks at.
+NEXT_DUE_SCAN = 100
+
 #: Where an owner's reads of its bucket have got to: the `(due_at, job_id)` of the last message read.
 ReadCursor = tuple[float, str]
 
@@ -139,7 +142,13 @@ class AgentTransport(abc.ABC):
 
     @abc.abstractmethod
     async def next_due_at(self, bucket_id: str, now: float) -> float | None:
-        """Earliest due time among visible messages, to time the next claim."""
+        """When the next message is due and visible, to time the next read: the earliest of
+        `max(due_at, visible_at)` among the bucket's first `NEXT_DUE_SCAN` messages by due time.
+
+        A hint (an intake sleeps 5 s at most), so it must not cost a scan of the whole bucket: over
+        every message it took 38 ms a call on PostgreSQL with 100,000 jobs due later waiting, on
+        every wake-up of an idle intake.
+        """
 
     @abc.abstractmethod
     async def count(self, bucket_id: str) -> int:

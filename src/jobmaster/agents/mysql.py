@@ -20,7 +20,13 @@ from typing import Any
 
 from asyncmy.errors import MySQLError
 
-from jobmaster.agents.base import AgentMessage, AgentTransport, BucketGoneError, ReadCursor
+from jobmaster.agents.base import (
+    NEXT_DUE_SCAN,
+    AgentMessage,
+    AgentTransport,
+    BucketGoneError,
+    ReadCursor,
+)
 from jobmaster.db.mysql import (
     ER_NO_REFERENCED_ROW,
     ER_ROW_IS_REFERENCED,
@@ -195,8 +201,9 @@ class MysqlAgent(MysqlClient, AgentTransport):
 
     async def next_due_at(self, bucket_id: str, now: float) -> float | None:
         due = await self.db.fetchval(
-            "SELECT MIN(GREATEST(due_at, visible_at)) FROM jm_agent_messages WHERE bucket_id = %s",
-            (bucket_id,),
+            "SELECT MIN(GREATEST(due_at, visible_at)) FROM (SELECT due_at, visible_at"
+            " FROM jm_agent_messages WHERE bucket_id = %s ORDER BY due_at LIMIT %s) AS first_due",
+            (bucket_id, NEXT_DUE_SCAN),
         )
         return None if due is None else float(due)
 

@@ -58,7 +58,13 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from jobmaster.agents.base import AgentMessage, AgentTransport, BucketGoneError, ReadCursor
+from jobmaster.agents.base import (
+    NEXT_DUE_SCAN,
+    AgentMessage,
+    AgentTransport,
+    BucketGoneError,
+    ReadCursor,
+)
 from jobmaster.errors import ConfigError, JobMasterError, StoreError
 
 SCHEMES = ("nats",)
@@ -474,6 +480,27 @@ def _first_due(view: _View, limit: int, due_before: float, now: float) -> list[t
     for item in hidden:
         heapq.heappush(heap, item)
     return picked
+
+
+def _next_due(view: _View) -> float | None:
+    """The earliest `max(due, visible)` among the first `NEXT_DUE_SCAN` entries in due order.
+
+    The walk stops early once the next entry is due no sooner than the best found, which is
+    usually the first one; stale items met on the way are dropped.
+    """
+    taken: list[tuple[float, int, str]] = []
+    best = math.inf
+    heap = view.by_due
+    while heap and len(taken) < NEXT_DUE_SCAN and heap[0][0] < best:
+        item = heapq.heappop(heap)
+        entry = view.entries.get(item[2])
+        if entry is None or entry.seq != item[1]:
+            continue
+        taken.append(item)
+        best = min(best, max(entry.due_at, entry.visible_at))
+    for item in taken:
+        heapq.heappush(heap, item)
+    return None if best == math.inf else best
 
 
 def _float(value: str | None) -> float:
@@ -1161,9 +1188,7 @@ class NatsAgent(AgentTransport):
         view = self._view(bucket_id)
         async with view.lock:
             await self._sync(nc, view)
-            if not view.entries:
-                return None
-            return min(max(e.due_at, e.visible_at) for e in view.entries.values())
+            return _next_due(view)
 
     async def count(self, bucket_id: str) -> int:
         """Asked of the server (a throw-away consumer's pending count), never of the local index."""

@@ -9,7 +9,7 @@ import sqlite3
 import time
 from collections.abc import Sequence
 
-from jobmaster.agents.base import AgentMessage, AgentTransport, BucketGoneError
+from jobmaster.agents.base import NEXT_DUE_SCAN, AgentMessage, AgentTransport, BucketGoneError
 from jobmaster.db.sqlite import SqliteClient, immediate
 
 SCHEMES = ("sqlite",)
@@ -148,8 +148,9 @@ class SqliteAgent(SqliteClient, AgentTransport):
     async def next_due_at(self, bucket_id: str, now: float) -> float | None:
         def read(conn: sqlite3.Connection) -> float | None:
             row = conn.execute(
-                "SELECT MIN(MAX(due_at, visible_at)) FROM jm_agent_messages WHERE bucket_id = ?",
-                (bucket_id,),
+                "SELECT MIN(MAX(due_at, visible_at)) FROM (SELECT due_at, visible_at"
+                " FROM jm_agent_messages WHERE bucket_id = ? ORDER BY due_at LIMIT ?)",
+                (bucket_id, NEXT_DUE_SCAN),
             ).fetchone()
             return None if row[0] is None else float(row[0])
 

@@ -1,12 +1,18 @@
-"""The PostgreSQL agent's schema changes reach tables made by earlier versions, messages kept."""
+"""The PostgreSQL agent's own upkeep of its tables: schema changes reach tables made by earlier
+versions, messages kept, and a backlog's leftovers are vacuumed away."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 
 import asyncpg
+import pytest
 
+from helpers import agent_with_bucket
+from jobmaster.agents import postgres as pg_agent
+from jobmaster.agents.base import AgentMessage
 from jobmaster.agents.postgres import PostgresAgent
 
 #: The agent tables as the first versions made them: keyed by bucket, with an index per job and
@@ -67,3 +73,35 @@ async def test_an_agent_table_of_an_earlier_version_is_rekeyed_with_its_messages
     finally:
         await conn.execute(f"DROP SCHEMA {schema} CASCADE")
         await conn.close()
+
+
+async def test_the_message_table_is_vacuumed_once_a_backlog_is_worked_off(
+    pg_urls: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reads from the start walk what acknowledgements left in the index until a VACUUM."""
+    monkeypatch.setattr(pg_agent, "VACUUM_AFTER", 50)
+    async with agent_with_bucket(pg_urls["agent"], "tidy") as (agent, bucket):
+        assert isinstance(agent, PostgresAgent)
+        before = await _vacuums(agent)
+        now = time.time()
+        await agent.push(bucket, [AgentMessage(uuid.uuid4().hex, now - 1, 0, b"{}") for _ in range(120)])
+        after = None
+        while batch := await agent.read_due(bucket, 30, now, now, now + 30, after):
+            await agent.ack(bucket, [m.job_id for m in batch])
+            after = max(m.read_key for m in batch)
+            assert await _vacuums(agent) == before  # not while the backlog lasts
+        assert await agent.read_due(bucket, 30, now, now, now + 30) == []  # short, from the start
+        deadline = time.monotonic() + 10
+        while await _vacuums(agent) == before:
+            assert time.monotonic() < deadline, "the message table was not vacuumed"
+            await asyncio.sleep(0.05)
+
+
+async def _vacuums(agent: PostgresAgent) -> int:
+    async with agent.pool.acquire() as conn:
+        await conn.execute("SELECT pg_stat_clear_snapshot()")
+        return int(
+            await conn.fetchval(
+                "SELECT vacuum_count FROM pg_stat_user_tables WHERE relid = 'jm_agent_messages'::regclass"
+            )
+        )
