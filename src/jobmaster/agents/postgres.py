@@ -287,7 +287,7 @@ class PostgresAgent(PostgresClient, AgentTransport):
         autovacuum."""
         try:
             await self.pool.execute("VACUUM (SKIP_LOCKED) jm_agent_messages")
-        except (asyncpg.PostgresError, OSError) as exc:
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             log.warning("agent %s: could not vacuum its message table: %s", self.name, exc)
 
     async def claim_unsaved(
