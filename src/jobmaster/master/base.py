@@ -53,21 +53,27 @@ class StartNow:
     ids: frozenset[str]
     at: float
 
+    def _adoption(self, job: Job) -> tuple[JobStatus, int, float | None]:
+        """Status, attempts and start time of the job as adopted: Processing with its attempt
+        counted if it starts now, else Queued."""
+        if job.id in self.ids:
+            return JobStatus.Processing, job.attempts + 1, self.at
+        return JobStatus.Queued, job.attempts, job.started_at
+
     def adopted(self, job: Job, **placed: Any) -> Job:
-        """A copy of the job as adopted, with `placed` (owner, lease...) set: Processing with its
-        attempt counted if it starts now, else Queued. One copy: adoption is on every job's path."""
-        if job.id not in self.ids:
-            return job.copy(status=JobStatus.Queued, **placed)
-        return job.copy(status=JobStatus.Processing, attempts=job.attempts + 1, started_at=self.at, **placed)
+        """A copy of the job as adopted, with `placed` (owner, lease...) set. One copy: adoption
+        is on every job's path."""
+        status, attempts, started_at = self._adoption(job)
+        return job.copy(status=status, attempts=attempts, started_at=started_at, **placed)
 
     def adoption_columns(self, jobs: Sequence[Job]) -> dict[str, list[Any]]:
         """What `adopted` changes, one list per field, for a backend that writes jobs column by
         column: it then need not copy every job."""
-        go = [j.id in self.ids for j in jobs]
+        adoptions = [self._adoption(j) for j in jobs]
         return {
-            "status": [JobStatus.Processing if g else JobStatus.Queued for g in go],
-            "attempts": [j.attempts + 1 if g else j.attempts for j, g in zip(jobs, go, strict=True)],
-            "started_at": [self.at if g else j.started_at for j, g in zip(jobs, go, strict=True)],
+            "status": [a[0] for a in adoptions],
+            "attempts": [a[1] for a in adoptions],
+            "started_at": [a[2] for a in adoptions],
         }
 
 
