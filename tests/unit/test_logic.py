@@ -17,6 +17,7 @@ from jobmaster.config.loading import load
 from jobmaster.jobs import codec
 from jobmaster.jobs.builder import Options, build_job
 from jobmaster.jobs.model import BASE_SLOTS, FINAL_STATUSES, Job, JobStatus, new_job_id, run_capacity
+from jobmaster.master import postgres as pg_master
 from jobmaster.master import rows
 from jobmaster.master.base import StartNow
 from jobmaster.runtime.backoff import retry_delay
@@ -181,3 +182,25 @@ def test_adoption_columns_say_what_adopted_copies_say() -> None:
             name: getattr(adopted, name) for name in columns
         }
     assert columns["status"] == [JobStatus.Processing, JobStatus.Processing, JobStatus.Queued]
+
+
+def test_postgres_batch_columns_carry_what_job_to_row_gives() -> None:
+    """PostgreSQL builds batches column by column, the other backends row by row: one job must come
+    out the same either way, conversions included (enums as ints, JSON as text)."""
+    job = make_job(
+        3,
+        priority=Priority.High,
+        status=JobStatus.Queued,
+        data={"n": 1.0},
+        metadata={"k": True},
+        bucket_id="b1",
+        worker_id="w1",
+        lease_expires_at=9.5,
+        started_at=1.5,
+        cancel_requested=True,
+        last_error={"type": "E"},
+    )
+    _, params = pg_master._job_rows([job], 1)
+    columns, row = [params[0][0], *params[1:]], list(rows.job_to_row(job))
+    assert columns == row
+    assert [type(v) for v in columns] == [type(v) for v in row]  # Priority.High == 3 as well

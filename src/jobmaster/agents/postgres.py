@@ -25,7 +25,7 @@ from jobmaster.agents.base import (
     BucketGoneError,
     ReadCursor,
 )
-from jobmaster.db.postgres import Listener, PostgresClient, channel_name, remove_if_empty
+from jobmaster.db.postgres import Listener, PostgresClient, channel_name, new_or_known, remove_if_empty
 
 SCHEMES = ("postgresql", "postgres")
 
@@ -248,12 +248,12 @@ class PostgresAgent(PostgresClient, AgentTransport):
             [m.payload for m in latest],
             self.channel,
         )
-        alive = None
-        if all(m.version == 0 for m in latest):
-            with contextlib.suppress(asyncpg.UniqueViolationError):
-                alive = await self.pool.fetchval(_PUSH_NEW, *args)
-        if alive is None:
-            alive = await self.pool.fetchval(_PUSH_ANY, *args)
+
+        async def write(replace: bool) -> bool:
+            return bool(await self.pool.fetchval(_PUSH_ANY if replace else _PUSH_NEW, *args))
+
+        # New jobs (version 0) are not stored yet but for a retried push: see `_PUSH_NEW`.
+        alive = await (new_or_known(write) if all(m.version == 0 for m in latest) else write(True))
         if not alive:
             raise BucketGoneError(f"bucket {bucket_id} does not exist on agent {self.name!r}")
 

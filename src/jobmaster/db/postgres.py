@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import asyncpg
 
 from jobmaster.db.shared import SharedDatabase, UsesDatabase
+
+T = TypeVar("T")
 
 log = logging.getLogger("jobmaster.postgres")
 
@@ -53,6 +55,22 @@ async def remove_if_empty(pool: asyncpg.Pool, table: str, key_column: str, key: 
             return False
         await conn.execute(f"DELETE FROM {table} WHERE {key_column} = $1", key)
     return True
+
+
+async def new_or_known(write: Callable[[bool], Awaitable[T]]) -> T:
+    """Insert with a plain INSERT (`write(False)`), and only if a key is stored already, again
+    with conflict handling (`write(True)`).
+
+    Nearly every batch names new keys only, and a plain insert costs the server about 2 us a row less
+    than one that probes the unique index for each row first (speculative insertion, with a second
+    WAL record to confirm it). A stored key means a retried call or a copy written twice; the failed
+    statement wrote nothing, so running it again with conflict handling is as if it had done so at
+    once.
+    """
+    try:
+        return await write(False)
+    except asyncpg.UniqueViolationError:
+        return await write(True)
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:

@@ -13,14 +13,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import random
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from operator import attrgetter
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 
 from jobmaster.cluster.model import Bucket, BucketStatus, WorkerRecord, WorkerStatus
-from jobmaster.db.postgres import Listener, PostgresClient, channel_name, remove_if_empty
+from jobmaster.db.postgres import Listener, PostgresClient, channel_name, new_or_known, remove_if_empty
 from jobmaster.jobs import codec
 from jobmaster.jobs.model import Attempt, Completion, Job, JobFilter, JobStatus, Priority
 from jobmaster.master import rows
@@ -35,8 +35,6 @@ from jobmaster.master.base import (
     StartNow,
     StatusCount,
 )
-
-T = TypeVar("T")
 
 SCHEMES = ("postgresql", "postgres")
 
@@ -191,10 +189,6 @@ _JOB_ARRAY_TYPES = (
 )
 
 
-def _json_text(value: Any) -> str | None:
-    return None if value is None else codec.dumps(value).decode()
-
-
 #: Per column of `rows.JOB_COLUMNS`: its name, how to read it from a job, and how to turn that into
 #: what asyncpg sends for the column's type (None: as it is).
 _JOB_FIELDS: list[tuple[str, Callable[[Job], Any], Callable[[Any], Any] | None]] = [
@@ -202,7 +196,7 @@ _JOB_FIELDS: list[tuple[str, Callable[[Job], Any], Callable[[Any], Any] | None]]
         name,
         attrgetter(name),
         {"priority": int, "status": int, "cancel_requested": bool}.get(name)
-        or (_json_text if name in rows.JSON_COLUMNS else None),
+        or (rows.json_text if name in rows.JSON_COLUMNS else None),
     )
     for name in rows.JOB_COLUMNS
 ]
@@ -246,8 +240,8 @@ def _job_rows(
             continue
         values = per_job[name] if per_job and name in per_job else [get(j) for j in jobs]
         convert = to_pg
-        if to_pg is _json_text:  # JSON is compared as text: 1 == 1.0 == True, but not in JSON
-            values, convert = [_json_text(v) for v in values], None
+        if to_pg is rows.json_text:  # JSON is compared as text: 1 == 1.0 == True, but not in JSON
+            values, convert = [rows.json_text(v) for v in values], None
         if c == 0 or values.count(values[0]) != len(values):
             varying.append(c)
             arrays.append(values if convert is None else [convert(v) for v in values])
@@ -258,26 +252,12 @@ def _job_rows(
 
 #: Statements that insert jobs are templates: `{rows}` is the `_job_rows` SELECT of the batch, whose
 #: parameters follow the statement's own, and `{skip_known}` is empty or `SKIP_KNOWN` (see
-#: `_new_or_known`).
+#: `new_or_known`).
 SKIP_KNOWN = "ON CONFLICT (id) DO NOTHING"
 
 
 def _statement(template: str, job_rows: str, skip_known: bool) -> str:
     return template.replace("{rows}", job_rows).replace("{skip_known}", SKIP_KNOWN if skip_known else "")
-
-
-async def _new_or_known(write: Callable[[bool], Awaitable[T]]) -> T:
-    """Insert jobs with a plain INSERT, and only if one of their ids is stored already, skipping those.
-
-    Nearly every batch names new ids only, and a plain insert costs the server about 2 us a row less
-    than one that probes the primary key for each row first (speculative insertion, with a second
-    WAL record to confirm it). A stored id means a retried call or a copy adopted twice; the failed
-    statement wrote nothing, so running it again with `SKIP_KNOWN` is as if it had done so at once.
-    """
-    try:
-        return await write(False)
-    except asyncpg.UniqueViolationError:
-        return await write(True)
 
 
 #: `$1` cluster, `$2` the channel, the jobs from `$3`. The uncorrelated sub-select runs once per
@@ -671,7 +651,7 @@ class PostgresMaster(PostgresClient, QueueHost, MasterStore):
             return records
 
         # A failed statement would abort the caller's own transaction: no second try in there.
-        records = await (write(True) if conn is not None else _new_or_known(write))
+        records = await (write(True) if conn is not None else new_or_known(write))
         return rows.in_order((j.id for j in jobs), {r[0] for r in records})
 
     async def insert_jobs(self, jobs: Sequence[Job], connection: Any = None) -> list[str]:
@@ -700,7 +680,7 @@ class PostgresMaster(PostgresClient, QueueHost, MasterStore):
             worker_id=worker_id,
             lease_expires_at=lease_until,
         )
-        records = await _new_or_known(
+        records = await new_or_known(
             lambda skip_known: _batch_write(
                 self.pool,
                 _statement(_ADOPT, job_rows, skip_known),
@@ -748,7 +728,7 @@ class PostgresMaster(PostgresClient, QueueHost, MasterStore):
             worker_id=None,
             lease_expires_at=None,
         )
-        alive = await _new_or_known(
+        alive = await new_or_known(
             lambda skip_known: self.pool.fetchval(
                 _statement(_QUEUE_JOBS, job_rows, skip_known),
                 self.cluster_id,

@@ -96,14 +96,8 @@ def job_from_row(row: Sequence[Any]) -> Job:
     )
 
 
-def job_to_row(job: Job, json_text: bool = True) -> tuple[Any, ...]:
+def job_to_row(job: Job) -> tuple[Any, ...]:
     """Values in JOB_COLUMNS order; JSON columns as text (SQLite, asyncpg with text codecs)."""
-
-    def enc(value: Any) -> Any:
-        if value is None:
-            return None
-        return codec.dumps(value).decode() if json_text else value
-
     return (
         job.id,
         job.definition_id,
@@ -111,8 +105,8 @@ def job_to_row(job: Job, json_text: bool = True) -> tuple[Any, ...]:
         job.created_at,
         int(job.priority),
         job.lane,
-        enc(job.data),
-        enc(job.metadata),
+        json_text(job.data),
+        json_text(job.metadata),
         job.timeout_s,
         job.max_retries,
         job.attempt_limit,
@@ -126,7 +120,7 @@ def job_to_row(job: Job, json_text: bool = True) -> tuple[Any, ...]:
         job.started_at,
         job.finished_at,
         bool(job.cancel_requested),
-        enc(job.last_error),
+        json_text(job.last_error),
     )
 
 
