@@ -58,11 +58,9 @@ class SqliteAgent(SqliteClient, AgentTransport):
         await self.db.run(apply)
 
     async def create_bucket(self, bucket_id: str) -> None:
-        await self.db.transaction(
-            lambda conn: conn.execute(
-                "INSERT OR IGNORE INTO jm_agent_buckets (bucket_id, agent, created_at) VALUES (?, ?, ?)",
-                (bucket_id, self.name, time.time()),
-            )
+        await self.db.execute(
+            "INSERT OR IGNORE INTO jm_agent_buckets (bucket_id, agent, created_at) VALUES (?, ?, ?)",
+            (bucket_id, self.name, time.time()),
         )
 
     async def destroy_bucket(self, bucket_id: str) -> bool:
@@ -79,14 +77,12 @@ class SqliteAgent(SqliteClient, AgentTransport):
     async def push(self, bucket_id: str, messages: Sequence[AgentMessage]) -> None:
         values = [(bucket_id, m.job_id, m.due_at, m.version, m.payload) for m in messages]
         try:
-            await self.db.transaction(
-                lambda conn: conn.executemany(
-                    "INSERT INTO jm_agent_messages (bucket_id, job_id, due_at, version, payload)"
-                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (bucket_id, job_id) DO UPDATE SET"
-                    " due_at = excluded.due_at, version = excluded.version,"
-                    " payload = excluded.payload, visible_at = 0",
-                    values,
-                )
+            await self.db.execute_many(
+                "INSERT INTO jm_agent_messages (bucket_id, job_id, due_at, version, payload)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (bucket_id, job_id) DO UPDATE SET"
+                " due_at = excluded.due_at, version = excluded.version,"
+                " payload = excluded.payload, visible_at = 0",
+                values,
             )
         except sqlite3.IntegrityError:
             raise BucketGoneError(f"bucket {bucket_id} does not exist on agent {self.name!r}") from None

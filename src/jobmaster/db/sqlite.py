@@ -108,6 +108,20 @@ class SqliteDatabase(SharedDatabase):
 
         return await self.run(body)
 
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """One statement as a write transaction; use this rather than returning its cursor.
+
+        A cursor handed back to the event loop is finalised there, whenever garbage collection gets
+        to it, and that resets its statement while this thread may be running the same cached
+        statement for the next call: SQLite then fails that call with "bad parameter or other API
+        misuse" (seen with concurrent pushes to one agent). The cursor is closed here instead.
+        """
+        await self.transaction(lambda conn: conn.execute(sql, params).close())
+
+    async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """`execute` for a batch of parameter rows."""
+        await self.transaction(lambda conn: conn.executemany(sql, rows).close())
+
     async def transaction_if(
         self, probe: str, params: Sequence[Any], fn: Callable[[sqlite3.Connection], list[T]]
     ) -> list[T]:

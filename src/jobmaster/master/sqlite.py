@@ -700,20 +700,14 @@ class SqliteMaster(SqliteClient, QueueHost, MasterStore):
     # ---- workers and buckets -----------------------------------------------------------------
 
     async def register_worker(self, worker: WorkerRecord) -> None:
-        await self.db.transaction(
-            lambda conn: conn.execute(
-                f"INSERT OR REPLACE INTO jm_workers (cluster_id, {rows.WORKER_COLUMNS})"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (self.cluster_id, *rows.worker_to_row(worker)),
-            )
+        await self.db.execute(
+            f"INSERT OR REPLACE INTO jm_workers (cluster_id, {rows.WORKER_COLUMNS})"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (self.cluster_id, *rows.worker_to_row(worker)),
         )
 
     async def set_worker_status(self, worker_id: str, status: WorkerStatus) -> None:
-        await self.db.transaction(
-            lambda conn: conn.execute(
-                "UPDATE jm_workers SET status = ? WHERE id = ?", (int(status), worker_id)
-            )
-        )
+        await self.db.execute("UPDATE jm_workers SET status = ? WHERE id = ?", (int(status), worker_id))
 
     async def list_workers(self) -> list[WorkerRecord]:
         def read(conn: sqlite3.Connection) -> list[WorkerRecord]:
@@ -739,11 +733,9 @@ class SqliteMaster(SqliteClient, QueueHost, MasterStore):
 
     async def add_buckets(self, buckets: Iterable[Bucket]) -> None:
         values = [(self.cluster_id, *rows.bucket_to_row(b)) for b in buckets]
-        await self.db.transaction(
-            lambda conn: conn.executemany(
-                f"INSERT INTO jm_buckets (cluster_id, {rows.BUCKET_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                values,
-            )
+        await self.db.execute_many(
+            f"INSERT INTO jm_buckets (cluster_id, {rows.BUCKET_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            values,
         )
 
     async def set_bucket_status(
@@ -778,9 +770,7 @@ class SqliteMaster(SqliteClient, QueueHost, MasterStore):
         return await self.db.transaction(write)
 
     async def delete_buckets(self, bucket_ids: Sequence[str]) -> None:
-        await self.db.transaction(
-            lambda conn: conn.executemany("DELETE FROM jm_buckets WHERE id = ?", [(b,) for b in bucket_ids])
-        )
+        await self.db.execute_many("DELETE FROM jm_buckets WHERE id = ?", [(b,) for b in bucket_ids])
 
     async def list_buckets(self, status: BucketStatus | None = None) -> list[Bucket]:
         def read(conn: sqlite3.Connection) -> list[Bucket]:
