@@ -176,6 +176,15 @@ _CLAIM_UNSAVED = f"""
     RETURNING {_COLUMNS}
 """
 
+#: By primary key, one probe per job. The bucket is compared as an expression that no index can
+#: serve: as a plain `bucket_id = $1` the planner would rather walk the bucket's part of the read
+#: index and filter on the job ids whenever its statistics think the bucket small, which they do
+#: for every bucket newer than the last ANALYZE (a new worker's): each ack then read the whole
+#: backlog, 100-160 us a message instead of 5 with 25,000 messages waiting.
+_ACK = f"""
+    DELETE FROM jm_agent_messages
+    WHERE job_id = ANY($2::text[]) AND bucket_id || '' = $1 AND {_NO_FLUSH_WAIT}
+"""
 
 #: Messages read from a cursor (a backlog) after which the first read that comes back short (the
 #: backlog is worked off) vacuums the message table, in the background. The acknowledged messages
@@ -298,12 +307,7 @@ class PostgresAgent(PostgresClient, AgentTransport):
     async def ack(self, bucket_id: str, job_ids: Sequence[str]) -> None:
         if not job_ids:
             return
-        await self.pool.execute(
-            "DELETE FROM jm_agent_messages WHERE bucket_id = $1 AND job_id = ANY($2::text[])"
-            f" AND {_NO_FLUSH_WAIT}",
-            bucket_id,
-            list(job_ids),
-        )
+        await self.pool.execute(_ACK, bucket_id, list(job_ids))
 
     async def next_due_at(self, bucket_id: str, now: float) -> float | None:
         due = await self.pool.fetchval(_NEXT_DUE, bucket_id, NEXT_DUE_SCAN)
