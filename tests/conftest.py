@@ -143,7 +143,5 @@ async def agent(agent_url: str, cluster_id: str) -> AsyncIterator[AgentTransport
     try:
         yield transport
     finally:
-        drop = getattr(transport, "drop", None)  # NATS: remove the test's stream from the shared server
-        if drop is not None:
-            await drop()
+        await transport.drop()  # NATS: remove the test's stream from the shared server
         await transport.close()

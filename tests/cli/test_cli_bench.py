@@ -1,10 +1,16 @@
-"""`jobmaster bench` on SQLite: one JSON document with every measurement, and no worker left."""
+"""`jobmaster bench`: one JSON document with every measurement, and no worker or stream left."""
 
 from __future__ import annotations
 
+import nats
+import nats.js.errors
 import psutil
 import pytest
 from cli_helpers import run_json
+
+from conftest import NATS_URL
+from jobmaster.agents.nats import stream_name
+from jobmaster.cli.bench_worker import BENCH_AGENT
 
 REQUIRED = (
     "scheduled_per_s",
@@ -44,3 +50,33 @@ def test_bench_reports_every_measurement() -> None:
     assert report["worker"]["buckets"] == {"Medium": 2}
     assert report["worker"]["medium_slots_per_bucket"] == 100
     assert _bench_workers(report["cluster_id"]) == []
+
+
+@pytest.mark.e2e
+async def test_bench_on_a_nats_agent_removes_its_stream(pg_urls: dict[str, str]) -> None:
+    """Every run is a cluster of its own; its NATS stream must not pile up on the server."""
+    report = run_json(
+        "bench",
+        "--master",
+        pg_urls["master"],
+        "--agent",
+        NATS_URL,
+        "--topology",
+        "split",
+        "--jobs",
+        "500",
+        "--mode",
+        "bulk",
+        "--latency-seconds",
+        "0",
+        "--backlog-jobs",
+        "0",
+        timeout=120,
+    )
+    assert report["completed_per_s"] > 0
+    nc = await nats.connect(NATS_URL)
+    try:
+        with pytest.raises(nats.js.errors.NotFoundError):
+            await nc.jetstream().stream_info(stream_name(report["cluster_id"], BENCH_AGENT))
+    finally:
+        await nc.close()

@@ -61,6 +61,14 @@ class AgentTransport(abc.ABC):
     @abc.abstractmethod
     async def migrate(self) -> None: ...
 
+    async def drop(self) -> None:
+        """Remove what `migrate` made for this cluster alone (tests, benchmarks, decommissioning).
+
+        The SQL agents keep every cluster's messages in shared tables, where destroyed buckets leave
+        nothing behind, so by default there is nothing to remove; NATS deletes the cluster's stream.
+        """
+        return None
+
     async def listen(self, callback: Callable[[str], None]) -> None:
         """Call `callback(bucket_id)` when a message lands in a bucket; a no-op when polled."""
         return None

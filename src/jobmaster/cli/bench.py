@@ -28,7 +28,8 @@ import psutil
 from rich.table import Table
 
 from jobmaster.app import JobMaster
-from jobmaster.cli.bench_worker import build_app, handler_id
+from jobmaster.backends import make_agent
+from jobmaster.cli.bench_worker import BENCH_AGENT, build_app, handler_id
 from jobmaster.cli.common import CliError, console, emit_json, json_option, redact
 from jobmaster.jobs.model import Job, JobStatus, Priority, run_capacity
 
@@ -290,9 +291,21 @@ async def run_bench(settings: dict[str, Any], plan: dict[str, Any]) -> dict[str,
         if sampler is not None:
             sampler.stop()
         await worker.stop()
+        if settings.get("agent"):
+            await _drop_agent(settings)
     assert sampler is not None
     results["peak_rss_mb"] = round(sampler.peak / MB, 1)
     return results
+
+
+async def _drop_agent(settings: dict[str, Any]) -> None:
+    """The bench's cluster is its own: what the agent made for it goes (a NATS stream per run)."""
+    agent = make_agent(settings["agent"], settings["cluster_id"], BENCH_AGENT)
+    await agent.open()
+    try:
+        await agent.drop()
+    finally:
+        await agent.close()
 
 
 @click.command()

@@ -8,6 +8,7 @@ import click
 
 from jobmaster.cli.agents import agents
 from jobmaster.cli.bench import bench
+from jobmaster.cli.bench_agent import bench_agent
 from jobmaster.cli.common import EXIT_BAD_INPUT, CliError, describe
 from jobmaster.cli.db import db
 from jobmaster.cli.demo import demo
@@ -63,6 +64,7 @@ def cli(debug: bool) -> None:
 
 cli.add_command(agents)
 cli.add_command(bench)
+cli.add_command(bench_agent)
 cli.add_command(db)
 cli.add_command(demo)
 cli.add_command(jobs)
