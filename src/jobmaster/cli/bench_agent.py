@@ -27,7 +27,7 @@ from rich.table import Table
 
 from jobmaster.agents.base import AgentMessage, AgentTransport, ReadCursor
 from jobmaster.backends import make_agent
-from jobmaster.cli.common import CliError, console, emit_json, json_option, redact
+from jobmaster.cli.common import CliError, console, emit_json, json_option, redact, stdin_closed
 from jobmaster.jobs import codec
 from jobmaster.jobs.model import Job, new_job_id
 from jobmaster.runtime.executor import FULL_READ_INTERVAL
@@ -111,12 +111,20 @@ async def _read(settings: dict[str, Any]) -> dict[str, Any]:
         await agent.listen(woken)
         print("ready", flush=True)
         cpu, deadline = _cpu_seconds(), time.time() + settings["timeout"]
-        async with asyncio.TaskGroup() as group:
-            tasks = [
-                group.create_task(_drain_bucket(agent, b, n, settings["read_batch"], wakes[b], deadline))
+        reading = asyncio.gather(
+            *(
+                _drain_bucket(agent, b, n, settings["read_batch"], wakes[b], deadline)
                 for b, n in settings["buckets"].items()
-            ]
-        return {"last_ack": max(t.result() for t in tasks), "cpu_s": _cpu_seconds() - cpu}
+            )
+        )
+        parent_gone = asyncio.ensure_future(stdin_closed(asyncio.get_running_loop()).wait())
+        either: list[asyncio.Future[Any]] = [reading, parent_gone]
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        if not reading.done():
+            reading.cancel()
+            raise RuntimeError("the pushing process is gone")
+        parent_gone.cancel()
+        return {"last_ack": max(reading.result()), "cpu_s": _cpu_seconds() - cpu}
     finally:
         await agent.close()
 
@@ -124,8 +132,8 @@ async def _read(settings: dict[str, Any]) -> dict[str, Any]:
 def main() -> None:
     try:
         result = asyncio.run(_read(json.loads(sys.argv[1])))
-    except* Exception as group:
-        sys.exit(f"bench-agent reader: {group.exceptions[0]}")
+    except Exception as exc:
+        sys.exit(f"bench-agent reader: {exc}")
     print(json.dumps(result), flush=True)
 
 
@@ -138,6 +146,7 @@ async def _start_reader(settings: dict[str, Any]) -> asyncio.subprocess.Process:
         "-m",
         "jobmaster.cli.bench_agent",
         json.dumps(settings),
+        stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
     )
     assert process.stdout is not None

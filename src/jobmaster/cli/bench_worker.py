@@ -12,11 +12,10 @@ import asyncio
 import json
 import logging
 import sys
-import threading
 from typing import Any
 
 from jobmaster.app import JobMaster
-from jobmaster.cli.common import freeze_startup_heap
+from jobmaster.cli.common import freeze_startup_heap, stdin_closed
 
 BENCH_AGENT = "bench-agent"
 #: One handler id per phase, so each phase's jobs can be counted and read back on their own.
@@ -56,15 +55,9 @@ def build_app(settings: dict[str, Any], *, with_worker: bool) -> JobMaster:
     return app
 
 
-def _watch_stdin(loop: asyncio.AbstractEventLoop, gone: asyncio.Event) -> None:
-    sys.stdin.buffer.read()
-    loop.call_soon_threadsafe(gone.set)
-
-
 async def serve(app: JobMaster) -> None:
     loop = asyncio.get_running_loop()
-    parent_gone = asyncio.Event()
-    threading.Thread(target=_watch_stdin, args=(loop, parent_gone), daemon=True).start()
+    parent_gone = stdin_closed(loop)
     runner = asyncio.create_task(app.run())
     ready = asyncio.create_task(app.wait_ready(60.0))
     await asyncio.wait({runner, ready}, return_when=asyncio.FIRST_COMPLETED)

@@ -7,11 +7,13 @@ operators who have no access to the application code.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import importlib
 import json
 import os
 import sys
+import threading
 import traceback
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -166,6 +168,23 @@ def import_app(path: str) -> JobMaster:
     if not isinstance(target, JobMaster):
         raise CliError(f"--app {path} is a {type(target).__name__}, not a JobMaster object", EXIT_BAD_INPUT)
     return target
+
+
+def stdin_closed(loop: asyncio.AbstractEventLoop) -> asyncio.Event:
+    """An event set once standard input closes: how a helper process learns that the process that
+    started it (holding the pipe) is gone, however abruptly it ended."""
+    closed = asyncio.Event()
+
+    def watch() -> None:
+        # The raw descriptor, not sys.stdin: a thread blocked in the buffered reader holds its lock,
+        # and the interpreter then aborts at exit if the process ends first.
+        fd = sys.stdin.fileno()
+        while os.read(fd, 65536):
+            pass
+        loop.call_soon_threadsafe(closed.set)
+
+    threading.Thread(target=watch, name="stdin-watch", daemon=True).start()
+    return closed
 
 
 def freeze_startup_heap() -> None:
