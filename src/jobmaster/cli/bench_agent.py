@@ -74,7 +74,7 @@ async def _drain_bucket(
 ) -> float:
     """Read and acknowledge `expected` jobs the way a bucket's owner does; when the last was acked.
 
-    The deadline also ends a reader whose pushing process died without killing it.
+    The deadline ends a reader that would otherwise wait for ever for jobs that never come.
     """
     done, last_ack = 0, 0.0
     after: ReadCursor | None = None
