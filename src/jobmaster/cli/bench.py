@@ -299,13 +299,23 @@ async def run_bench(settings: dict[str, Any], plan: dict[str, Any]) -> dict[str,
 
 
 async def _drop_agent(settings: dict[str, Any]) -> None:
-    """The bench's cluster is its own: what the agent made for it goes (a NATS stream per run)."""
+    """The bench's cluster is its own: what the agent made for it goes (a NATS stream per run).
+
+    Best effort, on the way out of a run that may be failing already (perhaps because the agent is
+    unreachable): a failure here is reported, never raised over the run's own outcome.
+    """
     agent = make_agent(settings["agent"], settings["cluster_id"], BENCH_AGENT)
-    await agent.open()
     try:
-        await agent.drop()
-    finally:
-        await agent.close()
+        await agent.open()
+        try:
+            await agent.drop()
+        finally:
+            await agent.close()
+    except Exception as exc:
+        click.echo(
+            f"warning: could not remove what the agent holds for cluster {settings['cluster_id']}: {exc}",
+            err=True,
+        )
 
 
 @click.command()
