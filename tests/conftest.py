@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import opened_master
+from helpers import NATS_URL, opened_master
 from jobmaster.agents.base import AgentTransport
 from jobmaster.backends import make_agent
 from jobmaster.master.base import MasterStore
@@ -84,7 +84,6 @@ def mysql_urls() -> Iterator[dict[str, str]]:
 
 BACKENDS = ["sqlite", "postgresql", "mysql"]
 AGENT_BACKENDS = ["sqlite", "postgresql", "nats", "mysql"]
-NATS_URL = os.environ.get("JOBMASTER_TEST_NATS", "nats://127.0.0.1:4222")
 
 
 @pytest.fixture(params=BACKENDS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -13,6 +14,9 @@ from jobmaster.backends import make_agent, make_master
 from jobmaster.cluster.model import Bucket
 from jobmaster.jobs.model import Job, JobStatus, Priority, new_job_id
 from jobmaster.master.base import MasterStore
+
+#: The shared NATS server (JetStream on) that tests use; tests that kill a server start their own.
+NATS_URL = os.environ.get("JOBMASTER_TEST_NATS", "nats://127.0.0.1:4222")
 
 
 def make_job(
@@ -70,3 +74,13 @@ async def master_with_bucket(url: str, name: str) -> AsyncIterator[tuple[MasterS
         bucket = Bucket(bucket_id, "standalone", "Default", Priority.Medium, "w1", created_at=time.time())
         await master.add_buckets([bucket])
         yield master, bucket
+
+
+async def drop_agent(url: str, cluster_id: str, name: str) -> None:
+    """Remove what an agent holds for a test's cluster (its stream, on the shared NATS server)."""
+    agent = make_agent(url, cluster_id, name)
+    await agent.open()
+    try:
+        await agent.drop()
+    finally:
+        await agent.close()

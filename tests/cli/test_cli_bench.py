@@ -8,7 +8,7 @@ import psutil
 import pytest
 from cli_helpers import run_json
 
-from conftest import NATS_URL
+from helpers import NATS_URL
 from jobmaster.agents.nats import stream_name
 from jobmaster.cli.bench_worker import BENCH_AGENT
 

@@ -14,9 +14,12 @@ from pathlib import Path
 
 import asyncpg
 
+from helpers import drop_agent
 from jobmaster import JobMaster, Priority, WorkerMode
 
 ROOT = Path(__file__).resolve().parents[2]
+#: The NATS agent of the examples that have one; its stream is the test cluster's own.
+NATS_AGENT = "Nats-1"
 
 
 def _env(pg_urls: dict[str, str], cluster: str) -> dict[str, str]:
@@ -68,6 +71,7 @@ async def _run_example(
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
         codes = [proc.wait(30) for proc in procs]
+        await drop_agent(env["JOBMASTER_NATS"], cluster, NATS_AGENT)
     assert codes == [0] * len(procs)
 
 

@@ -26,9 +26,8 @@ import pytest
 from e2e_support import Processes, create_runs_table, status_counts
 from tests.nats.nats_support import PrivateNats
 
-from jobmaster.backends import make_agent
+from helpers import NATS_URL, drop_agent
 
-NATS_URL = os.environ.get("JOBMASTER_TEST_NATS", "nats://127.0.0.1:4222")
 AGENT = "nats-1"
 FAST = {"heartbeat_interval": 0.3, "worker_timeout": 1.5, "job_lease": 2}
 CHAOS_JOBS = int(os.environ.get("JOBMASTER_CHAOS_JOBS", "10000"))
@@ -49,16 +48,7 @@ def shared_nats(cluster_id: str) -> Iterator[str]:
     Ask for this fixture before `processes`, so that the workers are stopped before the stream goes.
     """
     yield NATS_URL
-    asyncio.run(_drop_stream(NATS_URL, cluster_id))
-
-
-async def _drop_stream(url: str, cluster_id: str) -> None:
-    agent = make_agent(url, cluster_id, AGENT)
-    await agent.open()
-    try:
-        await agent.drop()  # type: ignore[attr-defined]
-    finally:
-        await agent.close()
+    asyncio.run(drop_agent(NATS_URL, cluster_id, AGENT))
 
 
 async def _fetch(master: str, query: str, *args: object) -> list[asyncpg.Record]:
