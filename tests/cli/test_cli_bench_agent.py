@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+
+import psutil
 import pytest
 from cli_helpers import assert_one_line_error, run_cli, run_json
 
@@ -35,3 +40,23 @@ def test_bench_agent_names_a_bad_url() -> None:
         2,
         "no agent backend for URL scheme 'redis'",
     )
+
+
+@pytest.mark.e2e
+def test_the_reader_process_shows_no_password(pg_urls: dict[str, str]) -> None:
+    """Any user of the machine can read a process's command line (`ps`); the settings, with the
+    URL's password, go in the reader's environment instead."""
+    url = pg_urls["agent"].replace("postgres@", "postgres:not-for-ps@", 1)
+    assert "not-for-ps" in url
+    command = [sys.executable, "-m", "jobmaster.cli.main", "bench-agent", "--agent", url, "--jobs", "20000"]
+    bench = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    readers: list[str] = []
+    while bench.poll() is None:
+        for process in psutil.process_iter(["cmdline"]):
+            cmdline = " ".join(process.info["cmdline"] or [])
+            if "jobmaster.cli.bench_agent" in cmdline:
+                readers.append(cmdline)
+        time.sleep(0.02)
+    assert bench.returncode == 0, bench.stderr.read() if bench.stderr else ""
+    assert readers, "the reader process was never seen"
+    assert not [c for c in readers if "not-for-ps" in c], readers

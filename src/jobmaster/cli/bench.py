@@ -8,7 +8,6 @@ finished), not from this process's view, so polling delays here do not distort t
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import os
 import platform
@@ -30,7 +29,7 @@ from rich.table import Table
 from jobmaster.app import JobMaster
 from jobmaster.backends import make_agent
 from jobmaster.cli.bench_worker import BENCH_AGENT, build_app, handler_id
-from jobmaster.cli.common import CliError, console, emit_json, json_option, redact
+from jobmaster.cli.common import CliError, console, emit_json, helper_env, json_option, redact
 from jobmaster.jobs.model import Job, JobStatus, Priority, run_capacity
 
 MB = 1024 * 1024
@@ -99,9 +98,10 @@ class WorkerProcess:
             sys.executable,
             "-m",
             "jobmaster.cli.bench_worker",
-            json.dumps(self._settings),
+            self._settings["cluster_id"],  # names the process in `ps`; the settings go in its environment
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
+            env=helper_env(self._settings),
             start_new_session=True,
         )
         assert self._process.stdout is not None

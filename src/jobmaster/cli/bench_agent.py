@@ -3,9 +3,9 @@
 It answers one question the full benchmark cannot: how many jobs a second can the transport itself
 carry on this machine? A job's trip through an agent is the publisher's push, the owner's read and
 its acknowledgement; a distributed topology does all of that *and* the master's writes, so its
-throughput can never exceed this figure. This process pushes, as a publisher does; a second process
-(`python -m jobmaster.cli.bench_agent SETTINGS_JSON`) reads and acknowledges, as a bucket's owner
-does, and reports when it read the last job.
+throughput can never exceed this figure. This process pushes, as a publisher does; a second
+process (`python -m jobmaster.cli.bench_agent CLUSTER_ID`, its settings in its environment) reads
+and acknowledges, as a bucket's owner does, and reports when it read the last job.
 """
 
 from __future__ import annotations
@@ -27,7 +27,16 @@ from rich.table import Table
 
 from jobmaster.agents.base import AgentMessage, AgentTransport, ReadCursor
 from jobmaster.backends import make_agent
-from jobmaster.cli.common import CliError, console, emit_json, json_option, redact, stdin_closed
+from jobmaster.cli.common import (
+    CliError,
+    console,
+    emit_json,
+    helper_env,
+    helper_settings,
+    json_option,
+    redact,
+    stdin_closed,
+)
 from jobmaster.jobs import codec
 from jobmaster.jobs.model import Job, new_job_id
 from jobmaster.runtime.executor import FULL_READ_INTERVAL
@@ -131,7 +140,7 @@ async def _read(settings: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> None:
     try:
-        result = asyncio.run(_read(json.loads(sys.argv[1])))
+        result = asyncio.run(_read(helper_settings()))
     except Exception as exc:
         sys.exit(f"bench-agent reader: {exc}")
     print(json.dumps(result), flush=True)
@@ -145,9 +154,10 @@ async def _start_reader(settings: dict[str, Any]) -> asyncio.subprocess.Process:
         sys.executable,
         "-m",
         "jobmaster.cli.bench_agent",
-        json.dumps(settings),
+        settings["cluster_id"],
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
+        env=helper_env(settings),
     )
     assert process.stdout is not None
     try:

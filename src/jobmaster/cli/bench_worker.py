@@ -2,20 +2,19 @@
 
 Workers run in their own process so the benchmark measures what a deployment sees: publisher and
 worker talking only through the master and the agent, each with its own event loop and GIL.
-Run as `python -m jobmaster.cli.bench_worker SETTINGS_JSON`; it prints `ready` once its buckets
+Run as `python -m jobmaster.cli.bench_worker CLUSTER_ID` with its settings in the environment
+(`cli.common.helper_env`); it prints `ready` once its buckets
 exist and stops when its stdin closes (the bench process ended, however abruptly) or on SIGTERM.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import sys
 from typing import Any
 
 from jobmaster.app import JobMaster
-from jobmaster.cli.common import freeze_startup_heap, stdin_closed
+from jobmaster.cli.common import freeze_startup_heap, helper_settings, stdin_closed
 
 BENCH_AGENT = "bench-agent"
 #: One handler id per phase, so each phase's jobs can be counted and read back on their own.
@@ -78,7 +77,7 @@ async def serve(app: JobMaster) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="bench-worker %(levelname)s %(name)s: %(message)s")
-    settings = json.loads(sys.argv[1])
+    settings = helper_settings()
     app = build_app(settings, with_worker=True)
     freeze_startup_heap()
     asyncio.run(serve(app))

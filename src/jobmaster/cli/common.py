@@ -170,6 +170,20 @@ def import_app(path: str) -> JobMaster:
     return target
 
 
+#: The settings of a bench helper process travel in its environment, not on its command line, which
+#: every user of the machine can read (`ps`) and which would show the database URLs' passwords.
+HELPER_SETTINGS = "JOBMASTER_BENCH_SETTINGS"
+
+
+def helper_env(settings: dict[str, Any]) -> dict[str, str]:
+    return {**os.environ, HELPER_SETTINGS: json.dumps(settings)}
+
+
+def helper_settings() -> dict[str, Any]:
+    settings: dict[str, Any] = json.loads(os.environ[HELPER_SETTINGS])
+    return settings
+
+
 def stdin_closed(loop: asyncio.AbstractEventLoop) -> asyncio.Event:
     """An event set once standard input closes: how a helper process learns that the process that
     started it (holding the pipe) is gone, however abruptly it ended."""
