@@ -88,27 +88,59 @@ async def test_the_owners_read_walks_its_index_in_order_whatever_the_statistics(
 async def test_an_ack_is_planned_again_once_the_table_has_grown(pg_urls: dict[str, str]) -> None:
     """A generic plan made while the table was vacuumed empty (as after a quiet spell) was a
     sequential scan, kept while a backlog grew: 340 us a message acked instead of 5 with 25,000
-    waiting. In a database of its own, since the table must start empty, and without autovacuum,
-    whose ANALYZE would make PostgreSQL plan again by itself."""
+    waiting."""
+    async with _empty_agent_database(pg_urls) as (url, agent, bucket), _explaining(url) as (conn, plans):
+        for _ in range(8):  # past the five runs after which a generic plan may be kept
+            await conn.execute(pg_agent._ACK, bucket, ["none"])
+        acked = await _fill(agent, bucket, 20_000)
+        plans.clear()
+        await conn.execute(pg_agent._ACK, bucket, acked)
+        assert await agent.count(bucket) == 20_000 - len(acked)
+    _assert_by_key(plans)
+
+
+async def test_rare_reads_are_planned_again_once_the_table_has_grown(pg_urls: dict[str, str]) -> None:
+    """A bucket's count, the emptiness check of its destruction and a job's lookup: kept from while
+    the table was empty, their plans read the whole table on every call."""
+    reads = [(pg_agent._COUNT, (None,)), (pg_agent._COUNT, (1,)), (pg_agent._ANY, ()), (pg_agent._FIND, ())]
+    async with _empty_agent_database(pg_urls) as (url, agent, bucket), _explaining(url) as (conn, plans):
+        for _ in range(8):
+            for sql, args in reads:
+                await conn.fetch(sql, bucket if sql != pg_agent._FIND else "none", *args)
+        [first, *_] = await _fill(agent, bucket, 20_000)
+        plans.clear()
+        for sql, args in reads:
+            await conn.fetch(sql, bucket if sql != pg_agent._FIND else first, *args)
+        assert await agent.count(bucket) == 20_000
+        assert (await agent.find(first)) is not None
+    assert len(plans) == len(reads)
+    for plan, index in zip(plans, ["jm_agent_messages_read"] * 3 + ["jm_agent_messages_pkey"], strict=True):
+        assert "Seq Scan" not in {n["Node Type"] for n in plan}, plan
+        assert {n["Index Name"] for n in plan if "Index Name" in n} == {index}, plan
+
+
+@contextlib.asynccontextmanager
+async def _empty_agent_database(
+    pg_urls: dict[str, str],
+) -> AsyncIterator[tuple[str, AgentTransport, str]]:
+    """An agent in a database of its own whose message table is vacuumed empty, without autovacuum
+    (whose ANALYZE would make PostgreSQL plan again by itself once the table grows)."""
     admin = await asyncpg.connect(pg_urls["agent"])
     database = f"jobmaster_plans_{uuid.uuid4().hex[:8]}"
     await admin.execute(f'CREATE DATABASE "{database}"')
     url = f"{pg_urls['agent'].rsplit('/', 1)[0]}/{database}"
     try:
         async with agent_with_bucket(url, "plans") as (agent, bucket):
-            async with _explaining(url) as (conn, plans):
+            conn = await asyncpg.connect(url)
+            try:
                 await conn.execute("ALTER TABLE jm_agent_messages SET (autovacuum_enabled = false)")
                 await conn.execute("VACUUM ANALYZE jm_agent_messages")
-                for _ in range(8):  # past the five runs after which a generic plan may be kept
-                    await conn.execute(pg_agent._ACK, bucket, ["none"])
-                acked = await _fill(agent, bucket, 20_000)
-                plans.clear()
-                await conn.execute(pg_agent._ACK, bucket, acked)
-            assert await agent.count(bucket) == 20_000 - len(acked)
+            finally:
+                await conn.close()
+            yield url, agent, bucket
     finally:
         await admin.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
         await admin.close()
-    _assert_by_key(plans)
 
 
 async def test_an_ack_looks_its_jobs_up_by_key_in_a_bucket_newer_than_the_statistics(

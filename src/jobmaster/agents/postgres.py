@@ -102,6 +102,28 @@ SCHEMA = [
         DELETE FROM jm_agent_messages m WHERE m.job_id = ANY(p_ids) AND m.bucket_id || '' = p_bucket;
     END
     $$""",
+    # See `_COUNT`: messages of a bucket, `p_limit` at most (NULL: all).
+    """CREATE OR REPLACE FUNCTION jm_agent_count(p_bucket text, p_limit bigint) RETURNS bigint
+    LANGUAGE plpgsql STABLE
+    SET plan_cache_mode = force_custom_plan SET enable_seqscan = off
+    AS $$
+    BEGIN
+        RETURN (SELECT count(*) FROM (
+            SELECT FROM jm_agent_messages m WHERE m.bucket_id = p_bucket LIMIT p_limit
+        ) AS f);
+    END
+    $$""",
+    """CREATE OR REPLACE FUNCTION jm_agent_find(p_job text)
+    RETURNS TABLE (job_id text, due_at float8, version bigint, payload bytea)
+    LANGUAGE plpgsql STABLE
+    SET plan_cache_mode = force_custom_plan SET enable_seqscan = off
+    AS $$
+    BEGIN
+        RETURN QUERY
+            SELECT m.job_id, m.due_at, m.version, m.payload FROM jm_agent_messages m
+            WHERE m.job_id = p_job LIMIT 1;
+    END
+    $$""",
     """CREATE INDEX IF NOT EXISTS jm_agent_messages_unsaved ON jm_agent_messages (bucket_id, due_at)
         WHERE version = 0""",
     # Room on each page lets a claim (which changes only the unindexed visible_at) write the new
@@ -198,6 +220,12 @@ _CLAIM_UNSAVED = f"""
 #:   delete on each call, from the call's job ids and the table's size then (about 0.1 ms a call,
 #:   one call per read of up to hundreds of jobs).
 _ACK = "SELECT jm_agent_ack($1, $2::text[])"
+#: The rare reads (a bucket's count, the emptiness check of its destruction, a job's lookup) are
+#: planned on each call without sequential scans too: a plan kept from while the table was empty
+#: read the whole table on every call once a backlog had grown.
+_COUNT = "SELECT jm_agent_count($1, $2)"
+_ANY = "SELECT WHERE jm_agent_count($1, 1) > 0"
+_FIND = f"SELECT {_COLUMNS} FROM jm_agent_find($1)"
 
 #: Messages read from a cursor (a backlog) after which the first read that comes back short (the
 #: backlog is worked off) vacuums the message table, in the background. The acknowledged messages
@@ -253,7 +281,7 @@ class PostgresAgent(PostgresClient, AgentTransport):
             "jm_agent_buckets",
             "bucket_id",
             bucket_id,
-            "SELECT FROM jm_agent_messages WHERE bucket_id = $1",
+            _ANY,
         )
 
     async def push(self, bucket_id: str, messages: Sequence[AgentMessage]) -> None:
@@ -327,16 +355,10 @@ class PostgresAgent(PostgresClient, AgentTransport):
         return None if due is None else float(due)
 
     async def count(self, bucket_id: str) -> int:
-        return int(
-            await self.pool.fetchval("SELECT COUNT(*) FROM jm_agent_messages WHERE bucket_id = $1", bucket_id)
-        )
+        return int(await self.pool.fetchval(_COUNT, bucket_id, None))
 
     async def find(self, job_id: str) -> AgentMessage | None:
-        found = _messages(
-            await self.pool.fetch(
-                f"SELECT {_COLUMNS} FROM jm_agent_messages WHERE job_id = $1 LIMIT 1", job_id
-            )
-        )
+        found = _messages(await self.pool.fetch(_FIND, job_id))
         return found[0] if found else None
 
 
