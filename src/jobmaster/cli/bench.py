@@ -24,12 +24,11 @@ from typing import Any
 
 import click
 import psutil
-from rich.table import Table
 
 from jobmaster.app import JobMaster
 from jobmaster.backends import make_agent
 from jobmaster.cli.bench_worker import BENCH_AGENT, build_app, handler_id
-from jobmaster.cli.common import CliError, console, emit_json, helper_env, json_option, redact
+from jobmaster.cli.common import CliError, emit_report, helper_env, json_option, redact
 from jobmaster.jobs.model import Job, JobStatus, Priority, run_capacity
 
 MB = 1024 * 1024
@@ -469,16 +468,4 @@ def bench(
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
     }
-    if as_json:
-        emit_json(report)
-        return
-    table = Table(title=f"jobmaster bench ({report['backend']}, {jobs} jobs)", title_justify="left")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key, value in report.items():
-        if key == "worker":
-            for name, setting in value.items():
-                table.add_row(f"worker.{name}", str(setting))
-        else:
-            table.add_row(key, "-" if value is None else str(value))
-    console.print(table)
+    emit_report(report, f"jobmaster bench ({report['backend']}, {jobs} jobs)", as_json)

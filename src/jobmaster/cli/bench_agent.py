@@ -23,14 +23,12 @@ from typing import Any
 
 import click
 import psutil
-from rich.table import Table
 
-from jobmaster.agents.base import AgentMessage, AgentTransport, ReadCursor
+from jobmaster.agents.base import AgentMessage, AgentTransport
 from jobmaster.backends import make_agent
 from jobmaster.cli.common import (
     CliError,
-    console,
-    emit_json,
+    emit_report,
     helper_env,
     helper_settings,
     json_option,
@@ -39,7 +37,7 @@ from jobmaster.cli.common import (
 )
 from jobmaster.jobs import codec
 from jobmaster.jobs.model import Job, new_job_id
-from jobmaster.runtime.executor import FULL_READ_INTERVAL
+from jobmaster.runtime.executor import ReadPosition
 from jobmaster.runtime.hub import wait_for
 
 AGENT_NAME = "bench-agent"
@@ -86,24 +84,19 @@ async def _drain_bucket(
     The deadline ends a reader that would otherwise wait for ever for jobs that never come.
     """
     done, last_ack = 0, 0.0
-    after: ReadCursor | None = None
-    full_read_at = 0.0
+    position = ReadPosition()
     while done < expected:
         now = time.time()
         if now > deadline:
             raise TimeoutError(f"bucket {bucket_id}: {done} of {expected} jobs read by the deadline")
-        if after is not None and now - full_read_at >= FULL_READ_INTERVAL:
-            after = None
-        if after is None:
-            full_read_at = now
-        read = await agent.read_due(bucket_id, batch, now + 1.0, now, now + LEASE_S, after)
+        read = await agent.read_due(bucket_id, batch, now + 1.0, now, now + LEASE_S, position.start(now))
+        position.advance(read, batch)
         if not read:
             await wait_for(wake, IDLE_WAIT)
             continue
         await agent.ack(bucket_id, [m.job_id for m in read])
         last_ack = time.time()
         done += len(read)
-        after = max(m.read_key for m in read) if len(read) == batch else None
     return last_ack
 
 
@@ -301,15 +294,7 @@ def bench_agent(
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
     }
-    if as_json:
-        emit_json(report)
-        return
-    table = Table(title=f"jobmaster bench-agent ({jobs} jobs)", title_justify="left")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key, value in report.items():
-        table.add_row(key, str(value))
-    console.print(table)
+    emit_report(report, f"jobmaster bench-agent ({jobs} jobs)", as_json)
 
 
 if __name__ == "__main__":

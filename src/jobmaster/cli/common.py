@@ -27,6 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 import click
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 from jobmaster.app import JobMaster
 from jobmaster.config.settings import parse_duration
@@ -378,6 +379,22 @@ def attempt_dict(attempt: Attempt) -> dict[str, Any]:
 
 def emit_json(document: Any) -> None:
     click.echo(json.dumps(document, indent=2, default=str))
+
+
+def emit_report(report: dict[str, Any], title: str, as_json: bool) -> None:
+    """A benchmark's report: the JSON document, or a table of metric and value (a nested section
+    such as the worker settings as `section.name` rows, a missing figure as `-`)."""
+    if as_json:
+        emit_json(report)
+        return
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in report.items():
+        rows = {f"{key}.{name}": v for name, v in value.items()} if isinstance(value, dict) else {key: value}
+        for name, shown in rows.items():
+            table.add_row(name, "-" if shown is None else str(shown))
+    console.print(table)
 
 
 def redact(url: str) -> str:

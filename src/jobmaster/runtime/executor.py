@@ -45,6 +45,26 @@ SAVE_INTERVAL = 0.25
 #: Longest an owner with a backlog reads on from its cursor before it reads its bucket from the
 #: start again (see `BucketExecutor._read_due`).
 FULL_READ_INTERVAL = 1.0
+
+
+@dataclass(slots=True)
+class ReadPosition:
+    """Where a bucket owner's next read starts: from a cursor while reads come back full (a
+    backlog), from the start after a short read or `FULL_READ_INTERVAL` (see
+    `BucketExecutor._read_due`)."""
+
+    after: ReadCursor | None = None
+    full_read_at: float = 0.0
+
+    def start(self, now: float) -> ReadCursor | None:
+        if self.after is None or now - self.full_read_at >= FULL_READ_INTERVAL:
+            self.after, self.full_read_at = None, now
+        return self.after
+
+    def advance(self, read: list[AgentMessage], limit: int) -> None:
+        self.after = max(m.read_key for m in read) if len(read) == limit else None
+
+
 #: Longest wait of an intake that is waiting for buffer room or a slot: a safety net only, since the
 #: executor wakes it as soon as either frees up.
 BLOCKED_RECHECK = 1.0
@@ -105,9 +125,7 @@ class BucketExecutor:
         self._saved_at = 0.0
         #: The last take filled every free slot, so more due jobs may wait for the next one.
         self._slot_wanted = False
-        #: Where reads of a backlog have got to, and when the bucket was last read from the start.
-        self._read_after: ReadCursor | None = None
-        self._full_read_at = 0.0
+        self._read_position = ReadPosition()
         self._intake_stopped = asyncio.Event()
         #: One timer for the earliest deadline of the running jobs, instead of one per job.
         self._deadline_timer: asyncio.TimerHandle | None = None
@@ -232,12 +250,10 @@ class BucketExecutor:
             limit, due_before = room, lead_until
         else:
             return False
-        after = self._read_after
-        if after is None or now - self._full_read_at >= FULL_READ_INTERVAL:
-            after, self._full_read_at = None, now
+        after = self._read_position.start(now)
         messages = await agent.read_due(self.bucket.id, limit, due_before, now, visible_at, after)
         started = await self._adopt(messages) if messages else 0
-        self._read_after = max(m.read_key for m in messages) if len(messages) == limit else None
+        self._read_position.advance(messages, limit)
         if start:
             self._slot_wanted = started == start
         return len(messages) == limit or (self._slot_wanted and self._startable(time.time()) > 0)
