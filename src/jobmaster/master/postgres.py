@@ -158,6 +158,21 @@ MIGRATIONS: list[list[str]] = [
             for column in columns
         ),
     ],
+    [
+        # See `_SUCCEED`. A SQL function with SET clauses is planned on each call, with these
+        # settings: a join of the batch to the job table by primary key whatever the statistics.
+        """CREATE OR REPLACE FUNCTION jm_succeed(p_ids text[], p_versions bigint[], p_finished float8[])
+        RETURNS SETOF text
+        LANGUAGE sql
+        SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off
+        AS $$
+            UPDATE jm_jobs j SET status = 5, finished_at = f.finished_at, lease_expires_at = NULL,
+                version = j.version + 1
+            FROM unnest(p_ids, p_versions, p_finished) AS f(id, version, finished_at)
+            WHERE j.id = f.id AND j.version = f.version
+            RETURNING j.id
+        $$""",
+    ],
 ]
 
 _ATTEMPT_COLUMNS = "job_id, attempt, worker_id, started_at, finished_at, outcome, error"
@@ -430,14 +445,12 @@ _COMPLETE = f"""
 """
 
 #: The common outcome on its own: three arrays and no attempt row or notification to consider cost
-#: a fifth less server time per job than the general statement above.
-_SUCCEED = """
-    UPDATE jm_jobs j SET status = 5, finished_at = f.finished_at, lease_expires_at = NULL,
-        version = j.version + 1
-    FROM unnest($1::text[], $2::bigint[], $3::float8[]) AS f(id, version, finished_at)
-    WHERE j.id = f.id AND j.version = f.version
-    RETURNING j.id
-"""
+#: a fifth less server time per job than the general statement above. It runs in `jm_succeed` for
+#: the planner settings of the function: as a prepared statement, the generic plan PostgreSQL made
+#: while the job table was small (a new cluster's first completions) joined the batch by hashing a
+#: sequential scan of the whole table, and was kept as the table grew, until an ANALYZE: 62 us a
+#: job instead of 13 over a cluster's first 50,000 jobs.
+_SUCCEED = "SELECT id FROM jm_succeed($1::text[], $2::bigint[], $3::float8[]) AS id"
 
 #: No notification: callers release as part of a larger step and notify once it is over.
 _RELEASE = """
