@@ -44,6 +44,17 @@ _FINAL = "(5, 7, 8)"
 #: Key of the transaction-level advisory lock that serialises migrations of every process.
 _MIGRATION_LOCK = 0x6A6D5F6D61737472  # "jm_mastr"
 
+
+def _keyed(signature: str, returns: str, body: str) -> str:
+    """A batch write that joins its batch to the job table, as a SQL function: one with SET clauses
+    is planned on each call, with these settings, so the join goes through the primary key whatever
+    the statistics say (see `_SUCCEED` for what a kept generic plan did instead)."""
+    return f"""CREATE OR REPLACE FUNCTION {signature} RETURNS {returns}
+        LANGUAGE sql
+        SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off
+        AS $$ {body} $$"""
+
+
 MIGRATIONS: list[list[str]] = [
     [
         """CREATE TABLE IF NOT EXISTS jm_jobs (
@@ -159,19 +170,46 @@ MIGRATIONS: list[list[str]] = [
         ),
     ],
     [
-        # See `_SUCCEED`. A SQL function with SET clauses is planned on each call, with these
-        # settings: a join of the batch to the job table by primary key whatever the statistics.
-        """CREATE OR REPLACE FUNCTION jm_succeed(p_ids text[], p_versions bigint[], p_finished float8[])
-        RETURNS SETOF text
-        LANGUAGE sql
-        SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off
-        AS $$
-            UPDATE jm_jobs j SET status = 5, finished_at = f.finished_at, lease_expires_at = NULL,
+        _keyed(
+            "jm_succeed(p_ids text[], p_versions bigint[], p_finished float8[])",
+            "SETOF text",
+            """UPDATE jm_jobs j SET status = 5, finished_at = f.finished_at, lease_expires_at = NULL,
                 version = j.version + 1
             FROM unnest(p_ids, p_versions, p_finished) AS f(id, version, finished_at)
             WHERE j.id = f.id AND j.version = f.version
-            RETURNING j.id
-        $$""",
+            RETURNING j.id""",
+        ),
+    ],
+    [
+        _keyed(
+            "jm_start(p_ids text[], p_versions bigint[], p_now float8, p_lease float8)",
+            "SETOF text",
+            """UPDATE jm_jobs j SET status = 4, attempts = j.attempts + 1, started_at = p_now,
+                lease_expires_at = p_lease, version = j.version + 1
+            FROM unnest(p_ids, p_versions) AS f(id, version)
+            WHERE j.id = f.id AND j.version = f.version AND j.status IN (3, 6)
+                AND NOT j.cancel_requested
+            RETURNING j.id""",
+        ),
+        _keyed(
+            "jm_assign(p_ids text[], p_versions bigint[], p_statuses smallint[], p_buckets text[],"
+            " p_workers text[], p_leases float8[])",
+            "void",
+            """UPDATE jm_jobs j SET status = a.status, bucket_id = a.bucket_id,
+                worker_id = a.worker_id, lease_expires_at = a.lease_until, version = j.version + 1
+            FROM unnest(p_ids, p_versions, p_statuses, p_buckets, p_workers, p_leases)
+                AS a(id, version, status, bucket_id, worker_id, lease_until)
+            WHERE j.id = a.id AND j.version = a.version""",
+        ),
+        _keyed(
+            "jm_release(p_ids text[], p_versions bigint[])",
+            "SETOF text",
+            """UPDATE jm_jobs j SET status = 2, bucket_id = NULL, worker_id = NULL,
+                lease_expires_at = NULL, version = j.version + 1
+            FROM unnest(p_ids, p_versions) AS f(id, version)
+            WHERE j.id = f.id AND j.version = f.version AND j.status IN (3, 6)
+            RETURNING j.id""",
+        ),
     ],
 ]
 
@@ -388,21 +426,11 @@ _CLAIM = f"""
     ORDER BY c.scheduled_at LIMIT $5
 """
 
-_ASSIGN = """
-    UPDATE jm_jobs j SET status = a.status, bucket_id = a.bucket_id, worker_id = a.worker_id,
-        lease_expires_at = a.lease_until, version = j.version + 1
-    FROM unnest($1::text[], $2::bigint[], $3::smallint[], $4::text[], $5::text[], $6::float8[])
-        AS a(id, version, status, bucket_id, worker_id, lease_until)
-    WHERE j.id = a.id AND j.version = a.version
-"""
+#: `_ASSIGN`, `_START`, `_SUCCEED` and `_RELEASE` join their batch to the job table in functions
+#: (`_keyed`), for the reason given at `_SUCCEED`.
+_ASSIGN = "SELECT jm_assign($1::text[], $2::bigint[], $3::smallint[], $4::text[], $5::text[], $6::float8[])"
 
-_START = """
-    UPDATE jm_jobs j SET status = 4, attempts = j.attempts + 1, started_at = $3,
-        lease_expires_at = $4, version = j.version + 1
-    FROM unnest($1::text[], $2::bigint[]) AS f(id, version)
-    WHERE j.id = f.id AND j.version = f.version AND j.status IN (3, 6) AND NOT j.cancel_requested
-    RETURNING j.id
-"""
+_START = "SELECT id FROM jm_start($1::text[], $2::bigint[], $3::float8, $4::float8) AS id"
 
 #: A retry (status 2) goes back to the master with its new due time and no owner; a final status
 #: keeps the last error unless the run brought a new one. Attempt rows are written only for the
@@ -453,13 +481,7 @@ _COMPLETE = f"""
 _SUCCEED = "SELECT id FROM jm_succeed($1::text[], $2::bigint[], $3::float8[]) AS id"
 
 #: No notification: callers release as part of a larger step and notify once it is over.
-_RELEASE = """
-    UPDATE jm_jobs j SET status = 2, bucket_id = NULL, worker_id = NULL,
-        lease_expires_at = NULL, version = j.version + 1
-    FROM unnest($1::text[], $2::bigint[]) AS f(id, version)
-    WHERE j.id = f.id AND j.version = f.version AND j.status IN (3, 6)
-    RETURNING j.id
-"""
+_RELEASE = "SELECT id FROM jm_release($1::text[], $2::bigint[]) AS id"
 
 #: One statement, so one snapshot: the cancel flags read are those of the leases being renewed.
 _RENEW = """
