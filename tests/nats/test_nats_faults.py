@@ -97,6 +97,35 @@ async def test_messages_survive_a_sigkill_of_the_server(nats_server: PrivateNats
     assert await other.destroy_bucket(bucket)
 
 
+async def test_a_partly_settled_pack_survives_a_sigkill_of_the_server(
+    nats_server: PrivateNats, cluster_id, opened
+) -> None:
+    """The pack and its ledger are stored like any message: after a crash of the server, a new
+    reader gets exactly the members nobody acknowledged."""
+    owner = await opened(nats_server.url, cluster_id)
+    await owner.migrate()
+    bucket = "worker-1.Medium.0"
+    await owner.create_bucket(bucket)
+    now = time.time()
+    sent = [AgentMessage(uuid.uuid4().hex, now - 1, 0, f'{{"n": {i}}}'.encode()) for i in range(300)]
+    await owner.push(bucket, sent)
+    read = await owner.read_due(bucket, 120, now, now, now + 60)
+    await owner.ack(bucket, [m.job_id for m in read])
+
+    nats_server.kill()
+    nats_server.start()
+
+    successor = await opened(nats_server.url, cluster_id)
+    assert await successor.count(bucket) == 180
+    left = await successor.read_due(bucket, 1000, now, now, now + 60)
+    assert {m.job_id: m.payload for m in left} == {
+        m.job_id: m.payload for m in sent if m.job_id not in {r.job_id for r in read}
+    }
+    await successor.ack(bucket, [m.job_id for m in left])
+    assert await successor.count(bucket) == 0
+    assert await successor.destroy_bucket(bucket)
+
+
 async def test_unreachable_nats_at_schedule_time_takes_the_no_path(
     nats_server: PrivateNats, pg_urls: dict[str, str], cluster_id: str
 ) -> None:
