@@ -139,6 +139,18 @@ async def test_a_push_too_large_for_one_message_goes_as_several_packs(processes:
     assert await agent.count("b") == 10
 
 
+async def test_long_job_ids_split_packs_below_the_servers_header_limit(processes: Opener) -> None:
+    """The ids travel in one header, which nats-server caps at 64 KiB."""
+    agent = await processes()
+    await agent.create_bucket("b")
+    now = time.time()
+    sent = [AgentMessage(f"{uuid.uuid4().hex}-{'x' * 60}", now - 1, 0, b"{}") for _ in range(2500)]
+    await agent.push("b", sent)
+    assert await agent.count("b") == 2500
+    got = await agent.read_due("b", 5000, now, now, now + 60)
+    assert sorted(m.job_id for m in got) == sorted(m.job_id for m in sent)
+
+
 async def test_a_packed_job_is_found_until_it_is_settled(processes: Opener) -> None:
     agent, other = await processes(), await processes()
     await agent.create_bucket("b")

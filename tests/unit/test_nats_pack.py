@@ -20,12 +20,15 @@ def test_a_pack_is_named_by_its_members() -> None:
     assert nats_pack.pack_id(["a", "b"]) != nats_pack.pack_id(["b", "a"])
 
 
-def test_split_keeps_groups_within_the_byte_and_member_limits() -> None:
-    assert nats_pack.split([10] * 5, 30) == [range(0, 3), range(3, 5)]
-    assert nats_pack.split([50, 10, 10], 30) == [range(0, 1), range(1, 3)]  # too large: alone
-    many = nats_pack.split([1] * (nats_pack.MAX_MEMBERS * 2 + 1), 10**9)
+def test_split_keeps_groups_within_the_byte_member_and_header_limits() -> None:
+    assert nats_pack.split([10] * 5, [1] * 5, 30) == [range(0, 3), range(3, 5)]
+    assert nats_pack.split([50, 10, 10], [1] * 3, 30) == [range(0, 1), range(1, 3)]  # too large: alone
+    count = nats_pack.MAX_MEMBERS * 2 + 1
+    many = nats_pack.split([1] * count, [1] * count, 10**9)
     assert [len(g) for g in many] == [nats_pack.MAX_MEMBERS, nats_pack.MAX_MEMBERS, 1]
-    assert nats_pack.split([], 10) == []
+    long_ids = nats_pack.split([1] * 10, [nats_pack.MAX_IDS_BYTES // 4] * 10, 10**9)
+    assert [len(g) for g in long_ids] == [4, 4, 2]
+    assert nats_pack.split([], [], 10) == []
 
 
 def test_ledger_ranges_round_trip_and_ignore_odd_text() -> None:

@@ -1040,11 +1040,10 @@ class NatsAgent(AgentTransport):
         fresh = [m for m in messages if m.version == 0]
         single = [m for m in messages if m.version != 0]
         names = [token(m.job_id) for m in fresh]
-        sizes = [
-            nats_pack.MEMBER.size + len(m.payload) + len(n) + 1 for m, n in zip(fresh, names, strict=True)
-        ]
+        id_sizes = [len(n) + 1 for n in names]
+        sizes = [nats_pack.MEMBER.size + len(m.payload) + n for m, n in zip(fresh, id_sizes, strict=True)]
         requests: list[_Request] = []
-        for group in nats_pack.split(sizes, nc.max_payload - nats_pack.HEADROOM):
+        for group in nats_pack.split(sizes, id_sizes, nc.max_payload - nats_pack.HEADROOM):
             if len(group) == 1:
                 single.append(fresh[group.start])
                 continue

@@ -23,6 +23,8 @@ MEMBER = struct.Struct("<IId")
 MAX_MEMBERS = 1000
 #: Bytes kept free of a message's limit for the headers other than the member ids.
 HEADROOM = 4096
+#: The member ids travel in one header, and nats-server refuses headers over 64 KiB in all.
+MAX_IDS_BYTES = 60_000
 
 _RANGE = re.compile(r"(\d+)(?:-(\d+))?")
 
@@ -60,19 +62,23 @@ def decode(data: bytes, size: int) -> list[tuple[bytes, int, float]] | None:
     return members if len(members) == size else None
 
 
-def split(sizes: Sequence[int], limit: int) -> list[range]:
-    """Consecutive groups of members, each at most MAX_MEMBERS and `limit` bytes in all.
+def split(sizes: Sequence[int], id_sizes: Sequence[int], limit: int) -> list[range]:
+    """Consecutive groups of members, each at most MAX_MEMBERS, `limit` bytes in all and
+    MAX_IDS_BYTES of ids.
 
-    `sizes` are the bytes each member adds to a message (frame, payload and id). A member too large
-    for any pack is a group of its own, which the caller sends on its own subject instead.
+    `sizes` are the bytes each member adds to a message (frame, payload and id), `id_sizes` those it
+    adds to the ids header. A member too large for any pack is a group of its own, which the caller
+    sends on its own subject instead.
     """
     groups: list[range] = []
-    start, used = 0, 0
-    for i, size in enumerate(sizes):
-        if i > start and (i - start >= MAX_MEMBERS or used + size > limit):
+    start, used, named = 0, 0, 0
+    for i, (size, id_size) in enumerate(zip(sizes, id_sizes, strict=True)):
+        full = i - start >= MAX_MEMBERS or used + size > limit or named + id_size > MAX_IDS_BYTES
+        if i > start and full:
             groups.append(range(start, i))
-            start, used = i, 0
+            start, used, named = i, 0, 0
         used += size
+        named += id_size
     if start < len(sizes):
         groups.append(range(start, len(sizes)))
     return groups
