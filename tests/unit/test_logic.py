@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import time
@@ -13,6 +14,7 @@ import pytest
 
 from helpers import make_job
 from jobmaster import JobContext, JobMaster, Priority, ScheduleError
+from jobmaster.cli.common import WORKER_GC_THRESHOLD, tune_worker_gc
 from jobmaster.config.loading import load
 from jobmaster.jobs import codec
 from jobmaster.jobs.builder import Options, build_job
@@ -204,3 +206,14 @@ def test_postgres_batch_columns_carry_what_job_to_row_gives() -> None:
     columns, row = [params[0][0], *params[1:]], list(rows.job_to_row(job))
     assert columns == row
     assert [type(v) for v in columns] == [type(v) for v in row]  # Priority.High == 3 as well
+
+
+def test_a_worker_process_keeps_the_collector_off_its_hot_path() -> None:
+    before = gc.get_threshold()
+    try:
+        tune_worker_gc()
+        assert gc.get_threshold() == (WORKER_GC_THRESHOLD, *before[1:])
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

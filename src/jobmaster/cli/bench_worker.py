@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 from jobmaster.app import JobMaster
-from jobmaster.cli.common import freeze_startup_heap, helper_settings, stdin_closed
+from jobmaster.cli.common import helper_settings, stdin_closed, tune_worker_gc
 
 BENCH_AGENT = "bench-agent"
 #: One handler id per phase, so each phase's jobs can be counted and read back on their own.
@@ -79,7 +79,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="bench-worker %(levelname)s %(name)s: %(message)s")
     settings = helper_settings()
     app = build_app(settings, with_worker=True)
-    freeze_startup_heap()
+    tune_worker_gc()
     asyncio.run(serve(app))
 
 

@@ -10,7 +10,7 @@ import time
 import click
 
 from jobmaster.app import JobMaster
-from jobmaster.cli.common import EXIT_BAD_INPUT, CliError, freeze_startup_heap, import_app, redact
+from jobmaster.cli.common import EXIT_BAD_INPUT, CliError, import_app, redact, tune_worker_gc
 
 log = logging.getLogger("jobmaster.cli")
 
@@ -86,7 +86,7 @@ def worker(app_path: str, names: tuple[str, ...], log_level: str) -> None:
         redact(app.config.master),
         ", ".join(w.name for w in app.config.workers),
     )
-    freeze_startup_heap()
+    tune_worker_gc()
     try:
         asyncio.run(app.run())
     except asyncio.CancelledError:
