@@ -504,6 +504,13 @@ class _DueOrder:
             return heapq.heappop(heap)
         return run.popleft()
 
+    def pop_due(self, due_before: float) -> _Item | None:
+        """The first item if it is due by `due_before`, taken off; None otherwise (one call a job)."""
+        run, heap = self._run, self._heap
+        if heap and (not run or heap[0] < run[0]):
+            return heapq.heappop(heap) if heap[0][0] <= due_before else None
+        return run.popleft() if run and run[0][0] <= due_before else None
+
 
 @dataclass(slots=True)
 class _View:
@@ -569,10 +576,12 @@ def _first_due(view: _View, limit: int, due_before: float, now: float) -> list[t
     _restore(view)
     picked: list[tuple[str, _Entry]] = []
     hidden: list[_Item] = []
-    order = view.by_due
-    while order and len(picked) < limit and order.first()[0] <= due_before:
-        item = order.pop()
-        entry = view.entries.get(item[3])
+    order, entries = view.by_due, view.entries
+    while len(picked) < limit:
+        item = order.pop_due(due_before)
+        if item is None:
+            break
+        entry = entries.get(item[3])
         if entry is None or entry.seq != item[1]:
             continue
         if entry.visible_at > now:
@@ -1487,7 +1496,8 @@ class NatsAgent(AgentTransport):
                 unknown.append(job_id)
             elif entry.pack is not None:
                 assert view is not None
-                _settle(view, entry.pack, entry.index)
+                entry.pack.settled.add(entry.index)  # `_settle`, inlined: once a job
+                view.dirty.add(entry.pack.token)
                 del view.entries[job_id]
             else:
                 seqs[job_id] = entry.seq
