@@ -70,25 +70,35 @@ class JobTemplate:
     max_message_bytes: int
 
     def job(self, data: dict[str, Any] | None) -> Job:
-        """A job of this call carrying `data`; refuses data the handler or the transport cannot take."""
-        if data is not None and not isinstance(data, dict):
+        """A job of this call carrying `data`; refuses data the handler or the transport cannot take.
+
+        Runs once per job of a `schedule_many`, so the job is built positionally and the label of
+        an error only when there is one: keywords and the label cost a third of the call.
+        """
+        if data is None:
+            data = {}
+        elif not isinstance(data, dict):
             raise ScheduleError(f"job data must be a dict of keyword arguments, got {type(data).__name__}")
-        self.handler.check_arguments(data or {})
-        payload = {"data": data or {}, "metadata": self.metadata}
-        codec.encode_payload(payload, f"job data for {self.handler.definition_id!r}", self.max_message_bytes)
+        self.handler.check_arguments(data)
+        codec.encode_payload({"data": data, "metadata": self.metadata}, self._label, self.max_message_bytes)
+        max_retries = self.max_retries
         return Job(
-            id=new_job_id(),
-            definition_id=self.handler.definition_id,
-            scheduled_at=self.scheduled_at,
-            created_at=self.created_at,
-            priority=self.priority,
-            lane=self.lane,
-            data=dict(data or {}),
-            metadata=dict(self.metadata),
-            timeout_s=self.timeout_s,
-            max_retries=self.max_retries,
-            status=JobStatus.SavePending,
+            new_job_id(),
+            self.handler.definition_id,
+            self.scheduled_at,
+            self.created_at,
+            self.priority,
+            self.lane,
+            dict(data),
+            dict(self.metadata),
+            self.timeout_s,
+            max_retries,
+            max_retries + 1,
+            JobStatus.SavePending,
         )
+
+    def _label(self) -> str:
+        return f"job data for {self.handler.definition_id!r}"
 
 
 def prepare(

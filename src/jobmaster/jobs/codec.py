@@ -6,6 +6,7 @@ refuses what it cannot represent instead of guessing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -24,14 +25,17 @@ def loads(raw: bytes | str | None) -> Any:
     return orjson.loads(raw)
 
 
-def encode_payload(value: Any, what: str, limit: int) -> bytes:
-    """Serialise user data, refusing what JSON cannot hold and what exceeds `max_message_bytes`."""
+def encode_payload(value: Any, what: Callable[[], str], limit: int) -> bytes:
+    """Serialise user data, refusing what JSON cannot hold and what exceeds `max_message_bytes`.
+
+    `what` names the data in an error; it is called only then (this runs once per scheduled job).
+    """
     try:
         raw = orjson.dumps(value)
     except TypeError as exc:
-        raise PayloadError(f"{what} is not JSON-serialisable: {exc}") from None
+        raise PayloadError(f"{what()} is not JSON-serialisable: {exc}") from None
     if len(raw) > limit:
-        raise PayloadError(f"{what} is {len(raw)} bytes once serialised, over max_message_bytes={limit}")
+        raise PayloadError(f"{what()} is {len(raw)} bytes once serialised, over max_message_bytes={limit}")
     return raw
 
 
