@@ -1537,18 +1537,40 @@ class NatsAgent(AgentTransport):
     async def count(self, bucket_id: str) -> int:
         """Jobs in the bucket, claimed or not, asked of the server, never of the local index.
 
-        Every message of the bucket is read once, headers only, into a fresh index: members of packs
-        count as their ledgers leave them, and a job stored twice (a push retried with other jobs)
-        counts once.
+        Without packs the server's message count is the answer. With packs, every message of the
+        bucket is read once, headers only, into a fresh index: members count as their ledgers leave
+        them, and a job stored twice (a push retried with other jobs) counts once.
         """
         nc = self._client()
         prefix = f"{self._marker(bucket_id)}."
+        if not await self._pending(nc, f"{prefix}*.*"):
+            # No pack: one message per job, so the server's count is the answer, without a read.
+            return await self._pending(nc, f"{prefix}*")
         scan = _View(bucket_id, f"{prefix}>", prefix, headers_only=True)
         try:
             await self._read_new(nc, scan)
         finally:
             await self._forget(nc, scan)
         return len(scan.entries)
+
+    async def _pending(self, nc: Client, subjects: str) -> int:
+        """Messages stored on `subjects`, from a throw-away consumer's pending count."""
+        config = {
+            "ack_policy": "none",
+            "deliver_policy": "all",
+            "filter_subject": subjects,
+            "inactive_threshold": int(SCAN_IDLE_S * 1e9),
+            "mem_storage": True,
+            "num_replicas": 1,
+        }
+        reply = await self._api(
+            nc, f"CONSUMER.CREATE.{self.stream}", {"stream_name": self.stream, "config": config}
+        )
+        if "error" in reply:
+            raise NatsAgentError(f"agent {self.name!r}: cannot count {subjects}: {_describe(reply)}")
+        with contextlib.suppress(Exception):
+            await self._api(nc, f"CONSUMER.DELETE.{self.stream}.{reply['name']}")
+        return int(reply.get("num_pending", 0))
 
     async def _forget(self, nc: Client, view: _View) -> None:
         await view.unsubscribe()
