@@ -1213,15 +1213,22 @@ class NatsAgent(AgentTransport):
                     f" {pack.token}: {_describe(reply)}"
                 )
         for pack in conflicts:
-            current = await self._direct(nc, {"last_by_subj": f"{view.prefix}{pack.token}.s"})
+            current = await self._read_ledger(nc, f"{view.prefix}{pack.token}.s", len(pack.ids))
             if current is None:
                 pack.ledger_seq, pack.logged = 0, 0
                 continue
-            headers = current.headers or {}
-            settled = nats_pack.parse_ranges(headers.get(SETTLED, ""), len(pack.ids))
-            pack.ledger_seq, pack.logged = _int(headers.get(SEQUENCE)), len(settled)
+            pack.ledger_seq, settled = current
+            pack.logged = len(settled)
             _merge(view, pack, settled)
         return conflicts
+
+    async def _read_ledger(self, nc: Client, subject: str, size: int) -> tuple[int, set[int]] | None:
+        """A pack's stored ledger: its sequence and the members it settles (None: no ledger)."""
+        ledger = await self._direct(nc, {"last_by_subj": subject})
+        if ledger is None:
+            return None
+        headers = ledger.headers or {}
+        return _int(headers.get(SEQUENCE)), nats_pack.parse_ranges(headers.get(SETTLED, ""), size)
 
     async def _direct(self, nc: Client, request: dict[str, Any]) -> Msg | None:
         """One stored message read from any replica (`DIRECT.GET`); None if there is none."""
@@ -1546,11 +1553,7 @@ class NatsAgent(AgentTransport):
         if not await self._pending(nc, f"{prefix}*.*"):
             # No pack: one message per job, so the server's count is the answer, without a read.
             return await self._pending(nc, f"{prefix}*")
-        scan = _View(bucket_id, f"{prefix}>", prefix, headers_only=True)
-        try:
-            await self._read_new(nc, scan)
-        finally:
-            await self._forget(nc, scan)
+        scan = await self._scan(nc, _View(bucket_id, f"{prefix}>", prefix, headers_only=True))
         return len(scan.entries)
 
     async def _pending(self, nc: Client, subjects: str) -> int:
@@ -1572,6 +1575,14 @@ class NatsAgent(AgentTransport):
             await self._api(nc, f"CONSUMER.DELETE.{self.stream}.{reply['name']}")
         return int(reply.get("num_pending", 0))
 
+    async def _scan(self, nc: Client, view: _View) -> _View:
+        """Read a one-off view to the end of what is stored, then drop its consumer."""
+        try:
+            await self._read_new(nc, view)
+        finally:
+            await self._forget(nc, view)
+        return view
+
     async def _forget(self, nc: Client, view: _View) -> None:
         await view.unsubscribe()
         if view.consumer:
@@ -1591,21 +1602,17 @@ class NatsAgent(AgentTransport):
         then the one pack that names it. A lookup by hand, never on a job's path."""
         wanted = token(job_id)
         found: list[tuple[int, Msg]] = []
-        scan = _View("(packs)", f"{self.root}.*.*.p", f"{self.root}.", headers_only=True, collect=found)
-        try:
-            await self._read_new(nc, scan)
-        finally:
-            await self._forget(nc, scan)
+        await self._scan(
+            nc, _View("(packs)", f"{self.root}.*.*.p", f"{self.root}.", headers_only=True, collect=found)
+        )
         for seq, msg in found:
             ids = (msg.headers or {}).get(PACK_IDS, "").split(",")
             if wanted not in ids:
                 continue
             index = ids.index(wanted)
-            ledger = await self._direct(nc, {"last_by_subj": f"{msg.subject[:-2]}.s"})
-            if ledger is not None:
-                settled = nats_pack.parse_ranges((ledger.headers or {}).get(SETTLED, ""), len(ids))
-                if index in settled:
-                    continue
+            ledger = await self._read_ledger(nc, f"{msg.subject[:-2]}.s", len(ids))
+            if ledger is not None and index in ledger[1]:
+                continue
             stored = await self._direct(nc, {"seq": seq})
             members = nats_pack.decode(stored.data, len(ids)) if stored is not None else None
             if members is not None:
