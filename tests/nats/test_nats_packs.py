@@ -174,6 +174,7 @@ async def test_odd_packs_are_set_aside_never_stuck(processes: Opener) -> None:
     prefix = f"{agent.root}.{token('b')}"
     await nc.publish(f"{prefix}.odd.p", b"\x00\x01 not a pack", headers={PACK_IDS: "j1,j2"})
     await nc.publish(f"{prefix}.nameless.p", b"\x00\x01")
+    await nc.publish(f"{prefix}.empty.p", b"")
     await nc.publish(f"{prefix}.gone.s", b"", headers={"Jm-Settled": "0-3"})
     await nc.flush()
     now = time.time()

@@ -1334,11 +1334,10 @@ class NatsAgent(AgentTransport):
         members = nats_pack.decode(msg.data, len(pack.ids))
         if members is None and not view.headers_only:
             # Odd data: each member gets the raw bytes, which no worker decodes, so the engine
-            # reports and sets aside every job the pack names; a pack naming none is removed.
+            # reports and sets aside every job the pack names.
             log.error(
                 "agent %s: bucket %s: unreadable pack %s (seq %d)", self.name, view.bucket_id, name, seq
             )
-            view.dirty.add(name)
         if members is None:
             members = [(msg.data, 0, 0.0)] * len(pack.ids)
         # `_enter`, inlined: this loop runs once for every job that travels through NATS.
@@ -1354,6 +1353,8 @@ class NatsAgent(AgentTransport):
             push((due, seq, index, job_id))
         if members:
             view.latest_due = max(view.latest_due, max(due for _, _, due in members))
+        if pack.done:  # it names no job (odd data), or only jobs the view holds already
+            view.dirty.add(name)
 
     def _apply_ledger(self, view: _View, name: str, msg: Msg, seq: int) -> None:
         pack = view.packs.get(name)
