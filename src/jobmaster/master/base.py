@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from jobmaster.cluster.model import Bucket, BucketStatus, WorkerRecord, WorkerStatus
 from jobmaster.jobs.model import Attempt, Completion, Job, JobFilter, JobStatus, Priority
@@ -18,8 +18,7 @@ from jobmaster.jobs.model import Attempt, Completion, Job, JobFilter, JobStatus,
 Route = tuple[str, Priority]
 
 
-@dataclass(slots=True, frozen=True)
-class Assignment:
+class Assignment(NamedTuple):
     """Where the coordinator puts a claimed job: a bucket, its owner, and the status it lands in."""
 
     job_id: str
@@ -34,8 +33,7 @@ class Assignment:
 Assigner = Callable[[list[Job]], list[Assignment]]
 
 
-@dataclass(slots=True, frozen=True)
-class Fence:
+class Fence(NamedTuple):
     """A job id with the version the writer last saw; the write happens only if it still matches."""
 
     job_id: str

@@ -525,12 +525,18 @@ class BucketExecutor:
 
     def _completion(self, running: Running, error: BaseException | None) -> Completion:
         job, now = running.job, time.time()
+        if error is None:
+            done = Attempt(job.id, job.attempts, self.worker.id, running.started_at, now, "succeeded")
+            return Completion(job.id, job.version, JobStatus.Succeeded, done)
+        return self._failure(running, error, now)
+
+    def _failure(self, running: Running, error: BaseException, now: float) -> Completion:
+        """Where a job that raised, timed out or was cancelled goes next: a retry, or a final status."""
+        job = running.job
 
         def attempt(outcome: str, details: dict[str, Any] | None = None) -> Attempt:
             return Attempt(job.id, job.attempts, self.worker.id, running.started_at, now, outcome, details)
 
-        if error is None:
-            return Completion(job.id, job.version, JobStatus.Succeeded, attempt("succeeded"))
         details = error_details(error)
         if isinstance(error, JobCancelledError):
             if running.reason in (SHUTDOWN, LEASE_LOST):
