@@ -53,6 +53,29 @@ def test_bench_reports_every_measurement() -> None:
 
 
 @pytest.mark.e2e
+def test_bench_says_where_the_bulk_phase_cpu_went() -> None:
+    report = run_json(
+        "bench",
+        "--jobs",
+        "3000",
+        "--mode",
+        "bulk",
+        "--latency-seconds",
+        "0",
+        "--backlog-jobs",
+        "0",
+        timeout=120,
+    )
+    machine = report["bulk_machine_cpu_us_per_job"]
+    worker, publisher = report["bulk_worker_cpu_us_per_job"], report["bulk_publisher_cpu_us_per_job"]
+    assert worker > 0 and publisher > 0
+    # the two processes are part of the machine (allowing for clock-tick rounding)
+    assert machine >= 0.9 * (worker + publisher)
+    assert report["bulk_other_cpu_us_per_job"] == pytest.approx(machine - worker - publisher, abs=0.2)
+    assert report["bulk_cpu_bound_per_s"] == pytest.approx(report["cpu_count"] * 1e6 / machine, rel=0.01)
+
+
+@pytest.mark.e2e
 async def test_bench_on_a_nats_agent_removes_its_stream(pg_urls: dict[str, str]) -> None:
     """Every run is a cluster of its own; its NATS stream must not pile up on the server."""
     report = run_json(

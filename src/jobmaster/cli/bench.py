@@ -29,6 +29,7 @@ from jobmaster.app import JobMaster
 from jobmaster.backends import make_agent
 from jobmaster.cli.bench_worker import BENCH_AGENT, build_app, handler_id
 from jobmaster.cli.common import CliError, emit_report, helper_env, json_option, redact
+from jobmaster.cli.cpu_meter import CpuMeter
 from jobmaster.jobs.model import Job, JobStatus, Priority, run_capacity
 
 MB = 1024 * 1024
@@ -186,8 +187,9 @@ def _rate(count: int, seconds: float) -> float:
 
 
 async def bulk_phase(
-    app: JobMaster, jobs: int, chunk: int, timeout: float, check: Callable[[], None]
+    app: JobMaster, jobs: int, chunk: int, timeout: float, check: Callable[[], None], meter: CpuMeter
 ) -> dict[str, Any]:
+    cpu = meter.read()
     started = time.perf_counter()
     for offset in range(0, jobs, chunk):
         size = min(chunk, jobs - offset)
@@ -195,6 +197,7 @@ async def bulk_phase(
     scheduling = time.perf_counter() - started
     await wait_succeeded(app, "bulk", jobs, timeout, check)
     wall = time.perf_counter() - started
+    spent = meter.per_job(cpu, jobs, "bulk_")
     done = await read_jobs(app, "bulk")
     first_due = min(j.scheduled_at for j in done)
     last_final = max(j.finished_at or 0.0 for j in done)
@@ -203,6 +206,7 @@ async def bulk_phase(
         "completed_per_s": _rate(jobs, last_final - first_due),
         "bulk_completed_s": round(last_final - first_due, 3),
         "bulk_wall_s": round(wall, 3),
+        **spent,
     }
 
 
@@ -276,7 +280,9 @@ async def run_bench(settings: dict[str, Any], plan: dict[str, Any]) -> dict[str,
         timeout, check = plan["timeout"], worker.check_alive
         async with app:
             if plan["mode"] in ("bulk", "both"):
-                results |= await bulk_phase(app, plan["jobs"], plan["chunk"], timeout, check)
+                results |= await bulk_phase(
+                    app, plan["jobs"], plan["chunk"], timeout, check, CpuMeter(worker.pid)
+                )
             if plan["mode"] in ("single", "both"):
                 results |= await single_phase(app, plan["single_jobs"], timeout, check)
             if plan["latency_seconds"] > 0:

@@ -15,14 +15,12 @@ import contextlib
 import json
 import os
 import platform
-import resource
 import sys
 import time
 import uuid
 from typing import Any
 
 import click
-import psutil
 
 from jobmaster.agents.base import AgentMessage, AgentTransport
 from jobmaster.backends import make_agent
@@ -35,6 +33,7 @@ from jobmaster.cli.common import (
     redact,
     stdin_closed,
 )
+from jobmaster.cli.cpu_meter import machine_busy_seconds, own_cpu_seconds
 from jobmaster.jobs import codec
 from jobmaster.jobs.model import Job, new_job_id
 from jobmaster.runtime.executor import ReadPosition
@@ -46,21 +45,6 @@ READER_GRACE = 10.0
 #: How long an idle reader waits for a wake-up before reading again (polled agents have none).
 IDLE_WAIT = 0.01
 LEASE_S = 60.0
-
-
-def _cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _machine_busy_seconds() -> float:
-    """CPU time every process on the machine spent, the agent's server included.
-
-    With the server on this machine, the busy time per job says how many jobs a second the cores
-    could carry at best; what the two bench processes did not spend is the server's (and noise).
-    """
-    times = psutil.cpu_times()
-    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
 
 
 def _messages(jobs: int) -> list[AgentMessage]:
@@ -112,7 +96,7 @@ async def _read(settings: dict[str, Any]) -> dict[str, Any]:
 
         await agent.listen(woken)
         print("ready", flush=True)
-        cpu, deadline = _cpu_seconds(), time.time() + settings["timeout"]
+        cpu, deadline = own_cpu_seconds(), time.time() + settings["timeout"]
         reading = asyncio.gather(
             *(
                 _drain_bucket(agent, b, n, settings["read_batch"], wakes[b], deadline)
@@ -126,7 +110,7 @@ async def _read(settings: dict[str, Any]) -> dict[str, Any]:
             reading.cancel()
             raise RuntimeError("the pushing process is gone")
         parent_gone.cancel()
-        return {"last_ack": max(reading.result()), "cpu_s": _cpu_seconds() - cpu}
+        return {"last_ack": max(reading.result()), "cpu_s": own_cpu_seconds() - cpu}
     finally:
         await agent.close()
 
@@ -225,12 +209,12 @@ async def _measure(
     }
     reader = await _start_reader(settings)
     try:
-        cpu, busy, started = _cpu_seconds(), _machine_busy_seconds(), time.time()
+        cpu, busy, started = own_cpu_seconds(), machine_busy_seconds(), time.time()
         await _push_all(agent, buckets, messages, chunk)
-        pushed, push_cpu = time.time() - started, _cpu_seconds() - cpu
+        pushed, push_cpu = time.time() - started, own_cpu_seconds() - cpu
         # A little longer than the reader's own deadline, so that it can say what it missed.
         read = await _wait_reader(reader, timeout + READER_GRACE)
-        busy = _machine_busy_seconds() - busy
+        busy = machine_busy_seconds() - busy
     finally:
         if reader.returncode is None:
             reader.kill()
