@@ -20,7 +20,7 @@ from jobmaster.errors import ConfigError, ScheduleError
 from jobmaster.handlers.registry import HandlerFunc, HandlerRegistry
 from jobmaster.jobs.builder import Options, build_job, due_time, prepare
 from jobmaster.jobs.manage import Manager
-from jobmaster.jobs.model import Attempt, Job, JobFilter, JobStatus, Priority
+from jobmaster.jobs.model import Attempt, Job, JobFilter, JobStatus, Priority, new_job_ids
 from jobmaster.master.base import StatusCount
 from jobmaster.runtime.publisher import Publisher
 from jobmaster.runtime.runtime import Runtime
@@ -326,7 +326,10 @@ class JobMaster:
         resolved = self.registry.resolve(handler)
         options = Options(at, delay, priority, lane, timeout, max_retries, metadata)
         template = prepare(resolved, options, self.config)
-        jobs = [template.job(data) for data in items]
+        batch = list(items)
+        jobs = [
+            template.job(data, job_id) for data, job_id in zip(batch, new_job_ids(len(batch)), strict=True)
+        ]
         await self._publish(jobs, connection)
         return [j.id for j in jobs]
 

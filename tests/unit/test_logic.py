@@ -18,7 +18,15 @@ from jobmaster.cli.common import WORKER_GC_THRESHOLD, tune_worker_gc
 from jobmaster.config.loading import load
 from jobmaster.jobs import codec
 from jobmaster.jobs.builder import Options, build_job
-from jobmaster.jobs.model import BASE_SLOTS, FINAL_STATUSES, Job, JobStatus, new_job_id, run_capacity
+from jobmaster.jobs.model import (
+    BASE_SLOTS,
+    FINAL_STATUSES,
+    Job,
+    JobStatus,
+    new_job_id,
+    new_job_ids,
+    run_capacity,
+)
 from jobmaster.master import postgres as pg_master
 from jobmaster.master import rows
 from jobmaster.master.base import StartNow
@@ -44,6 +52,17 @@ def test_job_ids_are_unique_and_sort_by_creation_time() -> None:
     assert all(len(i) == 32 and int(i, 16) >= 0 for i in before)
     assert max(before) < after
     assert int(after[:12], 16) == pytest.approx(time.time() * 1000, abs=1000)
+
+
+def test_a_batch_of_job_ids_shares_a_timestamp_and_not_its_random_part() -> None:
+    batch = new_job_ids(5000)
+    assert len(batch) == 5000 and len(set(batch)) == 5000
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in batch)
+    assert len({i[:12] for i in batch}) == 1
+    assert int(batch[0][:12], 16) == pytest.approx(time.time() * 1000, abs=1000)
+    # every 20-digit random part is drawn on its own: leading zeros are kept, none is empty
+    assert {len(i[12:]) for i in batch} == {20}
+    assert new_job_ids(0) == []
 
 
 def test_job_ids_do_not_repeat_when_the_app_seeds_random_or_forks() -> None:

@@ -69,7 +69,7 @@ class JobTemplate:
     metadata: dict[str, Any]
     max_message_bytes: int
 
-    def job(self, data: dict[str, Any] | None) -> Job:
+    def job(self, data: dict[str, Any] | None, job_id: str) -> Job:
         """A job of this call carrying `data`; refuses data the handler or the transport cannot take.
 
         Runs once per job of a `schedule_many`, so the job is built positionally and the label of
@@ -83,7 +83,7 @@ class JobTemplate:
         codec.encode_payload({"data": data, "metadata": self.metadata}, self._label, self.max_message_bytes)
         max_retries = self.max_retries
         return Job(
-            new_job_id(),
+            job_id,
             self.handler.definition_id,
             self.scheduled_at,
             self.created_at,
@@ -138,7 +138,7 @@ def build_job(
     cluster: ClusterConfig,
     now: float | None = None,
 ) -> Job:
-    return prepare(handler, options, cluster, now).job(data)
+    return prepare(handler, options, cluster, now).job(data, new_job_id())
 
 
 def _first(*values: Any) -> Any:
