@@ -37,6 +37,7 @@ def _bench_workers(cluster_id: str) -> list[psutil.Process]:
 def test_bench_reports_every_measurement() -> None:
     report = run_json("bench", "--jobs", "2000", "--latency-seconds", "1", timeout=120)
     assert report["backend"] == "sqlite"
+    assert report["event_loop"] == "uvloop"
     assert report["jobs"] == 2000
     for key in REQUIRED:
         assert isinstance(report[key], float), key

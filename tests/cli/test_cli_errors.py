@@ -52,6 +52,17 @@ def test_unreachable_master_is_one_line_without_password() -> None:
     assert "Traceback" not in err
 
 
+def test_an_unknown_event_loop_exits_2_by_option_or_environment() -> None:
+    code, _, err = _invoke("--event-loop", "tokio", "db", "version", "--master", "sqlite:///x.db")
+    assert code == 2
+    assert "'tokio' is not one of 'auto', 'uvloop', 'asyncio'" in err
+    result = CliRunner(mix_stderr=False, env={"JOBMASTER_EVENT_LOOP": "tokio"}).invoke(
+        cli, ["db", "version", "--master", "sqlite:///x.db"]
+    )
+    assert result.exit_code == 2
+    assert "Invalid value for '--event-loop': 'tokio' is not one of" in result.stderr
+
+
 def test_bad_option_values_exit_2() -> None:
     code, _, err = _invoke("jobs", "list", "--master", "sqlite:///x.db", "--cluster", "c", "--status", "Done")
     assert code == 2

@@ -7,12 +7,18 @@ agents (docs/topology.md) and the manual form of what drain workers do continuou
 
 from __future__ import annotations
 
-import asyncio
-
 import click
 
 from jobmaster.app import JobMaster
-from jobmaster.cli.common import ClusterSource, cluster_options, console, emit_json, json_option, opened
+from jobmaster.cli.common import (
+    ClusterSource,
+    cluster_options,
+    console,
+    emit_json,
+    json_option,
+    opened,
+    run_coroutine,
+)
 from jobmaster.runtime.drain import drain_orphaned_buckets
 
 
@@ -39,7 +45,7 @@ def drain(source: ClusterSource, agent: str | None, as_json: bool) -> None:
       jobmaster agents drain --master postgresql://db/jobs --cluster shop --agent standalone
     """
     app = source.load()
-    drained = asyncio.run(_drain(app, agent))
+    drained = run_coroutine(_drain(app, agent))
     if as_json:
         emit_json({"buckets": drained, "jobs": sum(drained.values())})
         return

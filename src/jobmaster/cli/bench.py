@@ -28,7 +28,15 @@ import psutil
 from jobmaster.app import JobMaster
 from jobmaster.backends import make_agent
 from jobmaster.cli.bench_worker import BENCH_AGENT, build_app, handler_id
-from jobmaster.cli.common import CliError, emit_report, helper_env, json_option, redact
+from jobmaster.cli.common import (
+    CliError,
+    emit_report,
+    event_loop_name,
+    helper_env,
+    json_option,
+    redact,
+    run_coroutine,
+)
 from jobmaster.cli.cpu_meter import CpuMeter
 from jobmaster.jobs.model import Job, JobStatus, Priority, run_capacity
 
@@ -457,7 +465,7 @@ def bench(
     }
     build_app(settings, with_worker=True)  # refuse bad settings here, not in the child process
     try:
-        measured = asyncio.run(run_bench(settings, plan))
+        measured = run_coroutine(run_bench(settings, plan))
     except asyncio.CancelledError:
         raise CliError("bench stopped by SIGTERM", 128 + signal.SIGTERM) from None
     finally:
@@ -487,5 +495,6 @@ def bench(
         },
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
+        "event_loop": event_loop_name(),
     }
     emit_report(report, f"jobmaster bench ({report['backend']}, {jobs} jobs)", as_json)

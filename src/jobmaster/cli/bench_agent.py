@@ -27,10 +27,12 @@ from jobmaster.backends import make_agent
 from jobmaster.cli.common import (
     CliError,
     emit_report,
+    event_loop_name,
     helper_env,
     helper_settings,
     json_option,
     redact,
+    run_coroutine,
     stdin_closed,
 )
 from jobmaster.cli.cpu_meter import machine_busy_seconds, own_cpu_seconds
@@ -117,7 +119,7 @@ async def _read(settings: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> None:
     try:
-        result = asyncio.run(_read(helper_settings()))
+        result = run_coroutine(_read(helper_settings()))
     except Exception as exc:
         sys.exit(f"bench-agent reader: {exc}")
     print(json.dumps(result), flush=True)
@@ -266,7 +268,7 @@ def bench_agent(
     Example:
       jobmaster bench-agent --agent nats://127.0.0.1:4222 --jobs 50000 --json
     """
-    measured = asyncio.run(run_bench_agent(url, jobs, chunk_size, buckets, read_batch, timeout))
+    measured = run_coroutine(run_bench_agent(url, jobs, chunk_size, buckets, read_batch, timeout))
     report = {
         "agent": redact(url),
         "cluster_id": measured.pop("cluster_id"),
@@ -277,6 +279,7 @@ def bench_agent(
         **measured,
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
+        "event_loop": event_loop_name(),
     }
     emit_report(report, f"jobmaster bench-agent ({jobs} jobs)", as_json)
 

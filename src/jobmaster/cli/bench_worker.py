@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 from jobmaster.app import JobMaster
-from jobmaster.cli.common import helper_settings, stdin_closed, tune_worker_gc
+from jobmaster.cli.common import helper_settings, run_coroutine, stdin_closed, tune_worker_gc
 
 BENCH_AGENT = "bench-agent"
 #: One handler id per phase, so each phase's jobs can be counted and read back on their own.
@@ -80,7 +80,7 @@ def main() -> None:
     settings = helper_settings()
     app = build_app(settings, with_worker=True)
     tune_worker_gc()
-    asyncio.run(serve(app))
+    run_coroutine(serve(app))
 
 
 if __name__ == "__main__":

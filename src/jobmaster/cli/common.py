@@ -15,7 +15,7 @@ import os
 import sys
 import threading
 import traceback
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -174,6 +174,54 @@ def import_app(path: str) -> JobMaster:
 #: The settings of a bench helper process travel in its environment, not on its command line, which
 #: every user of the machine can read (`ps`) and which would show the database URLs' passwords.
 HELPER_SETTINGS = "JOBMASTER_BENCH_SETTINGS"
+
+
+#: Which event loop the command's process runs on; helper processes inherit it through this variable.
+EVENT_LOOP_ENV = "JOBMASTER_EVENT_LOOP"
+EVENT_LOOPS = ("auto", "uvloop", "asyncio")
+
+
+def _uvloop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+def event_loop_name() -> str:
+    """The loop `run` will use: `auto` is uvloop where it is installed, else asyncio's own."""
+    chosen = os.environ.get(EVENT_LOOP_ENV, "auto")
+    if chosen not in EVENT_LOOPS:
+        raise CliError(f"{EVENT_LOOP_ENV}={chosen!r} is not one of {', '.join(EVENT_LOOPS)}")
+    if chosen == "auto":
+        return "uvloop" if _uvloop_factory() is not None else "asyncio"
+    return chosen
+
+
+def run_coroutine(main: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run` on the chosen loop (`event_loop_name`).
+
+    uvloop's loop, handles and transports are written in C: it took a tenth of the CPU off a
+    worker process per job (docs/benchmarks.md), where the standard loop's Python shows in every
+    profile.
+    """
+    try:
+        factory = _loop_factory()
+    except CliError:
+        main.close()
+        raise
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main)
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    if event_loop_name() == "asyncio":
+        return None
+    factory = _uvloop_factory()
+    if factory is None:
+        raise CliError("uvloop is not installed: pip install uvloop, or choose --event-loop asyncio")
+    return factory
 
 
 def helper_env(settings: dict[str, Any]) -> dict[str, str]:

@@ -6,8 +6,6 @@ known) before rolling out workers, without starting any of them.
 
 from __future__ import annotations
 
-import asyncio
-
 import click
 
 from jobmaster.app import JobMaster
@@ -20,6 +18,7 @@ from jobmaster.cli.common import (
     emit_json,
     json_option,
     redact,
+    run_coroutine,
 )
 from jobmaster.config.settings import STANDALONE_AGENT
 
@@ -62,7 +61,7 @@ def upgrade(source: ClusterSource, as_json: bool) -> None:
       jobmaster db upgrade --master sqlite:///jobs.db --cluster shop
     """
     app = source.load()
-    version, agents = asyncio.run(_upgrade(app))
+    version, agents = run_coroutine(_upgrade(app))
     if as_json:
         emit_json({"master": redact(app.config.master), "schema_version": version, "agents": agents})
         return
@@ -93,7 +92,7 @@ def version(source: ClusterSource, as_json: bool) -> None:
       jobmaster db version --master sqlite:///jobs.db --cluster shop
     """
     app = source.load()
-    number = asyncio.run(_version(app))
+    number = run_coroutine(_version(app))
     if as_json:
         emit_json({"master": redact(app.config.master), "schema_version": number})
     else:

@@ -20,7 +20,7 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from jobmaster.app import JobMaster
-from jobmaster.cli.common import EXIT_FAILURE, CliError, console, emit_json, json_option
+from jobmaster.cli.common import EXIT_FAILURE, CliError, console, emit_json, json_option, run_coroutine
 from jobmaster.cli.status import count_rows, counts_table
 from jobmaster.handlers.context import JobContext
 from jobmaster.jobs.model import FINAL_STATUSES, JobStatus, Priority
@@ -140,7 +140,7 @@ def demo(total: int, db_file: Path | None, timeout: float, as_json: bool) -> Non
     app = build_app(db_path)
     try:
         if as_json:
-            elapsed = asyncio.run(run_demo(app, total, timeout, None))
+            elapsed = run_coroutine(run_demo(app, total, timeout, None))
         else:
             console.print(f"demo cluster [bold]{app.config.cluster_id}[/] on {db_path}: {total} jobs")
             columns = (
@@ -150,8 +150,8 @@ def demo(total: int, db_file: Path | None, timeout: float, as_json: bool) -> Non
                 TimeElapsedColumn(),
             )
             with Progress(*columns, console=console) as progress:
-                elapsed = asyncio.run(run_demo(app, total, timeout, progress))
-        counts = asyncio.run(_counts(app))
+                elapsed = run_coroutine(run_demo(app, total, timeout, progress))
+        counts = run_coroutine(_counts(app))
     finally:
         if workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)

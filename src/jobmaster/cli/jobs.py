@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -29,6 +28,7 @@ from jobmaster.cli.common import (
     job_dict,
     json_option,
     opened,
+    run_coroutine,
     show_time,
     status_names,
     when_options,
@@ -93,7 +93,7 @@ def schedule(
                 metadata=metadata,
             )
 
-    job_id = asyncio.run(run())
+    job_id = run_coroutine(run())
     if as_json:
         emit_json({"id": job_id})
     else:
@@ -152,7 +152,7 @@ def list_command(
             total = await app.count_jobs(status=status, handler=handler_id, lane=lane)
             return found, total
 
-    found, total = asyncio.run(run())
+    found, total = run_coroutine(run())
     if as_json:
         emit_json({"total": total, "offset": offset, "limit": limit, "jobs": [job_dict(j) for j in found]})
         return
@@ -203,7 +203,7 @@ def count(
         async with opened(app):
             return await app.count_jobs(status=status_names(statuses) or None, handler=handler_id, lane=lane)
 
-    number = asyncio.run(run())
+    number = run_coroutine(run())
     if as_json:
         emit_json({"count": number})
     else:
@@ -227,7 +227,7 @@ def show(source: ClusterSource, job_id: str, as_json: bool) -> None:
         async with opened(app):
             return await app.get_job(job_id), await app.job_attempts(job_id)
 
-    job, attempts = asyncio.run(run())
+    job, attempts = run_coroutine(run())
     if as_json:
         emit_json({**job_dict(job), "attempt_history": [attempt_dict(a) for a in attempts]})
         return
@@ -291,7 +291,7 @@ def _change(source: ClusterSource, action: Callable[[JobMaster], Awaitable[Job]]
         async with opened(app):
             return await action(app)
 
-    return asyncio.run(run())
+    return run_coroutine(run())
 
 
 @jobs.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import click
@@ -9,7 +10,7 @@ import click
 from jobmaster.cli.agents import agents
 from jobmaster.cli.bench import bench
 from jobmaster.cli.bench_agent import bench_agent
-from jobmaster.cli.common import EXIT_BAD_INPUT, CliError, describe
+from jobmaster.cli.common import EVENT_LOOP_ENV, EVENT_LOOPS, EXIT_BAD_INPUT, CliError, describe
 from jobmaster.cli.db import db
 from jobmaster.cli.demo import demo
 from jobmaster.cli.jobs import jobs, schedule
@@ -57,9 +58,20 @@ class JobMasterGroup(click.Group):
 
 @click.group(cls=JobMasterGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show the traceback of unexpected errors.")
+@click.option(
+    "--event-loop",
+    type=click.Choice(EVENT_LOOPS),
+    default="auto",
+    show_default=True,
+    envvar=EVENT_LOOP_ENV,
+    show_envvar=True,
+    help="The asyncio event loop of this process and the ones it starts: auto is uvloop where installed.",
+)
 @click.version_option(package_name="jobmaster")
-def cli(debug: bool) -> None:
+def cli(debug: bool, event_loop: str) -> None:
     """Run, inspect and benchmark JobMaster clusters."""
+    # The environment carries the choice to `run` here and to the helper processes a command starts.
+    os.environ[EVENT_LOOP_ENV] = event_loop
 
 
 cli.add_command(agents)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import Counter, defaultdict
 from typing import Any
@@ -20,6 +19,7 @@ from jobmaster.cli.common import (
     json_option,
     opened,
     redact,
+    run_coroutine,
     show_time,
 )
 from jobmaster.cluster.model import Bucket, WorkerRecord, WorkerStatus
@@ -122,7 +122,7 @@ def status(source: ClusterSource, include_stopped: bool, as_json: bool) -> None:
         async with opened(app):
             return await collect(app, include_stopped)
 
-    report = asyncio.run(run())
+    report = run_coroutine(run())
     if as_json:
         emit_json(report)
         return

@@ -10,7 +10,15 @@ import time
 import click
 
 from jobmaster.app import JobMaster
-from jobmaster.cli.common import EXIT_BAD_INPUT, CliError, import_app, redact, tune_worker_gc
+from jobmaster.cli.common import (
+    EXIT_BAD_INPUT,
+    CliError,
+    event_loop_name,
+    import_app,
+    redact,
+    run_coroutine,
+    tune_worker_gc,
+)
 
 log = logging.getLogger("jobmaster.cli")
 
@@ -81,14 +89,15 @@ def worker(app_path: str, names: tuple[str, ...], log_level: str) -> None:
     if not app.config.workers:
         raise CliError("the app configures no workers: add_worker() or a [[workers]] table", EXIT_BAD_INPUT)
     log.info(
-        "cluster %s on %s: starting worker(s) %s",
+        "cluster %s on %s: starting worker(s) %s on the %s event loop",
         app.config.cluster_id,
         redact(app.config.master),
         ", ".join(w.name for w in app.config.workers),
+        event_loop_name(),
     )
     tune_worker_gc()
     try:
-        asyncio.run(app.run())
+        run_coroutine(app.run())
     except asyncio.CancelledError:
         log.warning("stopped at once; unfinished jobs return to the master when their leases end")
         raise SystemExit(1) from None
