@@ -190,7 +190,7 @@ def _uvloop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def event_loop_name() -> str:
-    """The loop `run` will use: `auto` is uvloop where it is installed, else asyncio's own."""
+    """The loop `run_coroutine` will use: `auto` is uvloop where it is installed, else asyncio's own."""
     chosen = os.environ.get(EVENT_LOOP_ENV, "auto")
     if chosen not in EVENT_LOOPS:
         raise CliError(f"{EVENT_LOOP_ENV}={chosen!r} is not one of {', '.join(EVENT_LOOPS)}")
