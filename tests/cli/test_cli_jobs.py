@@ -157,7 +157,7 @@ def test_worker_runs_jobs_and_status_reports_it(app_dir: Path) -> None:
     assert lines, "the worker logged nothing"
     for line in lines:
         assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (INFO|WARNING|ERROR)\s+\S+: ", line)
-    assert "starting worker(s) w1" in lines[0]
+    assert "starting worker(s) w1 on the uvloop event loop" in lines[0]
     assert "all workers stopped" in lines[-1]
     after = run_json("status", "--app", APP, "--all", cwd=app_dir)
     assert [w["status"] for w in after["workers"]] == ["Stopped"]

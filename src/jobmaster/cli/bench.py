@@ -93,6 +93,8 @@ class WorkerProcess:
     def __init__(self, settings: dict[str, Any]) -> None:
         self._settings = settings
         self._process: asyncio.subprocess.Process | None = None
+        #: The loop the worker reported it runs on (it inherits the bench process's choice).
+        self.event_loop = ""
 
     @property
     def pid(self) -> int:
@@ -117,7 +119,8 @@ class WorkerProcess:
             line = await asyncio.wait_for(self._process.stdout.readline(), WORKER_START_TIMEOUT)
         except TimeoutError:
             raise CliError(f"bench worker did not start within {WORKER_START_TIMEOUT:.0f}s") from None
-        if line.strip() != b"ready":
+        word, _, self.event_loop = line.decode().strip().partition(" ")
+        if word != "ready":
             await self._process.wait()
             raise CliError(
                 f"bench worker exited with code {self._process.returncode} before it was ready "
@@ -322,6 +325,7 @@ async def run_bench(settings: dict[str, Any], plan: dict[str, Any]) -> dict[str,
             await _drop_agent(settings)
     assert sampler is not None
     results["peak_rss_mb"] = round(sampler.peak / MB, 1)
+    results["worker_event_loop"] = worker.event_loop
     return results
 
 

@@ -3,8 +3,8 @@
 Workers run in their own process so the benchmark measures what a deployment sees: publisher and
 worker talking only through the master and the agent, each with its own event loop and GIL.
 Run as `python -m jobmaster.cli.bench_worker CLUSTER_ID` with its settings in the environment
-(`cli.common.helper_env`); it prints `ready` once its buckets
-exist and stops when its stdin closes (the bench process ended, however abruptly) or on SIGTERM.
+(`cli.common.helper_env`); it prints `ready` and its event loop once its buckets exist, and stops
+when its stdin closes (the bench process ended, however abruptly) or on SIGTERM.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 from jobmaster.app import JobMaster
-from jobmaster.cli.common import helper_settings, run_coroutine, stdin_closed, tune_worker_gc
+from jobmaster.cli.common import event_loop_name, helper_settings, run_coroutine, stdin_closed, tune_worker_gc
 
 BENCH_AGENT = "bench-agent"
 #: One handler id per phase, so each phase's jobs can be counted and read back on their own.
@@ -65,7 +65,7 @@ async def serve(app: JobMaster) -> None:
         runner.result()
         return
     ready.result()
-    print("ready", flush=True)
+    print(f"ready {event_loop_name()}", flush=True)
     watcher = asyncio.create_task(parent_gone.wait())
     await asyncio.wait({runner, watcher}, return_when=asyncio.FIRST_COMPLETED)
     if watcher.done():
