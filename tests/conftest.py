@@ -15,6 +15,27 @@ from jobmaster.agents.base import AgentTransport
 from jobmaster.backends import make_agent
 from jobmaster.master.base import MasterStore
 
+#: The bench CPU test's bulk phases: a few clock ticks on a fast host, and a few dozen.
+BENCH_JOBS = (300, 3000)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--bench-jobs",
+        type=int,
+        action="append",
+        default=[],
+        metavar="N",
+        help="also run the bench CPU test with a bulk phase of N jobs (repeatable), e.g. 300000",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "bench_jobs" in metafunc.fixturenames:
+        sizes = [*BENCH_JOBS, *metafunc.config.getoption("--bench-jobs")]
+        metafunc.parametrize("bench_jobs", sizes, ids=[f"{n}-jobs" for n in sizes])
+
+
 PG_ADMIN_URL = os.environ.get("JOBMASTER_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_BASE = PG_ADMIN_URL.rsplit("/", 1)[0]
 # Per run, so two test runs on one server (a developer's and CI's) never drop each other's data.

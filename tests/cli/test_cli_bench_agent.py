@@ -30,7 +30,10 @@ def test_bench_agent_carries_every_job_and_leaves_nothing(agent_url: str) -> Non
     assert (report["jobs"], report["buckets"], report["read_batch"]) == (3000, 3, 50)
     for key in ("pushed_per_s", "transferred_per_s", "push_cpu_us_per_job", "read_cpu_us_per_job"):
         assert isinstance(report[key], float) and report[key] > 0, key
-    assert report["machine_cpu_us_per_job"] >= report["push_cpu_us_per_job"]
+    # to within the clock ticks the machine's reading can stray by (a percentage fails on fast hosts)
+    assert (
+        report["machine_cpu_us_per_job"] >= report["push_cpu_us_per_job"] - report["cpu_rounding_us_per_job"]
+    )
     assert report["pushed_per_s"] >= report["transferred_per_s"]
 
 

@@ -157,7 +157,8 @@ async def wait_succeeded(
     """
     deadline = time.monotonic() + timeout
     handler = handler_id(phase)
-    seen, seen_at = 0, time.monotonic()
+    began = seen_at = time.monotonic()
+    seen = 0
     while True:
         done = await app.count_jobs(status=JobStatus.Succeeded, handler=handler)
         if done >= expected:
@@ -170,7 +171,9 @@ async def wait_succeeded(
         # would make a rate since the start of the wait look many times faster than it is.
         rate = (done - seen) / max(now - seen_at, 1e-3)
         seen, seen_at = done, now
-        eta = (expected - done) / rate if rate > 0 else POLL_MAX_S
+        # With nothing done yet there is no rate: wait as long again as the phase has waited, so
+        # that a phase of a few hundred jobs, done in milliseconds, is not measured over seconds.
+        eta = (expected - done) / rate if rate > 0 else now - began
         await asyncio.sleep(min(POLL_MAX_S, max(POLL_S, eta)))
 
 

@@ -35,7 +35,7 @@ from jobmaster.cli.common import (
     run_coroutine,
     stdin_closed,
 )
-from jobmaster.cli.cpu_meter import machine_busy_seconds, own_cpu_seconds
+from jobmaster.cli.cpu_meter import machine_busy_seconds, own_cpu_seconds, rounding_us_per_job
 from jobmaster.jobs import codec
 from jobmaster.jobs.model import Job, new_job_id
 from jobmaster.runtime.executor import ReadPosition
@@ -231,6 +231,7 @@ async def _measure(
         "push_cpu_us_per_job": round(push_cpu * per_job, 1),
         "read_cpu_us_per_job": round(read["cpu_s"] * per_job, 1),
         "machine_cpu_us_per_job": round(busy * per_job, 1),
+        "cpu_rounding_us_per_job": rounding_us_per_job(jobs),
         "cpu_bound_per_s": round((os.cpu_count() or 1) / max(busy / jobs, 1e-12), 1),
     }
 
