@@ -16,6 +16,9 @@ from jobmaster.errors import (
 )
 from jobmaster.handlers.context import JobContext
 from jobmaster.jobs.model import Attempt, Job, JobStatus, Priority
+from jobmaster.jobs.options import HandlerOptions, JobOptions
+from jobmaster.jobs.outcomes import Discard
+from jobmaster.jobs.retry import RetryPolicy
 from jobmaster.sync import SyncJobMaster
 
 __all__ = [
@@ -24,6 +27,8 @@ __all__ = [
     "BucketStatus",
     "ClusterConfig",
     "ConfigError",
+    "Discard",
+    "HandlerOptions",
     "InvalidTransitionError",
     "Job",
     "JobCancelledError",
@@ -31,10 +36,12 @@ __all__ = [
     "JobMaster",
     "JobMasterError",
     "JobNotFoundError",
+    "JobOptions",
     "JobStatus",
     "JobTimeoutError",
     "PayloadError",
     "Priority",
+    "RetryPolicy",
     "ScheduleError",
     "SyncJobMaster",
     "UnknownHandlerError",

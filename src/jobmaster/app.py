@@ -10,18 +10,23 @@ import time
 import zoneinfo
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack, overload
 
 from jobmaster.config.loading import load, validate
 from jobmaster.config.settings import ClusterConfig, WorkerConfig
 from jobmaster.errors import ConfigError, ScheduleError
+from jobmaster.events import EventBus, JobScheduled
 from jobmaster.handlers.registry import HandlerFunc, HandlerRegistry
 from jobmaster.jobs.builder import Options, build_job, due_time, prepare
 from jobmaster.jobs.manage import Manager
-from jobmaster.jobs.model import Attempt, Job, JobFilter, JobStatus, Priority, new_job_ids
+from jobmaster.jobs.model import Attempt, Job, JobFilter, JobStatus, new_job_ids
+from jobmaster.jobs.options import HandlerOptions, JobOptions
+from jobmaster.jobs.retry import RetryPolicy
 from jobmaster.master.base import StatusCount
+from jobmaster.middleware import RunMiddleware, ScheduleMiddleware, compose_schedule
 from jobmaster.runtime.publisher import Publisher
 from jobmaster.runtime.runtime import Runtime
 
@@ -31,6 +36,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("jobmaster")
 
 F = TypeVar("F", bound=HandlerFunc)
+RunMiddlewareT = TypeVar("RunMiddlewareT", bound=RunMiddleware)
+ScheduleMiddlewareT = TypeVar("ScheduleMiddlewareT", bound=ScheduleMiddleware)
 Hook = Callable[[SimpleNamespace], Awaitable[None] | None]
 
 
@@ -60,6 +67,9 @@ class JobMaster:
             config_file, cluster_id=cluster_id, master=master, **extra, **settings
         )
         self.registry = HandlerRegistry()
+        #: Typed events of this process's engine: `jm.events.subscribe(JobFailed, callback)`.
+        self.events = EventBus()
+        self._schedule_middleware: list[ScheduleMiddleware] = []
         self.state = SimpleNamespace()
         self._startup: list[Hook] = []
         self._shutdown: list[Hook] = []
@@ -107,11 +117,9 @@ class JobMaster:
         func: F,
         *,
         name: str | None = None,
-        priority: Priority | int | str | None = None,
-        lane: str | None = None,
-        timeout: float | str | None = None,
-        max_retries: int | None = None,
-        metadata: dict[str, Any] | None = None,
+        retry: RetryPolicy | None = None,
+        middleware: Sequence[RunMiddleware] = (),
+        **options: Unpack[HandlerOptions],
     ) -> F: ...
 
     @overload
@@ -120,11 +128,9 @@ class JobMaster:
         func: None = None,
         *,
         name: str | None = None,
-        priority: Priority | int | str | None = None,
-        lane: str | None = None,
-        timeout: float | str | None = None,
-        max_retries: int | None = None,
-        metadata: dict[str, Any] | None = None,
+        retry: RetryPolicy | None = None,
+        middleware: Sequence[RunMiddleware] = (),
+        **options: Unpack[HandlerOptions],
     ) -> Callable[[F], F]: ...
 
     def handler(
@@ -132,28 +138,36 @@ class JobMaster:
         func: F | None = None,
         *,
         name: str | None = None,
-        priority: Priority | int | str | None = None,
-        lane: str | None = None,
-        timeout: float | str | None = None,
-        max_retries: int | None = None,
-        metadata: dict[str, Any] | None = None,
+        retry: RetryPolicy | None = None,
+        middleware: Sequence[RunMiddleware] = (),
+        **options: Unpack[HandlerOptions],
     ) -> F | Callable[[F], F]:
-        """Register an `async def` or plain `def` function as a job handler."""
+        """Register an `async def` or plain `def` function as a job handler.
+
+        `retry` replaces the cluster's retry policy for this handler; `middleware` wraps its runs,
+        inside the app's own run middleware.
+        """
 
         def register(f: F) -> F:
-            registered = self.registry.register(
-                f,
-                name=name,
-                priority=priority,
-                lane=lane,
-                timeout=timeout,
-                max_retries=max_retries,
-                metadata=metadata,
-            )
+            registered = self.registry.register(f, name=name, retry=retry, middleware=middleware, **options)
             f.__jobmaster_id__ = registered.definition_id  # type: ignore[attr-defined]
             return f
 
         return register(func) if func is not None else register
+
+    def run_middleware(self, layer: RunMiddlewareT) -> RunMiddlewareT:
+        """Wrap every handler's runs in this process: `async def layer(call_next, job)` (see
+        `jobmaster.middleware`). The first registered is the outermost."""
+        self.registry.add_run_middleware(layer)
+        return layer
+
+    def schedule_middleware(self, layer: ScheduleMiddlewareT) -> ScheduleMiddlewareT:
+        """Wrap every scheduling call of this process: `async def layer(call_next, jobs)` (see
+        `jobmaster.middleware`). The first registered is the outermost."""
+        if not callable(layer):
+            raise ConfigError(f"schedule middleware must be callable, got {layer!r}")
+        self._schedule_middleware.append(layer)
+        return layer
 
     def on_startup(self, hook: Hook) -> Hook:
         """Run once per worker process before any job, to set up shared resources on `state`."""
@@ -289,22 +303,16 @@ class JobMaster:
         handler: str | HandlerFunc,
         data: dict[str, Any] | None = None,
         *,
-        at: datetime | None = None,
-        delay: float | timedelta | str | None = None,
-        priority: Priority | int | str | None = None,
-        lane: str | None = None,
-        timeout: float | str | None = None,
-        max_retries: int | None = None,
-        metadata: dict[str, Any] | None = None,
         connection: Any = None,
+        **options: Unpack[JobOptions],
     ) -> str:
         """Schedule one job; returns its id once the job is durable.
 
         With `connection` (PostgreSQL), the job is written in the caller's open transaction: it
         exists if and only if that transaction commits, and the commit wakes a coordinator at once.
         """
-        options = Options(at, delay, priority, lane, timeout, max_retries, metadata)
-        job = build_job(self.registry.resolve(handler), data, options, self.config)
+        resolved = self.registry.resolve(handler)
+        job = build_job(resolved, data, Options.of(options, resolved.definition_id), self.config)
         await self._publish([job], connection)
         return job.id
 
@@ -313,19 +321,12 @@ class JobMaster:
         handler: str | HandlerFunc,
         items: Iterable[dict[str, Any]],
         *,
-        at: datetime | None = None,
-        delay: float | timedelta | str | None = None,
-        priority: Priority | int | str | None = None,
-        lane: str | None = None,
-        timeout: float | str | None = None,
-        max_retries: int | None = None,
-        metadata: dict[str, Any] | None = None,
         connection: Any = None,
+        **options: Unpack[JobOptions],
     ) -> list[str]:
         """Schedule many jobs of one handler in one batch; all are validated before any is written."""
         resolved = self.registry.resolve(handler)
-        options = Options(at, delay, priority, lane, timeout, max_retries, metadata)
-        template = prepare(resolved, options, self.config)
+        template = prepare(resolved, Options.of(options, resolved.definition_id), self.config)
         batch = list(items)
         jobs = [
             template.job(data, job_id) for data, job_id in zip(batch, new_job_ids(len(batch)), strict=True)
@@ -336,8 +337,16 @@ class JobMaster:
     async def _publish(self, jobs: list[Job], connection: Any) -> None:
         if self._publisher is None:
             await self.open()
-        assert self._publisher is not None
-        await self._publisher.publish(jobs, connection)
+        publisher = self._publisher
+        assert publisher is not None
+        if self._schedule_middleware:
+            innermost = partial(publisher.publish, connection=connection)
+            await compose_schedule(self._schedule_middleware, innermost)(jobs)
+        else:
+            await publisher.publish(jobs, connection)
+        if self.events.wants(JobScheduled):
+            for job in jobs:
+                self.events.emit(JobScheduled(job))
 
     # ---- management --------------------------------------------------------------------------
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, Unpack
 
 from jobmaster.handlers.registry import HandlerFunc
-from jobmaster.jobs.model import Attempt, Job, Priority
+from jobmaster.jobs.model import Attempt, Job
+from jobmaster.jobs.options import JobOptions
 
 if TYPE_CHECKING:
     from jobmaster.app import JobMaster
@@ -54,31 +54,15 @@ class SyncJobMaster:
         self,
         handler: str | HandlerFunc,
         data: dict[str, Any] | None = None,
-        *,
-        at: datetime | None = None,
-        delay: float | timedelta | str | None = None,
-        priority: Priority | int | str | None = None,
-        lane: str | None = None,
-        timeout: float | str | None = None,
-        max_retries: int | None = None,
-        metadata: dict[str, Any] | None = None,
+        **options: Unpack[JobOptions],
     ) -> str:
-        return self._call(
-            self.app.schedule(
-                handler,
-                data,
-                at=at,
-                delay=delay,
-                priority=priority,
-                lane=lane,
-                timeout=timeout,
-                max_retries=max_retries,
-                metadata=metadata,
-            )
-        )
+        return self._call(self.app.schedule(handler, data, **options))
 
     def schedule_many(
-        self, handler: str | HandlerFunc, items: Iterable[dict[str, Any]], **options: Any
+        self,
+        handler: str | HandlerFunc,
+        items: Iterable[dict[str, Any]],
+        **options: Unpack[JobOptions],
     ) -> list[str]:
         return self._call(self.app.schedule_many(handler, list(items), **options))
 

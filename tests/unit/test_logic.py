@@ -27,10 +27,10 @@ from jobmaster.jobs.model import (
     new_job_ids,
     run_capacity,
 )
+from jobmaster.jobs.retry import retry_delay
 from jobmaster.master import postgres as pg_master
 from jobmaster.master import rows
 from jobmaster.master.base import StartNow
-from jobmaster.runtime.backoff import retry_delay
 
 
 def test_backoff_doubles_and_is_capped() -> None:

@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Unpack
 
 from jobmaster.config.settings import LANE_PATTERN, parse_duration
 from jobmaster.errors import ConfigError, ScheduleError, UnknownHandlerError
 from jobmaster.handlers.context import JobContext
 from jobmaster.jobs.model import Priority
+from jobmaster.jobs.options import HANDLER_OPTION_NAMES, HandlerOptions, check_names
+from jobmaster.jobs.retry import RetryPolicy
+from jobmaster.middleware import RunChain, RunMiddleware, compose_run
 
 HandlerFunc = Callable[..., Any]
 _CONTEXT_NAMES = ("ctx", "context")
@@ -72,6 +75,12 @@ class Handler:
     defaults: HandlerDefaults
     signature: inspect.Signature
     shape: KeywordShape | None
+    #: None: the cluster's retry policy.
+    retry: RetryPolicy | None = None
+    #: The handler's own run middleware, inside the app's.
+    middleware: tuple[RunMiddleware, ...] = ()
+    #: The app's run middleware and the handler's, composed once; None runs the handler bare.
+    chain: RunChain | None = None
 
     def check_arguments(self, data: dict[str, Any]) -> None:
         """Refuse data that cannot call the handler now, rather than failing every retry later."""
@@ -99,15 +108,14 @@ def _wants_context(func: HandlerFunc) -> bool:
     return first.name in _CONTEXT_NAMES or first.annotation in (JobContext, "JobContext")
 
 
-def validate_defaults(
-    priority: Priority | int | str | None,
-    lane: str | None,
-    timeout: float | str | None,
-    max_retries: int | None,
-    metadata: dict[str, Any] | None,
-    where: str,
-) -> HandlerDefaults:
+def validate_defaults(options: HandlerOptions, where: str) -> HandlerDefaults:
     """Shared by handler registration and scheduling calls so both refuse the same inputs."""
+    problem = check_names(options, HANDLER_OPTION_NAMES, where)
+    if problem is not None:
+        raise ConfigError(problem)
+    priority, lane = options.get("priority"), options.get("lane")
+    timeout, max_retries = options.get("timeout"), options.get("max_retries")
+    metadata = options.get("metadata")
     try:
         prio = None if priority is None else Priority.parse(priority)
     except ValueError as exc:
@@ -137,29 +145,29 @@ def validate_defaults(
 class HandlerRegistry:
     def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {}
+        self._run_middleware: list[RunMiddleware] = []
 
     def register(
         self,
         func: HandlerFunc,
         *,
         name: str | None = None,
-        priority: Priority | int | str | None = None,
-        lane: str | None = None,
-        timeout: float | str | None = None,
-        max_retries: int | None = None,
-        metadata: dict[str, Any] | None = None,
+        retry: RetryPolicy | None = None,
+        middleware: Sequence[RunMiddleware] = (),
+        **options: Unpack[HandlerOptions],
     ) -> Handler:
         definition_id = name or definition_id_of(func)
         if not callable(func):
             raise ConfigError(f"handler {definition_id!r} is not callable")
-        defaults = validate_defaults(
-            priority, lane, timeout, max_retries, metadata, f"handler {definition_id!r}"
-        )
+        defaults = validate_defaults(options, f"handler {definition_id!r}")
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ConfigError(f"handler {definition_id!r}: retry must be a RetryPolicy, got {retry!r}")
         existing = self._handlers.get(definition_id)
         if existing is not None and existing.func is not func:
             raise ConfigError(f"handler id {definition_id!r} is already registered to another function")
         wants_context = _wants_context(func)
         signature = inspect.signature(func)
+        layers = tuple(middleware)
         handler = Handler(
             definition_id=definition_id,
             func=func,
@@ -168,9 +176,21 @@ class HandlerRegistry:
             defaults=defaults,
             signature=signature,
             shape=keyword_shape(signature, wants_context),
+            retry=retry,
+            middleware=layers,
+            chain=compose_run([*self._run_middleware, *layers]),
         )
         self._handlers[definition_id] = handler
         return handler
+
+    def add_run_middleware(self, layer: RunMiddleware) -> None:
+        """Wrap every handler's runs, those registered already and those to come (outermost first)."""
+        if not callable(layer):
+            raise ConfigError(f"run middleware must be callable, got {layer!r}")
+        self._run_middleware.append(layer)
+        for definition_id, handler in self._handlers.items():
+            chain = compose_run([*self._run_middleware, *handler.middleware])
+            self._handlers[definition_id] = replace(handler, chain=chain)
 
     def resolve(self, ref: str | HandlerFunc) -> Handler:
         """A handler by id or by function; unknown ones are refused before anything is written."""

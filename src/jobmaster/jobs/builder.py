@@ -15,6 +15,7 @@ from jobmaster.errors import ConfigError, ScheduleError
 from jobmaster.handlers.registry import Handler, validate_defaults
 from jobmaster.jobs import codec
 from jobmaster.jobs.model import DEFAULT_LANE, Job, JobStatus, Priority, new_job_id
+from jobmaster.jobs.options import JOB_OPTION_NAMES, JobOptions, check_names
 
 MAX_DELAY_S = 100 * 365 * 86400.0
 
@@ -30,6 +31,14 @@ class Options:
     timeout: float | str | None = None
     max_retries: int | None = None
     metadata: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, options: JobOptions, handler: str) -> Options:
+        """The options of one scheduling call; an unknown keyword is refused with its closest name."""
+        problem = check_names(options, JOB_OPTION_NAMES, f"scheduling {handler!r}")
+        if problem is not None:
+            raise ScheduleError(problem)
+        return cls(**options)
 
 
 def due_time(at: datetime | None, delay: float | timedelta | str | None, now: float) -> float:
@@ -108,11 +117,13 @@ def prepare(
     now = time.time() if now is None else now
     try:
         call = validate_defaults(
-            options.priority,
-            options.lane,
-            options.timeout,
-            options.max_retries,
-            options.metadata,
+            {
+                "priority": options.priority,
+                "lane": options.lane,
+                "timeout": options.timeout,
+                "max_retries": options.max_retries,
+                "metadata": options.metadata,
+            },
             f"scheduling {handler.definition_id!r}",
         )
     except ConfigError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
@@ -26,9 +27,12 @@ class Batcher(Generic[T, R]):
         name: str,
         flush: Callable[[list[T]], Awaitable[Sequence[R]]],
         max_batch: int = 1000,
+        on_flush: Callable[[str, int, float], None] | None = None,
     ) -> None:
         self.name = name
         self._flush = flush
+        #: Told (name, items, seconds) after each write that went through.
+        self._on_flush = on_flush
         self._max_batch = max_batch
         #: Each group with the future its results go to, or None when nobody waits for them.
         self._groups: deque[tuple[list[T], asyncio.Future[list[R]] | None]] = deque()
@@ -66,6 +70,7 @@ class Batcher(Generic[T, R]):
         while self._groups:
             batch = self._take()
             items = [item for group, _ in batch for item in group]
+            began = time.perf_counter()
             try:
                 results = list(await self._flush(items))
             except asyncio.CancelledError:
@@ -80,6 +85,8 @@ class Batcher(Generic[T, R]):
                     elif not future.done():
                         future.set_exception(exc)
                 continue
+            if self._on_flush is not None:
+                self._on_flush(self.name, len(items), time.perf_counter() - began)
             offset = 0
             for group, future in batch:
                 if future is not None and not future.done():

@@ -17,6 +17,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING
 
 from jobmaster.cluster.model import Bucket
+from jobmaster.events import JobsClaimed
 from jobmaster.jobs.model import Job, JobStatus
 from jobmaster.master.base import Assignment, Fence, Route
 from jobmaster.runtime.hub import wait_for
@@ -84,6 +85,9 @@ class Coordinator:
         if not jobs:
             return 0
         await self._deliver(jobs, local)
+        events = self.worker.events
+        if events.wants(JobsClaimed):
+            events.emit(JobsClaimed(self.worker.id, len(jobs)))
         return len(jobs)
 
     async def _deliver(self, jobs: list[Job], local: dict[str, BucketExecutor]) -> None:

@@ -16,23 +16,28 @@ import itertools
 import logging
 import math
 import time
-import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from jobmaster.agents.base import AgentMessage, AgentTransport, ReadCursor
 from jobmaster.agents.master_queue import MasterQueue
 from jobmaster.cluster.model import Bucket
 from jobmaster.config.settings import WorkerConfig
 from jobmaster.errors import JobCancelledError, JobTimeoutError
+from jobmaster.events import JobEnded, JobStarted
 from jobmaster.handlers.context import JobContext
+from jobmaster.handlers.registry import Handler
 from jobmaster.jobs import codec
-from jobmaster.jobs.model import Attempt, Completion, Job, JobStatus, run_capacity
+from jobmaster.jobs.model import Job, JobStatus, run_capacity
+from jobmaster.jobs.outcomes import Discard
+from jobmaster.jobs.retry import RetryPolicy
 from jobmaster.master.base import Fence, StartNow
-from jobmaster.runtime.backoff import retry_delay
+from jobmaster.runtime import outcome
 from jobmaster.runtime.hub import wait_for
+from jobmaster.runtime.invoke import invoke
+from jobmaster.runtime.outcome import LEASE_LOST, SHUTDOWN, TIMED_OUT
 
 if TYPE_CHECKING:
     from jobmaster.runtime.worker import Worker
@@ -70,23 +75,6 @@ class ReadPosition:
 BLOCKED_RECHECK = 1.0
 #: Longest wait, when stopping, for an intake write in flight (its jobs must be given back or run).
 INTAKE_STOP_WAIT = 5.0
-#: Reasons a running handler is interrupted without being cancelled by a user: the job goes back to
-#: the master to run again, instead of ending Cancelled.
-SHUTDOWN = "worker shutting down"
-LEASE_LOST = "worker lost its lease (master unreachable)"
-#: The reason a handler is interrupted when it runs past its job's timeout.
-TIMED_OUT = "job ran past its timeout"
-
-
-def error_details(exc: BaseException) -> dict[str, Any]:
-    kind = type(exc)
-    return {
-        "type": f"{kind.__module__}.{kind.__qualname__}"
-        if kind.__module__ != "builtins"
-        else kind.__qualname__,
-        "message": str(exc),
-        "traceback": "".join(traceback.format_exception(exc)),
-    }
 
 
 @dataclass(slots=True)
@@ -449,6 +437,9 @@ class BucketExecutor:
         self._running[job.id] = running
         running.task = loop.create_task(self._run(running, handler))
         self._watch(running.deadline)
+        events = self.worker.events
+        if events.wants(JobStarted):
+            events.emit(JobStarted(job, self.worker.id, self.bucket.id))
 
     def _watch(self, deadline: float) -> None:
         """Arm the deadline timer if `deadline` comes before the one it is set for.
@@ -493,19 +484,20 @@ class BucketExecutor:
             state=self.worker.app.state,
         )
 
-    async def _run(self, running: Running, handler: Any) -> None:
+    async def _run(self, running: Running, handler: Handler | None) -> None:
         job, ctx = running.job, running.ctx
         error: BaseException | None = None
         try:
             if handler is None:
                 raise LookupError(f"no handler {job.definition_id!r} is registered in this worker process")
             args = () if ctx is None else (ctx,)
-            kwargs = job.data
-            if handler.is_async:
-                await handler.func(*args, **kwargs)
+            threads = self.worker.runtime.threads
+            if handler.chain is None:
+                result = await invoke(handler, args, job.data, threads)
             else:
-                call = partial(handler.func, *args, **kwargs)
-                await asyncio.get_running_loop().run_in_executor(self.worker.runtime.threads, call)
+                result = await handler.chain(partial(invoke, handler, args, job.data, threads), job)
+            if isinstance(result, Discard):
+                error = result
         except asyncio.CancelledError:
             running.signal_cancel()
             if running.reason is None:
@@ -521,52 +513,21 @@ class BucketExecutor:
             self._dispatch_wake.set()
             if self._slot_wanted:
                 self._intake_wake.set()
-        self.worker.runtime.completions.post(self._completion(running, error))
+        self._report(running, handler, error)
 
-    def _completion(self, running: Running, error: BaseException | None) -> Completion:
-        job, now = running.job, time.time()
+    def _report(self, running: Running, handler: Handler | None, error: BaseException | None) -> None:
+        job, now, worker = running.job, time.time(), self.worker
         if error is None:
-            done = Attempt(job.id, job.attempts, self.worker.id, running.started_at, now, "succeeded")
-            return Completion(job.id, job.version, JobStatus.Succeeded, done)
-        return self._failure(running, error, now)
-
-    def _failure(self, running: Running, error: BaseException, now: float) -> Completion:
-        """Where a job that raised, timed out or was cancelled goes next: a retry, or a final status."""
-        job = running.job
-
-        def attempt(outcome: str, details: dict[str, Any] | None = None) -> Attempt:
-            return Attempt(job.id, job.attempts, self.worker.id, running.started_at, now, outcome, details)
-
-        details = error_details(error)
-        if isinstance(error, JobCancelledError):
-            if running.reason in (SHUTDOWN, LEASE_LOST):
-                return Completion(
-                    job.id,
-                    job.version,
-                    JobStatus.HeldOnMaster,
-                    attempt("interrupted", details),
-                    scheduled_at=now,
-                    error=details,
-                )
-            return Completion(job.id, job.version, JobStatus.Cancelled, attempt("cancelled", details))
-        outcome = "timeout" if isinstance(error, JobTimeoutError) else "failed"
-        if job.attempts < job.attempt_limit:
-            cluster = self.worker.cluster
-            delay = retry_delay(
-                job.attempts,
-                cluster.retry_backoff_base,
-                cluster.retry_backoff_cap,
-                cluster.retry_jitter,
+            completion = outcome.succeeded(job, worker.id, running.started_at, now)
+        else:
+            policy: RetryPolicy = worker.retry if handler is None or handler.retry is None else handler.retry
+            completion = outcome.failed(
+                job, error, running.reason, worker.id, running.started_at, now, policy
             )
-            return Completion(
-                job.id,
-                job.version,
-                JobStatus.HeldOnMaster,
-                attempt(outcome, details),
-                scheduled_at=now + delay,
-                error=details,
-            )
-        return Completion(job.id, job.version, JobStatus.Failed, attempt(outcome, details), error=details)
+        self.worker.runtime.completions.post(completion)
+        events = self.worker.events
+        if events.wants(JobEnded):
+            events.emit(outcome.ended_event(job, completion))
 
     def cancel(self, job_id: str, reason: str) -> bool:
         running = self._running.get(job_id)

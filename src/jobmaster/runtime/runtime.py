@@ -13,6 +13,7 @@ from jobmaster.agents.base import AgentMessage, AgentTransport
 from jobmaster.agents.master_queue import MasterQueue
 from jobmaster.backends import make_agent, make_master
 from jobmaster.config.settings import ClusterConfig
+from jobmaster.events import BatchFlushed, EventBus
 from jobmaster.jobs.model import Completion
 from jobmaster.master.base import Fence, MasterStore, QueueHost
 from jobmaster.runtime.batcher import Batcher
@@ -46,8 +47,13 @@ class Runtime:
         self.view = ClusterView(self.master, BUCKET_CACHE_TTL, self.cluster.worker_timeout)
         self.hub.on_buckets_changed(self.view.invalidate)
         self.threads = ThreadPoolExecutor(MAX_THREADS, thread_name_prefix="jobmaster-handler")
-        self.starts: Batcher[StartRequest, bool] = Batcher("starts", self._flush_starts)
-        self.completions: Batcher[Completion, bool] = Batcher("completions", self._flush_completions)
+        self.events: EventBus = app.events
+        self.starts: Batcher[StartRequest, bool] = Batcher(
+            "starts", self._flush_starts, on_flush=self._flushed
+        )
+        self.completions: Batcher[Completion, bool] = Batcher(
+            "completions", self._flush_completions, on_flush=self._flushed
+        )
         self.workers: list[Worker] = []
 
     def _make_agent(self, name: str, url: str) -> AgentTransport:
@@ -75,6 +81,10 @@ class Runtime:
         self.threads.shutdown(wait=False, cancel_futures=True)
 
     # ---- shared services ---------------------------------------------------------------------
+
+    def _flushed(self, batcher: str, size: int, seconds: float) -> None:
+        if self.events.wants(BatchFlushed):
+            self.events.emit(BatchFlushed(batcher, size, seconds))
 
     def local_executors(self) -> dict[str, BucketExecutor]:
         return {bid: ex for w in self.workers for bid, ex in w.executors.items()}

@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING
 from jobmaster.agents.base import AgentTransport
 from jobmaster.cluster.model import Bucket, BucketStatus, WorkerMode, WorkerRecord, WorkerStatus
 from jobmaster.config.settings import ClusterConfig, WorkerConfig
+from jobmaster.events import EventBus, JobsRecovered
 from jobmaster.jobs.model import Priority
+from jobmaster.jobs.retry import RetryPolicy
 from jobmaster.master.base import MasterStore
 from jobmaster.runtime.coordinator import PRUNE_EVERY, Coordinator
 from jobmaster.runtime.drain import STOP_REFUSALS, drain_bucket, drain_orphaned_buckets
@@ -44,6 +46,9 @@ class Worker:
         self.cluster: ClusterConfig = runtime.cluster
         self.master: MasterStore = runtime.master
         self.config: WorkerConfig = config
+        self.events: EventBus = runtime.events
+        #: For handlers that set none of their own.
+        self.retry: RetryPolicy = RetryPolicy.of_cluster(runtime.cluster)
         self.agent: AgentTransport = runtime.agents[config.agent]
         self.id: str = f"{config.name}-{uuid.uuid4().hex[:12]}"
         self.executors: dict[str, BucketExecutor] = {}
@@ -237,14 +242,22 @@ class Worker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self.cluster.heartbeat_interval)
 
+    async def _recover(self, now: float) -> None:
+        """Give back, a thousand at a time, every job whose worker let its lease lapse."""
+        while True:
+            count = await self.master.recover_expired(now, 1000)
+            if count and self.events.wants(JobsRecovered):
+                self.events.emit(JobsRecovered(self.id, count))
+            if count < 1000:
+                return
+
     async def _recovery_loop(self) -> None:
         """Give back the jobs of dead workers (expired leases) and prune old final jobs."""
         last_prune = 0.0
         while not self._stopping.is_set():
             now = time.time()
             try:
-                while await self.master.recover_expired(now, 1000) == 1000:
-                    pass
+                await self._recover(now)
                 if now - last_prune > PRUNE_EVERY:
                     while await self.master.prune(now - self.cluster.data_retention, 1000) == 1000:
                         pass

@@ -1,0 +1,103 @@
+"""Where a run leaves its job: the completion the master records, and the event that says so.
+
+Pure decisions, no I/O: the executor reports what happened (the error, if any, and why the worker
+interrupted the run), the policy here says what follows, and the master applies it in a batch.
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any
+
+from jobmaster.errors import JobCancelledError, JobTimeoutError
+from jobmaster.events import (
+    JobCancelled,
+    JobEnded,
+    JobFailed,
+    JobInterrupted,
+    JobRetried,
+    JobSucceeded,
+)
+from jobmaster.jobs.model import Attempt, Completion, Job, JobStatus
+from jobmaster.jobs.outcomes import Discard
+from jobmaster.jobs.retry import RetryPolicy
+
+#: Reasons a running handler is interrupted without being cancelled by a user: the job goes back to
+#: the master to run again, instead of ending Cancelled.
+SHUTDOWN = "worker shutting down"
+LEASE_LOST = "worker lost its lease (master unreachable)"
+#: The reason a handler is interrupted when it runs past its job's timeout.
+TIMED_OUT = "job ran past its timeout"
+
+
+def error_details(exc: BaseException) -> dict[str, Any]:
+    kind = type(exc)
+    return {
+        "type": f"{kind.__module__}.{kind.__qualname__}"
+        if kind.__module__ != "builtins"
+        else kind.__qualname__,
+        "message": str(exc),
+        "traceback": "".join(traceback.format_exception(exc)),
+    }
+
+
+def succeeded(job: Job, worker_id: str, started_at: float, now: float) -> Completion:
+    done = Attempt(job.id, job.attempts, worker_id, started_at, now, "succeeded")
+    return Completion(job.id, job.version, JobStatus.Succeeded, done)
+
+
+def failed(
+    job: Job,
+    error: BaseException,
+    reason: str | None,
+    worker_id: str,
+    started_at: float,
+    now: float,
+    policy: RetryPolicy,
+) -> Completion:
+    """A run that raised, timed out, was discarded or was cancelled: a retry, or a final status."""
+    details = error_details(error)
+
+    def attempt(outcome: str) -> Attempt:
+        return Attempt(job.id, job.attempts, worker_id, started_at, now, outcome, details)
+
+    if isinstance(error, JobCancelledError):
+        if reason in (SHUTDOWN, LEASE_LOST):
+            return Completion(
+                job.id,
+                job.version,
+                JobStatus.HeldOnMaster,
+                attempt("interrupted"),
+                scheduled_at=now,
+                error=details,
+            )
+        return Completion(job.id, job.version, JobStatus.Cancelled, attempt("cancelled"))
+    if isinstance(error, Discard):
+        return Completion(job.id, job.version, JobStatus.Failed, attempt("discarded"), error=details)
+    outcome = "timeout" if isinstance(error, JobTimeoutError) else "failed"
+    if job.attempts < job.attempt_limit:
+        retry_at = now + policy.delay(job.attempts)
+        return Completion(
+            job.id,
+            job.version,
+            JobStatus.HeldOnMaster,
+            attempt(outcome),
+            scheduled_at=retry_at,
+            error=details,
+        )
+    return Completion(job.id, job.version, JobStatus.Failed, attempt(outcome), error=details)
+
+
+def ended_event(job: Job, completion: Completion) -> JobEnded:
+    """The event that reports `completion` of `job`'s run."""
+    status, attempt = completion.status, completion.attempt
+    if status is JobStatus.Succeeded:
+        return JobSucceeded(job, attempt)
+    if status is JobStatus.HeldOnMaster:
+        if attempt.outcome == "interrupted":
+            return JobInterrupted(job, attempt)
+        assert completion.scheduled_at is not None
+        return JobRetried(job, attempt, completion.scheduled_at)
+    if status is JobStatus.Cancelled:
+        return JobCancelled(job, attempt)
+    return JobFailed(job, attempt)
