@@ -1,66 +1,21 @@
-"""NATS JetStream agent: bucket queues as subjects of one stream, claimed by compare-and-swap.
+"""The NATS agent itself: the `AgentTransport` methods over the index, the reader and the packs.
 
-Why this shape:
-
-* One stream per agent connection; a job's own message lives on `jm.<hash>.<bucket>.<job>` with
-  `max_msgs_per_subject=1`, so the subject *is* the job's slot in its bucket and a push of a known
-  job replaces the old copy. Acked messages are deleted by sequence: nothing stays behind (limits
-  retention, explicit removal), unlike the .NET agent whose stream only ever grew.
-* New jobs (version 0: the YES path) pushed together travel as one pack,
-  `jm.<hash>.<bucket>.<pack>.p`, with a ledger `....<pack>.s` naming its settled members (see
-  `nats_pack`): a message per job cost nats-server a stored publish, a delivery and a delete, the
-  whole CPU of a 2-core machine at 15,000-20,000 jobs a second. Every reader expands packs into
-  entries of its index; the owner's read and ack settle members, and the pack and its ledger go
-  with the last one. A claim moves a member onto the job's own subject (guarded: the subject must
-  be empty), so everything after a claim is as for a job's own message. A member acknowledged by
-  one process can still be handed out by another that has not read the ledger yet; a member is a
-  version 0 job, which the master adopts at most once, so that costs a write, never a second run.
-* A claim must honour the caller's clock (`now`, `visible_at`) and order by due time. A JetStream
-  consumer hands out messages in stream order and hides them for a fixed real-time AckWait, so it
-  can honour neither. The claim state is therefore data: a claimed message is re-published on its
-  own subject with a `Jm-Vis` header (visible-at), guarded by `Nats-Expected-Last-Subject-Sequence`.
-  The server checks, atomically, that the subject still holds the exact copy we read: of two
-  claimers only one wins a message, a message acked or replaced meanwhile is never handed out, and a
-  push of a new version (no `Jm-Vis`) is visible again at once, as on the SQL agents. A KV bucket of
-  claims would cost the same write per message and could not tell that a message had been acked.
-* To choose what to claim, each process keeps an index of the buckets it claims from, fed by its
-  own pull consumer per bucket (no acks, memory state) that reads only what was stored since the
-  last call: a claim costs one pull round trip plus one guarded publish per claimed message, however
-  large the backlog. The index never trusts itself: it cannot see deletions made by other processes,
-  but a stale entry just fails its guarded publish and is dropped. `count` asks the server.
-* An ack deletes the sequence that was claimed, never a subject: on nats-server 2.9 a purge by
-  subject moves every consumer's read position past messages it has not delivered yet, which would
-  hide them from the readers above. (Also, a newer copy pushed after the claim survives the ack.)
-* Bucket existence is a marker message on `jm.<hash>.<bucket>`. A push checks the marker after
-  writing; destroy deletes the marker first, then counts. Whichever runs second sees the other: a
-  push that lands after the count finds no marker, withdraws its messages and raises
-  BucketGoneError, so no message is ever left in a destroyed bucket.
-* A push carries `Nats-Msg-Id = bucket:job:version` (a pack: `bucket:pack`, named after its
-  members; duplicate window 2 min): a retried publish is stored once, a new version is a new id.
-  Claims carry no id: they must never be de-duplicated.
-* Wake-ups: after each push a core-NATS message with the bucket id goes to `jmn.<hash>`.
-
-Every operation fails fast while the connection is down (the publisher then takes the NO path and
-the executors retry), and requests in flight fail as soon as the connection drops. The client
-reconnects for ever in the background; after a reconnect every reader starts a new consumer from
-where it stopped, since a restarted server may have lost the old one.
+The design (subjects, guarded claims, packs and ledgers, markers) is described in the package
+docstring, `jobmaster.agents.nats`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import functools
 import hashlib
-import heapq
 import itertools
 import logging
-import math
 import re
 import ssl
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -71,15 +26,23 @@ from nats.aio.subscription import Subscription
 
 from jobmaster.agents import nats_pack
 from jobmaster.agents.base import (
-    NEXT_DUE_SCAN,
     AgentMessage,
     AgentTransport,
     BucketGoneError,
     ReadCursor,
 )
+from jobmaster.agents.nats.index import (
+    Entry,
+    Pack,
+    View,
+    due_item,
+    enter,
+    first_due,
+    merge,
+    next_due,
+    settle,
+)
 from jobmaster.errors import ConfigError, JobMasterError, StoreError
-
-SCHEMES = ("nats",)
 
 log = logging.getLogger("jobmaster.agents.nats")
 
@@ -428,227 +391,6 @@ def _describe(reply: dict[str, Any]) -> str:
     return "unknown error"
 
 
-# ---- per-bucket index ----------------------------------------------------------------------------
-
-
-@dataclass(slots=True, eq=False)
-class _Pack:
-    """A pack as this process knows it: its members, and which of them are settled."""
-
-    token: str
-    seq: int
-    ids: list[str]
-    settled: set[int] = field(default_factory=set)
-    #: The newest ledger of this pack we wrote or read (0: none), and how many members it settles.
-    ledger_seq: int = 0
-    logged: int = 0
-
-    @property
-    def done(self) -> bool:
-        return len(self.settled) >= len(self.ids)
-
-
-@dataclass(slots=True)
-class _Entry:
-    seq: int
-    due_at: float
-    version: int
-    visible_at: float
-    payload: bytes
-    #: The pack it came in and its place there; None for a message on the job's own subject.
-    pack: _Pack | None = None
-    index: int = 0
-
-
-#: (due, seq, place in its pack, job id): ties in due time compare integers, in arrival order.
-_Item = tuple[float, int, int, str]
-
-
-def _item(job_id: str, entry: _Entry) -> _Item:
-    return (entry.due_at, entry.seq, entry.index, job_id)
-
-
-class _DueOrder:
-    """Items earliest first: a run of items that came in order, and a heap for the rest.
-
-    Messages mostly arrive in due order (a pack's members share their due time and follow each
-    other), and then each costs an append and a pop off a deque; a heap of a bucket's 200,000
-    waiting jobs took 40% of a reader's time pushing and popping.
-    """
-
-    __slots__ = ("_heap", "_run")
-
-    def __init__(self) -> None:
-        self._run: collections.deque[_Item] = collections.deque()
-        self._heap: list[_Item] = []
-
-    def __bool__(self) -> bool:
-        return bool(self._run) or bool(self._heap)
-
-    def push(self, item: _Item) -> None:
-        run = self._run
-        if not run or item >= run[-1]:
-            run.append(item)
-        else:
-            heapq.heappush(self._heap, item)
-
-    def first(self) -> _Item:
-        run, heap = self._run, self._heap
-        if heap and (not run or heap[0] < run[0]):
-            return heap[0]
-        return run[0]
-
-    def pop(self) -> _Item:
-        run, heap = self._run, self._heap
-        if heap and (not run or heap[0] < run[0]):
-            return heapq.heappop(heap)
-        return run.popleft()
-
-    def pop_due(self, due_before: float) -> _Item | None:
-        """The first item if it is due by `due_before`, taken off; None otherwise (one call a job)."""
-        run, heap = self._run, self._heap
-        if heap and (not run or heap[0] < run[0]):
-            return heapq.heappop(heap) if heap[0][0] <= due_before else None
-        return run.popleft() if run and run[0][0] <= due_before else None
-
-
-@dataclass(slots=True)
-class _View:
-    """One bucket as this process last read it (see the module docstring for why it may be stale)."""
-
-    bucket_id: str
-    subjects: str
-    prefix: str
-    entries: dict[str, _Entry] = field(default_factory=dict)
-    #: Entries in due order, then arrival order, so a claim reads as many as it takes instead of
-    #: the whole bucket. An item counts only while `entries` holds that job with that seq: replaced
-    #: and removed entries are skipped when they come up.
-    by_due: _DueOrder = field(default_factory=_DueOrder)
-    #: Entries the owner's last read took off `by_due`; they go back unless acknowledged meanwhile.
-    lent: list[tuple[str, _Entry]] = field(default_factory=list)
-    #: No entry is due later than this (an upper bound): unsaved claims skip the read while
-    #: every message is due before their window, the usual case.
-    latest_due: float = -math.inf
-    consumer: str | None = None
-    last_seq: int = 0
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    #: Pulled messages arrive under their own subjects, so each view has its own subscription;
-    #: a pull's terminating status arrives on `<deliver>.<pull number>`, which tells stale ones apart.
-    deliver: str = ""
-    consumer_seq: int = 0
-    #: Set on reconnect: the server may have restarted and lost the consumer; make a new one.
-    renew: bool = False
-    sub: Subscription | None = None
-    pull: _Pull | None = None
-    pulls: int = 0
-    #: Packs read and not yet removed, by token; those whose settlement must be written; ledgers
-    #: whose pack is gone, to remove.
-    packs: dict[str, _Pack] = field(default_factory=dict)
-    dirty: set[str] = field(default_factory=set)
-    orphans: list[int] = field(default_factory=list)
-    #: A one-off scan (count, find) rather than a claimer's view: headers only, and with `collect`
-    #: set, the messages are kept as they are instead of being applied.
-    headers_only: bool = False
-    collect: list[tuple[int, Msg]] | None = None
-
-    async def on_msg(self, msg: Msg) -> None:
-        pull = self.pull
-        if pull is None:
-            return
-        # Stored messages keep their own subject; statuses come on the reply subject of the pull.
-        if not msg.subject.startswith(self.deliver):
-            pull.add(msg)
-        elif msg.subject == f"{self.deliver}.{self.pulls}":
-            pull.finish(msg)
-
-    async def unsubscribe(self) -> None:
-        sub, self.sub = self.sub, None
-        if sub is not None:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
-
-
-def _first_due(view: _View, limit: int, due_before: float, now: float) -> list[tuple[str, _Entry]]:
-    """Up to `limit` visible entries due by `due_before`, earliest first, taken off the due order.
-
-    Entries claimed and not yet visible again are skipped and put back; stale items are dropped.
-    """
-    _restore(view)
-    picked: list[tuple[str, _Entry]] = []
-    hidden: list[_Item] = []
-    order, entries = view.by_due, view.entries
-    while len(picked) < limit:
-        item = order.pop_due(due_before)
-        if item is None:
-            break
-        entry = entries.get(item[3])
-        if entry is None or entry.seq != item[1]:
-            continue
-        if entry.visible_at > now:
-            hidden.append(item)
-        else:
-            picked.append((item[3], entry))
-    for item in hidden:
-        order.push(item)
-    return picked
-
-
-def _next_due(view: _View) -> float | None:
-    """The earliest `max(due, visible)` among the first `NEXT_DUE_SCAN` entries in due order.
-
-    The walk stops early once the next entry is due no sooner than the best found, which is
-    usually the first one; stale items met on the way are dropped.
-    """
-    _restore(view)
-    taken: list[_Item] = []
-    best = math.inf
-    order = view.by_due
-    while order and len(taken) < NEXT_DUE_SCAN and order.first()[0] < best:
-        item = order.pop()
-        entry = view.entries.get(item[3])
-        if entry is None or entry.seq != item[1]:
-            continue
-        taken.append(item)
-        best = min(best, max(entry.due_at, entry.visible_at))
-    for item in taken:
-        order.push(item)
-    return None if best == math.inf else best
-
-
-def _restore(view: _View) -> None:
-    """Put back what the owner read and has not acknowledged (usually nothing: it acknowledges
-    before it reads again), so a read costs one pass through the due order, not two."""
-    for job_id, entry in view.lent:
-        if view.entries.get(job_id) is entry:
-            view.by_due.push(_item(job_id, entry))
-    view.lent.clear()
-
-
-def _enter(view: _View, job_id: str, entry: _Entry) -> None:
-    view.entries[job_id] = entry
-    view.by_due.push(_item(job_id, entry))
-    view.latest_due = max(view.latest_due, entry.due_at)
-
-
-def _settle(view: _View, pack: _Pack, index: int) -> None:
-    """Mark a member settled here; `_flush` writes it to the ledger or removes the pack."""
-    if index not in pack.settled:
-        pack.settled.add(index)
-        view.dirty.add(pack.token)
-
-
-def _merge(view: _View, pack: _Pack, settled: set[int]) -> None:
-    """Take in what another process settled: those members are no longer ours to hand out."""
-    for index in settled - pack.settled:
-        job_id = pack.ids[index]
-        entry = view.entries.get(job_id)
-        if entry is not None and entry.pack is pack:
-            del view.entries[job_id]
-    pack.settled |= settled
-    if pack.done:
-        view.dirty.add(pack.token)
-
-
 def _float(value: str | None) -> float:
     if not value:
         return 0.0
@@ -729,7 +471,7 @@ class NatsAgent(AgentTransport):
         self.notify_subject = f"jmn.{subject_hash(cluster_id, name)}"
         self._nc: Client | None = None
         self._inbox = _Inbox()
-        self._views: dict[str, _View] = {}
+        self._views: dict[str, View] = {}
         self._markers: dict[str, int] = {}
         self._listeners: list[Subscription] = []
         self._last_error: Exception | None = None
@@ -938,11 +680,11 @@ class NatsAgent(AgentTransport):
     def _subject(self, bucket_id: str, job_id: str) -> str:
         return f"{self.root}.{token(bucket_id)}.{token(job_id)}"
 
-    def _view(self, bucket_id: str) -> _View:
+    def _view(self, bucket_id: str) -> View:
         view = self._views.get(bucket_id)
         if view is None:
             prefix = f"{self._marker(bucket_id)}."
-            view = _View(bucket_id, f"{prefix}>", prefix)
+            view = View(bucket_id, f"{prefix}>", prefix)
             self._views[bucket_id] = view
         return view
 
@@ -1067,14 +809,14 @@ class NatsAgent(AgentTransport):
             requests.append((f"{self.root}.{bucket}.{job}", m.payload, headers))
         return requests
 
-    async def _sync(self, nc: Client, view: _View) -> None:
+    async def _sync(self, nc: Client, view: View) -> None:
         """Read what the bucket's subjects stored since the last call (caller holds view.lock),
         then write what reading settled (duplicates) and retry writes that failed earlier."""
         await self._read_new(nc, view)
         if view.dirty or view.orphans:
             await self._flush(nc, view)
 
-    async def _read_new(self, nc: Client, view: _View) -> None:
+    async def _read_new(self, nc: Client, view: View) -> None:
         renewals = 0
         while True:
             if view.renew:
@@ -1157,7 +899,7 @@ class NatsAgent(AgentTransport):
                 f" {pull.status} {pull.description}"
             )
 
-    async def _flush(self, nc: Client, view: _View) -> None:
+    async def _flush(self, nc: Client, view: View) -> None:
         """Write what this process settled in its packs: remove each pack whose members are all
         settled (and its ledger), and write a new ledger for each other changed one. A write that
         fails stays due, for the next call to retry."""
@@ -1182,7 +924,7 @@ class NatsAgent(AgentTransport):
             view.dirty |= tokens
             view.orphans += orphans
 
-    async def _write_ledgers(self, nc: Client, view: _View, packs: list[_Pack]) -> list[_Pack]:
+    async def _write_ledgers(self, nc: Client, view: View, packs: list[Pack]) -> list[Pack]:
         """Replace each pack's ledger, guarded by the sequence of the last one we know, so that of
         two processes settling members of one pack neither undoes the other. Returns the packs
         another process wrote to meanwhile, with its ledger merged in, to write again."""
@@ -1200,7 +942,7 @@ class NatsAgent(AgentTransport):
                 for p, settled, last in written
             ],
         )
-        conflicts: list[_Pack] = []
+        conflicts: list[Pack] = []
         for (pack, settled, _), reply in zip(written, replies, strict=True):
             if "error" not in reply:
                 if int(reply["seq"]) > pack.ledger_seq:
@@ -1219,7 +961,7 @@ class NatsAgent(AgentTransport):
                 continue
             pack.ledger_seq, settled = current
             pack.logged = len(settled)
-            _merge(view, pack, settled)
+            merge(view, pack, settled)
         return conflicts
 
     async def _read_ledger(self, nc: Client, subject: str, size: int) -> tuple[int, set[int]] | None:
@@ -1246,7 +988,7 @@ class NatsAgent(AgentTransport):
             )
         return msg
 
-    async def _answered(self, nc: Client, view: _View, pull: _Pull) -> bool:
+    async def _answered(self, nc: Client, view: View, pull: _Pull) -> bool:
         """Wait for a pull's end; False if it will not come.
 
         nats-server 2.9 leaves a no-wait pull unanswered, parked as a waiting request, when messages
@@ -1265,7 +1007,7 @@ class NatsAgent(AgentTransport):
             return True
         return False
 
-    async def _create_consumer(self, nc: Client, view: _View) -> None:
+    async def _create_consumer(self, nc: Client, view: View) -> None:
         config: dict[str, Any] = {
             "ack_policy": "none",
             "filter_subject": view.subjects,
@@ -1290,7 +1032,7 @@ class NatsAgent(AgentTransport):
         view.consumer = str(reply["name"])
         view.consumer_seq = 0
 
-    def _apply(self, view: _View, msg: Msg, seq: int) -> None:
+    def _apply(self, view: View, msg: Msg, seq: int) -> None:
         if seq <= 0:
             return
         name, dot, kind = msg.subject[len(view.prefix) :].partition(".")
@@ -1301,24 +1043,24 @@ class NatsAgent(AgentTransport):
         elif kind == "s":
             self._apply_ledger(view, name, msg, seq)
 
-    def _apply_job(self, view: _View, job_id: str, msg: Msg, seq: int) -> None:
+    def _apply_job(self, view: View, job_id: str, msg: Msg, seq: int) -> None:
         known = view.entries.get(job_id)
         if known is not None and known.seq >= seq:
             return
         if known is not None and known.pack is not None:
-            _settle(view, known.pack, known.index)  # claimed onto its own subject, or pushed anew
+            settle(view, known.pack, known.index)  # claimed onto its own subject, or pushed anew
         headers = msg.headers or {}
         # Odd data never stops the reader: defaults make it claimable, and the engine sets it aside.
-        entry = _Entry(
+        entry = Entry(
             seq,
             _float(headers.get(DUE)),
             _int(headers.get(VERSION)),
             _float(headers.get(VISIBLE)),
             msg.data,
         )
-        _enter(view, job_id, entry)
+        enter(view, job_id, entry)
 
-    def _apply_pack(self, view: _View, name: str, msg: Msg, seq: int) -> None:
+    def _apply_pack(self, view: View, name: str, msg: Msg, seq: int) -> None:
         """Each member not settled yet becomes an entry, unless the view holds that job already:
         then the member is a second copy (a push retried with other jobs) and is settled."""
         headers = msg.headers or {}
@@ -1327,7 +1069,7 @@ class NatsAgent(AgentTransport):
             return
         if pack is None:
             text = headers.get(PACK_IDS, "")
-            pack = _Pack(name, seq, [untoken(t) for t in text.split(",")] if text else [])
+            pack = Pack(name, seq, [untoken(t) for t in text.split(",")] if text else [])
             view.packs[name] = pack
         else:
             pack.seq = seq  # the same members pushed again once the duplicate window had passed
@@ -1340,23 +1082,23 @@ class NatsAgent(AgentTransport):
             )
         if members is None:
             members = [(msg.data, 0, 0.0)] * len(pack.ids)
-        # `_enter`, inlined: this loop runs once for every job that travels through NATS.
+        # `enter`, inlined: this loop runs once for every job that travels through NATS.
         entries, push, settled = view.entries, view.by_due.push, pack.settled
         for index, (job_id, (payload, version, due)) in enumerate(zip(pack.ids, members, strict=True)):
             if index in settled:
                 continue
             known = entries.get(job_id)
             if known is not None and known.pack is not pack:
-                _settle(view, pack, index)
+                settle(view, pack, index)
                 continue
-            entries[job_id] = _Entry(seq, due, version, 0.0, payload, pack, index)
+            entries[job_id] = Entry(seq, due, version, 0.0, payload, pack, index)
             push((due, seq, index, job_id))
         if members:
             view.latest_due = max(view.latest_due, max(due for _, _, due in members))
         if pack.done:  # it names no job (odd data), or only jobs the view holds already
             view.dirty.add(name)
 
-    def _apply_ledger(self, view: _View, name: str, msg: Msg, seq: int) -> None:
+    def _apply_ledger(self, view: View, name: str, msg: Msg, seq: int) -> None:
         pack = view.packs.get(name)
         if pack is None:
             view.orphans.append(seq)  # its pack is gone (packs are stored before their ledgers)
@@ -1366,10 +1108,10 @@ class NatsAgent(AgentTransport):
         settled = nats_pack.parse_ranges((msg.headers or {}).get(SETTLED, ""), len(pack.ids))
         pack.ledger_seq = seq
         pack.logged = len(settled)
-        _merge(view, pack, settled)
+        merge(view, pack, settled)
 
     async def _take(
-        self, nc: Client, view: _View, candidates: list[tuple[str, _Entry]], limit: int, visible_at: float
+        self, nc: Client, view: View, candidates: list[tuple[str, Entry]], limit: int, visible_at: float
     ) -> list[AgentMessage]:
         """Claim the first `limit` candidates that nobody changed since we read them."""
         candidates.sort(key=lambda c: c[1].due_at)
@@ -1402,7 +1144,7 @@ class NatsAgent(AgentTransport):
                     errors.append(reply)
                     continue
                 if entry.pack is not None:
-                    _settle(view, entry.pack, entry.index)
+                    settle(view, entry.pack, entry.index)
                     entry.pack = None
                 if "error" not in reply:
                     entry.seq = int(reply["seq"])
@@ -1431,7 +1173,7 @@ class NatsAgent(AgentTransport):
         view = self._view(bucket_id)
         async with view.lock:
             await self._sync(nc, view)
-            candidates = _first_due(view, limit, due_before, now)
+            candidates = first_due(view, limit, due_before, now)
             try:
                 return await self._take(nc, view, candidates, limit, visible_at)
             finally:
@@ -1439,7 +1181,7 @@ class NatsAgent(AgentTransport):
                 # lapses), failed ones under their old one; those that are gone stay out.
                 for job_id, entry in candidates:
                     if view.entries.get(job_id) is entry:
-                        view.by_due.push(_item(job_id, entry))
+                        view.by_due.push(due_item(job_id, entry))
 
     async def read_due(
         self,
@@ -1462,7 +1204,7 @@ class NatsAgent(AgentTransport):
         view = self._view(bucket_id)
         async with view.lock:
             await self._sync(nc, view)
-            picked = _first_due(view, limit, due_before, now)
+            picked = first_due(view, limit, due_before, now)
             view.lent = picked
             return [AgentMessage(job_id, e.due_at, e.version, e.payload) for job_id, e in picked]
 
@@ -1504,7 +1246,7 @@ class NatsAgent(AgentTransport):
                 unknown.append(job_id)
             elif entry.pack is not None:
                 assert view is not None
-                entry.pack.settled.add(entry.index)  # `_settle`, inlined: once a job
+                entry.pack.settled.add(entry.index)  # `settle`, inlined: once a job
                 view.dirty.add(entry.pack.token)
                 del view.entries[job_id]
             else:
@@ -1540,7 +1282,7 @@ class NatsAgent(AgentTransport):
         view = self._view(bucket_id)
         async with view.lock:
             await self._sync(nc, view)
-            return _next_due(view)
+            return next_due(view)
 
     async def count(self, bucket_id: str) -> int:
         """Jobs in the bucket, claimed or not, asked of the server, never of the local index.
@@ -1554,7 +1296,7 @@ class NatsAgent(AgentTransport):
         if not await self._pending(nc, f"{prefix}*.*"):
             # No pack: one message per job, so the server's count is the answer, without a read.
             return await self._pending(nc, f"{prefix}*")
-        scan = await self._scan(nc, _View(bucket_id, f"{prefix}>", prefix, headers_only=True))
+        scan = await self._scan(nc, View(bucket_id, f"{prefix}>", prefix, headers_only=True))
         return len(scan.entries)
 
     async def _pending(self, nc: Client, subjects: str) -> int:
@@ -1576,7 +1318,7 @@ class NatsAgent(AgentTransport):
             await self._api(nc, f"CONSUMER.DELETE.{self.stream}.{reply['name']}")
         return int(reply.get("num_pending", 0))
 
-    async def _scan(self, nc: Client, view: _View) -> _View:
+    async def _scan(self, nc: Client, view: View) -> View:
         """Read a one-off view to the end of what is stored, then drop its consumer."""
         try:
             await self._read_new(nc, view)
@@ -1584,7 +1326,7 @@ class NatsAgent(AgentTransport):
             await self._forget(nc, view)
         return view
 
-    async def _forget(self, nc: Client, view: _View) -> None:
+    async def _forget(self, nc: Client, view: View) -> None:
         await view.unsubscribe()
         if view.consumer:
             with contextlib.suppress(Exception):
@@ -1604,7 +1346,7 @@ class NatsAgent(AgentTransport):
         wanted = token(job_id)
         found: list[tuple[int, Msg]] = []
         await self._scan(
-            nc, _View("(packs)", f"{self.root}.*.*.p", f"{self.root}.", headers_only=True, collect=found)
+            nc, View("(packs)", f"{self.root}.*.*.p", f"{self.root}.", headers_only=True, collect=found)
         )
         for seq, msg in found:
             ids = (msg.headers or {}).get(PACK_IDS, "").split(",")
@@ -1620,6 +1362,3 @@ class NatsAgent(AgentTransport):
                 payload, version, due = members[index]
                 return AgentMessage(job_id, due, version, payload)
         return None
-
-
-TRANSPORT = NatsAgent
