@@ -46,16 +46,12 @@ reconnects for ever in the background; after a reconnect every reader starts a n
 where it stopped, since a restarted server may have lost the old one.
 """
 
+from jobmaster.agents.nats.options import NatsOptions, parse_url, stream_name, token, untoken
 from jobmaster.agents.nats.transport import (
     PACK_IDS,
     NatsAgent,
     NatsAgentError,
-    NatsOptions,
     NatsUnavailableError,
-    parse_url,
-    stream_name,
-    token,
-    untoken,
 )
 
 #: What `jobmaster.backends` looks for: the URL schemes served, and the class that serves them.
