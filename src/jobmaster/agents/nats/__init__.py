@@ -47,12 +47,8 @@ where it stopped, since a restarted server may have lost the old one.
 """
 
 from jobmaster.agents.nats.options import NatsOptions, parse_url, stream_name, token, untoken
-from jobmaster.agents.nats.transport import (
-    PACK_IDS,
-    NatsAgent,
-    NatsAgentError,
-    NatsUnavailableError,
-)
+from jobmaster.agents.nats.transport import NatsAgent
+from jobmaster.agents.nats.wire import PACK_IDS, NatsAgentError, NatsUnavailableError
 
 #: What `jobmaster.backends` looks for: the URL schemes served, and the class that serves them.
 SCHEMES = ("nats",)

@@ -21,7 +21,7 @@ from nats.aio.subscription import Subscription
 from jobmaster.agents.base import NEXT_DUE_SCAN
 
 if TYPE_CHECKING:
-    from jobmaster.agents.nats.transport import _Pull
+    from jobmaster.agents.nats.wire import Pull
 
 
 @dataclass(slots=True, eq=False)
@@ -132,7 +132,7 @@ class View:
     #: Set on reconnect: the server may have restarted and lost the consumer; make a new one.
     renew: bool = False
     sub: Subscription | None = None
-    pull: _Pull | None = None
+    pull: Pull | None = None
     pulls: int = 0
     #: Packs read and not yet removed, by token; those whose settlement must be written; ledgers
     #: whose pack is gone, to remove.

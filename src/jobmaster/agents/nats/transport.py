@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -37,29 +36,37 @@ from jobmaster.agents.nats.index import (
     settle,
 )
 from jobmaster.agents.nats.options import parse_url, stream_name, subject_hash, token, untoken
-from jobmaster.errors import ConfigError, JobMasterError, StoreError
+from jobmaster.agents.nats.wire import (
+    API_TIMEOUT,
+    DUE,
+    EXPECT_SUBJECT_SEQ,
+    MSG_ID,
+    NOT_FOUND_CODES,
+    PACK_IDS,
+    SEQUENCE,
+    SETTLED,
+    VERSION,
+    VISIBLE,
+    WRONG_LAST_SEQUENCE,
+    JetStream,
+    NatsAgentError,
+    NatsUnavailableError,
+    Pull,
+    Request,
+    delivery,
+    describe,
+    err_code,
+    header_float,
+    header_int,
+    new_client,
+)
+from jobmaster.errors import ConfigError, JobMasterError
 
 log = logging.getLogger("jobmaster.agents.nats")
 
-DUE = "Jm-Due"
-VERSION = "Jm-Ver"
-VISIBLE = "Jm-Vis"
-EXPECT_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
-MSG_ID = "Nats-Msg-Id"
-SEQUENCE = "Nats-Sequence"
-#: A pack's member ids (subject tokens, comma-separated), and a ledger's settled member indices.
-PACK_IDS = "Jm-Ids"
-SETTLED = "Jm-Settled"
-
-#: JetStream error code: the subject's last sequence is not the expected one.
-WRONG_LAST_SEQUENCE = 10071
-NOT_FOUND_CODES = (10059, 10014, 10037, 10043)  # stream, consumer, message, sequence not found
 DUPLICATE_WINDOW_S = 120.0
-#: Requests in flight at once per batch (a batch of 2,000 acks goes out as two rounds).
-WINDOW = 1000
 #: Messages per pull request while reading a bucket.
 PULL_BATCH = 2000
-API_TIMEOUT = 5.0
 #: A pull to a consumer the server lost (restart) gets no answer at all: how long until we check.
 PULL_TIMEOUT = 2.0
 #: How long a pull may take before we ask the server whether it parked it (see `_answered`).
@@ -75,214 +82,6 @@ CONNECT_TIMEOUT = 2
 RECONNECT_WAIT = 1
 
 
-#: A request to send: subject, payload and headers.
-_Request = tuple[str, bytes, dict[str, str] | None]
-
-
-class NatsUnavailableError(JobMasterError, ConnectionError):
-    """The NATS server cannot be reached (the message names the URL, without credentials)."""
-
-
-class NatsAgentError(StoreError):
-    """JetStream refused a request."""
-
-
-# ---- in-flight replies ---------------------------------------------------------------------------
-
-
-class _Batch:
-    """Replies to `size` requests sent at once, by index."""
-
-    def __init__(self, size: int) -> None:
-        self.replies: list[Msg | None] = [None] * size
-        self.left = size
-        self.aborted = False
-        self.done = asyncio.get_running_loop().create_future()
-        if size == 0:
-            self.done.set_result(None)
-
-    def add(self, index: str, msg: Msg) -> None:
-        try:
-            i = int(index)
-        except ValueError:
-            return
-        if 0 <= i < len(self.replies) and self.replies[i] is None:
-            self.replies[i] = msg
-            self.left -= 1
-            if self.left == 0 and not self.done.done():
-                self.done.set_result(None)
-
-    def abort(self) -> None:
-        """The connection dropped: replies still missing will never come."""
-        self.aborted = True
-        if not self.done.done():
-            self.done.set_result(None)
-
-
-class _Pull:
-    """The messages one no-wait pull request returns, up to its terminating status."""
-
-    def __init__(self, batch: int) -> None:
-        self.batch = batch
-        self.messages: list[Msg] = []
-        self.status: str | None = None
-        self.description = ""
-        self.aborted = False
-        self.done = asyncio.get_running_loop().create_future()
-
-    def add(self, msg: Msg) -> None:
-        if not self.done.done():
-            self.messages.append(msg)
-            if len(self.messages) >= self.batch:
-                self.done.set_result(None)
-
-    def finish(self, msg: Msg) -> None:
-        """A status message on the pull's own reply subject: 404/408 end it, 100 is a heartbeat."""
-        status = msg.headers.get("Status") if msg.headers else None
-        if status == "100" or self.done.done():
-            return
-        self.status = status or "000"
-        self.description = str(msg.headers.get("Description", "")) if msg.headers else ""
-        self.done.set_result(None)
-
-    def abort(self) -> None:
-        self.aborted = True
-        if not self.done.done():
-            self.done.set_result(None)
-
-
-class _Inbox:
-    """One wildcard subscription that routes replies to the call waiting for them."""
-
-    def __init__(self) -> None:
-        self.prefix = ""
-        self._waiting: dict[str, _Batch] = {}
-        self._ids = itertools.count(1)
-        self._sub: Subscription | None = None
-
-    async def start(self, nc: Client) -> None:
-        self.prefix = nc.new_inbox()
-        self._sub = await nc.subscribe(
-            f"{self.prefix}.>", cb=self._on_msg, pending_msgs_limit=0, pending_bytes_limit=0
-        )
-
-    async def stop(self) -> None:
-        self.abort()
-        if self._sub is not None:
-            sub, self._sub = self._sub, None
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
-
-    def open(self, waiter: _Batch) -> str:
-        key = str(next(self._ids))
-        self._waiting[key] = waiter
-        return key
-
-    def close(self, key: str) -> None:
-        self._waiting.pop(key, None)
-
-    def abort(self) -> None:
-        for waiter in list(self._waiting.values()):
-            waiter.abort()
-
-    async def _on_msg(self, msg: Msg) -> None:
-        key, _, index = msg.subject[len(self.prefix) + 1 :].partition(".")
-        waiter = self._waiting.get(key)
-        if waiter is not None:
-            waiter.add(index, msg)
-
-
-def _reply(msg: Msg | None) -> dict[str, Any]:
-    """A JetStream API reply as a dict; a missing or unreadable one as an error entry."""
-    if msg is None:
-        return {"error": {"code": 408, "err_code": 0, "description": "no reply in time"}}
-    if msg.headers and msg.headers.get("Status") == "503":
-        return {"error": {"code": 503, "err_code": 0, "description": "JetStream is not available"}}
-    try:
-        value = orjson.loads(msg.data)
-    except orjson.JSONDecodeError:
-        return {"error": {"code": 500, "err_code": 0, "description": f"unreadable reply {msg.data[:80]!r}"}}
-    return value if isinstance(value, dict) else {"error": {"code": 500, "err_code": 0}}
-
-
-def _err_code(reply: dict[str, Any]) -> int:
-    error = reply.get("error")
-    return int(error.get("err_code") or 0) if isinstance(error, dict) else 0
-
-
-def _describe(reply: dict[str, Any]) -> str:
-    error = reply.get("error")
-    if isinstance(error, dict):
-        return f"{error.get('description', 'error')} (code {error.get('code')}/{error.get('err_code')})"
-    return "unknown error"
-
-
-def _float(value: str | None) -> float:
-    if not value:
-        return 0.0
-    try:
-        return float(value)
-    except ValueError:
-        return 0.0
-
-
-def _int(value: str | None) -> int:
-    if not value:
-        return 0
-    try:
-        return int(value)
-    except ValueError:
-        return 0
-
-
-def _delivery(reply: str | None) -> tuple[int, int, int]:
-    """Stream sequence, consumer sequence and messages still pending, from a delivery's reply.
-
-    `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>`, or the longer form with
-    a domain and account hash in front of the stream name.
-    """
-    if not reply:
-        return 0, 0, 0
-    tokens = reply.split(".")
-    if len(tokens) == 9:
-        return _int(tokens[5]), _int(tokens[6]), _int(tokens[8])
-    if len(tokens) >= 11:
-        return _int(tokens[7]), _int(tokens[8]), _int(tokens[10])
-    return 0, 0, 0
-
-
-class _Client(Client):
-    """nats-py's client, with a fast path for plain header blocks.
-
-    nats-py parses every header block with the standard library's email parser, a quarter of this
-    agent's CPU time under load (and a pull's closing status, one a read, cost 3% of a worker's). A
-    block of `Name: value` lines after `NATS/1.0`, with a status and description on that first line
-    or not, is all JetStream sends; anything else (folded lines) goes to nats-py.
-    """
-
-    async def _process_headers(self, headers: bytes) -> dict[str, str] | None:
-        if headers and headers.startswith(b"NATS/1.0") and headers.isascii():
-            first, *lines = headers.decode("ascii").split("\r\n")
-            parsed: dict[str, str] = {}
-            status, _, description = first[8:].strip().partition(" ")
-            if status.isdigit():
-                parsed["Status"] = status
-                if description:
-                    parsed["Description"] = description.strip()
-            elif status:
-                return await super()._process_headers(headers)
-            for line in lines:
-                if not line:
-                    continue
-                name, colon, value = line.partition(":")
-                if not colon or line[0] in " \t":
-                    break
-                parsed[name.strip()] = value.strip()
-            else:
-                return parsed or None
-        return await super()._process_headers(headers)
-
-
 # ---- the transport -------------------------------------------------------------------------------
 
 
@@ -296,7 +95,7 @@ class NatsAgent(AgentTransport):
         self.root = f"jm.{subject_hash(cluster_id, name)}"
         self.notify_subject = f"jmn.{subject_hash(cluster_id, name)}"
         self._nc: Client | None = None
-        self._inbox = _Inbox()
+        self._js = JetStream(name, self.options.safe_url, self.stream)
         self._views: dict[str, View] = {}
         self._markers: dict[str, int] = {}
         self._listeners: list[Subscription] = []
@@ -318,7 +117,7 @@ class NatsAgent(AgentTransport):
         if self._nc is not None:
             return
         options = self.options
-        nc = _Client()
+        nc = new_client()
         try:
             await asyncio.wait_for(
                 nc.connect(
@@ -350,20 +149,26 @@ class NatsAgent(AgentTransport):
                 f"{type(cause).__name__} {cause}".rstrip()
             ) from None
         nc.options["max_reconnect_attempts"] = -1
-        # nats-py upgrades to TLS only when the server requires it: refuse a silent plain connection.
-        info: dict[str, Any] = getattr(nc, "_server_info", None) or {}
-        if options.tls and not info.get("tls_required", False):
+        try:
+            self._check_server(await self._js.server_info(nc))
+        except Exception:
             await nc.close()
+            raise
+        self._nc = nc
+        await self._js.inbox.start(nc)
+
+    def _check_server(self, info: dict[str, Any]) -> None:
+        """Refuse a server without what the URL asked for, from the INFO it sent."""
+        # nats-py upgrades to TLS only when the server requires it: refuse a silent plain connection.
+        if self.options.tls and not info.get("tls_required", False):
             raise ConfigError(
-                f"agent {self.name!r}: TLS was asked for but NATS at {options.safe_url} does not offer it"
+                f"agent {self.name!r}: TLS was asked for but NATS at {self.options.safe_url}"
+                " does not offer it"
             )
         if not info.get("jetstream", False):
-            await nc.close()
             raise ConfigError(
-                f"agent {self.name!r}: NATS at {options.safe_url} has no JetStream (start it with -js)"
+                f"agent {self.name!r}: NATS at {self.options.safe_url} has no JetStream (start it with -js)"
             )
-        self._nc = nc
-        await self._inbox.start(nc)
 
     async def close(self) -> None:
         nc, self._nc = self._nc, None
@@ -376,7 +181,7 @@ class NatsAgent(AgentTransport):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(
                     asyncio.gather(
-                        *(self._api(nc, f"CONSUMER.DELETE.{self.stream}.{c}") for c in consumers),
+                        *(self._js.api(nc, f"CONSUMER.DELETE.{self.stream}.{c}") for c in consumers),
                         return_exceptions=True,
                     ),
                     API_TIMEOUT,
@@ -384,7 +189,7 @@ class NatsAgent(AgentTransport):
         for view in views:
             await view.unsubscribe()
         self._listeners.clear()
-        await self._inbox.stop()
+        await self._js.inbox.stop()
         with contextlib.suppress(Exception):
             await nc.close()
 
@@ -396,7 +201,7 @@ class NatsAgent(AgentTransport):
     async def _on_disconnected(self) -> None:
         # Requests written to the dead socket will never be answered: fail them now rather than
         # after their timeout.
-        self._inbox.abort()
+        self._js.inbox.abort()
         for view in self._views.values():
             if view.pull is not None:
                 view.pull.abort()
@@ -408,44 +213,6 @@ class NatsAgent(AgentTransport):
             view.renew = True
         self._markers.clear()
         log.warning("agent %s: reconnected to NATS at %s", self.name, self.options.safe_url)
-
-    # ---- raw requests ------------------------------------------------------------------------
-
-    async def _api(self, nc: Client, endpoint: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        payload = orjson.dumps(body) if body is not None else b""
-        [reply] = await self._many(nc, [(f"$JS.API.{endpoint}", payload, None)])
-        return reply
-
-    async def _many(self, nc: Client, requests: Sequence[_Request]) -> list[dict[str, Any]]:
-        """JetStream API requests or publishes, sent at once; replies in the same order."""
-        return [_reply(msg) for msg in await self._send(nc, requests)]
-
-    async def _send(self, nc: Client, requests: Sequence[_Request]) -> list[Msg | None]:
-        """Send requests (subject, payload, headers) without waiting in between; raw replies.
-
-        A reply missing after API_TIMEOUT is None. If the connection drops meanwhile, raises
-        NatsUnavailableError at once: some of the requests may have taken effect.
-        """
-        replies: list[Msg | None] = []
-        for start in range(0, len(requests), WINDOW):
-            chunk = requests[start : start + WINDOW]
-            batch = _Batch(len(chunk))
-            key = self._inbox.open(batch)
-            try:
-                reply_to = f"{self._inbox.prefix}.{key}."
-                for i, (subject, payload, headers) in enumerate(chunk):
-                    await nc.publish(subject, payload, reply=f"{reply_to}{i}", headers=headers)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(batch.done), API_TIMEOUT)
-            finally:
-                self._inbox.close(key)
-            if batch.aborted:
-                raise NatsUnavailableError(
-                    f"agent {self.name!r}: connection to NATS at {self.options.safe_url} lost"
-                    f" with {batch.left} of {len(chunk)} request(s) unanswered"
-                )
-            replies.extend(batch.replies)
-        return replies
 
     # ---- schema ------------------------------------------------------------------------------
 
@@ -471,29 +238,29 @@ class NatsAgent(AgentTransport):
     async def migrate(self) -> None:
         nc = self._client()
         wanted = self._stream_config()
-        info = await self._api(nc, f"STREAM.INFO.{self.stream}")
-        if _err_code(info) in NOT_FOUND_CODES:
-            created = await self._api(nc, f"STREAM.CREATE.{self.stream}", wanted)
+        info = await self._js.api(nc, f"STREAM.INFO.{self.stream}")
+        if err_code(info) in NOT_FOUND_CODES:
+            created = await self._js.api(nc, f"STREAM.CREATE.{self.stream}", wanted)
             if "error" not in created:
                 return
-            info = await self._api(nc, f"STREAM.INFO.{self.stream}")  # another process won the race
+            info = await self._js.api(nc, f"STREAM.INFO.{self.stream}")  # another process won the race
         if "error" in info:
-            raise NatsAgentError(f"agent {self.name!r}: stream {self.stream}: {_describe(info)}")
+            raise NatsAgentError(f"agent {self.name!r}: stream {self.stream}: {describe(info)}")
         current = info.get("config", {})
         if any(current.get(k) != wanted[k] for k in ("subjects", "max_msgs_per_subject", "allow_direct")):
-            updated = await self._api(nc, f"STREAM.UPDATE.{self.stream}", {**current, **wanted})
+            updated = await self._js.api(nc, f"STREAM.UPDATE.{self.stream}", {**current, **wanted})
             if "error" in updated:
                 raise NatsAgentError(
-                    f"agent {self.name!r}: stream {self.stream} cannot be updated: {_describe(updated)}"
+                    f"agent {self.name!r}: stream {self.stream} cannot be updated: {describe(updated)}"
                 )
 
     async def drop(self) -> None:
         """Delete this agent's stream and every message in it (tests, decommissioning)."""
         nc = self._client()
-        reply = await self._api(nc, f"STREAM.DELETE.{self.stream}")
-        if "error" in reply and _err_code(reply) not in NOT_FOUND_CODES:
+        reply = await self._js.api(nc, f"STREAM.DELETE.{self.stream}")
+        if "error" in reply and err_code(reply) not in NOT_FOUND_CODES:
             raise NatsAgentError(
-                f"agent {self.name!r}: cannot delete stream {self.stream}: {_describe(reply)}"
+                f"agent {self.name!r}: cannot delete stream {self.stream}: {describe(reply)}"
             )
         self._views.clear()
         self._markers.clear()
@@ -528,21 +295,21 @@ class NatsAgent(AgentTransport):
     async def create_bucket(self, bucket_id: str) -> None:
         nc = self._client()
         body = orjson.dumps({"bucket": bucket_id, "agent": self.name})
-        [reply] = await self._many(nc, [(self._marker(bucket_id), body, {EXPECT_SUBJECT_SEQ: "0"})])
+        [reply] = await self._js.many(nc, [(self._marker(bucket_id), body, {EXPECT_SUBJECT_SEQ: "0"})])
         if "error" not in reply:
             self._markers[bucket_id] = int(reply["seq"])
-        elif _err_code(reply) != WRONG_LAST_SEQUENCE:  # that one means: it exists already
-            raise NatsAgentError(f"agent {self.name!r}: cannot create bucket {bucket_id}: {_describe(reply)}")
+        elif err_code(reply) != WRONG_LAST_SEQUENCE:  # that one means: it exists already
+            raise NatsAgentError(f"agent {self.name!r}: cannot create bucket {bucket_id}: {describe(reply)}")
 
     async def _read_marker(self, nc: Client, bucket_id: str) -> int | None:
         """The marker's sequence, read from the stream leader (None: no such bucket)."""
-        reply = await self._api(
+        reply = await self._js.api(
             nc, f"STREAM.MSG.GET.{self.stream}", {"last_by_subj": self._marker(bucket_id)}
         )
         if "error" in reply:
-            if _err_code(reply) in NOT_FOUND_CODES:
+            if err_code(reply) in NOT_FOUND_CODES:
                 return None
-            raise NatsAgentError(f"agent {self.name!r}: bucket {bucket_id}: {_describe(reply)}")
+            raise NatsAgentError(f"agent {self.name!r}: bucket {bucket_id}: {describe(reply)}")
         return int(reply["message"]["seq"])
 
     async def destroy_bucket(self, bucket_id: str) -> bool:
@@ -550,7 +317,7 @@ class NatsAgent(AgentTransport):
         self._markers.pop(bucket_id, None)
         marker = await self._read_marker(nc, bucket_id)
         if marker is not None:
-            await self._delete(nc, [marker], f"cannot destroy bucket {bucket_id}")
+            await self._js.delete(nc, [marker], f"cannot destroy bucket {bucket_id}")
         # From here on, pushes fail their marker check; anything stored before is counted now.
         if await self.count(bucket_id):
             await self.create_bucket(bucket_id)
@@ -559,24 +326,6 @@ class NatsAgent(AgentTransport):
         if view is not None:
             await self._forget(nc, view)
         return True
-
-    async def _delete(self, nc: Client, seqs: Sequence[int], what: str) -> list[bool]:
-        """Delete messages by sequence; False for one already gone (replaced, claimed, acked).
-
-        Never a purge by subject: on nats-server 2.9 a filtered purge moves the read position of
-        consumers past messages they have not delivered yet, which would hide those messages from
-        this agent's readers. Deleting one sequence leaves every consumer's position intact.
-        """
-        endpoint = f"$JS.API.STREAM.MSG.DELETE.{self.stream}"
-        replies = await self._many(
-            nc, [(endpoint, orjson.dumps({"seq": s, "no_erase": True}), None) for s in seqs]
-        )
-        done = []
-        for reply in replies:
-            if "error" in reply and _err_code(reply) not in NOT_FOUND_CODES:
-                raise NatsAgentError(f"agent {self.name!r}: {what}: {_describe(reply)}")
-            done.append("error" not in reply)
-        return done
 
     # ---- messages ----------------------------------------------------------------------------
 
@@ -591,26 +340,26 @@ class NatsAgent(AgentTransport):
             if marker is None:
                 raise BucketGoneError(f"bucket {bucket_id} does not exist on agent {self.name!r}")
             self._markers[bucket_id] = marker
-        replies = await self._many(nc, self._publishes(nc, bucket_id, latest))
+        replies = await self._js.many(nc, self._publishes(nc, bucket_id, latest))
         stored = [int(r["seq"]) for r in replies if "error" not in r and not r.get("duplicate")]
         now = await self._read_marker(nc, bucket_id)
         if now is None:
             # A destroy removed the marker meanwhile and may not have counted these: withdraw them
             # (a copy already claimed by a drainer has another sequence and stays with it).
             self._markers.pop(bucket_id, None)
-            await self._delete(nc, stored, f"withdrawing messages from bucket {bucket_id}")
+            await self._js.delete(nc, stored, f"withdrawing messages from bucket {bucket_id}")
             raise BucketGoneError(f"bucket {bucket_id} was destroyed on agent {self.name!r}")
         self._markers[bucket_id] = now
         failed = [r for r in replies if "error" in r]
         if failed:
             raise NatsAgentError(
                 f"agent {self.name!r}: {len(failed)} of {len(replies)} message(s) to bucket {bucket_id}"
-                f" not stored: {_describe(failed[0])}"
+                f" not stored: {describe(failed[0])}"
             )
         with contextlib.suppress(Exception):
             await nc.publish(self.notify_subject, bucket_id.encode())
 
-    def _publishes(self, nc: Client, bucket_id: str, messages: list[AgentMessage]) -> list[_Request]:
+    def _publishes(self, nc: Client, bucket_id: str, messages: list[AgentMessage]) -> list[Request]:
         """New jobs (version 0) go in packs, several to a message; the rest each on its own subject,
         where a push of a known job replaces the copy stored before."""
         bucket = token(bucket_id)
@@ -619,7 +368,7 @@ class NatsAgent(AgentTransport):
         names = [token(m.job_id) for m in fresh]
         id_sizes = [len(n) + 1 for n in names]
         sizes = [nats_pack.MEMBER.size + len(m.payload) + n for m, n in zip(fresh, id_sizes, strict=True)]
-        requests: list[_Request] = []
+        requests: list[Request] = []
         for group in nats_pack.split(sizes, id_sizes, nc.max_payload - nats_pack.HEADROOM):
             if len(group) == 1:
                 single.append(fresh[group.start])
@@ -649,7 +398,7 @@ class NatsAgent(AgentTransport):
                 view.renew = False
                 if view.consumer is not None:
                     stale, view.consumer = view.consumer, None
-                    await self._api(nc, f"CONSUMER.DELETE.{self.stream}.{stale}")
+                    await self._js.api(nc, f"CONSUMER.DELETE.{self.stream}.{stale}")
             if view.consumer is None:
                 await self._create_consumer(nc, view)
             assert view.consumer is not None
@@ -659,7 +408,7 @@ class NatsAgent(AgentTransport):
                 view.sub = await nc.subscribe(
                     f"{view.deliver}.*", cb=view.on_msg, pending_msgs_limit=0, pending_bytes_limit=0
                 )
-            pull = view.pull = _Pull(PULL_BATCH)
+            pull = view.pull = Pull(PULL_BATCH)
             view.pulls += 1
             try:
                 await nc.publish(
@@ -677,7 +426,7 @@ class NatsAgent(AgentTransport):
                             f"agent {self.name!r}: bucket {view.bucket_id}: no reply to a pull in time"
                         ) from None
                     stale, view.consumer = view.consumer, None
-                    await self._api(nc, f"CONSUMER.DELETE.{self.stream}.{stale}")
+                    await self._js.api(nc, f"CONSUMER.DELETE.{self.stream}.{stale}")
                     continue
             finally:
                 view.pull = None
@@ -689,7 +438,7 @@ class NatsAgent(AgentTransport):
             pending = 0
             resume = 0
             for msg in pull.messages:
-                seq, cseq, pending = _delivery(msg.reply)
+                seq, cseq, pending = delivery(msg.reply)
                 if cseq != view.consumer_seq + 1 and not resume:
                     # A delivery never reached us (it cannot with unbounded subscriptions, but a
                     # message skipped here would never be claimed): read again from the hole.
@@ -708,7 +457,7 @@ class NatsAgent(AgentTransport):
                 log.warning(
                     "agent %s: bucket %s: deliveries missing; reading again", self.name, view.bucket_id
                 )
-                await self._api(nc, f"CONSUMER.DELETE.{self.stream}.{view.consumer}")
+                await self._js.api(nc, f"CONSUMER.DELETE.{self.stream}.{view.consumer}")
                 view.consumer = None
                 continue
             if pull.status is None:
@@ -737,7 +486,7 @@ class NatsAgent(AgentTransport):
                 done = [p for p in packs if p.done]
                 if done or orphans:
                     seqs = [p.ledger_seq for p in done if p.ledger_seq] + orphans + [p.seq for p in done]
-                    await self._delete(nc, seqs, f"removing settled packs of bucket {view.bucket_id}")
+                    await self._js.delete(nc, seqs, f"removing settled packs of bucket {view.bucket_id}")
                     for pack in done:
                         if view.packs.get(pack.token) is pack:
                             del view.packs[pack.token]
@@ -757,7 +506,7 @@ class NatsAgent(AgentTransport):
         if not packs:
             return []
         written = [(p, set(p.settled), p.ledger_seq) for p in packs]
-        replies = await self._many(
+        replies = await self._js.many(
             nc,
             [
                 (
@@ -773,12 +522,12 @@ class NatsAgent(AgentTransport):
             if "error" not in reply:
                 if int(reply["seq"]) > pack.ledger_seq:
                     pack.ledger_seq, pack.logged = int(reply["seq"]), len(settled)
-            elif _err_code(reply) == WRONG_LAST_SEQUENCE:
+            elif err_code(reply) == WRONG_LAST_SEQUENCE:
                 conflicts.append(pack)
             else:
                 raise NatsAgentError(
                     f"agent {self.name!r}: bucket {view.bucket_id}: cannot write the ledger of pack"
-                    f" {pack.token}: {_describe(reply)}"
+                    f" {pack.token}: {describe(reply)}"
                 )
         for pack in conflicts:
             current = await self._read_ledger(nc, f"{view.prefix}{pack.token}.s", len(pack.ids))
@@ -792,29 +541,13 @@ class NatsAgent(AgentTransport):
 
     async def _read_ledger(self, nc: Client, subject: str, size: int) -> tuple[int, set[int]] | None:
         """A pack's stored ledger: its sequence and the members it settles (None: no ledger)."""
-        ledger = await self._direct(nc, {"last_by_subj": subject})
+        ledger = await self._js.direct(nc, {"last_by_subj": subject})
         if ledger is None:
             return None
         headers = ledger.headers or {}
-        return _int(headers.get(SEQUENCE)), nats_pack.parse_ranges(headers.get(SETTLED, ""), size)
+        return header_int(headers.get(SEQUENCE)), nats_pack.parse_ranges(headers.get(SETTLED, ""), size)
 
-    async def _direct(self, nc: Client, request: dict[str, Any]) -> Msg | None:
-        """One stored message read from any replica (`DIRECT.GET`); None if there is none."""
-        body = orjson.dumps(request)
-        [msg] = await self._send(nc, [(f"$JS.API.DIRECT.GET.{self.stream}", body, None)])
-        if msg is None:
-            raise NatsAgentError(f"agent {self.name!r}: no reply to a read of {request}")
-        headers = msg.headers or {}
-        status = headers.get("Status")
-        if status == "404":
-            return None
-        if status:
-            raise NatsAgentError(
-                f"agent {self.name!r}: read of {request}: {status} {headers.get('Description', '')}"
-            )
-        return msg
-
-    async def _answered(self, nc: Client, view: View, pull: _Pull) -> bool:
+    async def _answered(self, nc: Client, view: View, pull: Pull) -> bool:
         """Wait for a pull's end; False if it will not come.
 
         nats-server 2.9 leaves a no-wait pull unanswered, parked as a waiting request, when messages
@@ -825,7 +558,7 @@ class NatsAgent(AgentTransport):
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(pull.done), PULL_PROBE)
             return True
-        info = await self._api(nc, f"CONSUMER.INFO.{self.stream}.{view.consumer}")
+        info = await self._js.api(nc, f"CONSUMER.INFO.{self.stream}.{view.consumer}")
         if "error" in info or (info.get("num_pending") == 0 and info.get("num_waiting", 0) > 0):
             return pull.done.done()
         with contextlib.suppress(TimeoutError):
@@ -848,12 +581,12 @@ class NatsAgent(AgentTransport):
             config |= {"deliver_policy": "by_start_sequence", "opt_start_seq": view.last_seq + 1}
         else:
             config["deliver_policy"] = "all"
-        reply = await self._api(
+        reply = await self._js.api(
             nc, f"CONSUMER.CREATE.{self.stream}", {"stream_name": self.stream, "config": config}
         )
         if "error" in reply:
             raise NatsAgentError(
-                f"agent {self.name!r}: cannot read bucket {view.bucket_id}: {_describe(reply)}"
+                f"agent {self.name!r}: cannot read bucket {view.bucket_id}: {describe(reply)}"
             )
         view.consumer = str(reply["name"])
         view.consumer_seq = 0
@@ -879,9 +612,9 @@ class NatsAgent(AgentTransport):
         # Odd data never stops the reader: defaults make it claimable, and the engine sets it aside.
         entry = Entry(
             seq,
-            _float(headers.get(DUE)),
-            _int(headers.get(VERSION)),
-            _float(headers.get(VISIBLE)),
+            header_float(headers.get(DUE)),
+            header_int(headers.get(VERSION)),
+            header_float(headers.get(VISIBLE)),
             msg.data,
         )
         enter(view, job_id, entry)
@@ -948,7 +681,7 @@ class NatsAgent(AgentTransport):
         while len(taken) < limit and position < len(candidates):
             chunk = candidates[position : position + limit - len(taken)]
             position += len(chunk)
-            replies = await self._many(
+            replies = await self._js.many(
                 nc,
                 [
                     (
@@ -966,7 +699,7 @@ class NatsAgent(AgentTransport):
                 ],
             )
             for (job_id, entry), reply in zip(chunk, replies, strict=True):
-                if "error" in reply and _err_code(reply) != WRONG_LAST_SEQUENCE:
+                if "error" in reply and err_code(reply) != WRONG_LAST_SEQUENCE:
                     errors.append(reply)
                     continue
                 if entry.pack is not None:
@@ -982,7 +715,7 @@ class NatsAgent(AgentTransport):
                     del view.entries[job_id]
         if errors and not taken:
             raise NatsAgentError(
-                f"agent {self.name!r}: bucket {view.bucket_id}: claim failed: {_describe(errors[0])}"
+                f"agent {self.name!r}: bucket {view.bucket_id}: claim failed: {describe(errors[0])}"
             )
         if view.dirty:
             try:
@@ -1079,7 +812,7 @@ class NatsAgent(AgentTransport):
                 seqs[job_id] = entry.seq
         if unknown:  # never claimed through this process: the copy the stream holds now
             endpoint = f"$JS.API.STREAM.MSG.GET.{self.stream}"
-            replies = await self._many(
+            replies = await self._js.many(
                 nc,
                 [
                     (endpoint, orjson.dumps({"last_by_subj": self._subject(bucket_id, j)}), None)
@@ -1089,12 +822,10 @@ class NatsAgent(AgentTransport):
             for job_id, reply in zip(unknown, replies, strict=True):
                 if "error" not in reply:
                     seqs[job_id] = int(reply["message"]["seq"])
-                elif _err_code(reply) not in NOT_FOUND_CODES:
-                    raise NatsAgentError(
-                        f"agent {self.name!r}: ack in bucket {bucket_id}: {_describe(reply)}"
-                    )
+                elif err_code(reply) not in NOT_FOUND_CODES:
+                    raise NatsAgentError(f"agent {self.name!r}: ack in bucket {bucket_id}: {describe(reply)}")
         if seqs:
-            await self._delete(nc, list(seqs.values()), f"ack in bucket {bucket_id}")
+            await self._js.delete(nc, list(seqs.values()), f"ack in bucket {bucket_id}")
         if view is not None:
             for job_id, seq in seqs.items():
                 entry = view.entries.get(job_id)
@@ -1135,13 +866,13 @@ class NatsAgent(AgentTransport):
             "mem_storage": True,
             "num_replicas": 1,
         }
-        reply = await self._api(
+        reply = await self._js.api(
             nc, f"CONSUMER.CREATE.{self.stream}", {"stream_name": self.stream, "config": config}
         )
         if "error" in reply:
-            raise NatsAgentError(f"agent {self.name!r}: cannot count {subjects}: {_describe(reply)}")
+            raise NatsAgentError(f"agent {self.name!r}: cannot count {subjects}: {describe(reply)}")
         with contextlib.suppress(Exception):
-            await self._api(nc, f"CONSUMER.DELETE.{self.stream}.{reply['name']}")
+            await self._js.api(nc, f"CONSUMER.DELETE.{self.stream}.{reply['name']}")
         return int(reply.get("num_pending", 0))
 
     async def _scan(self, nc: Client, view: View) -> View:
@@ -1156,15 +887,17 @@ class NatsAgent(AgentTransport):
         await view.unsubscribe()
         if view.consumer:
             with contextlib.suppress(Exception):
-                await self._api(nc, f"CONSUMER.DELETE.{self.stream}.{view.consumer}")
+                await self._js.api(nc, f"CONSUMER.DELETE.{self.stream}.{view.consumer}")
 
     async def find(self, job_id: str) -> AgentMessage | None:
         nc = self._client()
-        msg = await self._direct(nc, {"seq": 0, "next_by_subj": f"{self.root}.*.{token(job_id)}"})
+        msg = await self._js.direct(nc, {"seq": 0, "next_by_subj": f"{self.root}.*.{token(job_id)}"})
         if msg is None:
             return await self._find_packed(nc, job_id)
         headers = msg.headers or {}
-        return AgentMessage(job_id, _float(headers.get(DUE)), _int(headers.get(VERSION)), msg.data)
+        return AgentMessage(
+            job_id, header_float(headers.get(DUE)), header_int(headers.get(VERSION)), msg.data
+        )
 
     async def _find_packed(self, nc: Client, job_id: str) -> AgentMessage | None:
         """A job that is still a member of a pack: the ids of every pack are read (headers only),
@@ -1182,7 +915,7 @@ class NatsAgent(AgentTransport):
             ledger = await self._read_ledger(nc, f"{msg.subject[:-2]}.s", len(ids))
             if ledger is not None and index in ledger[1]:
                 continue
-            stored = await self._direct(nc, {"seq": seq})
+            stored = await self._js.direct(nc, {"seq": seq})
             members = nats_pack.decode(stored.data, len(ids)) if stored is not None else None
             if members is not None:
                 payload, version, due = members[index]
