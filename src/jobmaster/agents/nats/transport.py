@@ -17,25 +17,22 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from jobmaster.agents import nats_pack
 from jobmaster.agents.base import (
     AgentMessage,
     AgentTransport,
     BucketGoneError,
     ReadCursor,
 )
+from jobmaster.agents.nats import packs, reader
 from jobmaster.agents.nats.index import (
     Entry,
-    Pack,
     View,
     due_item,
-    enter,
     first_due,
-    merge,
     next_due,
     settle,
 )
-from jobmaster.agents.nats.options import parse_url, stream_name, subject_hash, token, untoken
+from jobmaster.agents.nats.options import parse_url, stream_name, subject_hash, token
 from jobmaster.agents.nats.wire import (
     API_TIMEOUT,
     DUE,
@@ -43,17 +40,13 @@ from jobmaster.agents.nats.wire import (
     MSG_ID,
     NOT_FOUND_CODES,
     PACK_IDS,
-    SEQUENCE,
-    SETTLED,
     VERSION,
     VISIBLE,
     WRONG_LAST_SEQUENCE,
     JetStream,
     NatsAgentError,
     NatsUnavailableError,
-    Pull,
     Request,
-    delivery,
     describe,
     err_code,
     header_float,
@@ -65,19 +58,6 @@ from jobmaster.errors import ConfigError, JobMasterError
 log = logging.getLogger("jobmaster.agents.nats")
 
 DUPLICATE_WINDOW_S = 120.0
-#: Messages per pull request while reading a bucket.
-PULL_BATCH = 2000
-#: A pull to a consumer the server lost (restart) gets no answer at all: how long until we check.
-PULL_TIMEOUT = 2.0
-#: How long a pull may take before we ask the server whether it parked it (see `_answered`).
-PULL_PROBE = 0.05
-#: New consumers one read of a bucket may start (lost consumer, lost deliveries) before giving up.
-MAX_RENEWALS = 3
-#: Rounds of a pack's ledger write that found another process's write in between.
-LEDGER_ATTEMPTS = 3
-#: A process's per-bucket consumer is removed by the server after this long without a pull.
-CONSUMER_IDLE_S = 300.0
-SCAN_IDLE_S = 5.0
 CONNECT_TIMEOUT = 2
 RECONNECT_WAIT = 1
 
@@ -324,7 +304,7 @@ class NatsAgent(AgentTransport):
             return False
         view = self._views.pop(bucket_id, None)
         if view is not None:
-            await self._forget(nc, view)
+            await reader.forget(self._js, nc, view)
         return True
 
     # ---- messages ----------------------------------------------------------------------------
@@ -367,15 +347,15 @@ class NatsAgent(AgentTransport):
         single = [m for m in messages if m.version != 0]
         names = [token(m.job_id) for m in fresh]
         id_sizes = [len(n) + 1 for n in names]
-        sizes = [nats_pack.MEMBER.size + len(m.payload) + n for m, n in zip(fresh, id_sizes, strict=True)]
+        sizes = [packs.MEMBER.size + len(m.payload) + n for m, n in zip(fresh, id_sizes, strict=True)]
         requests: list[Request] = []
-        for group in nats_pack.split(sizes, id_sizes, nc.max_payload - nats_pack.HEADROOM):
+        for group in packs.split(sizes, id_sizes, nc.max_payload - packs.HEADROOM):
             if len(group) == 1:
                 single.append(fresh[group.start])
                 continue
             members, ids = fresh[group.start : group.stop], names[group.start : group.stop]
-            pack = nats_pack.pack_id(ids)
-            payload = nats_pack.encode([(m.payload, 0, m.due_at) for m in members])
+            pack = packs.pack_id(ids)
+            payload = packs.encode([(m.payload, 0, m.due_at) for m in members])
             headers = {PACK_IDS: ",".join(ids), MSG_ID: f"{bucket}:{pack}"}
             requests.append((f"{self.root}.{bucket}.{pack}.p", payload, headers))
         for m in single:
@@ -387,287 +367,9 @@ class NatsAgent(AgentTransport):
     async def _sync(self, nc: Client, view: View) -> None:
         """Read what the bucket's subjects stored since the last call (caller holds view.lock),
         then write what reading settled (duplicates) and retry writes that failed earlier."""
-        await self._read_new(nc, view)
+        await reader.read_new(self._js, nc, view)
         if view.dirty or view.orphans:
-            await self._flush(nc, view)
-
-    async def _read_new(self, nc: Client, view: View) -> None:
-        renewals = 0
-        while True:
-            if view.renew:
-                view.renew = False
-                if view.consumer is not None:
-                    stale, view.consumer = view.consumer, None
-                    await self._js.api(nc, f"CONSUMER.DELETE.{self.stream}.{stale}")
-            if view.consumer is None:
-                await self._create_consumer(nc, view)
-            assert view.consumer is not None
-            if view.sub is None:
-                view.deliver = nc.new_inbox()
-                # Unbounded: a message dropped here would be a message this process never claims.
-                view.sub = await nc.subscribe(
-                    f"{view.deliver}.*", cb=view.on_msg, pending_msgs_limit=0, pending_bytes_limit=0
-                )
-            pull = view.pull = Pull(PULL_BATCH)
-            view.pulls += 1
-            try:
-                await nc.publish(
-                    f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{view.consumer}",
-                    orjson.dumps({"batch": PULL_BATCH, "no_wait": True}),
-                    reply=f"{view.deliver}.{view.pulls}",
-                )
-                if not await self._answered(nc, view, pull):
-                    # No answer at all: the server lost the consumer (a restart) or is stuck on it.
-                    # (No `expires` on the request: with no_wait, nats-server 2.9 would then wait
-                    # it out even when nothing is pending.) Read on with a new consumer.
-                    renewals += 1
-                    if renewals > MAX_RENEWALS:
-                        raise NatsAgentError(
-                            f"agent {self.name!r}: bucket {view.bucket_id}: no reply to a pull in time"
-                        ) from None
-                    stale, view.consumer = view.consumer, None
-                    await self._js.api(nc, f"CONSUMER.DELETE.{self.stream}.{stale}")
-                    continue
-            finally:
-                view.pull = None
-            if pull.aborted:
-                raise NatsUnavailableError(
-                    f"agent {self.name!r}: connection to NATS at {self.options.safe_url} lost"
-                    f" while reading bucket {view.bucket_id}"
-                )
-            pending = 0
-            resume = 0
-            for msg in pull.messages:
-                seq, cseq, pending = delivery(msg.reply)
-                if cseq != view.consumer_seq + 1 and not resume:
-                    # A delivery never reached us (it cannot with unbounded subscriptions, but a
-                    # message skipped here would never be claimed): read again from the hole.
-                    resume = view.last_seq + 1
-                view.consumer_seq = max(view.consumer_seq, cseq)
-                if not resume:
-                    view.last_seq = max(view.last_seq, seq)
-                if view.collect is not None:
-                    view.collect.append((seq, msg))
-                else:
-                    self._apply(view, msg, seq)
-            if resume:
-                renewals += 1
-                if renewals > MAX_RENEWALS:
-                    raise NatsAgentError(f"agent {self.name!r}: bucket {view.bucket_id}: deliveries lost")
-                log.warning(
-                    "agent %s: bucket %s: deliveries missing; reading again", self.name, view.bucket_id
-                )
-                await self._js.api(nc, f"CONSUMER.DELETE.{self.stream}.{view.consumer}")
-                view.consumer = None
-                continue
-            if pull.status is None:
-                if pending == 0:
-                    return
-                continue  # a full batch, and more behind it
-            if pull.status in ("404", "408"):
-                return
-            if pull.status == "409" and "deleted" in pull.description.lower():
-                view.consumer = None
-                continue
-            raise NatsAgentError(
-                f"agent {self.name!r}: bucket {view.bucket_id}: pull refused:"
-                f" {pull.status} {pull.description}"
-            )
-
-    async def _flush(self, nc: Client, view: View) -> None:
-        """Write what this process settled in its packs: remove each pack whose members are all
-        settled (and its ledger), and write a new ledger for each other changed one. A write that
-        fails stays due, for the next call to retry."""
-        tokens, view.dirty = view.dirty, set()
-        orphans, view.orphans = view.orphans, []
-        try:
-            for _ in range(LEDGER_ATTEMPTS):
-                packs = [view.packs[t] for t in tokens if t in view.packs]
-                done = [p for p in packs if p.done]
-                if done or orphans:
-                    seqs = [p.ledger_seq for p in done if p.ledger_seq] + orphans + [p.seq for p in done]
-                    await self._js.delete(nc, seqs, f"removing settled packs of bucket {view.bucket_id}")
-                    for pack in done:
-                        if view.packs.get(pack.token) is pack:
-                            del view.packs[pack.token]
-                    orphans = []
-                behind = [p for p in packs if not p.done and len(p.settled) > p.logged]
-                tokens = {p.token for p in await self._write_ledgers(nc, view, behind)}
-                if not tokens:
-                    return
-        finally:
-            view.dirty |= tokens
-            view.orphans += orphans
-
-    async def _write_ledgers(self, nc: Client, view: View, packs: list[Pack]) -> list[Pack]:
-        """Replace each pack's ledger, guarded by the sequence of the last one we know, so that of
-        two processes settling members of one pack neither undoes the other. Returns the packs
-        another process wrote to meanwhile, with its ledger merged in, to write again."""
-        if not packs:
-            return []
-        written = [(p, set(p.settled), p.ledger_seq) for p in packs]
-        replies = await self._js.many(
-            nc,
-            [
-                (
-                    f"{view.prefix}{p.token}.s",
-                    b"",
-                    {SETTLED: nats_pack.ranges(settled), EXPECT_SUBJECT_SEQ: str(last)},
-                )
-                for p, settled, last in written
-            ],
-        )
-        conflicts: list[Pack] = []
-        for (pack, settled, _), reply in zip(written, replies, strict=True):
-            if "error" not in reply:
-                if int(reply["seq"]) > pack.ledger_seq:
-                    pack.ledger_seq, pack.logged = int(reply["seq"]), len(settled)
-            elif err_code(reply) == WRONG_LAST_SEQUENCE:
-                conflicts.append(pack)
-            else:
-                raise NatsAgentError(
-                    f"agent {self.name!r}: bucket {view.bucket_id}: cannot write the ledger of pack"
-                    f" {pack.token}: {describe(reply)}"
-                )
-        for pack in conflicts:
-            current = await self._read_ledger(nc, f"{view.prefix}{pack.token}.s", len(pack.ids))
-            if current is None:
-                pack.ledger_seq, pack.logged = 0, 0
-                continue
-            pack.ledger_seq, settled = current
-            pack.logged = len(settled)
-            merge(view, pack, settled)
-        return conflicts
-
-    async def _read_ledger(self, nc: Client, subject: str, size: int) -> tuple[int, set[int]] | None:
-        """A pack's stored ledger: its sequence and the members it settles (None: no ledger)."""
-        ledger = await self._js.direct(nc, {"last_by_subj": subject})
-        if ledger is None:
-            return None
-        headers = ledger.headers or {}
-        return header_int(headers.get(SEQUENCE)), nats_pack.parse_ranges(headers.get(SETTLED, ""), size)
-
-    async def _answered(self, nc: Client, view: View, pull: Pull) -> bool:
-        """Wait for a pull's end; False if it will not come.
-
-        nats-server 2.9 leaves a no-wait pull unanswered, parked as a waiting request, when messages
-        the consumer counted as pending were deleted before it delivered them (another process's
-        ack, a withdrawn push, a replaced ledger). The consumer then reports nothing pending and a
-        waiting request: that is seen within PULL_PROBE instead of after the whole PULL_TIMEOUT.
-        """
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(pull.done), PULL_PROBE)
-            return True
-        info = await self._js.api(nc, f"CONSUMER.INFO.{self.stream}.{view.consumer}")
-        if "error" in info or (info.get("num_pending") == 0 and info.get("num_waiting", 0) > 0):
-            return pull.done.done()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(pull.done), PULL_TIMEOUT - PULL_PROBE)
-            return True
-        return False
-
-    async def _create_consumer(self, nc: Client, view: View) -> None:
-        config: dict[str, Any] = {
-            "ack_policy": "none",
-            "filter_subject": view.subjects,
-            # A one-off scan's consumer is deleted when done; if that fails, the server soon does.
-            "inactive_threshold": int((SCAN_IDLE_S if view.headers_only else CONSUMER_IDLE_S) * 1e9),
-            "mem_storage": True,
-            "num_replicas": 1,
-            "replay_policy": "instant",
-            "headers_only": view.headers_only,
-        }
-        if view.last_seq:
-            config |= {"deliver_policy": "by_start_sequence", "opt_start_seq": view.last_seq + 1}
-        else:
-            config["deliver_policy"] = "all"
-        reply = await self._js.api(
-            nc, f"CONSUMER.CREATE.{self.stream}", {"stream_name": self.stream, "config": config}
-        )
-        if "error" in reply:
-            raise NatsAgentError(
-                f"agent {self.name!r}: cannot read bucket {view.bucket_id}: {describe(reply)}"
-            )
-        view.consumer = str(reply["name"])
-        view.consumer_seq = 0
-
-    def _apply(self, view: View, msg: Msg, seq: int) -> None:
-        if seq <= 0:
-            return
-        name, dot, kind = msg.subject[len(view.prefix) :].partition(".")
-        if not dot:
-            self._apply_job(view, untoken(name), msg, seq)
-        elif kind == "p":
-            self._apply_pack(view, name, msg, seq)
-        elif kind == "s":
-            self._apply_ledger(view, name, msg, seq)
-
-    def _apply_job(self, view: View, job_id: str, msg: Msg, seq: int) -> None:
-        known = view.entries.get(job_id)
-        if known is not None and known.seq >= seq:
-            return
-        if known is not None and known.pack is not None:
-            settle(view, known.pack, known.index)  # claimed onto its own subject, or pushed anew
-        headers = msg.headers or {}
-        # Odd data never stops the reader: defaults make it claimable, and the engine sets it aside.
-        entry = Entry(
-            seq,
-            header_float(headers.get(DUE)),
-            header_int(headers.get(VERSION)),
-            header_float(headers.get(VISIBLE)),
-            msg.data,
-        )
-        enter(view, job_id, entry)
-
-    def _apply_pack(self, view: View, name: str, msg: Msg, seq: int) -> None:
-        """Each member not settled yet becomes an entry, unless the view holds that job already:
-        then the member is a second copy (a push retried with other jobs) and is settled."""
-        headers = msg.headers or {}
-        pack = view.packs.get(name)
-        if pack is not None and pack.seq >= seq:
-            return
-        if pack is None:
-            text = headers.get(PACK_IDS, "")
-            pack = Pack(name, seq, [untoken(t) for t in text.split(",")] if text else [])
-            view.packs[name] = pack
-        else:
-            pack.seq = seq  # the same members pushed again once the duplicate window had passed
-        members = nats_pack.decode(msg.data, len(pack.ids))
-        if members is None and not view.headers_only:
-            # Odd data: each member gets the raw bytes, which no worker decodes, so the engine
-            # reports and sets aside every job the pack names.
-            log.error(
-                "agent %s: bucket %s: unreadable pack %s (seq %d)", self.name, view.bucket_id, name, seq
-            )
-        if members is None:
-            members = [(msg.data, 0, 0.0)] * len(pack.ids)
-        # `enter`, inlined: this loop runs once for every job that travels through NATS.
-        entries, push, settled = view.entries, view.by_due.push, pack.settled
-        for index, (job_id, (payload, version, due)) in enumerate(zip(pack.ids, members, strict=True)):
-            if index in settled:
-                continue
-            known = entries.get(job_id)
-            if known is not None and known.pack is not pack:
-                settle(view, pack, index)
-                continue
-            entries[job_id] = Entry(seq, due, version, 0.0, payload, pack, index)
-            push((due, seq, index, job_id))
-        if members:
-            view.latest_due = max(view.latest_due, max(due for _, _, due in members))
-        if pack.done:  # it names no job (odd data), or only jobs the view holds already
-            view.dirty.add(name)
-
-    def _apply_ledger(self, view: View, name: str, msg: Msg, seq: int) -> None:
-        pack = view.packs.get(name)
-        if pack is None:
-            view.orphans.append(seq)  # its pack is gone (packs are stored before their ledgers)
-            return
-        if seq <= pack.ledger_seq:
-            return
-        settled = nats_pack.parse_ranges((msg.headers or {}).get(SETTLED, ""), len(pack.ids))
-        pack.ledger_seq = seq
-        pack.logged = len(settled)
-        merge(view, pack, settled)
+            await packs.flush(self._js, nc, view)
 
     async def _take(
         self, nc: Client, view: View, candidates: list[tuple[str, Entry]], limit: int, visible_at: float
@@ -719,7 +421,7 @@ class NatsAgent(AgentTransport):
             )
         if view.dirty:
             try:
-                await self._flush(nc, view)
+                await packs.flush(self._js, nc, view)
             except JobMasterError as exc:  # the claims stand; the settlement is written next time
                 log.warning("agent %s: bucket %s: %s", self.name, view.bucket_id, exc)
         taken.sort(key=lambda m: m.due_at)
@@ -832,7 +534,7 @@ class NatsAgent(AgentTransport):
                 if entry is not None and entry.seq == seq:
                     del view.entries[job_id]
             if view.dirty:
-                await self._flush(nc, view)
+                await packs.flush(self._js, nc, view)
 
     async def next_due_at(self, bucket_id: str, now: float) -> float | None:
         nc = self._client()
@@ -850,44 +552,11 @@ class NatsAgent(AgentTransport):
         """
         nc = self._client()
         prefix = f"{self._marker(bucket_id)}."
-        if not await self._pending(nc, f"{prefix}*.*"):
+        if not await reader.pending(self._js, nc, f"{prefix}*.*"):
             # No pack: one message per job, so the server's count is the answer, without a read.
-            return await self._pending(nc, f"{prefix}*")
-        scan = await self._scan(nc, View(bucket_id, f"{prefix}>", prefix, headers_only=True))
-        return len(scan.entries)
-
-    async def _pending(self, nc: Client, subjects: str) -> int:
-        """Messages stored on `subjects`, from a throw-away consumer's pending count."""
-        config = {
-            "ack_policy": "none",
-            "deliver_policy": "all",
-            "filter_subject": subjects,
-            "inactive_threshold": int(SCAN_IDLE_S * 1e9),
-            "mem_storage": True,
-            "num_replicas": 1,
-        }
-        reply = await self._js.api(
-            nc, f"CONSUMER.CREATE.{self.stream}", {"stream_name": self.stream, "config": config}
-        )
-        if "error" in reply:
-            raise NatsAgentError(f"agent {self.name!r}: cannot count {subjects}: {describe(reply)}")
-        with contextlib.suppress(Exception):
-            await self._js.api(nc, f"CONSUMER.DELETE.{self.stream}.{reply['name']}")
-        return int(reply.get("num_pending", 0))
-
-    async def _scan(self, nc: Client, view: View) -> View:
-        """Read a one-off view to the end of what is stored, then drop its consumer."""
-        try:
-            await self._read_new(nc, view)
-        finally:
-            await self._forget(nc, view)
-        return view
-
-    async def _forget(self, nc: Client, view: View) -> None:
-        await view.unsubscribe()
-        if view.consumer:
-            with contextlib.suppress(Exception):
-                await self._js.api(nc, f"CONSUMER.DELETE.{self.stream}.{view.consumer}")
+            return await reader.pending(self._js, nc, f"{prefix}*")
+        view = await reader.scan(self._js, nc, View(bucket_id, f"{prefix}>", prefix, headers_only=True))
+        return len(view.entries)
 
     async def find(self, job_id: str) -> AgentMessage | None:
         nc = self._client()
@@ -904,19 +573,21 @@ class NatsAgent(AgentTransport):
         then the one pack that names it. A lookup by hand, never on a job's path."""
         wanted = token(job_id)
         found: list[tuple[int, Msg]] = []
-        await self._scan(
-            nc, View("(packs)", f"{self.root}.*.*.p", f"{self.root}.", headers_only=True, collect=found)
+        await reader.scan(
+            self._js,
+            nc,
+            View("(packs)", f"{self.root}.*.*.p", f"{self.root}.", headers_only=True, collect=found),
         )
         for seq, msg in found:
             ids = (msg.headers or {}).get(PACK_IDS, "").split(",")
             if wanted not in ids:
                 continue
             index = ids.index(wanted)
-            ledger = await self._read_ledger(nc, f"{msg.subject[:-2]}.s", len(ids))
+            ledger = await packs.read_ledger(self._js, nc, f"{msg.subject[:-2]}.s", len(ids))
             if ledger is not None and index in ledger[1]:
                 continue
             stored = await self._js.direct(nc, {"seq": seq})
-            members = nats_pack.decode(stored.data, len(ids)) if stored is not None else None
+            members = packs.decode(stored.data, len(ids)) if stored is not None else None
             if members is not None:
                 payload, version, due = members[index]
                 return AgentMessage(job_id, due, version, payload)
