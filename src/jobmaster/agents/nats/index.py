@@ -224,7 +224,7 @@ def enter(view: View, job_id: str, entry: Entry) -> None:
 
 
 def settle(view: View, pack: Pack, index: int) -> None:
-    """Mark a member settled here; `_flush` writes it to the ledger or removes the pack."""
+    """Mark a member settled here; `packs.flush` writes it to the ledger or removes the pack."""
     if index not in pack.settled:
         pack.settled.add(index)
         view.dirty.add(pack.token)
