@@ -21,12 +21,13 @@ def free_port() -> int:
 class PrivateNats:
     """One nats-server process; `kill()` and `start()` keep the port and the store directory."""
 
-    def __init__(self, root: Path, *args: str) -> None:
+    def __init__(self, root: Path, *args: str, jetstream: bool = True) -> None:
         root.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.store = root / "store"
         self.log = root / "nats-server.log"
         self.args = list(args)
+        self.jetstream = jetstream
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -38,7 +39,8 @@ class PrivateNats:
         self.process = subprocess.Popen(
             [
                 *(NATS_SERVER, "-a", "127.0.0.1", "-p", str(self.port)),
-                *("-js", "-sd", str(self.store), "-l", str(self.log)),
+                *(("-js", "-sd", str(self.store)) if self.jetstream else ()),
+                *("-l", str(self.log)),
                 *self.args,
             ],
             stdout=subprocess.DEVNULL,

@@ -45,7 +45,7 @@ def _new(count: int, due: float, body: bytes = b"{}") -> list[AgentMessage]:
 
 async def _stored(agent: NatsAgent) -> int:
     """Messages in the agent's stream, bucket markers included."""
-    info = await agent._api(agent._client(), f"STREAM.INFO.{agent.stream}")
+    info = await agent._js.api(agent._client(), f"STREAM.INFO.{agent.stream}")
     return int(info["state"]["messages"])
 
 

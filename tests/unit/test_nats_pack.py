@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jobmaster.agents import nats_pack
+from jobmaster.agents.nats import packs as nats_pack
 
 
 def test_members_round_trip_and_odd_bytes_are_no_pack() -> None:

@@ -7,7 +7,8 @@ changed in place, so which of its members are settled (acknowledged, claimed ont
 or duplicates) is written beside it, as one small ledger message per pack that each update replaces;
 the pack and its ledger are removed once every member is settled.
 
-This module is the pure part: the binary layout of a pack and the text form of a ledger.
+The binary layout of a pack and the text form of a ledger are pure functions; `flush` and the
+functions after it write and read ledgers on the stream.
 """
 
 from __future__ import annotations
@@ -17,6 +18,21 @@ import re
 import struct
 from collections.abc import Iterable, Sequence
 
+from nats.aio.client import Client
+
+from jobmaster.agents.nats.index import Pack, View, merge
+from jobmaster.agents.nats.wire import (
+    EXPECT_SUBJECT_SEQ,
+    SEQUENCE,
+    SETTLED,
+    WRONG_LAST_SEQUENCE,
+    JetStream,
+    NatsAgentError,
+    describe,
+    err_code,
+    header_int,
+)
+
 #: A member's frame before its payload: payload length, master version, due time.
 MEMBER = struct.Struct("<IId")
 #: At most this many jobs in one pack: a pack is read whole, and its ledger lists its members.
@@ -25,6 +41,9 @@ MAX_MEMBERS = 1000
 HEADROOM = 4096
 #: The member ids travel in one header, and nats-server refuses headers over 64 KiB in all.
 MAX_IDS_BYTES = 60_000
+
+#: Rounds of a pack's ledger write that found another process's write in between.
+LEDGER_ATTEMPTS = 3
 
 _RANGE = re.compile(r"(\d+)(?:-(\d+))?")
 
@@ -109,3 +128,79 @@ def parse_ranges(text: str, size: int) -> set[int]:
         last = int(match.group(2)) if match.group(2) else first
         found.update(range(first, min(last, size - 1) + 1))
     return found
+
+
+async def flush(js: JetStream, nc: Client, view: View) -> None:
+    """Write what this process settled in its packs: remove each pack whose members are all
+    settled (and its ledger), and write a new ledger for each other changed one. A write that
+    fails stays due, for the next call to retry."""
+    tokens, view.dirty = view.dirty, set()
+    orphans, view.orphans = view.orphans, []
+    try:
+        for _ in range(LEDGER_ATTEMPTS):
+            packs = [view.packs[t] for t in tokens if t in view.packs]
+            done = [p for p in packs if p.done]
+            if done or orphans:
+                seqs = [p.ledger_seq for p in done if p.ledger_seq] + orphans + [p.seq for p in done]
+                await js.delete(nc, seqs, f"removing settled packs of bucket {view.bucket_id}")
+                for pack in done:
+                    if view.packs.get(pack.token) is pack:
+                        del view.packs[pack.token]
+                orphans = []
+            behind = [p for p in packs if not p.done and len(p.settled) > p.logged]
+            tokens = {p.token for p in await write_ledgers(js, nc, view, behind)}
+            if not tokens:
+                return
+    finally:
+        view.dirty |= tokens
+        view.orphans += orphans
+
+
+async def write_ledgers(js: JetStream, nc: Client, view: View, packs: list[Pack]) -> list[Pack]:
+    """Replace each pack's ledger, guarded by the sequence of the last one we know, so that of
+    two processes settling members of one pack neither undoes the other. Returns the packs
+    another process wrote to meanwhile, with its ledger merged in, to write again."""
+    if not packs:
+        return []
+    written = [(p, set(p.settled), p.ledger_seq) for p in packs]
+    replies = await js.many(
+        nc,
+        [
+            (
+                f"{view.prefix}{p.token}.s",
+                b"",
+                {SETTLED: ranges(settled), EXPECT_SUBJECT_SEQ: str(last)},
+            )
+            for p, settled, last in written
+        ],
+    )
+    conflicts: list[Pack] = []
+    for (pack, settled, _), reply in zip(written, replies, strict=True):
+        if "error" not in reply:
+            if int(reply["seq"]) > pack.ledger_seq:
+                pack.ledger_seq, pack.logged = int(reply["seq"]), len(settled)
+        elif err_code(reply) == WRONG_LAST_SEQUENCE:
+            conflicts.append(pack)
+        else:
+            raise NatsAgentError(
+                f"agent {js.name!r}: bucket {view.bucket_id}: cannot write the ledger of pack"
+                f" {pack.token}: {describe(reply)}"
+            )
+    for pack in conflicts:
+        current = await read_ledger(js, nc, f"{view.prefix}{pack.token}.s", len(pack.ids))
+        if current is None:
+            pack.ledger_seq, pack.logged = 0, 0
+            continue
+        pack.ledger_seq, settled = current
+        pack.logged = len(settled)
+        merge(view, pack, settled)
+    return conflicts
+
+
+async def read_ledger(js: JetStream, nc: Client, subject: str, size: int) -> tuple[int, set[int]] | None:
+    """A pack's stored ledger: its sequence and the members it settles (None: no ledger)."""
+    ledger = await js.direct(nc, {"last_by_subj": subject})
+    if ledger is None:
+        return None
+    headers = ledger.headers or {}
+    return header_int(headers.get(SEQUENCE)), parse_ranges(headers.get(SETTLED, ""), size)
