@@ -20,6 +20,7 @@ from jobmaster.config.settings import ClusterConfig, WorkerConfig
 from jobmaster.errors import ConfigError, ScheduleError
 from jobmaster.events import EventBus, JobScheduled
 from jobmaster.handlers.registry import HandlerFunc, HandlerRegistry
+from jobmaster.inspection import Inspector
 from jobmaster.jobs.builder import Options, build_job, due_time, prepare
 from jobmaster.jobs.manage import Manager
 from jobmaster.jobs.model import Attempt, Job, JobFilter, JobStatus, new_job_ids
@@ -442,6 +443,11 @@ class JobMaster:
             limit=limit,
             offset=max(0, offset),
         )
+
+    @property
+    def inspect(self) -> Inspector:
+        """Workers, buckets, agent counts and the drain of dead workers' buckets (`Inspector`)."""
+        return Inspector(self)
 
     # ---- sync entry points -------------------------------------------------------------------
 

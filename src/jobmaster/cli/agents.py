@@ -19,7 +19,6 @@ from jobmaster.cli.common import (
     opened,
     run_coroutine,
 )
-from jobmaster.runtime.drain import drain_orphaned_buckets
 
 
 @click.group()
@@ -29,8 +28,7 @@ def agents() -> None:
 
 async def _drain(app: JobMaster, agent: str | None) -> dict[str, int]:
     async with opened(app) as live:
-        runtime = live.runtime
-        return await drain_orphaned_buckets(runtime.master, runtime.agents, live.config.worker_timeout, agent)
+        return await live.inspect.drain_orphans(agent)
 
 
 @agents.command()

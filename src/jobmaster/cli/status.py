@@ -22,7 +22,7 @@ from jobmaster.cli.common import (
     run_coroutine,
     show_time,
 )
-from jobmaster.cluster.model import Bucket, WorkerRecord, WorkerStatus
+from jobmaster.cluster.model import WorkerRecord, WorkerStatus
 from jobmaster.jobs.model import OWNED_STATUSES, JobStatus, Priority
 from jobmaster.master.base import StatusCount
 
@@ -32,13 +32,13 @@ OWNED_SCAN_LIMIT = 10_000
 
 
 async def collect(app: JobMaster, include_stopped: bool) -> dict[str, Any]:
-    master = app.runtime.master
-    workers = await master.list_workers()
-    buckets = await master.list_buckets()
+    inspect = app.inspect
+    workers = await inspect.workers(include_stopped=True)
+    buckets = await inspect.buckets()
     counts = await app.counts()
     owned = await app.list_jobs(status=list(OWNED_STATUSES), limit=OWNED_SCAN_LIMIT)
     now = time.time()
-    in_agent = {b.id: await _agent_count(app, b) for b in buckets}
+    in_agent = await inspect.agent_counts(buckets)
     load: dict[str, Counter[str]] = defaultdict(Counter)
     for job in owned:
         if job.bucket_id is not None:
@@ -80,12 +80,6 @@ def count_rows(counts: list[StatusCount]) -> list[dict[str, Any]]:
         {"status": c.status.name, "priority": c.priority.name, "lane": c.lane, "count": c.count}
         for c in sorted(counts, key=lambda c: (c.status, c.priority, c.lane))
     ]
-
-
-async def _agent_count(app: JobMaster, bucket: Bucket) -> int | None:
-    """Messages waiting in the bucket's agent, if this process is configured to reach it."""
-    agent = app.runtime.agents.get(bucket.agent)
-    return None if agent is None else await agent.count(bucket.id)
 
 
 def _worker(worker: WorkerRecord, now: float, timeout: float) -> dict[str, Any]:
