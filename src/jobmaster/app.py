@@ -28,6 +28,7 @@ from jobmaster.jobs.options import HandlerOptions, JobOptions
 from jobmaster.jobs.retry import RetryPolicy
 from jobmaster.master.base import StatusCount
 from jobmaster.middleware import RunMiddleware, ScheduleMiddleware, compose_schedule
+from jobmaster.runtime.duties import Duty
 from jobmaster.runtime.publisher import Publisher
 from jobmaster.runtime.runtime import Runtime
 
@@ -71,6 +72,8 @@ class JobMaster:
         #: Typed events of this process's engine: `jm.events.subscribe(JobFailed, callback)`.
         self.events = EventBus()
         self._schedule_middleware: list[ScheduleMiddleware] = []
+        #: Background loops of this app's workers besides the built-in ones (`add_duty`).
+        self.duties: list[Duty] = []
         self.state = SimpleNamespace()
         self._startup: list[Hook] = []
         self._shutdown: list[Hook] = []
@@ -169,6 +172,13 @@ class JobMaster:
             raise ConfigError(f"schedule middleware must be callable, got {layer!r}")
         self._schedule_middleware.append(layer)
         return layer
+
+    def add_duty(self, duty: Duty) -> Duty:
+        """Run `duty` (see `jobmaster.runtime.duties`) in every worker of a mode it wants."""
+        if self._runtime is not None:
+            raise ConfigError("duties cannot be added while the cluster is open")
+        self.duties.append(duty)
+        return duty
 
     def on_startup(self, hook: Hook) -> Hook:
         """Run once per worker process before any job, to set up shared resources on `state`."""

@@ -16,6 +16,7 @@ from jobmaster import (
     JobContext,
     RetryPolicy,
     ScheduleError,
+    WorkerMode,
 )
 from jobmaster.events import (
     BatchFlushed,
@@ -28,6 +29,7 @@ from jobmaster.events import (
     JobStarted,
     JobSucceeded,
 )
+from jobmaster.runtime.duties import PeriodicDuty
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="unset")
 
@@ -274,3 +276,38 @@ def test_unused_seams_cost_nothing_per_job(make_app) -> None:
     assert not app.events.wants(JobSucceeded)
     with pytest.raises(TypeError, match="event class"):
         app.events.subscribe(str, print)  # type: ignore[arg-type]
+
+
+class _Ticks(PeriodicDuty):
+    name = "ticks"
+    modes = frozenset({WorkerMode.coordinator})
+
+    def __init__(self) -> None:
+        self.workers: list[str] = []
+
+    def interval(self, worker) -> float:
+        return 0.05
+
+    async def tick(self, worker) -> None:
+        self.workers.append(worker.config.name)
+        if len(self.workers) == 2:
+            raise RuntimeError("a failed pass is logged and the next one runs")
+
+
+async def test_a_duty_runs_in_the_workers_of_the_modes_it_wants_until_they_stop(make_app, start) -> None:
+    app = make_app(workers=[{"name": "claims", "mode": "coordinator"}, {"name": "runs", "mode": "execution"}])
+    duty = app.add_duty(_Ticks())
+    running = await start(app)
+    await eventually(lambda: _at_least(duty.workers, 4))
+    await running.stop()
+    stopped_at = len(duty.workers)
+    await asyncio.sleep(0.2)
+    assert len(duty.workers) == stopped_at
+    assert set(duty.workers) == {"claims"}
+    with pytest.raises(ConfigError, match="while the cluster is open"):
+        async with app:
+            app.add_duty(_Ticks())
+
+
+async def _at_least(items: list[str], count: int) -> bool:
+    return len(items) >= count

@@ -30,8 +30,6 @@ log = logging.getLogger("jobmaster.coordinator")
 
 #: Longest idle wait when the master notifies (PostgreSQL); a safety net, not the wake-up path.
 NOTIFY_IDLE = 5.0
-#: Recovery and pruning cadence.
-PRUNE_EVERY = 3600.0
 
 
 class Coordinator:

@@ -17,6 +17,8 @@ from jobmaster.events import BatchFlushed, EventBus
 from jobmaster.jobs.model import Completion
 from jobmaster.master.base import Fence, MasterStore, QueueHost
 from jobmaster.runtime.batcher import Batcher
+from jobmaster.runtime.duties import Duty
+from jobmaster.runtime.duties.builtin import builtin_duties
 from jobmaster.runtime.executor import BucketExecutor
 from jobmaster.runtime.hub import HELD, Hub
 from jobmaster.runtime.view import ClusterView
@@ -55,6 +57,7 @@ class Runtime:
             "completions", self._flush_completions, on_flush=self._flushed
         )
         self.workers: list[Worker] = []
+        self.duties: list[Duty] = [*builtin_duties(), *app.duties]
 
     def _make_agent(self, name: str, url: str) -> AgentTransport:
         """An agent on the master's own database is the job table itself where the master can be."""

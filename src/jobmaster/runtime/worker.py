@@ -7,7 +7,6 @@ duty runs in the worker's task group, so a stop cancels them together and nothin
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -17,14 +16,15 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from jobmaster.agents.base import AgentTransport
-from jobmaster.cluster.model import Bucket, BucketStatus, WorkerMode, WorkerRecord, WorkerStatus
+from jobmaster.cluster.model import Bucket, BucketStatus, WorkerRecord, WorkerStatus
 from jobmaster.config.settings import ClusterConfig, WorkerConfig
-from jobmaster.events import EventBus, JobsRecovered
+from jobmaster.events import EventBus
 from jobmaster.jobs.model import Priority
 from jobmaster.jobs.retry import RetryPolicy
 from jobmaster.master.base import MasterStore
-from jobmaster.runtime.coordinator import PRUNE_EVERY, Coordinator
-from jobmaster.runtime.drain import STOP_REFUSALS, drain_bucket, drain_orphaned_buckets
+from jobmaster.runtime.coordinator import Coordinator
+from jobmaster.runtime.drain import STOP_REFUSALS, drain_bucket
+from jobmaster.runtime.duties import Duty
 from jobmaster.runtime.executor import BucketExecutor
 from jobmaster.runtime.hub import BUCKETS, wait_for
 
@@ -33,10 +33,6 @@ if TYPE_CHECKING:
     from jobmaster.runtime.runtime import Runtime
 
 log = logging.getLogger("jobmaster.worker")
-
-#: Records of workers silent this long (and owning no bucket) are deleted; until then `jobmaster
-#: status --all` still shows them, which is what an operator looking into a crash wants.
-FORGET_WORKERS_AFTER = 86400.0
 
 
 class Worker:
@@ -53,7 +49,9 @@ class Worker:
         self.id: str = f"{config.name}-{uuid.uuid4().hex[:12]}"
         self.executors: dict[str, BucketExecutor] = {}
         self.coordinator = Coordinator(self) if config.mode.coordinates else None
-        self._stopping = asyncio.Event()
+        #: Set when the worker is asked to stop: duties end their loops on it.
+        self.stopping: asyncio.Event = asyncio.Event()
+        self.duties: list[Duty] = [d for d in runtime.duties if d.wanted(config.mode)]
         self._ready = asyncio.Event()
         self._heartbeat_stop = False
         self._repairs = 0
@@ -108,13 +106,10 @@ class Worker:
                 for executor in self.executors.values():
                     group.create_task(executor.intake_loop(), name=f"{executor.bucket.id}:intake")
                     group.create_task(executor.dispatch_loop(), name=f"{executor.bucket.id}:dispatch")
-                if self.coordinator is not None:
-                    group.create_task(self.coordinator.run(), name=f"{self.id}:coordinator")
-                    group.create_task(self._recovery_loop(), name=f"{self.id}:recovery")
-                if self.config.mode in (WorkerMode.drain, WorkerMode.full):
-                    group.create_task(self._drain_loop(), name=f"{self.id}:drain")
+                for duty in self.duties:
+                    group.create_task(duty.run(self), name=f"{self.id}:{duty.name}")
                 self._ready.set()
-                await self._stopping.wait()
+                await self.stopping.wait()
                 await self._shutdown()
         finally:
             for bucket_id in self.executors:
@@ -124,7 +119,7 @@ class Worker:
         await self._ready.wait()
 
     def stop(self) -> None:
-        self._stopping.set()
+        self.stopping.set()
 
     async def _shutdown(self) -> None:
         """Graceful stop: no new work, buffered jobs back to the master, running ones finish."""
@@ -203,7 +198,7 @@ class Worker:
 
     async def _repair_buckets(self) -> None:
         """Replace buckets a drainer adopted while this worker looked dead (a long pause, a partition)."""
-        if self._stopping.is_set():
+        if self.stopping.is_set():
             return
         mine = {b.id for b in await self.master.list_buckets() if b.worker_id == self.id}
         missing = [ex for ex in self.executors.values() if ex.bucket.id not in mine]
@@ -225,45 +220,3 @@ class Worker:
         await self.master.notify(BUCKETS)
         self.runtime.view.invalidate()
         log.warning("worker %s: %d bucket(s) had been adopted as lost; replaced", self.id, len(missing))
-
-    async def _drain_loop(self) -> None:
-        """Adopt the buckets of dead workers on this worker's agent and empty them into the master."""
-        while not self._stopping.is_set():
-            try:
-                await drain_orphaned_buckets(
-                    self.master,
-                    self.runtime.agents,
-                    self.cluster.worker_timeout,
-                    self.config.agent,
-                    drainer_id=self.id,
-                )
-            except Exception:
-                log.exception("worker %s: drain pass failed", self.id)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.cluster.heartbeat_interval)
-
-    async def _recover(self, now: float) -> None:
-        """Give back, a thousand at a time, every job whose worker let its lease lapse."""
-        while True:
-            count = await self.master.recover_expired(now, 1000)
-            if count and self.events.wants(JobsRecovered):
-                self.events.emit(JobsRecovered(self.id, count))
-            if count < 1000:
-                return
-
-    async def _recovery_loop(self) -> None:
-        """Give back the jobs of dead workers (expired leases) and prune old final jobs."""
-        last_prune = 0.0
-        while not self._stopping.is_set():
-            now = time.time()
-            try:
-                await self._recover(now)
-                if now - last_prune > PRUNE_EVERY:
-                    while await self.master.prune(now - self.cluster.data_retention, 1000) == 1000:
-                        pass
-                    await self.master.forget_workers(now - FORGET_WORKERS_AFTER)
-                    last_prune = now
-            except Exception:
-                log.exception("worker %s: recovery pass failed", self.id)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.cluster.heartbeat_interval)
