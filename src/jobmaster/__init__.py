@@ -4,14 +4,18 @@ from jobmaster.app import JobMaster
 from jobmaster.cluster.model import BucketStatus, WorkerMode, WorkerStatus
 from jobmaster.config.settings import AgentConfig, ClusterConfig, WorkerConfig
 from jobmaster.errors import (
+    ClusterArchivedError,
     ConfigError,
     InvalidTransitionError,
     JobCancelledError,
     JobMasterError,
     JobNotFoundError,
     JobTimeoutError,
+    NotOpenError,
     PayloadError,
+    QueryError,
     ScheduleError,
+    UnavailableError,
     UnknownHandlerError,
 )
 from jobmaster.handlers.context import JobContext
@@ -25,6 +29,7 @@ __all__ = [
     "AgentConfig",
     "Attempt",
     "BucketStatus",
+    "ClusterArchivedError",
     "ClusterConfig",
     "ConfigError",
     "Discard",
@@ -39,11 +44,14 @@ __all__ = [
     "JobOptions",
     "JobStatus",
     "JobTimeoutError",
+    "NotOpenError",
     "PayloadError",
     "Priority",
+    "QueryError",
     "RetryPolicy",
     "ScheduleError",
     "SyncJobMaster",
+    "UnavailableError",
     "UnknownHandlerError",
     "WorkerConfig",
     "WorkerMode",

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, Unpack, overload
 
 from jobmaster.config.loading import load, validate
 from jobmaster.config.settings import ClusterConfig, WorkerConfig
-from jobmaster.errors import ConfigError, ScheduleError
+from jobmaster.errors import ConfigError, NotOpenError, QueryError, ScheduleError
 from jobmaster.events import EventBus, JobScheduled
 from jobmaster.handlers.registry import HandlerFunc, HandlerRegistry
 from jobmaster.inspection import Inspector
@@ -194,7 +194,7 @@ class JobMaster:
     @property
     def runtime(self) -> Runtime:
         if self._runtime is None:
-            raise RuntimeError("JobMaster is not open: use `async with jm:` or `await jm.open()`")
+            raise NotOpenError("JobMaster is not open: use `async with jm:` or `await jm.open()`")
         return self._runtime
 
     @property
@@ -364,7 +364,7 @@ class JobMaster:
     @property
     def manager(self) -> Manager:
         if self._manager is None:
-            raise RuntimeError("JobMaster is not open: use `async with jm:` or `await jm.open()`")
+            raise NotOpenError("JobMaster is not open: use `async with jm:` or `await jm.open()`")
         return self._manager
 
     async def get_job(self, job_id: str) -> Job:
@@ -442,7 +442,7 @@ class JobMaster:
         if handler is not None:
             definition = handler if isinstance(handler, str) else self.registry.resolve(handler).definition_id
         if not 1 <= limit <= 10_000:
-            raise ValueError(f"limit must be in 1..10000, got {limit}")
+            raise QueryError(f"limit must be in 1..10000, got {limit}")
         return JobFilter(
             statuses=statuses,
             definition_id=definition,
@@ -475,12 +475,12 @@ def parse_status(value: JobStatus | str) -> JobStatus:
     for status in JobStatus:
         if status.name.lower() == value.strip().lower():
             return status
-    raise ValueError(f"unknown status {value!r}; one of {', '.join(s.name for s in JobStatus)}")
+    raise QueryError(f"unknown status {value!r}; one of {', '.join(s.name for s in JobStatus)}")
 
 
 def _timestamp(value: datetime | None, what: str) -> float | None:
     if value is None:
         return None
     if value.tzinfo is None:
-        raise ValueError(f"{what} must be timezone-aware")
+        raise QueryError(f"{what} must be timezone-aware")
     return value.timestamp()

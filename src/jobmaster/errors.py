@@ -23,8 +23,24 @@ class PayloadError(ScheduleError):
     pass
 
 
+class ClusterArchivedError(ScheduleError):
+    """The cluster's mode is Archived: it keeps its history but takes no new jobs."""
+
+
 class JobNotFoundError(JobMasterError, LookupError):
     pass
+
+
+class QueryError(JobMasterError, ValueError):
+    """A listing or counting call asked for something that cannot be (a bad status, limit or time)."""
+
+
+class NotOpenError(JobMasterError, RuntimeError):
+    """The call needs an open `JobMaster` (`async with jm:`, `await jm.open()`, or `jm.run()`)."""
+
+
+class UnavailableError(JobMasterError, ConnectionError):
+    """A master or agent server cannot be reached; the message names it, without its password."""
 
 
 class InvalidTransitionError(JobMasterError):

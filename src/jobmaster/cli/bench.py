@@ -34,10 +34,10 @@ from jobmaster.cli.common import (
     event_loop_name,
     helper_env,
     json_option,
-    redact,
     run_coroutine,
 )
 from jobmaster.cli.cpu_meter import CpuMeter
+from jobmaster.config.urls import redact
 from jobmaster.jobs.model import Job, JobStatus, Priority, run_capacity
 
 MB = 1024 * 1024

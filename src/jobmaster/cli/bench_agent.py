@@ -31,11 +31,11 @@ from jobmaster.cli.common import (
     helper_env,
     helper_settings,
     json_option,
-    redact,
     run_coroutine,
     stdin_closed,
 )
 from jobmaster.cli.cpu_meter import machine_busy_seconds, own_cpu_seconds, rounding_us_per_job
+from jobmaster.config.urls import redact
 from jobmaster.jobs import codec
 from jobmaster.jobs.model import Job, new_job_id
 from jobmaster.runtime.executor import ReadPosition

@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import click
 from rich.console import Console
@@ -31,8 +30,9 @@ from rich.table import Table
 
 from jobmaster.app import JobMaster
 from jobmaster.config.settings import parse_duration
+from jobmaster.config.urls import describe, redact
 from jobmaster.db.sqlite import path_from_url
-from jobmaster.errors import JobMasterError
+from jobmaster.errors import JobMasterError, UnavailableError
 from jobmaster.jobs.model import Attempt, Job, JobStatus, Priority
 
 EXIT_FAILURE = 1
@@ -279,11 +279,6 @@ def _origin(exc: BaseException) -> str:
     return f" ({frames[-1].filename}:{frames[-1].lineno})" if frames else ""
 
 
-def describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 @asynccontextmanager
 async def opened(app: JobMaster, *, must_exist: bool = True) -> AsyncIterator[JobMaster]:
     """Open the app for reading; refuse to silently create an empty SQLite file from a typo."""
@@ -291,6 +286,8 @@ async def opened(app: JobMaster, *, must_exist: bool = True) -> AsyncIterator[Jo
         check_exists(app.config.master)
     try:
         await app.open()
+    except UnavailableError as exc:
+        raise CliError(str(exc)) from None
     except OSError as exc:
         raise CliError(f"cannot connect to {redact(app.config.master)}: {describe(exc)}") from None
     try:
@@ -452,18 +449,6 @@ def emit_report(report: dict[str, Any], title: str, as_json: bool) -> None:
         for name, shown in rows.items():
             table.add_row(name, "-" if shown is None else str(shown))
     console.print(table)
-
-
-def redact(url: str) -> str:
-    """URLs are printed in reports and logs; their passwords must not be."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    netloc = f"{parts.username or ''}:***@{host}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def status_names(values: Sequence[str]) -> list[JobStatus]:

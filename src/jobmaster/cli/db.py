@@ -17,10 +17,10 @@ from jobmaster.cli.common import (
     console,
     emit_json,
     json_option,
-    redact,
     run_coroutine,
 )
 from jobmaster.config.settings import STANDALONE_AGENT
+from jobmaster.config.urls import redact
 
 
 @click.group()

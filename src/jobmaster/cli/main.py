@@ -10,12 +10,13 @@ import click
 from jobmaster.cli.agents import agents
 from jobmaster.cli.bench import bench
 from jobmaster.cli.bench_agent import bench_agent
-from jobmaster.cli.common import EVENT_LOOP_ENV, EVENT_LOOPS, EXIT_BAD_INPUT, CliError, describe
+from jobmaster.cli.common import EVENT_LOOP_ENV, EVENT_LOOPS, EXIT_BAD_INPUT, CliError
 from jobmaster.cli.db import db
 from jobmaster.cli.demo import demo
 from jobmaster.cli.jobs import jobs, schedule
 from jobmaster.cli.status import status
 from jobmaster.cli.worker import worker
+from jobmaster.config.urls import describe
 from jobmaster.errors import (
     ConfigError,
     InvalidTransitionError,

@@ -18,11 +18,11 @@ from jobmaster.cli.common import (
     iso,
     json_option,
     opened,
-    redact,
     run_coroutine,
     show_time,
 )
 from jobmaster.cluster.model import WorkerRecord, WorkerStatus
+from jobmaster.config.urls import redact
 from jobmaster.jobs.model import OWNED_STATUSES, JobStatus, Priority
 from jobmaster.master.base import StatusCount
 

@@ -15,10 +15,10 @@ from jobmaster.cli.common import (
     CliError,
     event_loop_name,
     import_app,
-    redact,
     run_coroutine,
     tune_worker_gc,
 )
+from jobmaster.config.urls import redact
 
 log = logging.getLogger("jobmaster.cli")
 

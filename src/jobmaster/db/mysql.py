@@ -39,6 +39,9 @@ T = TypeVar("T")
 
 URL_SCHEMES = ("mysql", "mariadb")
 
+#: Client error codes that mean the server was not reached (no socket, refused, lost at the
+#: handshake): to the engine a connection error like any other, not a refusal by the server.
+CANNOT_CONNECT = frozenset({2002, 2003, 2013})
 POOL_MIN = 1
 POOL_MAX = 10
 
@@ -198,9 +201,14 @@ class MysqlDatabase(SharedDatabase):
     async def _open(self) -> None:
         # FOUND_ROWS: an UPDATE reports the rows it matched, not only those whose values changed,
         # so a guarded write that sets a flag already set still counts as having held.
-        pool = await asyncmy.create_pool(
-            minsize=POOL_MIN, maxsize=POOL_MAX, client_flag=FOUND_ROWS, **self.args
-        )
+        try:
+            pool = await asyncmy.create_pool(
+                minsize=POOL_MIN, maxsize=POOL_MAX, client_flag=FOUND_ROWS, **self.args
+            )
+        except MySQLError as exc:
+            if exc.args and exc.args[0] in CANNOT_CONNECT:
+                raise ConnectionError(exc.args[-1]) from exc
+            raise
         try:
             async with pool.acquire() as conn:
                 version = await Session(conn).fetchval("SELECT VERSION()")

@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from jobmaster.errors import ClusterArchivedError
 from jobmaster.jobs.model import Job, JobStatus
 from jobmaster.master.base import Route
 
@@ -32,7 +33,9 @@ class Publisher:
 
     async def publish(self, jobs: Sequence[Job], connection: Any = None) -> None:
         if self.cluster.mode == "Archived":
-            raise RuntimeError("cluster is Archived: scheduling is disabled")
+            raise ClusterArchivedError(
+                f"cluster {self.cluster.cluster_id!r} is Archived: scheduling is disabled"
+            )
         held: list[Job] = []
         by_route: dict[Route, list[Job]] = defaultdict(list)
         if connection is None and self.cluster.mode == "Active":

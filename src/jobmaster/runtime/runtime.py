@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -13,6 +13,8 @@ from jobmaster.agents.base import AgentMessage, AgentTransport
 from jobmaster.agents.master_queue import MasterQueue
 from jobmaster.backends import make_agent, make_master
 from jobmaster.config.settings import ClusterConfig
+from jobmaster.config.urls import describe, redact
+from jobmaster.errors import UnavailableError
 from jobmaster.events import BatchFlushed, EventBus
 from jobmaster.jobs.model import Completion
 from jobmaster.master.base import Fence, MasterStore, QueueHost
@@ -35,6 +37,17 @@ MAX_THREADS = 1024
 BUCKET_CACHE_TTL = 1.0
 
 StartRequest = tuple[Fence, float, float]
+
+
+async def reach(what: str, url: str, opening: Awaitable[None]) -> None:
+    """Open a connection; a server that cannot be reached is a `UnavailableError` naming it and its
+    URL (without the password), not a bare `ConnectionRefusedError` from deep inside a driver."""
+    try:
+        await opening
+    except UnavailableError:
+        raise
+    except (OSError, TimeoutError) as exc:
+        raise UnavailableError(f"cannot connect to {redact(url)}: {describe(exc)} ({what})") from exc
 
 
 class Runtime:
@@ -66,10 +79,11 @@ class Runtime:
         return make_agent(url, self.cluster.cluster_id, name)
 
     async def open(self) -> None:
-        await self.master.open()
+        await reach("the master", self.cluster.master, self.master.open())
         await self.master.migrate()
-        for agent in self.agents.values():
-            await agent.open()
+        urls = self.cluster.agent_urls()
+        for name, agent in self.agents.items():
+            await reach(f"agent {name!r}", urls[name], agent.open())
             await agent.migrate()
         await self.master.listen(self.hub.master_topic)
         for agent in self.agents.values():

@@ -25,7 +25,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from jobmaster.errors import JobMasterError, StoreError
+from jobmaster.errors import StoreError, UnavailableError
 
 DUE = "Jm-Due"
 VERSION = "Jm-Ver"
@@ -54,7 +54,7 @@ PROBE_TIMEOUT = 2.0
 Request = tuple[str, bytes, dict[str, str] | None]
 
 
-class NatsUnavailableError(JobMasterError, ConnectionError):
+class NatsUnavailableError(UnavailableError):
     """The NATS server cannot be reached (the message names the URL, without credentials)."""
 
 
