@@ -31,6 +31,7 @@ from jobmaster.middleware import RunMiddleware, ScheduleMiddleware, compose_sche
 from jobmaster.runtime.duties import Duty
 from jobmaster.runtime.publisher import Publisher
 from jobmaster.runtime.runtime import Runtime
+from jobmaster.runtime.services import AppServices
 
 if TYPE_CHECKING:
     from jobmaster.sync import SyncJobMaster
@@ -198,6 +199,11 @@ class JobMaster:
         return self._runtime
 
     @property
+    def services(self) -> AppServices:
+        """What this app's runtime is given of it (configuration, handlers, state, events, duties)."""
+        return AppServices(self.config, self.registry, self.state, self.events, self.duties)
+
+    @property
     def is_open(self) -> bool:
         return self._runtime is not None
 
@@ -205,7 +211,7 @@ class JobMaster:
         """Connect to the master and agents and apply migrations (no workers run)."""
         if self._runtime is not None:
             return
-        runtime = Runtime(self)
+        runtime = Runtime(self.services)
         await runtime.open()
         self._runtime = runtime
         self._publisher = Publisher(runtime)

@@ -18,11 +18,11 @@ def test_a_standalone_agent_is_the_job_table_where_the_master_hosts_queues(
     master: str, tmp_path: Path
 ) -> None:
     app = JobMaster("c1", master.format(tmp=tmp_path), agents={"far": "postgresql://db-host/transport"})
-    agents = Runtime(app).agents
+    agents = Runtime(app.services).agents
     assert isinstance(agents["standalone"], MasterQueue)
     assert isinstance(agents["far"], PostgresAgent)
 
 
 def test_a_mysql_master_keeps_its_standalone_queues_in_agent_tables() -> None:
     app = JobMaster("c1", "mysql://root@127.0.0.1:3306/jobs")
-    assert isinstance(Runtime(app).agents["standalone"], MysqlAgent)
+    assert isinstance(Runtime(app.services).agents["standalone"], MysqlAgent)

@@ -430,7 +430,7 @@ class BucketExecutor:
             self._launch(job, now)
 
     def _launch(self, job: Job, now: float) -> None:
-        handler = self.worker.app.registry.get(job.definition_id)
+        handler = self.worker.services.registry.get(job.definition_id)
         ctx = self._context(job) if handler is not None and handler.wants_context else None
         loop = asyncio.get_running_loop()
         running = Running(job, ctx, started_at=now, deadline=loop.time() + job.timeout_s)
@@ -481,7 +481,7 @@ class BucketExecutor:
             lane=job.lane,
             worker_id=self.worker.id,
             logger=logging.getLogger(f"jobmaster.job.{job.definition_id}"),
-            state=self.worker.app.state,
+            state=self.worker.services.state,
         )
 
     async def _run(self, running: Running, handler: Handler | None) -> None:

@@ -7,7 +7,6 @@ import logging
 import time
 from collections.abc import Awaitable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
 
 from jobmaster.agents.base import AgentMessage, AgentTransport
 from jobmaster.agents.master_queue import MasterQueue
@@ -23,11 +22,9 @@ from jobmaster.runtime.duties import Duty
 from jobmaster.runtime.duties.builtin import builtin_duties
 from jobmaster.runtime.executor import BucketExecutor
 from jobmaster.runtime.hub import HELD, Hub
+from jobmaster.runtime.services import AppServices
 from jobmaster.runtime.view import ClusterView
 from jobmaster.runtime.worker import Worker
-
-if TYPE_CHECKING:
-    from jobmaster.app import JobMaster
 
 log = logging.getLogger("jobmaster.runtime")
 
@@ -51,9 +48,9 @@ async def reach(what: str, url: str, opening: Awaitable[None]) -> None:
 
 
 class Runtime:
-    def __init__(self, app: JobMaster) -> None:
-        self.app = app
-        self.cluster: ClusterConfig = app.config
+    def __init__(self, services: AppServices) -> None:
+        self.services = services
+        self.cluster: ClusterConfig = services.config
         self.master: MasterStore = make_master(self.cluster.master, self.cluster.cluster_id)
         self.agents: dict[str, AgentTransport] = {
             name: self._make_agent(name, url) for name, url in self.cluster.agent_urls().items()
@@ -62,7 +59,7 @@ class Runtime:
         self.view = ClusterView(self.master, BUCKET_CACHE_TTL, self.cluster.worker_timeout)
         self.hub.on_buckets_changed(self.view.invalidate)
         self.threads = ThreadPoolExecutor(MAX_THREADS, thread_name_prefix="jobmaster-handler")
-        self.events: EventBus = app.events
+        self.events: EventBus = services.events
         self.starts: Batcher[StartRequest, bool] = Batcher(
             "starts", self._flush_starts, on_flush=self._flushed
         )
@@ -70,7 +67,7 @@ class Runtime:
             "completions", self._flush_completions, on_flush=self._flushed
         )
         self.workers: list[Worker] = []
-        self.duties: list[Duty] = [*builtin_duties(), *app.duties]
+        self.duties: list[Duty] = [*builtin_duties(), *services.duties]
 
     def _make_agent(self, name: str, url: str) -> AgentTransport:
         """An agent on the master's own database is the job table itself where the master can be."""

@@ -27,9 +27,9 @@ from jobmaster.runtime.drain import STOP_REFUSALS, drain_bucket
 from jobmaster.runtime.duties import Duty
 from jobmaster.runtime.executor import BucketExecutor
 from jobmaster.runtime.hub import BUCKETS, wait_for
+from jobmaster.runtime.services import AppServices
 
 if TYPE_CHECKING:
-    from jobmaster.app import JobMaster
     from jobmaster.runtime.runtime import Runtime
 
 log = logging.getLogger("jobmaster.worker")
@@ -38,7 +38,7 @@ log = logging.getLogger("jobmaster.worker")
 class Worker:
     def __init__(self, runtime: Runtime, config: WorkerConfig) -> None:
         self.runtime = runtime
-        self.app: JobMaster = runtime.app
+        self.services: AppServices = runtime.services
         self.cluster: ClusterConfig = runtime.cluster
         self.master: MasterStore = runtime.master
         self.config: WorkerConfig = config
@@ -48,7 +48,7 @@ class Worker:
         self.agent: AgentTransport = runtime.agents[config.agent]
         self.id: str = f"{config.name}-{uuid.uuid4().hex[:12]}"
         self.executors: dict[str, BucketExecutor] = {}
-        self.coordinator = Coordinator(self) if config.mode.coordinates else None
+        self.coordinator: Coordinator | None = Coordinator(self) if config.mode.coordinates else None
         #: Set when the worker is asked to stop: duties end their loops on it.
         self.stopping: asyncio.Event = asyncio.Event()
         self.duties: list[Duty] = [d for d in runtime.duties if d.wanted(config.mode)]
