@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from jobmaster.cluster.model import WorkerMode
+from jobmaster.jobs.lifecycle import RetryPolicy
 from jobmaster.jobs.model import DEFAULT_LANE, Priority
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,99}$"
@@ -142,6 +143,11 @@ class ClusterConfig(BaseModel):
                 f"unsupported master URL scheme {scheme!r}; supported: {', '.join(master_schemes())}"
             )
         return url
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The back-off of every run that did not succeed: a failed run and a lost one alike."""
+        return RetryPolicy(self.retry_backoff_base, self.retry_backoff_cap, self.retry_jitter)
 
     @model_validator(mode="after")
     def _consistent(self) -> ClusterConfig:

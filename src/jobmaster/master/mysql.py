@@ -39,13 +39,14 @@ from jobmaster.db.mysql import (
     error_code,
 )
 from jobmaster.jobs import codec
+from jobmaster.jobs import lifecycle as lc
+from jobmaster.jobs.lifecycle import DEFAULT_RETRY, RetryPolicy
 from jobmaster.jobs.model import Attempt, Completion, Job, JobFilter, JobStatus, Priority
 from jobmaster.master import rows
 from jobmaster.master.base import NO_START, Assigner, Fence, MasterStore, Route, StartNow, StatusCount
 
 SCHEMES = ("mysql", "mariadb")
 
-_OWNED = "(3, 4, 6)"
 
 MIGRATIONS: list[list[str]] = [
     [
@@ -73,8 +74,8 @@ MIGRATIONS: list[list[str]] = [
             finished_at DOUBLE NULL,
             cancel_requested BOOLEAN NOT NULL DEFAULT FALSE,
             last_error LONGTEXT NULL,
-            held_at DOUBLE AS (IF(status = 2, scheduled_at, NULL)) STORED,
-            final_at DOUBLE AS (IF(status IN (5, 7, 8), finished_at, NULL)) STORED,
+            held_at DOUBLE AS (IF(status = {lc.HELD}, scheduled_at, NULL)) STORED,
+            final_at DOUBLE AS (IF(status IN {lc.FINAL_SQL}, finished_at, NULL)) STORED,
             PRIMARY KEY (id),
             INDEX jm_jobs_due (cluster_id, lane, priority, held_at),
             INDEX jm_jobs_lease (cluster_id, status, lease_expires_at),
@@ -154,38 +155,41 @@ _ASSIGN = """
 
 #: Successful runs, the hot path: only fixed-size columns in the JSON table, so the server keeps
 #: the multi-table update's row buffer in memory (a LONGTEXT column would put it on disk).
-_COMPLETE_OK = """
+_COMPLETE_OK = f"""
     UPDATE JSON_TABLE(%s, '$[*]' COLUMNS (
         id VARCHAR(64) PATH '$[0]', version BIGINT PATH '$[1]', finished_at DOUBLE PATH '$[2]')) c
     STRAIGHT_JOIN jm_jobs j ON j.id = c.id AND j.version = c.version
-    SET j.lease_expires_at = NULL, j.finished_at = c.finished_at, j.status = 5, j.version = j.version + 1
+    SET j.lease_expires_at = NULL, j.finished_at = c.finished_at, j.status = {lc.SUCCEEDED},
+        j.version = j.version + 1
 """
 
 #: Every other outcome. A retry (status 2) goes back to the master with its new due time and no
 #: owner; a final status keeps the last error unless the run brought a new one. No right-hand side
 #: reads a column another assignment writes, so the order MySQL applies them in does not matter.
-_COMPLETE = """
+_COMPLETE = f"""
     UPDATE JSON_TABLE(%s, '$[*]' COLUMNS (
         id VARCHAR(64) PATH '$[0]', version BIGINT PATH '$[1]', status SMALLINT PATH '$[2]',
         scheduled_at DOUBLE PATH '$[3]', finished_at DOUBLE PATH '$[4]', error LONGTEXT PATH '$[5]')) c
     STRAIGHT_JOIN jm_jobs j ON j.id = c.id AND j.version = c.version
-    SET j.scheduled_at = IF(c.status = 2, c.scheduled_at, j.scheduled_at),
-        j.bucket_id = IF(c.status = 2, NULL, j.bucket_id),
-        j.worker_id = IF(c.status = 2, NULL, j.worker_id),
+    SET j.scheduled_at = IF(c.status = {lc.HELD}, c.scheduled_at, j.scheduled_at),
+        j.bucket_id = IF(c.status = {lc.HELD}, NULL, j.bucket_id),
+        j.worker_id = IF(c.status = {lc.HELD}, NULL, j.worker_id),
         j.lease_expires_at = NULL,
-        j.finished_at = IF(c.status = 2, j.finished_at, c.finished_at),
-        j.last_error = IF(c.status = 2, c.error, COALESCE(c.error, j.last_error)),
+        j.finished_at = IF(c.status = {lc.HELD}, j.finished_at, c.finished_at),
+        j.last_error = IF(c.status = {lc.HELD}, c.error, COALESCE(c.error, j.last_error)),
         j.status = c.status,
         j.version = j.version + 1
 """
 
-#: Lost jobs: `lost` marks the ones that were running, which get the lost-worker error.
+#: The decided recoveries (`lifecycle.recover`), fenced on version: a NULL due time or error keeps
+#: the job's own.
 _RECOVER = """
     UPDATE JSON_TABLE(%s, '$[*]' COLUMNS (
-        id VARCHAR(64) PATH '$[0]', status SMALLINT PATH '$[1]', finished_at DOUBLE PATH '$[2]',
-        lost SMALLINT PATH '$[3]')) t
-    STRAIGHT_JOIN jm_jobs j ON j.id = t.id
-    SET j.last_error = IF(t.lost = 1, %s, j.last_error),
+        id VARCHAR(64) PATH '$[0]', version BIGINT PATH '$[1]', status SMALLINT PATH '$[2]',
+        scheduled_at DOUBLE PATH '$[3]', finished_at DOUBLE PATH '$[4]', error LONGTEXT PATH '$[5]')) t
+    STRAIGHT_JOIN jm_jobs j ON j.id = t.id AND j.version = t.version
+    SET j.last_error = COALESCE(t.error, j.last_error),
+        j.scheduled_at = COALESCE(t.scheduled_at, j.scheduled_at),
         j.finished_at = t.finished_at,
         j.bucket_id = NULL, j.worker_id = NULL, j.lease_expires_at = NULL,
         j.status = t.status,
@@ -345,7 +349,8 @@ class MysqlMaster(MysqlClient, MasterStore):
         # one guarded update for all saved jobs (it must be the transaction's first write)
         starting = f"id IN ({_marks(len(go))})" if go else "FALSE"
         assignments = (
-            f"status = IF({starting}, 4, 6), attempts = attempts + IF({starting}, 1, 0),"
+            f"status = IF({starting}, {lc.PROCESSING}, {lc.QUEUED}),"
+            f" attempts = attempts + IF({starting}, 1, 0),"
             f" started_at = IF({starting}, %s, started_at),"
             " bucket_id = %s, worker_id = %s, lease_expires_at = %s"
         )
@@ -444,11 +449,7 @@ class MysqlMaster(MysqlClient, MasterStore):
             ]
             await s.execute(_ASSIGN, (codec.dumps(table).decode(),))
             for job, a in zip(claimed, assignments, strict=True):
-                job.status = a.status
-                job.bucket_id = a.bucket_id
-                job.worker_id = a.worker_id
-                job.lease_expires_at = a.lease_until
-                job.version += 1
+                lc.assigned(job, a.bucket_id, a.worker_id, a.status, a.lease_until)
             return claimed
 
         # Not retried: the assigner keeps count of what it handed out, so it must run once.
@@ -517,7 +518,7 @@ class MysqlMaster(MysqlClient, MasterStore):
             return await self._guarded_update(
                 s,
                 fences,
-                "status = 4, attempts = attempts + 1, started_at = %s, lease_expires_at = %s",
+                f"status = {lc.PROCESSING}, attempts = attempts + 1, started_at = %s, lease_expires_at = %s",
                 [now, lease_until],
                 (int(JobStatus.AssignedToBucket), int(JobStatus.Queued)),
                 cancelled_ok=False,
@@ -606,7 +607,7 @@ class MysqlMaster(MysqlClient, MasterStore):
             return await self._guarded_update(
                 s,
                 fences,
-                "status = 2, bucket_id = NULL, worker_id = NULL, lease_expires_at = NULL",
+                f"status = {lc.HELD}, bucket_id = NULL, worker_id = NULL, lease_expires_at = NULL",
                 [],
                 (int(JobStatus.AssignedToBucket), int(JobStatus.Queued)),
             )
@@ -614,7 +615,7 @@ class MysqlMaster(MysqlClient, MasterStore):
         return await self.db.run(write)
 
     async def renew(self, worker_id: str, now: float, lease_until: float, held: Sequence[str]) -> list[str]:
-        renew_before = now + (lease_until - now) / 2
+        renew_before = lc.renew_before(now, lease_until)
         ids = sorted(set(held))
 
         async def write(s: Session) -> list[str]:
@@ -622,7 +623,7 @@ class MysqlMaster(MysqlClient, MasterStore):
             if ids:
                 await s.execute(
                     f"UPDATE jm_jobs SET lease_expires_at = %s WHERE id IN ({_marks(len(ids))})"
-                    " AND worker_id = %s AND status IN (4, 6) AND lease_expires_at < %s",
+                    f" AND worker_id = %s AND status IN {lc.RENEWED_SQL} AND lease_expires_at < %s",
                     [lease_until, *ids, worker_id, renew_before],
                 )
             if not ids:
@@ -634,44 +635,30 @@ class MysqlMaster(MysqlClient, MasterStore):
                 r[0]
                 for r in await s.fetch(
                     f"SELECT id FROM jm_jobs WHERE id IN ({_marks(len(ids))})"
-                    " AND worker_id = %s AND status = 4 AND cancel_requested",
+                    f" AND worker_id = %s AND status = {lc.PROCESSING} AND cancel_requested",
                     [*ids, worker_id],
                 )
             ]
 
         return await self.db.run(write)
 
-    async def recover_expired(self, now: float, limit: int) -> int:
-        lost = codec.dumps(rows.lost_worker_error()).decode()
-
+    async def recover_expired(self, now: float, limit: int, retry: RetryPolicy = DEFAULT_RETRY) -> int:
         async def write(s: Session) -> int:
             expired = await s.fetch(
-                "SELECT id, status, cancel_requested, attempts, attempt_limit, started_at, worker_id"
-                f" FROM jm_jobs WHERE cluster_id = %s AND status IN {_OWNED} AND lease_expires_at < %s"
-                " LIMIT %s FOR UPDATE SKIP LOCKED",
+                f"SELECT {lc.EXPIRED_COLUMNS} FROM jm_jobs WHERE cluster_id = %s"
+                f" AND status IN {lc.OWNED_SQL} AND lease_expires_at < %s LIMIT %s FOR UPDATE SKIP LOCKED",
                 (self.cluster_id, now, limit),
             )
             if not expired:
                 return 0
-            table = []
-            history = []
-            for job_id, status, cancel, attempts, attempt_limit, started, worker in expired:
-                running = status == JobStatus.Processing
-                if cancel:
-                    target: int = JobStatus.Cancelled
-                elif running and attempts >= attempt_limit:
-                    target = JobStatus.Failed
-                else:
-                    target = JobStatus.HeldOnMaster
-                finished = None if target == JobStatus.HeldOnMaster else now
-                table.append([job_id, int(target), finished, 1 if running else 0])
-                if running:
-                    history.append(
-                        Attempt(
-                            job_id, attempts, worker, started or now, now, "lost", rows.lost_worker_error()
-                        )
-                    )
-            await s.execute(_RECOVER, (codec.dumps(table).decode(), lost))
+            decided = lc.recover_all(expired, now, retry)
+            table = [
+                [r.job_id, r.version, int(r.status), r.scheduled_at, r.finished_at, rows.json_text(r.error)]
+                for r in decided
+            ]
+            # the rows are locked: every fence holds
+            await s.execute(_RECOVER, (codec.dumps(table).decode(),))
+            history = [r.attempt for r in decided if r.attempt is not None]
             if history:
                 await self._record_attempts(s, history)
             return len(expired)
@@ -771,7 +758,7 @@ class MysqlMaster(MysqlClient, MasterStore):
     async def request_cancel(self, job_id: str, version: int) -> bool:
         matched = await self.db.execute(
             "UPDATE jm_jobs SET cancel_requested = TRUE"
-            " WHERE cluster_id = %s AND id = %s AND version = %s AND status = 4",
+            f" WHERE cluster_id = %s AND id = %s AND version = %s AND status = {lc.PROCESSING}",
             (self.cluster_id, job_id, version),
         )
         return matched > 0

@@ -9,6 +9,8 @@ from typing import Any
 from jobmaster.cluster.model import Bucket, BucketStatus, WorkerRecord, WorkerStatus
 from jobmaster.db.sqlite import SqliteClient, immediate
 from jobmaster.jobs import codec
+from jobmaster.jobs import lifecycle as lc
+from jobmaster.jobs.lifecycle import DEFAULT_RETRY, RetryPolicy
 from jobmaster.jobs.model import (
     Attempt,
     Completion,
@@ -31,8 +33,6 @@ from jobmaster.master.base import (
 
 SCHEMES = ("sqlite",)
 
-_OWNED = "(3, 4, 6)"
-_FINAL = "(5, 7, 8)"
 
 MIGRATIONS: list[list[str]] = [
     [
@@ -61,14 +61,14 @@ MIGRATIONS: list[list[str]] = [
             cancel_requested INTEGER NOT NULL DEFAULT 0,
             last_error TEXT
         )""",
-        """CREATE INDEX IF NOT EXISTS jm_jobs_due ON jm_jobs
-            (cluster_id, lane, priority, scheduled_at) WHERE status = 2""",
+        f"""CREATE INDEX IF NOT EXISTS jm_jobs_due ON jm_jobs
+            (cluster_id, lane, priority, scheduled_at) WHERE status = {lc.HELD}""",
         f"""CREATE INDEX IF NOT EXISTS jm_jobs_lease ON jm_jobs
-            (cluster_id, lease_expires_at) WHERE status IN {_OWNED}""",
+            (cluster_id, lease_expires_at) WHERE status IN {lc.OWNED_SQL}""",
         f"""CREATE INDEX IF NOT EXISTS jm_jobs_owner ON jm_jobs
-            (worker_id, lease_expires_at) WHERE status IN {_OWNED}""",
+            (worker_id, lease_expires_at) WHERE status IN {lc.OWNED_SQL}""",
         f"""CREATE INDEX IF NOT EXISTS jm_jobs_finished ON jm_jobs
-            (cluster_id, finished_at) WHERE status IN {_FINAL}""",
+            (cluster_id, finished_at) WHERE status IN {lc.FINAL_SQL}""",
         "CREATE INDEX IF NOT EXISTS jm_jobs_status ON jm_jobs (cluster_id, status, scheduled_at)",
         "CREATE INDEX IF NOT EXISTS jm_jobs_definition ON jm_jobs (cluster_id, definition_id)",
         """CREATE TABLE IF NOT EXISTS jm_attempts (
@@ -109,8 +109,8 @@ MIGRATIONS: list[list[str]] = [
     ],
     [
         # bucket queues held in the job table (QueueHost)
-        """CREATE INDEX IF NOT EXISTS jm_jobs_queued ON jm_jobs (bucket_id, scheduled_at)
-            WHERE status = 3""",
+        f"""CREATE INDEX IF NOT EXISTS jm_jobs_queued ON jm_jobs (bucket_id, scheduled_at)
+            WHERE status = {lc.ASSIGNED}""",
     ],
 ]
 
@@ -131,7 +131,7 @@ def _claim_sql(cluster_id: str, horizon: float, routes: Sequence[Route], limit: 
     """
     branch = (
         f"SELECT * FROM (SELECT {rows.JOB_SELECT} FROM jm_jobs WHERE cluster_id = ? AND lane = ?"
-        " AND priority = ? AND status = 2 AND scheduled_at <= ? ORDER BY scheduled_at LIMIT ?)"
+        f" AND priority = ? AND status = {lc.HELD} AND scheduled_at <= ? ORDER BY scheduled_at LIMIT ?)"
     )
     params: list[Any] = []
     for lane, priority in routes:
@@ -237,7 +237,7 @@ class SqliteMaster(SqliteClient, QueueHost, MasterStore):
                     "UPDATE jm_jobs SET status = ?, attempts = attempts + ?,"
                     " started_at = CASE WHEN ? THEN ? ELSE started_at END, bucket_id = ?,"
                     " worker_id = ?, lease_expires_at = ?, version = version + 1"
-                    " WHERE id = ? AND version = ? AND status = 3",
+                    f" WHERE id = ? AND version = ? AND status = {lc.ASSIGNED}",
                     (
                         int(JobStatus.Processing if go else JobStatus.Queued),
                         int(go),
@@ -288,18 +288,18 @@ class SqliteMaster(SqliteClient, QueueHost, MasterStore):
         due_before: float,
         limit: int,
     ) -> list[Job]:
-        queue = "SELECT id FROM jm_jobs WHERE bucket_id = ? AND status = 3"
+        queue = f"SELECT id FROM jm_jobs WHERE bucket_id = ? AND status = {lc.ASSIGNED}"
 
         def take(conn: sqlite3.Connection) -> list[Job]:
             started = conn.execute(
-                "UPDATE jm_jobs SET status = 4, attempts = attempts + 1, started_at = ?,"
+                f"UPDATE jm_jobs SET status = {lc.PROCESSING}, attempts = attempts + 1, started_at = ?,"
                 " worker_id = ?, lease_expires_at = ?, version = version + 1"
                 f" WHERE id IN ({queue} AND scheduled_at <= ? ORDER BY scheduled_at LIMIT ?)"
                 f" RETURNING {rows.JOB_SELECT}",
                 (now, worker_id, lease_until, bucket_id, now, start),
             ).fetchall()
             queued = conn.execute(
-                "UPDATE jm_jobs SET status = 6, worker_id = ?, lease_expires_at = ?,"
+                f"UPDATE jm_jobs SET status = {lc.QUEUED}, worker_id = ?, lease_expires_at = ?,"
                 f" version = version + 1 WHERE id IN ({queue} AND scheduled_at > ?"
                 f" AND scheduled_at <= ? ORDER BY scheduled_at LIMIT ?) RETURNING {rows.JOB_SELECT}",
                 (worker_id, lease_until, bucket_id, now, due_before, limit),
@@ -317,9 +317,9 @@ class SqliteMaster(SqliteClient, QueueHost, MasterStore):
     async def release_queued(self, bucket_id: str, limit: int) -> int:
         def release(conn: sqlite3.Connection) -> int:
             return conn.execute(
-                "UPDATE jm_jobs SET status = 2, bucket_id = NULL, worker_id = NULL,"
+                f"UPDATE jm_jobs SET status = {lc.HELD}, bucket_id = NULL, worker_id = NULL,"
                 " lease_expires_at = NULL, version = version + 1 WHERE id IN"
-                " (SELECT id FROM jm_jobs WHERE bucket_id = ? AND status = 3 LIMIT ?)",
+                f" (SELECT id FROM jm_jobs WHERE bucket_id = ? AND status = {lc.ASSIGNED} LIMIT ?)",
                 (bucket_id, limit),
             ).rowcount
 
@@ -327,7 +327,7 @@ class SqliteMaster(SqliteClient, QueueHost, MasterStore):
 
     async def queued_count(self, bucket_id: str) -> int:
         def count(conn: sqlite3.Connection) -> int:
-            query = "SELECT COUNT(*) FROM jm_jobs WHERE bucket_id = ? AND status = 3"
+            query = f"SELECT COUNT(*) FROM jm_jobs WHERE bucket_id = ? AND status = {lc.ASSIGNED}"
             return int(conn.execute(query, (bucket_id,)).fetchone()[0])
 
         return await self.db.run(count)
@@ -335,7 +335,8 @@ class SqliteMaster(SqliteClient, QueueHost, MasterStore):
     async def next_queued_due(self, bucket_id: str) -> float | None:
         def read(conn: sqlite3.Connection) -> float | None:
             row = conn.execute(
-                "SELECT MIN(scheduled_at) FROM jm_jobs WHERE bucket_id = ? AND status = 3", (bucket_id,)
+                f"SELECT MIN(scheduled_at) FROM jm_jobs WHERE bucket_id = ? AND status = {lc.ASSIGNED}",
+                (bucket_id,),
             ).fetchone()
             return None if row[0] is None else float(row[0])
 
@@ -343,7 +344,7 @@ class SqliteMaster(SqliteClient, QueueHost, MasterStore):
 
     async def remove_empty_bucket(self, bucket_id: str) -> bool:
         def remove(conn: sqlite3.Connection) -> bool:
-            query = "SELECT 1 FROM jm_jobs WHERE bucket_id = ? AND status = 3 LIMIT 1"
+            query = f"SELECT 1 FROM jm_jobs WHERE bucket_id = ? AND status = {lc.ASSIGNED} LIMIT 1"
             if conn.execute(query, (bucket_id,)).fetchone() is not None:
                 return False
             conn.execute("DELETE FROM jm_buckets WHERE id = ?", (bucket_id,))
@@ -377,16 +378,12 @@ class SqliteMaster(SqliteClient, QueueHost, MasterStore):
                     " lease_expires_at = ?, version = version + 1 WHERE id = ? AND version = ?",
                     (int(a.status), a.bucket_id, a.worker_id, a.lease_until, job.id, job.version),
                 )
-                job.status = a.status
-                job.bucket_id = a.bucket_id
-                job.worker_id = a.worker_id
-                job.lease_expires_at = a.lease_until
-                job.version += 1
+                lc.assigned(job, a.bucket_id, a.worker_id, a.status, a.lease_until)
                 claimed.append(job)
             return claimed
 
         return await self.db.transaction_if(
-            f"SELECT 1 FROM jm_jobs WHERE cluster_id = ? AND status = 2 AND scheduled_at <= ?"
+            f"SELECT 1 FROM jm_jobs WHERE cluster_id = ? AND status = {lc.HELD} AND scheduled_at <= ?"
             f" AND {route_sql} LIMIT 1",
             [self.cluster_id, horizon, *route_params],
             claim,
@@ -414,10 +411,10 @@ class SqliteMaster(SqliteClient, QueueHost, MasterStore):
 
     async def start(self, fences: Sequence[Fence], now: float, lease_until: float) -> list[str]:
         def write(conn: sqlite3.Connection) -> list[str]:
-            holding = self._holding(conn, fences, "status IN (3, 6) AND cancel_requested = 0")
+            holding = self._holding(conn, fences, f"status IN {lc.STARTABLE_SQL} AND cancel_requested = 0")
             started = [f.job_id for f in fences if f.job_id in holding]
             conn.executemany(
-                "UPDATE jm_jobs SET status = 4, attempts = attempts + 1, started_at = ?,"
+                f"UPDATE jm_jobs SET status = {lc.PROCESSING}, attempts = attempts + 1, started_at = ?,"
                 " lease_expires_at = ?, version = version + 1 WHERE id = ?",
                 [(now, lease_until, job_id) for job_id in started],
             )
@@ -437,7 +434,7 @@ class SqliteMaster(SqliteClient, QueueHost, MasterStore):
                 error = codec.dumps(c.error).decode() if c.error is not None else None
                 if c.status is JobStatus.HeldOnMaster:
                     conn.execute(
-                        "UPDATE jm_jobs SET status = 2, scheduled_at = ?, bucket_id = NULL,"
+                        f"UPDATE jm_jobs SET status = {lc.HELD}, scheduled_at = ?, bucket_id = NULL,"
                         " worker_id = NULL, lease_expires_at = NULL, last_error = ?,"
                         " version = version + 1 WHERE id = ?",
                         (c.scheduled_at, error, c.job_id),
@@ -465,7 +462,8 @@ class SqliteMaster(SqliteClient, QueueHost, MasterStore):
             done.update(
                 row[0]
                 for row in conn.execute(
-                    "UPDATE jm_jobs SET status = 5, finished_at = v.column3, lease_expires_at = NULL,"
+                    f"UPDATE jm_jobs SET status = {lc.SUCCEEDED}, finished_at = v.column3,"
+                    " lease_expires_at = NULL,"
                     f" version = version + 1 FROM (VALUES {values}) AS v"
                     " WHERE jm_jobs.id = v.column1 AND jm_jobs.version = v.column2 RETURNING jm_jobs.id",
                     params,
@@ -493,9 +491,9 @@ class SqliteMaster(SqliteClient, QueueHost, MasterStore):
             released = []
             for fence in fences:
                 cursor = conn.execute(
-                    "UPDATE jm_jobs SET status = 2, bucket_id = NULL, worker_id = NULL,"
+                    f"UPDATE jm_jobs SET status = {lc.HELD}, bucket_id = NULL, worker_id = NULL,"
                     " lease_expires_at = NULL, version = version + 1"
-                    " WHERE id = ? AND version = ? AND status IN (3, 6)",
+                    f" WHERE id = ? AND version = ? AND status IN {lc.RELEASABLE_SQL}",
                     (fence.job_id, fence.version),
                 )
                 if cursor.rowcount:
@@ -505,7 +503,7 @@ class SqliteMaster(SqliteClient, QueueHost, MasterStore):
         return await self.db.transaction(write)
 
     async def renew(self, worker_id: str, now: float, lease_until: float, held: Sequence[str]) -> list[str]:
-        renew_before = now + (lease_until - now) / 2
+        renew_before = lc.renew_before(now, lease_until)
         ids = list(held)
 
         def write(conn: sqlite3.Connection) -> list[str]:
@@ -514,55 +512,44 @@ class SqliteMaster(SqliteClient, QueueHost, MasterStore):
                 chunk = ids[start : start + 500]
                 conn.execute(
                     f"UPDATE jm_jobs SET lease_expires_at = ? WHERE id IN ({', '.join('?' for _ in chunk)})"
-                    " AND worker_id = ? AND status IN (4, 6) AND lease_expires_at < ?",
+                    f" AND worker_id = ? AND status IN {lc.RENEWED_SQL} AND lease_expires_at < ?",
                     [lease_until, *chunk, worker_id, renew_before],
                 )
             return [
                 r[0]
                 for r in conn.execute(
-                    "SELECT id FROM jm_jobs WHERE worker_id = ? AND status = 4 AND cancel_requested = 1",
+                    f"SELECT id FROM jm_jobs WHERE worker_id = ? AND status = {lc.PROCESSING}"
+                    " AND cancel_requested = 1",
                     (worker_id,),
                 )
             ]
 
         return await self.db.transaction(write)
 
-    async def recover_expired(self, now: float, limit: int) -> int:
+    async def recover_expired(self, now: float, limit: int, retry: RetryPolicy = DEFAULT_RETRY) -> int:
         def write(conn: sqlite3.Connection) -> int:
             expired = conn.execute(
-                "SELECT id, version, status, cancel_requested, attempts, attempt_limit,"
-                f" started_at, worker_id FROM jm_jobs WHERE cluster_id = ? AND status IN {_OWNED}"
+                f"SELECT {lc.EXPIRED_COLUMNS} FROM jm_jobs WHERE cluster_id = ? AND status IN {lc.OWNED_SQL}"
                 " AND lease_expires_at < ? LIMIT ?",
                 (self.cluster_id, now, limit),
             ).fetchall()
-            lost = codec.dumps(rows.lost_worker_error()).decode()
-            for job_id, version, status, cancel, attempts, limit_, started, worker in expired:
-                if status == JobStatus.Processing:
-                    self._record_attempt(
-                        conn,
-                        Attempt(
-                            job_id,
-                            attempts,
-                            worker,
-                            started or now,
-                            now,
-                            "lost",
-                            rows.lost_worker_error(),
-                        ),
-                    )
-                if cancel:
-                    target, finished = JobStatus.Cancelled, now
-                elif status == JobStatus.Processing and attempts >= limit_:
-                    target, finished = JobStatus.Failed, now
-                else:
-                    target, finished = JobStatus.HeldOnMaster, None
-                conn.execute(
-                    "UPDATE jm_jobs SET status = ?, finished_at = ?, bucket_id = NULL,"
-                    " worker_id = NULL, lease_expires_at = NULL,"
-                    " last_error = CASE WHEN ? = 4 THEN ? ELSE last_error END,"
-                    " version = version + 1 WHERE id = ? AND version = ?",
-                    (int(target), finished, status, lost, job_id, version),
-                )
+            for r in lc.recover_all(expired, now, retry):
+                held = conn.execute(
+                    "UPDATE jm_jobs SET status = ?, scheduled_at = COALESCE(?, scheduled_at),"
+                    " finished_at = ?, bucket_id = NULL, worker_id = NULL, lease_expires_at = NULL,"
+                    " last_error = COALESCE(?, last_error), version = version + 1"
+                    " WHERE id = ? AND version = ?",
+                    (
+                        int(r.status),
+                        r.scheduled_at,
+                        r.finished_at,
+                        rows.json_text(r.error),
+                        r.job_id,
+                        r.version,
+                    ),
+                ).rowcount
+                if held and r.attempt is not None:
+                    self._record_attempt(conn, r.attempt)
             return len(expired)
 
         return await self.db.transaction(write)
@@ -572,7 +559,7 @@ class SqliteMaster(SqliteClient, QueueHost, MasterStore):
             ids = [
                 r[0]
                 for r in conn.execute(
-                    f"SELECT id FROM jm_jobs WHERE cluster_id = ? AND status IN {_FINAL}"
+                    f"SELECT id FROM jm_jobs WHERE cluster_id = ? AND status IN {lc.FINAL_SQL}"
                     " AND finished_at < ? LIMIT ?",
                     (self.cluster_id, finished_before, limit),
                 )
@@ -593,7 +580,8 @@ class SqliteMaster(SqliteClient, QueueHost, MasterStore):
 
         def read(conn: sqlite3.Connection) -> float | None:
             row = conn.execute(
-                f"SELECT MIN(scheduled_at) FROM jm_jobs WHERE cluster_id = ? AND status = 2 AND {route_sql}",
+                f"SELECT MIN(scheduled_at) FROM jm_jobs WHERE cluster_id = ? AND status = {lc.HELD}"
+                f" AND {route_sql}",
                 [self.cluster_id, *route_params],
             ).fetchone()
             return None if row[0] is None else float(row[0])
@@ -690,7 +678,7 @@ class SqliteMaster(SqliteClient, QueueHost, MasterStore):
         def write(conn: sqlite3.Connection) -> bool:
             cursor = conn.execute(
                 "UPDATE jm_jobs SET cancel_requested = 1"
-                " WHERE cluster_id = ? AND id = ? AND version = ? AND status = 4",
+                f" WHERE cluster_id = ? AND id = ? AND version = ? AND status = {lc.PROCESSING}",
                 (self.cluster_id, job_id, version),
             )
             return bool(cursor.rowcount)

@@ -31,7 +31,6 @@ from jobmaster.handlers.context import JobContext
 from jobmaster.jobs import codec
 from jobmaster.jobs.model import Attempt, Completion, Job, JobStatus, run_capacity
 from jobmaster.master.base import Fence, StartNow
-from jobmaster.runtime.backoff import retry_delay
 from jobmaster.runtime.hub import wait_for
 
 if TYPE_CHECKING:
@@ -551,19 +550,12 @@ class BucketExecutor:
             return Completion(job.id, job.version, JobStatus.Cancelled, attempt("cancelled", details))
         outcome = "timeout" if isinstance(error, JobTimeoutError) else "failed"
         if job.attempts < job.attempt_limit:
-            cluster = self.worker.cluster
-            delay = retry_delay(
-                job.attempts,
-                cluster.retry_backoff_base,
-                cluster.retry_backoff_cap,
-                cluster.retry_jitter,
-            )
             return Completion(
                 job.id,
                 job.version,
                 JobStatus.HeldOnMaster,
                 attempt(outcome, details),
-                scheduled_at=now + delay,
+                scheduled_at=self.worker.cluster.retry_policy.retry_at(now, job.attempts),
                 error=details,
             )
         return Completion(job.id, job.version, JobStatus.Failed, attempt(outcome, details), error=details)

@@ -243,7 +243,7 @@ class Worker:
         while not self._stopping.is_set():
             now = time.time()
             try:
-                while await self.master.recover_expired(now, 1000) == 1000:
+                while await self.master.recover_expired(now, 1000, self.cluster.retry_policy) == 1000:
                     pass
                 if now - last_prune > PRUNE_EVERY:
                     while await self.master.prune(now - self.cluster.data_retention, 1000) == 1000:
