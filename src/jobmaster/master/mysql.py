@@ -41,9 +41,12 @@ from jobmaster.db.mysql import (
 from jobmaster.jobs import codec
 from jobmaster.jobs import lifecycle as lc
 from jobmaster.jobs.lifecycle import DEFAULT_RETRY, RetryPolicy
-from jobmaster.jobs.model import Attempt, Completion, Job, JobFilter, JobStatus, Priority
+from jobmaster.jobs.model import Attempt, Completion, Job, JobStatus, Priority
 from jobmaster.master import rows
-from jobmaster.master.base import NO_START, Assigner, Fence, MasterStore, Route, StartNow, StatusCount
+from jobmaster.master.base import NO_START, Assigner, Fence, Route, StartNow
+from jobmaster.master.sql.dialect import MYSQL
+from jobmaster.master.sql.executor import Executor
+from jobmaster.master.sql.store import SqlMasterStore
 
 SCHEMES = ("mysql", "mariadb")
 
@@ -257,7 +260,13 @@ def _coerce(name: str, value: Any) -> Any:
     return value
 
 
-class MysqlMaster(MysqlClient, MasterStore):
+class MysqlMaster(MysqlClient, SqlMasterStore):
+    dialect = MYSQL
+
+    @property
+    def sql(self) -> Executor:
+        return self.db.executor
+
     supports_notify = False
 
     def __init__(self, url: str, cluster_id: str) -> None:
@@ -683,57 +692,7 @@ class MysqlMaster(MysqlClient, MasterStore):
 
         return await self.db.run(write)
 
-    async def next_due_at(self, routes: Sequence[Route]) -> float | None:
-        if not routes:
-            return None
-        # Per route, so each minimum is one probe of the due index instead of a scan of every held job.
-        branch = (
-            "SELECT MIN(held_at) AS due FROM jm_jobs WHERE cluster_id = %s AND lane = %s AND priority = %s"
-        )
-        params: list[Any] = []
-        for lane, priority in routes:
-            params += [self.cluster_id, lane, int(priority)]
-        due = await self.db.fetchval(
-            f"SELECT MIN(due) FROM ({' UNION ALL '.join([branch] * len(routes))}) AS first", params
-        )
-        return None if due is None else float(due)
-
     # ---- management --------------------------------------------------------------------------
-
-    async def get_job(self, job_id: str) -> Job | None:
-        found = await self.db.fetch(
-            f"SELECT {rows.JOB_SELECT} FROM jm_jobs WHERE cluster_id = %s AND id = %s",
-            (self.cluster_id, job_id),
-        )
-        return rows.job_from_row(found[0]) if found else None
-
-    async def list_jobs(self, criteria: JobFilter) -> list[Job]:
-        where, params = rows.filter_sql(self.cluster_id, criteria, _FILTER)
-        found = await self.db.fetch(
-            f"SELECT {rows.JOB_SELECT} FROM jm_jobs WHERE {where}"
-            " ORDER BY scheduled_at DESC, id LIMIT %s OFFSET %s",
-            [*params, criteria.limit, criteria.offset],
-        )
-        return [rows.job_from_row(r) for r in found]
-
-    async def count_jobs(self, criteria: JobFilter) -> int:
-        where, params = rows.filter_sql(self.cluster_id, criteria, _FILTER)
-        return int(await self.db.fetchval(f"SELECT COUNT(*) FROM jm_jobs WHERE {where}", params))
-
-    async def count_by_status(self) -> list[StatusCount]:
-        found = await self.db.fetch(
-            "SELECT status, priority, lane, COUNT(*) FROM jm_jobs WHERE cluster_id = %s"
-            " GROUP BY status, priority, lane",
-            (self.cluster_id,),
-        )
-        return [StatusCount(JobStatus(s), Priority(p), lane, int(n)) for s, p, lane, n in found]
-
-    async def attempt_rows(self, job_id: str) -> list[Attempt]:
-        found = await self.db.fetch(
-            f"SELECT {_ATTEMPT_COLUMNS} FROM jm_attempts WHERE job_id = %s ORDER BY attempt, started_at",
-            (job_id,),
-        )
-        return [rows.attempt_from_row(r) for r in found]
 
     async def update_job(self, job_id: str, version: int, changes: dict[str, Any]) -> Job | None:
         unknown = set(changes) - rows.UPDATABLE

@@ -24,19 +24,20 @@ from jobmaster.db.postgres import Listener, PostgresClient, channel_name, new_or
 from jobmaster.jobs import codec
 from jobmaster.jobs import lifecycle as lc
 from jobmaster.jobs.lifecycle import DEFAULT_RETRY, RetryPolicy
-from jobmaster.jobs.model import Attempt, Completion, Job, JobFilter, JobStatus, Priority
+from jobmaster.jobs.model import Completion, Job, JobStatus
 from jobmaster.master import rows
 from jobmaster.master.base import (
     BUCKET_TOPIC,
     NO_START,
     Assigner,
     Fence,
-    MasterStore,
     QueueHost,
     Route,
     StartNow,
-    StatusCount,
 )
+from jobmaster.master.sql.dialect import POSTGRES
+from jobmaster.master.sql.executor import Executor
+from jobmaster.master.sql.store import SqlMasterStore
 
 SCHEMES = ("postgresql", "postgres")
 
@@ -643,7 +644,13 @@ def _pg_metadata(where: rows.Where, metadata: dict[str, Any]) -> None:
 _FILTER = rows.FilterDialect(lambda n: f"${n}", _pg_statuses, _pg_metadata)
 
 
-class PostgresMaster(PostgresClient, QueueHost, MasterStore):
+class PostgresMaster(PostgresClient, QueueHost, SqlMasterStore):
+    dialect = POSTGRES
+
+    @property
+    def sql(self) -> Executor:
+        return self.db.executor
+
     supports_notify = True
 
     def __init__(self, url: str, cluster_id: str) -> None:
@@ -944,49 +951,7 @@ class PostgresMaster(PostgresClient, QueueHost, MasterStore):
     async def prune(self, finished_before: float, limit: int) -> int:
         return int(await self.pool.fetchval(_PRUNE, self.cluster_id, finished_before, limit))
 
-    async def next_due_at(self, routes: Sequence[Route]) -> float | None:
-        if not routes:
-            return None
-        lanes, priorities = _routes(routes)
-        due = await self.pool.fetchval(_NEXT_DUE, self.cluster_id, lanes, priorities)
-        return None if due is None else float(due)
-
     # ---- management --------------------------------------------------------------------------
-
-    async def get_job(self, job_id: str) -> Job | None:
-        row = await self.pool.fetchrow(
-            f"SELECT {rows.JOB_SELECT} FROM jm_jobs WHERE cluster_id = $1 AND id = $2",
-            self.cluster_id,
-            job_id,
-        )
-        return rows.job_from_row(row) if row else None
-
-    async def list_jobs(self, criteria: JobFilter) -> list[Job]:
-        where, params = rows.filter_sql(self.cluster_id, criteria, _FILTER)
-        n = len(params)
-        records = await self.pool.fetch(
-            f"SELECT {rows.JOB_SELECT} FROM jm_jobs WHERE {where}"
-            f" ORDER BY scheduled_at DESC, id LIMIT ${n + 1} OFFSET ${n + 2}",
-            *params,
-            criteria.limit,
-            criteria.offset,
-        )
-        return [rows.job_from_row(r) for r in records]
-
-    async def count_jobs(self, criteria: JobFilter) -> int:
-        where, params = rows.filter_sql(self.cluster_id, criteria, _FILTER)
-        return int(await self.pool.fetchval(f"SELECT COUNT(*) FROM jm_jobs WHERE {where}", *params))
-
-    async def count_by_status(self) -> list[StatusCount]:
-        records = await self.pool.fetch(
-            "SELECT status, priority, lane, COUNT(*) FROM jm_jobs WHERE cluster_id = $1"
-            " GROUP BY status, priority, lane",
-            self.cluster_id,
-        )
-        return [StatusCount(JobStatus(s), Priority(p), lane, n) for s, p, lane, n in records]
-
-    async def attempt_rows(self, job_id: str) -> list[Attempt]:
-        return [rows.attempt_from_row(r) for r in await self.pool.fetch(_ATTEMPTS, job_id)]
 
     async def update_job(self, job_id: str, version: int, changes: dict[str, Any]) -> Job | None:
         unknown = set(changes) - rows.UPDATABLE

@@ -15,7 +15,6 @@ from jobmaster.jobs.model import (
     Attempt,
     Completion,
     Job,
-    JobFilter,
     JobStatus,
     Priority,
 )
@@ -24,12 +23,13 @@ from jobmaster.master.base import (
     NO_START,
     Assigner,
     Fence,
-    MasterStore,
     QueueHost,
     Route,
     StartNow,
-    StatusCount,
 )
+from jobmaster.master.sql.dialect import SQLITE
+from jobmaster.master.sql.executor import Executor
+from jobmaster.master.sql.store import SqlMasterStore
 
 SCHEMES = ("sqlite",)
 
@@ -169,7 +169,13 @@ _INSERT_JOB = (
 )
 
 
-class SqliteMaster(SqliteClient, QueueHost, MasterStore):
+class SqliteMaster(SqliteClient, QueueHost, SqlMasterStore):
+    dialect = SQLITE
+
+    @property
+    def sql(self) -> Executor:
+        return self.db.executor
+
     async def migrate(self) -> int:
         def apply(conn: sqlite3.Connection) -> int:
             with immediate(conn):
@@ -573,81 +579,7 @@ class SqliteMaster(SqliteClient, QueueHost, MasterStore):
 
         return await self.db.transaction(write)
 
-    async def next_due_at(self, routes: Sequence[Route]) -> float | None:
-        if not routes:
-            return None
-        route_sql, route_params = _routes_sql(routes)
-
-        def read(conn: sqlite3.Connection) -> float | None:
-            row = conn.execute(
-                f"SELECT MIN(scheduled_at) FROM jm_jobs WHERE cluster_id = ? AND status = {lc.HELD}"
-                f" AND {route_sql}",
-                [self.cluster_id, *route_params],
-            ).fetchone()
-            return None if row[0] is None else float(row[0])
-
-        return await self.db.run(read)
-
     # ---- management --------------------------------------------------------------------------
-
-    async def get_job(self, job_id: str) -> Job | None:
-        def read(conn: sqlite3.Connection) -> Job | None:
-            row = conn.execute(
-                f"SELECT {rows.JOB_SELECT} FROM jm_jobs WHERE cluster_id = ? AND id = ?",
-                (self.cluster_id, job_id),
-            ).fetchone()
-            return rows.job_from_row(row) if row else None
-
-        return await self.db.run(read)
-
-    async def list_jobs(self, criteria: JobFilter) -> list[Job]:
-        where, params = rows.filter_sql(self.cluster_id, criteria, _FILTER)
-
-        def read(conn: sqlite3.Connection) -> list[Job]:
-            return [
-                rows.job_from_row(r)
-                for r in conn.execute(
-                    f"SELECT {rows.JOB_SELECT} FROM jm_jobs WHERE {where}"
-                    " ORDER BY scheduled_at DESC, id LIMIT ? OFFSET ?",
-                    [*params, criteria.limit, criteria.offset],
-                )
-            ]
-
-        return await self.db.run(read)
-
-    async def count_jobs(self, criteria: JobFilter) -> int:
-        where, params = rows.filter_sql(self.cluster_id, criteria, _FILTER)
-
-        def read(conn: sqlite3.Connection) -> int:
-            return int(conn.execute(f"SELECT COUNT(*) FROM jm_jobs WHERE {where}", params).fetchone()[0])
-
-        return await self.db.run(read)
-
-    async def count_by_status(self) -> list[StatusCount]:
-        def read(conn: sqlite3.Connection) -> list[StatusCount]:
-            return [
-                StatusCount(JobStatus(s), Priority(p), lane, n)
-                for s, p, lane, n in conn.execute(
-                    "SELECT status, priority, lane, COUNT(*) FROM jm_jobs WHERE cluster_id = ?"
-                    " GROUP BY status, priority, lane",
-                    (self.cluster_id,),
-                )
-            ]
-
-        return await self.db.run(read)
-
-    async def attempt_rows(self, job_id: str) -> list[Attempt]:
-        def read(conn: sqlite3.Connection) -> list[Attempt]:
-            return [
-                rows.attempt_from_row(r)
-                for r in conn.execute(
-                    "SELECT job_id, attempt, worker_id, started_at, finished_at, outcome, error"
-                    " FROM jm_attempts WHERE job_id = ? ORDER BY attempt, started_at",
-                    (job_id,),
-                )
-            ]
-
-        return await self.db.run(read)
 
     async def update_job(self, job_id: str, version: int, changes: dict[str, Any]) -> Job | None:
         unknown = set(changes) - rows.UPDATABLE
