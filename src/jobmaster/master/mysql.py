@@ -24,12 +24,11 @@ the worker holds by primary key instead of through an owner index.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from asyncmy.errors import MySQLError
 
-from jobmaster.cluster.model import Bucket, BucketStatus, WorkerRecord, WorkerStatus
 from jobmaster.db.mysql import (
     ER_DUP_ENTRY,
     ER_NO_SUCH_TABLE,
@@ -41,12 +40,12 @@ from jobmaster.db.mysql import (
 from jobmaster.jobs import codec
 from jobmaster.jobs import lifecycle as lc
 from jobmaster.jobs.lifecycle import DEFAULT_RETRY, RetryPolicy
-from jobmaster.jobs.model import Attempt, Completion, Job, JobStatus, Priority
+from jobmaster.jobs.model import Attempt, Completion, Job, JobStatus
 from jobmaster.master import rows
 from jobmaster.master.base import NO_START, Assigner, Fence, Route, StartNow
 from jobmaster.master.sql.dialect import MYSQL
 from jobmaster.master.sql.executor import Executor
-from jobmaster.master.sql.store import SqlMasterStore
+from jobmaster.master.sql.store import ATTEMPT_COLUMNS, SqlMasterStore
 
 SCHEMES = ("mysql", "mariadb")
 
@@ -135,13 +134,12 @@ MIGRATIONS: list[list[str]] = [
     ],
 ]
 
-_ATTEMPT_COLUMNS = "job_id, attempt, worker_id, started_at, finished_at, outcome, error"
 _JOB_MARKS = "(" + ", ".join(["%s"] * (len(rows.JOB_COLUMNS) + 1)) + ")"
 _INSERT_JOBS = f"INSERT INTO jm_jobs (cluster_id, {rows.JOB_SELECT}) VALUES "
 _COL = {name: index for index, name in enumerate(rows.JOB_COLUMNS)}
 
 #: REPLACE, not ON DUPLICATE KEY UPDATE with VALUES() (deprecated by MySQL 8.0.20+, with a warning).
-_UPSERT_ATTEMPTS = f"REPLACE INTO jm_attempts ({_ATTEMPT_COLUMNS}) VALUES {{}}"
+_UPSERT_ATTEMPTS = f"REPLACE INTO jm_attempts ({ATTEMPT_COLUMNS}) VALUES {{}}"
 
 #: Per-job values of a claim's assignments, joined to the locked rows. The JSON table drives the
 #: join (STRAIGHT_JOIN), so each row is one primary-key lookup even when the table is small enough
@@ -199,14 +197,13 @@ _RECOVER = """
         j.version = j.version + 1
 """
 
-_REGISTER_WORKER = f"""
-    REPLACE INTO jm_workers (cluster_id, {rows.WORKER_COLUMNS})
-    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-"""
-
 
 def _marks(n: int) -> str:
     return ", ".join(["%s"] * n)
+
+
+#: How list and count queries filter jobs here (their plans: tests/conformance/test_mysql_plans.py).
+_FILTER = MYSQL.filter
 
 
 def _unique(jobs: Sequence[Job]) -> list[Job]:
@@ -238,26 +235,6 @@ def _routes_sql(routes: Sequence[Route]) -> tuple[str, list[Any]]:
     for lane, priority in routes:
         params += [lane, int(priority)]
     return f"(lane, priority) IN ({', '.join(['(%s, %s)'] * len(routes))})", params
-
-
-def _mysql_metadata(where: rows.Where, metadata: dict[str, Any]) -> None:
-    where.add("JSON_CONTAINS(metadata, {})", codec.dumps(metadata).decode())
-
-
-_FILTER = rows.FilterDialect(lambda _: "%s", rows.status_in, _mysql_metadata)
-
-
-def _coerce(name: str, value: Any) -> Any:
-    """An `update_job` value as the column's type takes it."""
-    if value is None:
-        return None
-    if name in rows.JSON_COLUMNS:
-        return codec.dumps(value).decode()
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, JobStatus | Priority):
-        return int(value)
-    return value
 
 
 class MysqlMaster(MysqlClient, SqlMasterStore):
@@ -674,144 +651,9 @@ class MysqlMaster(MysqlClient, SqlMasterStore):
 
         return await self.db.run(write)
 
-    async def prune(self, finished_before: float, limit: int) -> int:
-        async def write(s: Session) -> int:
-            ids = [
-                r[0]
-                for r in await s.fetch(
-                    "SELECT id FROM jm_jobs WHERE cluster_id = %s"
-                    " AND final_at < %s LIMIT %s FOR UPDATE SKIP LOCKED",
-                    (self.cluster_id, finished_before, limit),
-                )
-            ]
-            if ids:
-                marks = _marks(len(ids))
-                await s.execute(f"DELETE FROM jm_attempts WHERE job_id IN ({marks})", ids)
-                await s.execute(f"DELETE FROM jm_jobs WHERE id IN ({marks})", ids)
-            return len(ids)
-
-        return await self.db.run(write)
-
     # ---- management --------------------------------------------------------------------------
 
-    async def update_job(self, job_id: str, version: int, changes: dict[str, Any]) -> Job | None:
-        unknown = set(changes) - rows.UPDATABLE
-        if unknown:
-            raise ValueError(f"columns not updatable: {sorted(unknown)}")
-        assignments = "".join(f"{name} = %s, " for name in changes)
-        values = [_coerce(name, value) for name, value in changes.items()]
-
-        async def write(s: Session) -> Job | None:
-            matched = await s.execute(
-                f"UPDATE jm_jobs SET {assignments}version = version + 1"
-                " WHERE cluster_id = %s AND id = %s AND version = %s",
-                [*values, self.cluster_id, job_id, version],
-            )
-            if not matched:
-                return None
-            found = await s.fetch(f"SELECT {rows.JOB_SELECT} FROM jm_jobs WHERE id = %s", (job_id,))
-            return rows.job_from_row(found[0])
-
-        return await self.db.run(write)
-
-    async def request_cancel(self, job_id: str, version: int) -> bool:
-        matched = await self.db.execute(
-            "UPDATE jm_jobs SET cancel_requested = TRUE"
-            f" WHERE cluster_id = %s AND id = %s AND version = %s AND status = {lc.PROCESSING}",
-            (self.cluster_id, job_id, version),
-        )
-        return matched > 0
-
     # ---- workers and buckets -----------------------------------------------------------------
-
-    async def register_worker(self, worker: WorkerRecord) -> None:
-        await self.db.execute(_REGISTER_WORKER, (self.cluster_id, *rows.worker_to_row(worker)))
-
-    async def set_worker_status(self, worker_id: str, status: WorkerStatus) -> None:
-        await self.db.execute("UPDATE jm_workers SET status = %s WHERE id = %s", (int(status), worker_id))
-
-    async def list_workers(self) -> list[WorkerRecord]:
-        found = await self.db.fetch(
-            f"SELECT {rows.WORKER_COLUMNS} FROM jm_workers WHERE cluster_id = %s ORDER BY name",
-            (self.cluster_id,),
-        )
-        return [rows.worker_from_row(r) for r in found]
-
-    async def forget_workers(self, silent_since: float) -> int:
-        return await self.db.execute(
-            "DELETE FROM jm_workers WHERE cluster_id = %s AND heartbeat_at < %s"
-            " AND NOT EXISTS (SELECT 1 FROM jm_buckets b WHERE b.worker_id = jm_workers.id)",
-            (self.cluster_id, silent_since),
-        )
-
-    async def add_buckets(self, buckets: Iterable[Bucket]) -> None:
-        params: list[Any] = []
-        count = 0
-        for bucket in buckets:
-            params += [self.cluster_id, *rows.bucket_to_row(bucket)]
-            count += 1
-        if not count:
-            return
-        await self.db.execute(
-            f"INSERT INTO jm_buckets (cluster_id, {rows.BUCKET_COLUMNS}) VALUES "
-            + ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * count),
-            params,
-        )
-
-    async def set_bucket_status(
-        self,
-        bucket_ids: Sequence[str],
-        status: BucketStatus,
-        expected: BucketStatus | None = None,
-        *,
-        owner: str | None = None,
-        expected_owner: str | None = None,
-    ) -> list[str]:
-        if not bucket_ids:
-            return []
-        ids = list(bucket_ids)
-        guard = ""
-        guard_params: list[Any] = []
-        if expected is not None:
-            guard += " AND status = %s"
-            guard_params.append(int(expected))
-        if expected_owner is not None:
-            guard += " AND worker_id = %s"
-            guard_params.append(expected_owner)
-
-        async def write(s: Session) -> list[str]:
-            found = {
-                r[0]
-                for r in await s.fetch(
-                    f"SELECT id FROM jm_buckets WHERE id IN ({_marks(len(ids))}){guard} FOR UPDATE",
-                    [*ids, *guard_params],
-                )
-            }
-            moved = rows.in_order(ids, found)
-            if moved:
-                await s.execute(
-                    "UPDATE jm_buckets SET status = %s, worker_id = COALESCE(%s, worker_id)"
-                    f" WHERE id IN ({_marks(len(moved))})",
-                    [int(status), owner, *moved],
-                )
-            return moved
-
-        return await self.db.run(write)
-
-    async def delete_buckets(self, bucket_ids: Sequence[str]) -> None:
-        if not bucket_ids:
-            return
-        await self.db.execute(
-            f"DELETE FROM jm_buckets WHERE id IN ({_marks(len(bucket_ids))})", list(bucket_ids)
-        )
-
-    async def list_buckets(self, status: BucketStatus | None = None) -> list[Bucket]:
-        sql = f"SELECT {rows.BUCKET_COLUMNS} FROM jm_buckets WHERE cluster_id = %s"
-        params: list[Any] = [self.cluster_id]
-        if status is not None:
-            sql += " AND status = %s"
-            params.append(int(status))
-        return [rows.bucket_from_row(r) for r in await self.db.fetch(sql + " ORDER BY id", params)]
 
 
 STORE = MysqlMaster

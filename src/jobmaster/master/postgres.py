@@ -13,15 +13,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from operator import attrgetter
 from typing import Any
 
 import asyncpg
 
-from jobmaster.cluster.model import Bucket, BucketStatus, WorkerRecord, WorkerStatus
 from jobmaster.db.postgres import Listener, PostgresClient, channel_name, new_or_known, remove_if_empty
-from jobmaster.jobs import codec
 from jobmaster.jobs import lifecycle as lc
 from jobmaster.jobs.lifecycle import DEFAULT_RETRY, RetryPolicy
 from jobmaster.jobs.model import Completion, Job, JobStatus
@@ -37,7 +35,7 @@ from jobmaster.master.base import (
 )
 from jobmaster.master.sql.dialect import POSTGRES
 from jobmaster.master.sql.executor import Executor
-from jobmaster.master.sql.store import SqlMasterStore
+from jobmaster.master.sql.store import ATTEMPT_COLUMNS, SqlMasterStore
 
 SCHEMES = ("postgresql", "postgres")
 
@@ -214,8 +212,6 @@ MIGRATIONS: list[list[str]] = [
         ),
     ],
 ]
-
-_ATTEMPT_COLUMNS = "job_id, attempt, worker_id, started_at, finished_at, outcome, error"
 
 #: PostgreSQL array type of each of `rows.JOB_COLUMNS`, in order, for `unnest`.
 _JOB_ARRAY_TYPES = (
@@ -462,7 +458,7 @@ _COMPLETE = f"""
         RETURNING c.n, c.status
     ),
     history AS (
-        INSERT INTO jm_attempts ({_ATTEMPT_COLUMNS})
+        INSERT INTO jm_attempts ({ATTEMPT_COLUMNS})
         SELECT c.a_job_id, c.attempt, c.a_worker_id, c.a_started_at, c.a_finished_at, c.outcome,
                c.a_error
         FROM c JOIN done ON done.n = c.n
@@ -525,7 +521,7 @@ _APPLY_RECOVERY = f"""
         RETURNING j.id, j.status
     ),
     lost AS (
-        INSERT INTO jm_attempts ({_ATTEMPT_COLUMNS})
+        INSERT INTO jm_attempts ({ATTEMPT_COLUMNS})
         SELECT a.* FROM unnest($7::text[], $8::integer[], $9::text[], $10::float8[], $11::float8[],
                                $12::text[], $13::jsonb[])
             AS a(job_id, attempt, worker_id, started_at, finished_at, outcome, error)
@@ -536,65 +532,6 @@ _APPLY_RECOVERY = f"""
     )
     SELECT (SELECT pg_notify($14, 'held') FROM moved WHERE status = {lc.HELD} LIMIT 1) AS woke
 """
-
-_PRUNE = f"""
-    WITH old AS (
-        SELECT id FROM jm_jobs
-        WHERE cluster_id = $1 AND status IN {lc.FINAL_SQL} AND finished_at < $2
-        LIMIT $3
-        FOR UPDATE SKIP LOCKED
-    ),
-    history AS (
-        DELETE FROM jm_attempts WHERE job_id IN (SELECT id FROM old)
-    ),
-    gone AS (
-        DELETE FROM jm_jobs WHERE id IN (SELECT id FROM old) RETURNING 1
-    )
-    SELECT count(*) FROM gone
-"""
-
-#: Per route, so each minimum is one probe of the due index instead of a scan of every held job.
-_NEXT_DUE = f"""
-    SELECT min(due) FROM unnest($2::text[], $3::smallint[]) AS r(lane, priority)
-    CROSS JOIN LATERAL (
-        SELECT min(scheduled_at) AS due FROM jm_jobs
-        WHERE cluster_id = $1 AND status = {lc.HELD} AND lane = r.lane AND priority = r.priority
-    ) AS first
-"""
-
-_ATTEMPTS = f"""
-    SELECT {_ATTEMPT_COLUMNS} FROM jm_attempts WHERE job_id = $1 ORDER BY attempt, started_at
-"""
-
-_REGISTER_WORKER = f"""
-    INSERT INTO jm_workers (cluster_id, {rows.WORKER_COLUMNS})
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-    ON CONFLICT (id) DO UPDATE SET
-        cluster_id = excluded.cluster_id, name = excluded.name, mode = excluded.mode,
-        lane = excluded.lane, agent = excluded.agent, host = excluded.host, pid = excluded.pid,
-        started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at,
-        status = excluded.status
-"""
-
-_ADD_BUCKETS = f"""
-    INSERT INTO jm_buckets (cluster_id, {rows.BUCKET_COLUMNS})
-    SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::smallint[], $6::text[],
-                             $7::smallint[], $8::float8[])
-"""
-
-
-#: How `update_job` turns each updatable column's value into what its PostgreSQL type accepts.
-_COERCE: dict[str, Callable[[Any], Any]] = {
-    "status": int,
-    "priority": int,
-    "attempt_limit": int,
-    "cancel_requested": bool,
-    "scheduled_at": float,
-    "lease_expires_at": float,
-    "finished_at": float,
-    "last_error": rows.json_text,
-}
-_CAST = {"last_error": "::jsonb"}
 
 
 def _id_order(fences: Sequence[Fence]) -> list[Fence]:
@@ -631,17 +568,6 @@ async def _batch_write(pool: asyncpg.Pool, sql: str, *args: Any) -> list[asyncpg
 
 def _routes(routes: Sequence[Route]) -> tuple[list[str], list[int]]:
     return [lane for lane, _ in routes], [int(priority) for _, priority in routes]
-
-
-def _pg_statuses(where: rows.Where, statuses: list[int]) -> None:
-    where.add("status = ANY({}::smallint[])", statuses)
-
-
-def _pg_metadata(where: rows.Where, metadata: dict[str, Any]) -> None:
-    where.add("metadata @> {}::jsonb", codec.dumps(metadata).decode())
-
-
-_FILTER = rows.FilterDialect(lambda n: f"${n}", _pg_statuses, _pg_metadata)
 
 
 class PostgresMaster(PostgresClient, QueueHost, SqlMasterStore):
@@ -948,104 +874,9 @@ class PostgresMaster(PostgresClient, QueueHost, SqlMasterStore):
             )
         return len(expired)
 
-    async def prune(self, finished_before: float, limit: int) -> int:
-        return int(await self.pool.fetchval(_PRUNE, self.cluster_id, finished_before, limit))
-
     # ---- management --------------------------------------------------------------------------
 
-    async def update_job(self, job_id: str, version: int, changes: dict[str, Any]) -> Job | None:
-        unknown = set(changes) - rows.UPDATABLE
-        if unknown:
-            raise ValueError(f"columns not updatable: {sorted(unknown)}")
-        names = list(changes)
-        assignments = ", ".join(
-            f"{name} = ${i}{_CAST.get(name, '')}" for i, name in enumerate(names, start=4)
-        )
-        values = [None if changes[name] is None else _COERCE.get(name, str)(changes[name]) for name in names]
-        row = await self.pool.fetchrow(
-            f"UPDATE jm_jobs SET {assignments}, version = version + 1"
-            f" WHERE cluster_id = $1 AND id = $2 AND version = $3 RETURNING {rows.JOB_SELECT}",
-            self.cluster_id,
-            job_id,
-            version,
-            *values,
-        )
-        return rows.job_from_row(row) if row else None
-
-    async def request_cancel(self, job_id: str, version: int) -> bool:
-        found = await self.pool.fetchval(
-            "UPDATE jm_jobs SET cancel_requested = true"
-            f" WHERE cluster_id = $1 AND id = $2 AND version = $3 AND status = {lc.PROCESSING} RETURNING id",
-            self.cluster_id,
-            job_id,
-            version,
-        )
-        return found is not None
-
     # ---- workers and buckets -----------------------------------------------------------------
-
-    async def register_worker(self, worker: WorkerRecord) -> None:
-        await self.pool.execute(_REGISTER_WORKER, self.cluster_id, *rows.worker_to_row(worker))
-
-    async def set_worker_status(self, worker_id: str, status: WorkerStatus) -> None:
-        await self.pool.execute("UPDATE jm_workers SET status = $2 WHERE id = $1", worker_id, int(status))
-
-    async def list_workers(self) -> list[WorkerRecord]:
-        records = await self.pool.fetch(
-            f"SELECT {rows.WORKER_COLUMNS} FROM jm_workers WHERE cluster_id = $1 ORDER BY name",
-            self.cluster_id,
-        )
-        return [rows.worker_from_row(r) for r in records]
-
-    async def forget_workers(self, silent_since: float) -> int:
-        result = await self.pool.execute(
-            "DELETE FROM jm_workers w WHERE w.cluster_id = $1 AND w.heartbeat_at < $2"
-            " AND NOT EXISTS (SELECT FROM jm_buckets b WHERE b.worker_id = w.id)",
-            self.cluster_id,
-            silent_since,
-        )
-        return int(result.split()[-1])
-
-    async def add_buckets(self, buckets: Iterable[Bucket]) -> None:
-        values = [rows.bucket_to_row(b) for b in buckets]
-        if not values:
-            return
-        await self.pool.execute(_ADD_BUCKETS, self.cluster_id, *(list(c) for c in zip(*values, strict=True)))
-
-    async def set_bucket_status(
-        self,
-        bucket_ids: Sequence[str],
-        status: BucketStatus,
-        expected: BucketStatus | None = None,
-        *,
-        owner: str | None = None,
-        expected_owner: str | None = None,
-    ) -> list[str]:
-        if not bucket_ids:
-            return []
-        records = await self.pool.fetch(
-            "UPDATE jm_buckets SET status = $2, worker_id = COALESCE($4, worker_id)"
-            " WHERE id = ANY($1::text[]) AND ($3::smallint IS NULL OR status = $3)"
-            " AND ($5::text IS NULL OR worker_id = $5) RETURNING id",
-            list(bucket_ids),
-            int(status),
-            None if expected is None else int(expected),
-            owner,
-            expected_owner,
-        )
-        return rows.in_order(bucket_ids, {r[0] for r in records})
-
-    async def delete_buckets(self, bucket_ids: Sequence[str]) -> None:
-        await self.pool.execute("DELETE FROM jm_buckets WHERE id = ANY($1::text[])", list(bucket_ids))
-
-    async def list_buckets(self, status: BucketStatus | None = None) -> list[Bucket]:
-        records = await self.pool.fetch(
-            f"SELECT {rows.BUCKET_COLUMNS} FROM jm_buckets WHERE cluster_id = $1"
-            " AND ($2::smallint IS NULL OR status = $2) ORDER BY id",
-            self.cluster_id,
-            None if status is None else int(status),
-        )
-        return [rows.bucket_from_row(r) for r in records]
 
 
 STORE = PostgresMaster

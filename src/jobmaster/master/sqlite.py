@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from jobmaster.cluster.model import Bucket, BucketStatus, WorkerRecord, WorkerStatus
 from jobmaster.db.sqlite import SqliteClient, immediate
 from jobmaster.jobs import codec
 from jobmaster.jobs import lifecycle as lc
@@ -16,7 +15,6 @@ from jobmaster.jobs.model import (
     Completion,
     Job,
     JobStatus,
-    Priority,
 )
 from jobmaster.master import rows
 from jobmaster.master.base import (
@@ -137,16 +135,6 @@ def _claim_sql(cluster_id: str, horizon: float, routes: Sequence[Route], limit: 
     for lane, priority in routes:
         params += [cluster_id, lane, int(priority), horizon, limit]
     return " UNION ALL ".join([branch] * len(routes)) + " ORDER BY scheduled_at LIMIT ?", [*params, limit]
-
-
-def _sqlite_metadata(where: rows.Where, metadata: dict[str, Any]) -> None:
-    for key, value in metadata.items():
-        where.add(
-            "json_extract(metadata, {}) = json_extract({}, '$')", f'$."{key}"', codec.dumps(value).decode()
-        )
-
-
-_FILTER = rows.FilterDialect(lambda _: "?", rows.status_in, _sqlite_metadata)
 
 
 def _placed(
@@ -560,148 +548,9 @@ class SqliteMaster(SqliteClient, QueueHost, SqlMasterStore):
 
         return await self.db.transaction(write)
 
-    async def prune(self, finished_before: float, limit: int) -> int:
-        def write(conn: sqlite3.Connection) -> int:
-            ids = [
-                r[0]
-                for r in conn.execute(
-                    f"SELECT id FROM jm_jobs WHERE cluster_id = ? AND status IN {lc.FINAL_SQL}"
-                    " AND finished_at < ? LIMIT ?",
-                    (self.cluster_id, finished_before, limit),
-                )
-            ]
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                marks = ", ".join("?" for _ in chunk)
-                conn.execute(f"DELETE FROM jm_attempts WHERE job_id IN ({marks})", chunk)
-                conn.execute(f"DELETE FROM jm_jobs WHERE id IN ({marks})", chunk)
-            return len(ids)
-
-        return await self.db.transaction(write)
-
     # ---- management --------------------------------------------------------------------------
 
-    async def update_job(self, job_id: str, version: int, changes: dict[str, Any]) -> Job | None:
-        unknown = set(changes) - rows.UPDATABLE
-        if unknown:
-            raise ValueError(f"columns not updatable: {sorted(unknown)}")
-        assignments = ", ".join(f"{k} = ?" for k in changes)
-        values = [
-            codec.dumps(v).decode()
-            if k in rows.JSON_COLUMNS and v is not None
-            else (int(v) if isinstance(v, JobStatus | Priority | bool) else v)
-            for k, v in changes.items()
-        ]
-
-        def write(conn: sqlite3.Connection) -> Job | None:
-            cursor = conn.execute(
-                f"UPDATE jm_jobs SET {assignments}, version = version + 1"
-                " WHERE cluster_id = ? AND id = ? AND version = ?",
-                [*values, self.cluster_id, job_id, version],
-            )
-            if not cursor.rowcount:
-                return None
-            row = conn.execute(f"SELECT {rows.JOB_SELECT} FROM jm_jobs WHERE id = ?", (job_id,)).fetchone()
-            return rows.job_from_row(row)
-
-        return await self.db.transaction(write)
-
-    async def request_cancel(self, job_id: str, version: int) -> bool:
-        def write(conn: sqlite3.Connection) -> bool:
-            cursor = conn.execute(
-                "UPDATE jm_jobs SET cancel_requested = 1"
-                f" WHERE cluster_id = ? AND id = ? AND version = ? AND status = {lc.PROCESSING}",
-                (self.cluster_id, job_id, version),
-            )
-            return bool(cursor.rowcount)
-
-        return await self.db.transaction(write)
-
     # ---- workers and buckets -----------------------------------------------------------------
-
-    async def register_worker(self, worker: WorkerRecord) -> None:
-        await self.db.execute(
-            f"INSERT OR REPLACE INTO jm_workers (cluster_id, {rows.WORKER_COLUMNS})"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (self.cluster_id, *rows.worker_to_row(worker)),
-        )
-
-    async def set_worker_status(self, worker_id: str, status: WorkerStatus) -> None:
-        await self.db.execute("UPDATE jm_workers SET status = ? WHERE id = ?", (int(status), worker_id))
-
-    async def list_workers(self) -> list[WorkerRecord]:
-        def read(conn: sqlite3.Connection) -> list[WorkerRecord]:
-            return [
-                rows.worker_from_row(r)
-                for r in conn.execute(
-                    f"SELECT {rows.WORKER_COLUMNS} FROM jm_workers WHERE cluster_id = ? ORDER BY name",
-                    (self.cluster_id,),
-                )
-            ]
-
-        return await self.db.run(read)
-
-    async def forget_workers(self, silent_since: float) -> int:
-        def write(conn: sqlite3.Connection) -> int:
-            return conn.execute(
-                "DELETE FROM jm_workers WHERE cluster_id = ? AND heartbeat_at < ?"
-                " AND NOT EXISTS (SELECT 1 FROM jm_buckets b WHERE b.worker_id = jm_workers.id)",
-                (self.cluster_id, silent_since),
-            ).rowcount
-
-        return await self.db.transaction(write)
-
-    async def add_buckets(self, buckets: Iterable[Bucket]) -> None:
-        values = [(self.cluster_id, *rows.bucket_to_row(b)) for b in buckets]
-        await self.db.execute_many(
-            f"INSERT INTO jm_buckets (cluster_id, {rows.BUCKET_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            values,
-        )
-
-    async def set_bucket_status(
-        self,
-        bucket_ids: Sequence[str],
-        status: BucketStatus,
-        expected: BucketStatus | None = None,
-        *,
-        owner: str | None = None,
-        expected_owner: str | None = None,
-    ) -> list[str]:
-        def write(conn: sqlite3.Connection) -> list[str]:
-            moved = []
-            for bucket_id in bucket_ids:
-                cursor = conn.execute(
-                    "UPDATE jm_buckets SET status = ?, worker_id = COALESCE(?, worker_id)"
-                    " WHERE id = ? AND (? IS NULL OR status = ?) AND (? IS NULL OR worker_id = ?)",
-                    (
-                        int(status),
-                        owner,
-                        bucket_id,
-                        expected,
-                        None if expected is None else int(expected),
-                        expected_owner,
-                        expected_owner,
-                    ),
-                )
-                if cursor.rowcount:
-                    moved.append(bucket_id)
-            return moved
-
-        return await self.db.transaction(write)
-
-    async def delete_buckets(self, bucket_ids: Sequence[str]) -> None:
-        await self.db.execute_many("DELETE FROM jm_buckets WHERE id = ?", [(b,) for b in bucket_ids])
-
-    async def list_buckets(self, status: BucketStatus | None = None) -> list[Bucket]:
-        def read(conn: sqlite3.Connection) -> list[Bucket]:
-            sql = f"SELECT {rows.BUCKET_COLUMNS} FROM jm_buckets WHERE cluster_id = ?"
-            params: list[Any] = [self.cluster_id]
-            if status is not None:
-                sql += " AND status = ?"
-                params.append(int(status))
-            return [rows.bucket_from_row(r) for r in conn.execute(sql + " ORDER BY id", params)]
-
-        return await self.db.run(read)
 
 
 STORE = SqliteMaster

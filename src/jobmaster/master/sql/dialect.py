@@ -92,6 +92,7 @@ class Dialect:
     #: `?` marks rendered for the driver.
     render: Callable[[str], str]
     true: str
+    #: Filters of listed and counted jobs; their marks are `?` or already the driver's own.
     filter: rows.FilterDialect
     #: `upsert(table, columns, key)`: an INSERT of one row that replaces the row of the same key.
     upsert: Callable[[str, str, str], str]
@@ -155,7 +156,7 @@ MYSQL = Dialect(
     name="mysql",
     render=lambda text: text.replace("?", "%s"),
     true="TRUE",
-    filter=rows.FilterDialect(lambda _: "?", rows.status_in, _mysql_metadata),
+    filter=rows.FilterDialect(lambda _: "%s", rows.status_in, _mysql_metadata),
     upsert=lambda table, columns, key: _replace_into(table, columns, key, "REPLACE"),
     value=_plain,
     lock_rows=" FOR UPDATE",
