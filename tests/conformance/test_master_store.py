@@ -17,6 +17,7 @@ from jobmaster.cluster.model import (
     WorkerStatus,
 )
 from jobmaster.jobs.model import Attempt, Completion, Job, JobFilter, JobStatus, Priority
+from jobmaster.jobs.retry import RetryPolicy
 from jobmaster.master.base import Assignment, Fence, MasterStore, StartNow
 
 
@@ -364,6 +365,31 @@ async def test_recover_expired_leases(master: MasterStore) -> None:
     assert states[exhausted.id].status is JobStatus.Failed  # type: ignore[union-attr]
     assert [a.outcome for a in await master.attempts(running.id)] == ["lost"]
     assert await master.recover_expired(now + 1, 100) == 0
+
+
+async def test_a_lost_run_comes_back_after_the_retry_back_off(master: MasterStore) -> None:
+    """A job whose worker died running it is due again after the back-off a failed run gets, so a
+    job that kills its worker is not claimed again the moment its lease lapses; one that was only
+    waiting in the dead worker's hands is due again at its own time."""
+    now = time.time()
+    running, waiting = await _queued(master, 2)
+    await master.start([Fence(running.id, running.version)], now, now + 0.01)
+    await master.update_job(waiting.id, waiting.version, {"lease_expires_at": now - 1})
+    retry = RetryPolicy(base=30.0, cap=1000.0, jitter=0.0)
+    assert await master.recover_expired(now + 1, 100, retry) == 2
+    lost = await master.get_job(running.id)
+    assert lost is not None
+    assert lost.status is JobStatus.HeldOnMaster
+    assert lost.scheduled_at == pytest.approx(now + 1 + 30.0)
+    assert lost.last_error is not None and lost.last_error["type"] == "WorkerLost"
+    assert (lost.bucket_id, lost.worker_id, lost.lease_expires_at) == (None, None, None)
+    assert [a.outcome for a in await master.attempts(running.id)] == ["lost"]
+    back = await master.get_job(waiting.id)
+    assert back is not None
+    assert (back.status, back.scheduled_at) == (JobStatus.HeldOnMaster, pytest.approx(waiting.scheduled_at))
+    # only the waiting job is due now; the lost run waits out its back-off
+    claimed = await master.claim_due(now + 2, [("Default", Priority.Medium)], 10, assign_all())
+    assert [j.id for j in claimed] == [waiting.id]
 
 
 async def test_prune_deletes_only_old_final_jobs(master: MasterStore) -> None:

@@ -29,7 +29,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from jobmaster.app import JobMaster
-from jobmaster.config.settings import parse_duration
+from jobmaster.config.durations import parse_duration
 from jobmaster.config.urls import describe, redact
 from jobmaster.db.sqlite import path_from_url
 from jobmaster.errors import JobMasterError, UnavailableError

@@ -7,38 +7,20 @@ setting, the value and what is allowed, instead of surfacing later as odd runtim
 
 from __future__ import annotations
 
-import re
 import zoneinfo
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from jobmaster.cluster.model import WorkerMode
+from jobmaster.config.durations import parse_duration
 from jobmaster.jobs.model import DEFAULT_LANE, Priority
+from jobmaster.jobs.retry import RetryPolicy
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,99}$"
 LANE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 STANDALONE_AGENT = "standalone"
 DEFAULT_MASTER = "sqlite:///jobmaster.db"
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from a number or a string such as `250ms`, `15s`, `10m`, `2h`, `30d`."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration such as 15s or 10m, got {value!r}")
-    if isinstance(value, int | float):
-        return float(value)
-    if hasattr(value, "total_seconds"):
-        return float(value.total_seconds())
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match:
-            return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    raise ValueError(f"expected a duration such as 15s or 10m, got {value!r}")
-
 
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
 
@@ -142,6 +124,11 @@ class ClusterConfig(BaseModel):
                 f"unsupported master URL scheme {scheme!r}; supported: {', '.join(master_schemes())}"
             )
         return url
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The back-off of every run that did not succeed: a failed run and a lost one alike."""
+        return RetryPolicy(self.retry_backoff_base, self.retry_backoff_cap, self.retry_jitter)
 
     @model_validator(mode="after")
     def _consistent(self) -> ClusterConfig:

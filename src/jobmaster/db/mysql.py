@@ -24,7 +24,7 @@ import re
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import asyncmy
@@ -34,6 +34,9 @@ from asyncmy.errors import MySQLError
 
 from jobmaster.db.shared import SharedDatabase, UsesDatabase
 from jobmaster.errors import ConfigError, StoreError
+
+if TYPE_CHECKING:
+    from jobmaster.master.sql.executor import Statements
 
 T = TypeVar("T")
 
@@ -158,23 +161,23 @@ class Session:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    async def fetch(self, sql: str, args: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+    async def fetch(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
         cursor = self.conn.cursor()
         try:
-            await cursor.execute(sql, args)
+            await cursor.execute(sql, params)
             return list(await cursor.fetchall())
         finally:
             await cursor.close()
 
-    async def fetchval(self, sql: str, args: Sequence[Any] | None = None) -> Any:
-        found = await self.fetch(sql, args)
+    async def fetchval(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        found = await self.fetch(sql, params)
         return found[0][0] if found else None
 
-    async def execute(self, sql: str, args: Sequence[Any] | None = None) -> int:
+    async def execute(self, sql: str, params: Sequence[Any] | None = None) -> int:
         """Run one statement; returns the rows it matched (the pool connects with FOUND_ROWS)."""
         cursor = self.conn.cursor()
         try:
-            return int(await cursor.execute(sql, args))
+            return int(await cursor.execute(sql, params))
         finally:
             await cursor.close()
 
@@ -225,6 +228,10 @@ class MysqlDatabase(SharedDatabase):
         if self._pool is None:
             raise RuntimeError("MySQL pool is not open")
         return self._pool
+
+    @property
+    def executor(self) -> MysqlExecutor:
+        return MysqlExecutor(self)
 
     # ---- single statements (autocommit) -------------------------------------------------------
 
@@ -310,6 +317,26 @@ class MysqlDatabase(SharedDatabase):
                 with contextlib.suppress(MySQLError):
                     await asyncio.shield(s.execute("SET SESSION sql_notes = 1"))
                     await asyncio.shield(s.fetchval("SELECT RELEASE_LOCK(%s)", (name,)))
+
+
+class MysqlExecutor:
+    """The `master.sql.executor.Executor` of a MySQL pool, for the cold path: a transaction is
+    `MysqlDatabase.run`, so a deadlock victim runs again."""
+
+    def __init__(self, db: MysqlDatabase) -> None:
+        self._db = db
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return await self._db.fetch(sql, params)
+
+    async def fetchval(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return await self._db.fetchval(sql, params)
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return await self._db.execute(sql, params)
+
+    async def transaction(self, body: Callable[[Statements], Awaitable[T]]) -> T:
+        return await self._db.run(body)
 
 
 class MysqlClient(UsesDatabase[MysqlDatabase]):

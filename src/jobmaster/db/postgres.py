@@ -13,12 +13,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 
 from jobmaster.db.shared import SharedDatabase, UsesDatabase
+
+if TYPE_CHECKING:
+    from jobmaster.master.sql.executor import Statements
 
 T = TypeVar("T")
 
@@ -107,6 +110,42 @@ class PostgresDatabase(SharedDatabase):
         if self._pool is None:
             raise RuntimeError("PostgreSQL pool is not open")
         return self._pool
+
+    @property
+    def executor(self) -> PostgresExecutor:
+        return PostgresExecutor(self.pool)
+
+
+def _matched(status: str) -> int:
+    """Rows a write matched, from its command tag (`UPDATE 3`, `DELETE 0`, `INSERT 0 2`)."""
+    last = status.rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else 0
+
+
+class _Statements:
+    def __init__(self, conn: asyncpg.Connection | asyncpg.Pool) -> None:
+        self._conn = conn
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return list(await self._conn.fetch(sql, *params))
+
+    async def fetchval(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return await self._conn.fetchval(sql, *params)
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return _matched(await self._conn.execute(sql, *params))
+
+
+class PostgresExecutor(_Statements):
+    """The `master.sql.executor.Executor` of a PostgreSQL pool, for the cold path."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        super().__init__(pool)
+        self._pool = pool
+
+    async def transaction(self, body: Callable[[Statements], Awaitable[T]]) -> T:
+        async with self._pool.acquire() as conn, conn.transaction():
+            return await body(_Statements(conn))
 
 
 class PostgresClient(UsesDatabase[PostgresDatabase]):

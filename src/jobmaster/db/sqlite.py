@@ -14,14 +14,17 @@ import logging
 import random
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from jobmaster.db.shared import SharedDatabase, UsesDatabase
+
+if TYPE_CHECKING:
+    from jobmaster.master.sql.executor import Statements
 
 T = TypeVar("T")
 
@@ -52,6 +55,9 @@ class SqliteDatabase(SharedDatabase):
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="jobmaster-sqlite")
         self._conn: sqlite3.Connection | None = None
         self._checkpointer: Checkpointer | None = None
+        #: Set while an `SqliteExecutor.transaction` spans several thread hops; other work waits.
+        self._held: asyncio.Event | None = None
+        self.executor = SqliteExecutor(self)
 
     @classmethod
     def identity(cls, url: str) -> str:
@@ -89,6 +95,11 @@ class SqliteDatabase(SharedDatabase):
             self._checkpointer = Checkpointer(self.path)
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        while self._held is not None:
+            await self._held.wait()
+        return await self._hop(fn)
+
+    async def _hop(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         conn = self._conn
         if conn is None:
             raise RuntimeError("SQLite database is not open")
@@ -138,6 +149,88 @@ class SqliteDatabase(SharedDatabase):
                 return fn(conn)
 
         return await self.run(body)
+
+
+def _rows(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[Any]:
+    cursor = conn.execute(sql, params)
+    try:
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+def _rowcount(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> int:
+    cursor = conn.execute(sql, params)
+    try:
+        return cursor.rowcount
+    finally:
+        cursor.close()
+
+
+class _Statements:
+    """Statements of an open transaction: straight onto the writer thread, past the wait that
+    keeps other work out of it."""
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return await self._db._hop(partial(_rows, sql=sql, params=params))
+
+    async def fetchval(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        found = await self.fetch(sql, params)
+        return found[0][0] if found else None
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return await self._db._hop(partial(_rowcount, sql=sql, params=params))
+
+
+class SqliteExecutor:
+    """The `master.sql.executor.Executor` of a SQLite handle, for the cold path.
+
+    A transaction spans a thread hop per statement, so while one is open every other operation of
+    the handle waits for it (`SqliteDatabase.run`) instead of slipping into it on the shared
+    connection.
+    """
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return await self._db.run(partial(_rows, sql=sql, params=params))
+
+    async def fetchval(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        found = await self.fetch(sql, params)
+        return found[0][0] if found else None
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return await self._db.transaction(partial(_rowcount, sql=sql, params=params))
+
+    async def transaction(self, body: Callable[[Statements], Awaitable[T]]) -> T:
+        db = self._db
+        while db._held is not None:
+            await db._held.wait()
+        db._held = held = asyncio.Event()
+        try:
+            await db._hop(_begin_immediate)
+            try:
+                result = await body(_Statements(db))
+            except BaseException:
+                await asyncio.shield(db._hop(_rollback))
+                raise
+            await db._hop(_commit)
+            return result
+        finally:
+            db._held = None
+            held.set()
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    conn.execute("ROLLBACK")
+
+
+def _commit(conn: sqlite3.Connection) -> None:
+    conn.execute("COMMIT")
 
 
 class Checkpointer:

@@ -10,7 +10,7 @@ import random
 from dataclasses import dataclass
 from datetime import timedelta
 
-from jobmaster.config.settings import ClusterConfig, parse_duration
+from jobmaster.config.durations import parse_duration
 from jobmaster.errors import ConfigError
 
 
@@ -59,10 +59,14 @@ class RetryPolicy:
         object.__setattr__(self, "cap", cap_s)
         object.__setattr__(self, "jitter", float(jitter))
 
-    @classmethod
-    def of_cluster(cls, cluster: ClusterConfig) -> RetryPolicy:
-        return cls(cluster.retry_backoff_base, cluster.retry_backoff_cap, cluster.retry_jitter)
-
     def delay(self, failures: int, rng: random.Random | None = None) -> float:
         """Seconds to wait after the `failures`-th failed run."""
         return retry_delay(failures, self.base, self.cap, self.jitter, rng)
+
+    def retry_at(self, now: float, failures: int, rng: random.Random | None = None) -> float:
+        """Due time of the next run after `failures` runs that did not succeed (1 for the first)."""
+        return now + self.delay(failures, rng)
+
+
+#: The cluster settings' defaults (`ClusterConfig.retry_policy` gives a cluster's own).
+DEFAULT_RETRY = RetryPolicy()

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 from jobmaster.cluster.model import Bucket, BucketStatus, WorkerRecord, WorkerStatus
 from jobmaster.jobs.model import Attempt, Completion, Job, JobFilter, JobStatus, Priority
+from jobmaster.jobs.retry import DEFAULT_RETRY, RetryPolicy
 
 Route = tuple[str, Priority]
 
@@ -195,8 +196,14 @@ class MasterStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def recover_expired(self, now: float, limit: int) -> int:
-        """Return jobs whose lease expired (their worker died) to HeldOnMaster, or finish them."""
+    async def recover_expired(self, now: float, limit: int, retry: RetryPolicy = DEFAULT_RETRY) -> int:
+        """Return up to `limit` jobs whose lease expired (their worker died) to HeldOnMaster, or
+        finish them; returns how many were read.
+
+        What becomes of each is decided by `lifecycle.recover` (a running job is due again after
+        `retry`'s back-off, as a failed run is); the store only reads the expired rows, locked, and
+        writes the decided ones fenced on their version.
+        """
 
     @abc.abstractmethod
     async def prune(self, finished_before: float, limit: int) -> int:

@@ -24,12 +24,11 @@ the worker holds by primary key instead of through an owner index.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from asyncmy.errors import MySQLError
 
-from jobmaster.cluster.model import Bucket, BucketStatus, WorkerRecord, WorkerStatus
 from jobmaster.db.mysql import (
     ER_DUP_ENTRY,
     ER_NO_SUCH_TABLE,
@@ -39,13 +38,17 @@ from jobmaster.db.mysql import (
     error_code,
 )
 from jobmaster.jobs import codec
-from jobmaster.jobs.model import Attempt, Completion, Job, JobFilter, JobStatus, Priority
+from jobmaster.jobs import lifecycle as lc
+from jobmaster.jobs.model import Attempt, Completion, Job, JobStatus
+from jobmaster.jobs.retry import DEFAULT_RETRY, RetryPolicy
 from jobmaster.master import rows
-from jobmaster.master.base import NO_START, Assigner, Fence, MasterStore, Route, StartNow, StatusCount
+from jobmaster.master.base import NO_START, Assigner, Fence, Route, StartNow
+from jobmaster.master.sql.dialect import MYSQL
+from jobmaster.master.sql.executor import Executor
+from jobmaster.master.sql.store import ATTEMPT_COLUMNS, SqlMasterStore
 
 SCHEMES = ("mysql", "mariadb")
 
-_OWNED = "(3, 4, 6)"
 
 MIGRATIONS: list[list[str]] = [
     [
@@ -73,8 +76,8 @@ MIGRATIONS: list[list[str]] = [
             finished_at DOUBLE NULL,
             cancel_requested BOOLEAN NOT NULL DEFAULT FALSE,
             last_error LONGTEXT NULL,
-            held_at DOUBLE AS (IF(status = 2, scheduled_at, NULL)) STORED,
-            final_at DOUBLE AS (IF(status IN (5, 7, 8), finished_at, NULL)) STORED,
+            held_at DOUBLE AS (IF(status = {lc.HELD}, scheduled_at, NULL)) STORED,
+            final_at DOUBLE AS (IF(status IN {lc.FINAL_SQL}, finished_at, NULL)) STORED,
             PRIMARY KEY (id),
             INDEX jm_jobs_due (cluster_id, lane, priority, held_at),
             INDEX jm_jobs_lease (cluster_id, status, lease_expires_at),
@@ -131,13 +134,12 @@ MIGRATIONS: list[list[str]] = [
     ],
 ]
 
-_ATTEMPT_COLUMNS = "job_id, attempt, worker_id, started_at, finished_at, outcome, error"
 _JOB_MARKS = "(" + ", ".join(["%s"] * (len(rows.JOB_COLUMNS) + 1)) + ")"
 _INSERT_JOBS = f"INSERT INTO jm_jobs (cluster_id, {rows.JOB_SELECT}) VALUES "
 _COL = {name: index for index, name in enumerate(rows.JOB_COLUMNS)}
 
 #: REPLACE, not ON DUPLICATE KEY UPDATE with VALUES() (deprecated by MySQL 8.0.20+, with a warning).
-_UPSERT_ATTEMPTS = f"REPLACE INTO jm_attempts ({_ATTEMPT_COLUMNS}) VALUES {{}}"
+_UPSERT_ATTEMPTS = f"REPLACE INTO jm_attempts ({ATTEMPT_COLUMNS}) VALUES {{}}"
 
 #: Per-job values of a claim's assignments, joined to the locked rows. The JSON table drives the
 #: join (STRAIGHT_JOIN), so each row is one primary-key lookup even when the table is small enough
@@ -154,52 +156,54 @@ _ASSIGN = """
 
 #: Successful runs, the hot path: only fixed-size columns in the JSON table, so the server keeps
 #: the multi-table update's row buffer in memory (a LONGTEXT column would put it on disk).
-_COMPLETE_OK = """
+_COMPLETE_OK = f"""
     UPDATE JSON_TABLE(%s, '$[*]' COLUMNS (
         id VARCHAR(64) PATH '$[0]', version BIGINT PATH '$[1]', finished_at DOUBLE PATH '$[2]')) c
     STRAIGHT_JOIN jm_jobs j ON j.id = c.id AND j.version = c.version
-    SET j.lease_expires_at = NULL, j.finished_at = c.finished_at, j.status = 5, j.version = j.version + 1
+    SET j.lease_expires_at = NULL, j.finished_at = c.finished_at, j.status = {lc.SUCCEEDED},
+        j.version = j.version + 1
 """
 
 #: Every other outcome. A retry (status 2) goes back to the master with its new due time and no
 #: owner; a final status keeps the last error unless the run brought a new one. No right-hand side
 #: reads a column another assignment writes, so the order MySQL applies them in does not matter.
-_COMPLETE = """
+_COMPLETE = f"""
     UPDATE JSON_TABLE(%s, '$[*]' COLUMNS (
         id VARCHAR(64) PATH '$[0]', version BIGINT PATH '$[1]', status SMALLINT PATH '$[2]',
         scheduled_at DOUBLE PATH '$[3]', finished_at DOUBLE PATH '$[4]', error LONGTEXT PATH '$[5]')) c
     STRAIGHT_JOIN jm_jobs j ON j.id = c.id AND j.version = c.version
-    SET j.scheduled_at = IF(c.status = 2, c.scheduled_at, j.scheduled_at),
-        j.bucket_id = IF(c.status = 2, NULL, j.bucket_id),
-        j.worker_id = IF(c.status = 2, NULL, j.worker_id),
+    SET j.scheduled_at = IF(c.status = {lc.HELD}, c.scheduled_at, j.scheduled_at),
+        j.bucket_id = IF(c.status = {lc.HELD}, NULL, j.bucket_id),
+        j.worker_id = IF(c.status = {lc.HELD}, NULL, j.worker_id),
         j.lease_expires_at = NULL,
-        j.finished_at = IF(c.status = 2, j.finished_at, c.finished_at),
-        j.last_error = IF(c.status = 2, c.error, COALESCE(c.error, j.last_error)),
+        j.finished_at = IF(c.status = {lc.HELD}, j.finished_at, c.finished_at),
+        j.last_error = IF(c.status = {lc.HELD}, c.error, COALESCE(c.error, j.last_error)),
         j.status = c.status,
         j.version = j.version + 1
 """
 
-#: Lost jobs: `lost` marks the ones that were running, which get the lost-worker error.
+#: The decided recoveries (`lifecycle.recover`), fenced on version: a NULL due time or error keeps
+#: the job's own.
 _RECOVER = """
     UPDATE JSON_TABLE(%s, '$[*]' COLUMNS (
-        id VARCHAR(64) PATH '$[0]', status SMALLINT PATH '$[1]', finished_at DOUBLE PATH '$[2]',
-        lost SMALLINT PATH '$[3]')) t
-    STRAIGHT_JOIN jm_jobs j ON j.id = t.id
-    SET j.last_error = IF(t.lost = 1, %s, j.last_error),
+        id VARCHAR(64) PATH '$[0]', version BIGINT PATH '$[1]', status SMALLINT PATH '$[2]',
+        scheduled_at DOUBLE PATH '$[3]', finished_at DOUBLE PATH '$[4]', error LONGTEXT PATH '$[5]')) t
+    STRAIGHT_JOIN jm_jobs j ON j.id = t.id AND j.version = t.version
+    SET j.last_error = COALESCE(t.error, j.last_error),
+        j.scheduled_at = COALESCE(t.scheduled_at, j.scheduled_at),
         j.finished_at = t.finished_at,
         j.bucket_id = NULL, j.worker_id = NULL, j.lease_expires_at = NULL,
         j.status = t.status,
         j.version = j.version + 1
 """
 
-_REGISTER_WORKER = f"""
-    REPLACE INTO jm_workers (cluster_id, {rows.WORKER_COLUMNS})
-    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-"""
-
 
 def _marks(n: int) -> str:
     return ", ".join(["%s"] * n)
+
+
+#: How list and count queries filter jobs here (their plans: tests/conformance/test_mysql_plans.py).
+_FILTER = MYSQL.filter
 
 
 def _unique(jobs: Sequence[Job]) -> list[Job]:
@@ -233,27 +237,13 @@ def _routes_sql(routes: Sequence[Route]) -> tuple[str, list[Any]]:
     return f"(lane, priority) IN ({', '.join(['(%s, %s)'] * len(routes))})", params
 
 
-def _mysql_metadata(where: rows.Where, metadata: dict[str, Any]) -> None:
-    where.add("JSON_CONTAINS(metadata, {})", codec.dumps(metadata).decode())
+class MysqlMaster(MysqlClient, SqlMasterStore):
+    dialect = MYSQL
 
+    @property
+    def sql(self) -> Executor:
+        return self.db.executor
 
-_FILTER = rows.FilterDialect(lambda _: "%s", rows.status_in, _mysql_metadata)
-
-
-def _coerce(name: str, value: Any) -> Any:
-    """An `update_job` value as the column's type takes it."""
-    if value is None:
-        return None
-    if name in rows.JSON_COLUMNS:
-        return codec.dumps(value).decode()
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, JobStatus | Priority):
-        return int(value)
-    return value
-
-
-class MysqlMaster(MysqlClient, MasterStore):
     supports_notify = False
 
     def __init__(self, url: str, cluster_id: str) -> None:
@@ -345,7 +335,8 @@ class MysqlMaster(MysqlClient, MasterStore):
         # one guarded update for all saved jobs (it must be the transaction's first write)
         starting = f"id IN ({_marks(len(go))})" if go else "FALSE"
         assignments = (
-            f"status = IF({starting}, 4, 6), attempts = attempts + IF({starting}, 1, 0),"
+            f"status = IF({starting}, {lc.PROCESSING}, {lc.QUEUED}),"
+            f" attempts = attempts + IF({starting}, 1, 0),"
             f" started_at = IF({starting}, %s, started_at),"
             " bucket_id = %s, worker_id = %s, lease_expires_at = %s"
         )
@@ -444,11 +435,7 @@ class MysqlMaster(MysqlClient, MasterStore):
             ]
             await s.execute(_ASSIGN, (codec.dumps(table).decode(),))
             for job, a in zip(claimed, assignments, strict=True):
-                job.status = a.status
-                job.bucket_id = a.bucket_id
-                job.worker_id = a.worker_id
-                job.lease_expires_at = a.lease_until
-                job.version += 1
+                lc.assigned(job, a.bucket_id, a.worker_id, a.status, a.lease_until)
             return claimed
 
         # Not retried: the assigner keeps count of what it handed out, so it must run once.
@@ -517,7 +504,7 @@ class MysqlMaster(MysqlClient, MasterStore):
             return await self._guarded_update(
                 s,
                 fences,
-                "status = 4, attempts = attempts + 1, started_at = %s, lease_expires_at = %s",
+                f"status = {lc.PROCESSING}, attempts = attempts + 1, started_at = %s, lease_expires_at = %s",
                 [now, lease_until],
                 (int(JobStatus.AssignedToBucket), int(JobStatus.Queued)),
                 cancelled_ok=False,
@@ -606,7 +593,7 @@ class MysqlMaster(MysqlClient, MasterStore):
             return await self._guarded_update(
                 s,
                 fences,
-                "status = 2, bucket_id = NULL, worker_id = NULL, lease_expires_at = NULL",
+                f"status = {lc.HELD}, bucket_id = NULL, worker_id = NULL, lease_expires_at = NULL",
                 [],
                 (int(JobStatus.AssignedToBucket), int(JobStatus.Queued)),
             )
@@ -614,7 +601,7 @@ class MysqlMaster(MysqlClient, MasterStore):
         return await self.db.run(write)
 
     async def renew(self, worker_id: str, now: float, lease_until: float, held: Sequence[str]) -> list[str]:
-        renew_before = now + (lease_until - now) / 2
+        renew_before = lc.renew_before(now, lease_until)
         ids = sorted(set(held))
 
         async def write(s: Session) -> list[str]:
@@ -622,7 +609,7 @@ class MysqlMaster(MysqlClient, MasterStore):
             if ids:
                 await s.execute(
                     f"UPDATE jm_jobs SET lease_expires_at = %s WHERE id IN ({_marks(len(ids))})"
-                    " AND worker_id = %s AND status IN (4, 6) AND lease_expires_at < %s",
+                    f" AND worker_id = %s AND status IN {lc.RENEWED_SQL} AND lease_expires_at < %s",
                     [lease_until, *ids, worker_id, renew_before],
                 )
             if not ids:
@@ -634,238 +621,39 @@ class MysqlMaster(MysqlClient, MasterStore):
                 r[0]
                 for r in await s.fetch(
                     f"SELECT id FROM jm_jobs WHERE id IN ({_marks(len(ids))})"
-                    " AND worker_id = %s AND status = 4 AND cancel_requested",
+                    f" AND worker_id = %s AND status = {lc.PROCESSING} AND cancel_requested",
                     [*ids, worker_id],
                 )
             ]
 
         return await self.db.run(write)
 
-    async def recover_expired(self, now: float, limit: int) -> int:
-        lost = codec.dumps(rows.lost_worker_error()).decode()
-
+    async def recover_expired(self, now: float, limit: int, retry: RetryPolicy = DEFAULT_RETRY) -> int:
         async def write(s: Session) -> int:
             expired = await s.fetch(
-                "SELECT id, status, cancel_requested, attempts, attempt_limit, started_at, worker_id"
-                f" FROM jm_jobs WHERE cluster_id = %s AND status IN {_OWNED} AND lease_expires_at < %s"
-                " LIMIT %s FOR UPDATE SKIP LOCKED",
+                f"SELECT {lc.EXPIRED_COLUMNS} FROM jm_jobs WHERE cluster_id = %s"
+                f" AND status IN {lc.OWNED_SQL} AND lease_expires_at < %s LIMIT %s FOR UPDATE SKIP LOCKED",
                 (self.cluster_id, now, limit),
             )
             if not expired:
                 return 0
-            table = []
-            history = []
-            for job_id, status, cancel, attempts, attempt_limit, started, worker in expired:
-                running = status == JobStatus.Processing
-                if cancel:
-                    target: int = JobStatus.Cancelled
-                elif running and attempts >= attempt_limit:
-                    target = JobStatus.Failed
-                else:
-                    target = JobStatus.HeldOnMaster
-                finished = None if target == JobStatus.HeldOnMaster else now
-                table.append([job_id, int(target), finished, 1 if running else 0])
-                if running:
-                    history.append(
-                        Attempt(
-                            job_id, attempts, worker, started or now, now, "lost", rows.lost_worker_error()
-                        )
-                    )
-            await s.execute(_RECOVER, (codec.dumps(table).decode(), lost))
+            decided = lc.recover_all(expired, now, retry)
+            table = [
+                [r.job_id, r.version, int(r.status), r.scheduled_at, r.finished_at, rows.json_text(r.error)]
+                for r in decided
+            ]
+            # the rows are locked: every fence holds
+            await s.execute(_RECOVER, (codec.dumps(table).decode(),))
+            history = [r.attempt for r in decided if r.attempt is not None]
             if history:
                 await self._record_attempts(s, history)
             return len(expired)
 
         return await self.db.run(write)
 
-    async def prune(self, finished_before: float, limit: int) -> int:
-        async def write(s: Session) -> int:
-            ids = [
-                r[0]
-                for r in await s.fetch(
-                    "SELECT id FROM jm_jobs WHERE cluster_id = %s"
-                    " AND final_at < %s LIMIT %s FOR UPDATE SKIP LOCKED",
-                    (self.cluster_id, finished_before, limit),
-                )
-            ]
-            if ids:
-                marks = _marks(len(ids))
-                await s.execute(f"DELETE FROM jm_attempts WHERE job_id IN ({marks})", ids)
-                await s.execute(f"DELETE FROM jm_jobs WHERE id IN ({marks})", ids)
-            return len(ids)
-
-        return await self.db.run(write)
-
-    async def next_due_at(self, routes: Sequence[Route]) -> float | None:
-        if not routes:
-            return None
-        # Per route, so each minimum is one probe of the due index instead of a scan of every held job.
-        branch = (
-            "SELECT MIN(held_at) AS due FROM jm_jobs WHERE cluster_id = %s AND lane = %s AND priority = %s"
-        )
-        params: list[Any] = []
-        for lane, priority in routes:
-            params += [self.cluster_id, lane, int(priority)]
-        due = await self.db.fetchval(
-            f"SELECT MIN(due) FROM ({' UNION ALL '.join([branch] * len(routes))}) AS first", params
-        )
-        return None if due is None else float(due)
-
     # ---- management --------------------------------------------------------------------------
 
-    async def get_job(self, job_id: str) -> Job | None:
-        found = await self.db.fetch(
-            f"SELECT {rows.JOB_SELECT} FROM jm_jobs WHERE cluster_id = %s AND id = %s",
-            (self.cluster_id, job_id),
-        )
-        return rows.job_from_row(found[0]) if found else None
-
-    async def list_jobs(self, criteria: JobFilter) -> list[Job]:
-        where, params = rows.filter_sql(self.cluster_id, criteria, _FILTER)
-        found = await self.db.fetch(
-            f"SELECT {rows.JOB_SELECT} FROM jm_jobs WHERE {where}"
-            " ORDER BY scheduled_at DESC, id LIMIT %s OFFSET %s",
-            [*params, criteria.limit, criteria.offset],
-        )
-        return [rows.job_from_row(r) for r in found]
-
-    async def count_jobs(self, criteria: JobFilter) -> int:
-        where, params = rows.filter_sql(self.cluster_id, criteria, _FILTER)
-        return int(await self.db.fetchval(f"SELECT COUNT(*) FROM jm_jobs WHERE {where}", params))
-
-    async def count_by_status(self) -> list[StatusCount]:
-        found = await self.db.fetch(
-            "SELECT status, priority, lane, COUNT(*) FROM jm_jobs WHERE cluster_id = %s"
-            " GROUP BY status, priority, lane",
-            (self.cluster_id,),
-        )
-        return [StatusCount(JobStatus(s), Priority(p), lane, int(n)) for s, p, lane, n in found]
-
-    async def attempt_rows(self, job_id: str) -> list[Attempt]:
-        found = await self.db.fetch(
-            f"SELECT {_ATTEMPT_COLUMNS} FROM jm_attempts WHERE job_id = %s ORDER BY attempt, started_at",
-            (job_id,),
-        )
-        return [rows.attempt_from_row(r) for r in found]
-
-    async def update_job(self, job_id: str, version: int, changes: dict[str, Any]) -> Job | None:
-        unknown = set(changes) - rows.UPDATABLE
-        if unknown:
-            raise ValueError(f"columns not updatable: {sorted(unknown)}")
-        assignments = "".join(f"{name} = %s, " for name in changes)
-        values = [_coerce(name, value) for name, value in changes.items()]
-
-        async def write(s: Session) -> Job | None:
-            matched = await s.execute(
-                f"UPDATE jm_jobs SET {assignments}version = version + 1"
-                " WHERE cluster_id = %s AND id = %s AND version = %s",
-                [*values, self.cluster_id, job_id, version],
-            )
-            if not matched:
-                return None
-            found = await s.fetch(f"SELECT {rows.JOB_SELECT} FROM jm_jobs WHERE id = %s", (job_id,))
-            return rows.job_from_row(found[0])
-
-        return await self.db.run(write)
-
-    async def request_cancel(self, job_id: str, version: int) -> bool:
-        matched = await self.db.execute(
-            "UPDATE jm_jobs SET cancel_requested = TRUE"
-            " WHERE cluster_id = %s AND id = %s AND version = %s AND status = 4",
-            (self.cluster_id, job_id, version),
-        )
-        return matched > 0
-
     # ---- workers and buckets -----------------------------------------------------------------
-
-    async def register_worker(self, worker: WorkerRecord) -> None:
-        await self.db.execute(_REGISTER_WORKER, (self.cluster_id, *rows.worker_to_row(worker)))
-
-    async def set_worker_status(self, worker_id: str, status: WorkerStatus) -> None:
-        await self.db.execute("UPDATE jm_workers SET status = %s WHERE id = %s", (int(status), worker_id))
-
-    async def list_workers(self) -> list[WorkerRecord]:
-        found = await self.db.fetch(
-            f"SELECT {rows.WORKER_COLUMNS} FROM jm_workers WHERE cluster_id = %s ORDER BY name",
-            (self.cluster_id,),
-        )
-        return [rows.worker_from_row(r) for r in found]
-
-    async def forget_workers(self, silent_since: float) -> int:
-        return await self.db.execute(
-            "DELETE FROM jm_workers WHERE cluster_id = %s AND heartbeat_at < %s"
-            " AND NOT EXISTS (SELECT 1 FROM jm_buckets b WHERE b.worker_id = jm_workers.id)",
-            (self.cluster_id, silent_since),
-        )
-
-    async def add_buckets(self, buckets: Iterable[Bucket]) -> None:
-        params: list[Any] = []
-        count = 0
-        for bucket in buckets:
-            params += [self.cluster_id, *rows.bucket_to_row(bucket)]
-            count += 1
-        if not count:
-            return
-        await self.db.execute(
-            f"INSERT INTO jm_buckets (cluster_id, {rows.BUCKET_COLUMNS}) VALUES "
-            + ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * count),
-            params,
-        )
-
-    async def set_bucket_status(
-        self,
-        bucket_ids: Sequence[str],
-        status: BucketStatus,
-        expected: BucketStatus | None = None,
-        *,
-        owner: str | None = None,
-        expected_owner: str | None = None,
-    ) -> list[str]:
-        if not bucket_ids:
-            return []
-        ids = list(bucket_ids)
-        guard = ""
-        guard_params: list[Any] = []
-        if expected is not None:
-            guard += " AND status = %s"
-            guard_params.append(int(expected))
-        if expected_owner is not None:
-            guard += " AND worker_id = %s"
-            guard_params.append(expected_owner)
-
-        async def write(s: Session) -> list[str]:
-            found = {
-                r[0]
-                for r in await s.fetch(
-                    f"SELECT id FROM jm_buckets WHERE id IN ({_marks(len(ids))}){guard} FOR UPDATE",
-                    [*ids, *guard_params],
-                )
-            }
-            moved = rows.in_order(ids, found)
-            if moved:
-                await s.execute(
-                    "UPDATE jm_buckets SET status = %s, worker_id = COALESCE(%s, worker_id)"
-                    f" WHERE id IN ({_marks(len(moved))})",
-                    [int(status), owner, *moved],
-                )
-            return moved
-
-        return await self.db.run(write)
-
-    async def delete_buckets(self, bucket_ids: Sequence[str]) -> None:
-        if not bucket_ids:
-            return
-        await self.db.execute(
-            f"DELETE FROM jm_buckets WHERE id IN ({_marks(len(bucket_ids))})", list(bucket_ids)
-        )
-
-    async def list_buckets(self, status: BucketStatus | None = None) -> list[Bucket]:
-        sql = f"SELECT {rows.BUCKET_COLUMNS} FROM jm_buckets WHERE cluster_id = %s"
-        params: list[Any] = [self.cluster_id]
-        if status is not None:
-            sql += " AND status = %s"
-            params.append(int(status))
-        return [rows.bucket_from_row(r) for r in await self.db.fetch(sql + " ORDER BY id", params)]
 
 
 STORE = MysqlMaster

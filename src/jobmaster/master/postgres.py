@@ -13,33 +13,32 @@ from __future__ import annotations
 import asyncio
 import functools
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from operator import attrgetter
 from typing import Any
 
 import asyncpg
 
-from jobmaster.cluster.model import Bucket, BucketStatus, WorkerRecord, WorkerStatus
 from jobmaster.db.postgres import Listener, PostgresClient, channel_name, new_or_known, remove_if_empty
-from jobmaster.jobs import codec
-from jobmaster.jobs.model import Attempt, Completion, Job, JobFilter, JobStatus, Priority
+from jobmaster.jobs import lifecycle as lc
+from jobmaster.jobs.model import Completion, Job, JobStatus
+from jobmaster.jobs.retry import DEFAULT_RETRY, RetryPolicy
 from jobmaster.master import rows
 from jobmaster.master.base import (
     BUCKET_TOPIC,
     NO_START,
     Assigner,
     Fence,
-    MasterStore,
     QueueHost,
     Route,
     StartNow,
-    StatusCount,
 )
+from jobmaster.master.sql.dialect import POSTGRES
+from jobmaster.master.sql.executor import Executor
+from jobmaster.master.sql.store import ATTEMPT_COLUMNS, SqlMasterStore
 
 SCHEMES = ("postgresql", "postgres")
 
-_OWNED = "(3, 4, 6)"
-_FINAL = "(5, 7, 8)"
 
 #: Key of the transaction-level advisory lock that serialises migrations of every process.
 _MIGRATION_LOCK = 0x6A6D5F6D61737472  # "jm_mastr"
@@ -82,18 +81,18 @@ MIGRATIONS: list[list[str]] = [
             cancel_requested boolean NOT NULL DEFAULT false,
             last_error jsonb
         )""",
-        """CREATE INDEX IF NOT EXISTS jm_jobs_due ON jm_jobs
-            (cluster_id, lane, priority, scheduled_at) WHERE status = 2""",
+        f"""CREATE INDEX IF NOT EXISTS jm_jobs_due ON jm_jobs
+            (cluster_id, lane, priority, scheduled_at) WHERE status = {lc.HELD}""",
         f"""CREATE INDEX IF NOT EXISTS jm_jobs_lease ON jm_jobs
-            (cluster_id, lease_expires_at) WHERE status IN {_OWNED}""",
+            (cluster_id, lease_expires_at) WHERE status IN {lc.OWNED_SQL}""",
         f"""CREATE INDEX IF NOT EXISTS jm_jobs_owner ON jm_jobs
-            (worker_id, lease_expires_at) WHERE status IN {_OWNED}""",
+            (worker_id, lease_expires_at) WHERE status IN {lc.OWNED_SQL}""",
         f"""CREATE INDEX IF NOT EXISTS jm_jobs_finished ON jm_jobs
-            (cluster_id, finished_at) WHERE status IN {_FINAL}""",
+            (cluster_id, finished_at) WHERE status IN {lc.FINAL_SQL}""",
         # Almost always empty, so free to maintain; spares each heartbeat a walk over every job the
         # worker holds just to find the (rare) cancel requests.
-        """CREATE INDEX IF NOT EXISTS jm_jobs_cancel ON jm_jobs (worker_id)
-            WHERE status = 4 AND cancel_requested""",
+        f"""CREATE INDEX IF NOT EXISTS jm_jobs_cancel ON jm_jobs (worker_id)
+            WHERE status = {lc.PROCESSING} AND cancel_requested""",
         "CREATE INDEX IF NOT EXISTS jm_jobs_status ON jm_jobs (cluster_id, status, scheduled_at)",
         "CREATE INDEX IF NOT EXISTS jm_jobs_definition ON jm_jobs (cluster_id, definition_id)",
         """CREATE TABLE IF NOT EXISTS jm_attempts (
@@ -140,10 +139,10 @@ MIGRATIONS: list[list[str]] = [
         "DROP INDEX IF EXISTS jm_jobs_status",
         "DROP INDEX IF EXISTS jm_jobs_definition",
         f"""CREATE INDEX IF NOT EXISTS jm_jobs_final_definition ON jm_jobs
-            (cluster_id, definition_id, finished_at) WHERE status IN {_FINAL}""",
+            (cluster_id, definition_id, finished_at) WHERE status IN {lc.FINAL_SQL}""",
         # bucket queues held in the job table (QueueHost)
-        """CREATE INDEX IF NOT EXISTS jm_jobs_queued ON jm_jobs (bucket_id, scheduled_at)
-            WHERE status = 3""",
+        f"""CREATE INDEX IF NOT EXISTS jm_jobs_queued ON jm_jobs (bucket_id, scheduled_at)
+            WHERE status = {lc.ASSIGNED}""",
     ],
     [
         # Lease renewal names the held ids (primary key), so nothing reads this one any more, and
@@ -153,7 +152,7 @@ MIGRATIONS: list[list[str]] = [
         # the recovery index need not hold it: that was an entry per scheduled job, never read.
         "DROP INDEX IF EXISTS jm_jobs_lease",
         f"""CREATE INDEX IF NOT EXISTS jm_jobs_lease ON jm_jobs (cluster_id, lease_expires_at)
-            WHERE status IN {_OWNED} AND lease_expires_at IS NOT NULL""",
+            WHERE status IN {lc.OWNED_SQL} AND lease_expires_at IS NOT NULL""",
     ],
     [
         # Keys compare byte by byte whatever the database's locale: under a libc locale (even
@@ -173,7 +172,8 @@ MIGRATIONS: list[list[str]] = [
         _keyed(
             "jm_succeed(p_ids text[], p_versions bigint[], p_finished float8[])",
             "SETOF text",
-            """UPDATE jm_jobs j SET status = 5, finished_at = f.finished_at, lease_expires_at = NULL,
+            f"""UPDATE jm_jobs j SET status = {lc.SUCCEEDED}, finished_at = f.finished_at,
+                lease_expires_at = NULL,
                 version = j.version + 1
             FROM unnest(p_ids, p_versions, p_finished) AS f(id, version, finished_at)
             WHERE j.id = f.id AND j.version = f.version
@@ -184,10 +184,10 @@ MIGRATIONS: list[list[str]] = [
         _keyed(
             "jm_start(p_ids text[], p_versions bigint[], p_now float8, p_lease float8)",
             "SETOF text",
-            """UPDATE jm_jobs j SET status = 4, attempts = j.attempts + 1, started_at = p_now,
+            f"""UPDATE jm_jobs j SET status = {lc.PROCESSING}, attempts = j.attempts + 1, started_at = p_now,
                 lease_expires_at = p_lease, version = j.version + 1
             FROM unnest(p_ids, p_versions) AS f(id, version)
-            WHERE j.id = f.id AND j.version = f.version AND j.status IN (3, 6)
+            WHERE j.id = f.id AND j.version = f.version AND j.status IN {lc.STARTABLE_SQL}
                 AND NOT j.cancel_requested
             RETURNING j.id""",
         ),
@@ -204,16 +204,14 @@ MIGRATIONS: list[list[str]] = [
         _keyed(
             "jm_release(p_ids text[], p_versions bigint[])",
             "SETOF text",
-            """UPDATE jm_jobs j SET status = 2, bucket_id = NULL, worker_id = NULL,
+            f"""UPDATE jm_jobs j SET status = {lc.HELD}, bucket_id = NULL, worker_id = NULL,
                 lease_expires_at = NULL, version = j.version + 1
             FROM unnest(p_ids, p_versions) AS f(id, version)
-            WHERE j.id = f.id AND j.version = f.version AND j.status IN (3, 6)
+            WHERE j.id = f.id AND j.version = f.version AND j.status IN {lc.RELEASABLE_SQL}
             RETURNING j.id""",
         ),
     ],
 ]
-
-_ATTEMPT_COLUMNS = "job_id, attempt, worker_id, started_at, finished_at, outcome, error"
 
 #: PostgreSQL array type of each of `rows.JOB_COLUMNS`, in order, for `unnest`.
 _JOB_ARRAY_TYPES = (
@@ -322,7 +320,7 @@ _INSERT_JOBS = f"""
         {{skip_known}}
         RETURNING id, status
     )
-    SELECT id, (SELECT pg_notify($2, 'held') FROM ins WHERE status = 2 LIMIT 1) AS woke FROM ins
+    SELECT id, (SELECT pg_notify($2, 'held') FROM ins WHERE status = {lc.HELD} LIMIT 1) AS woke FROM ins
 """
 _INSERT_JOBS_FIRST = 3
 
@@ -355,17 +353,17 @@ _QUEUE_JOBS_FIRST = 5
 _TAKE_QUEUED = f"""
     WITH due AS (
         SELECT ctid FROM jm_jobs
-        WHERE bucket_id = $1 AND status = 3 AND scheduled_at <= $2
+        WHERE bucket_id = $1 AND status = {lc.ASSIGNED} AND scheduled_at <= $2
         ORDER BY scheduled_at LIMIT $3
         FOR UPDATE SKIP LOCKED
     ), soon AS (
         SELECT ctid FROM jm_jobs
-        WHERE bucket_id = $1 AND status = 3 AND scheduled_at > $2 AND scheduled_at <= $4
+        WHERE bucket_id = $1 AND status = {lc.ASSIGNED} AND scheduled_at > $2 AND scheduled_at <= $4
         ORDER BY scheduled_at LIMIT $5
         FOR UPDATE SKIP LOCKED
     )
     UPDATE jm_jobs SET
-        status = CASE WHEN scheduled_at <= $2 THEN 4 ELSE 6 END,
+        status = CASE WHEN scheduled_at <= $2 THEN {lc.PROCESSING} ELSE {lc.QUEUED} END,
         attempts = attempts + CASE WHEN scheduled_at <= $2 THEN 1 ELSE 0 END,
         started_at = CASE WHEN scheduled_at <= $2 THEN $2 ELSE started_at END,
         worker_id = $6, lease_expires_at = $7, version = version + 1
@@ -374,12 +372,12 @@ _TAKE_QUEUED = f"""
     RETURNING {rows.JOB_SELECT}
 """
 
-_RELEASE_QUEUED = """
+_RELEASE_QUEUED = f"""
     WITH moved AS (
-        UPDATE jm_jobs SET status = 2, bucket_id = NULL, worker_id = NULL, lease_expires_at = NULL,
+        UPDATE jm_jobs SET status = {lc.HELD}, bucket_id = NULL, worker_id = NULL, lease_expires_at = NULL,
             version = version + 1
         WHERE ctid = ANY(ARRAY(
-            SELECT ctid FROM jm_jobs WHERE bucket_id = $1 AND status = 3 LIMIT $2
+            SELECT ctid FROM jm_jobs WHERE bucket_id = $1 AND status = {lc.ASSIGNED} LIMIT $2
             FOR UPDATE SKIP LOCKED
         ))
         RETURNING 1
@@ -398,12 +396,12 @@ _ADOPT = f"""
         RETURNING id
     ),
     moved AS (
-        UPDATE jm_jobs j SET status = CASE WHEN f.go THEN 4 ELSE 6 END,
+        UPDATE jm_jobs j SET status = CASE WHEN f.go THEN {lc.PROCESSING} ELSE {lc.QUEUED} END,
             attempts = j.attempts + CASE WHEN f.go THEN 1 ELSE 0 END,
             started_at = CASE WHEN f.go THEN $8 ELSE j.started_at END,
             bucket_id = $5, worker_id = $6, lease_expires_at = $7, version = j.version + 1
         FROM unnest($2::text[], $3::bigint[], $4::bool[]) AS f(id, version, go)
-        WHERE j.id = f.id AND j.version = f.version AND j.status = 3
+        WHERE j.id = f.id AND j.version = f.version AND j.status = {lc.ASSIGNED}
         RETURNING j.id
     )
     SELECT id, true AS fresh FROM ins UNION ALL SELECT id, false FROM moved
@@ -418,7 +416,7 @@ _CLAIM = f"""
     SELECT c.* FROM unnest($3::text[], $4::smallint[]) AS r(lane, priority)
     CROSS JOIN LATERAL (
         SELECT {rows.JOB_SELECT} FROM jm_jobs
-        WHERE cluster_id = $1 AND status = 2 AND lane = r.lane AND priority = r.priority
+        WHERE cluster_id = $1 AND status = {lc.HELD} AND lane = r.lane AND priority = r.priority
             AND scheduled_at <= $2
         ORDER BY scheduled_at LIMIT $5
         FOR UPDATE SKIP LOCKED
@@ -447,12 +445,12 @@ _COMPLETE = f"""
     done AS (
         UPDATE jm_jobs j SET
             status = c.status,
-            scheduled_at = CASE WHEN c.status = 2 THEN c.scheduled_at ELSE j.scheduled_at END,
-            bucket_id = CASE WHEN c.status = 2 THEN NULL ELSE j.bucket_id END,
-            worker_id = CASE WHEN c.status = 2 THEN NULL ELSE j.worker_id END,
+            scheduled_at = CASE WHEN c.status = {lc.HELD} THEN c.scheduled_at ELSE j.scheduled_at END,
+            bucket_id = CASE WHEN c.status = {lc.HELD} THEN NULL ELSE j.bucket_id END,
+            worker_id = CASE WHEN c.status = {lc.HELD} THEN NULL ELSE j.worker_id END,
             lease_expires_at = NULL,
-            finished_at = CASE WHEN c.status = 2 THEN j.finished_at ELSE c.a_finished_at END,
-            last_error = CASE WHEN c.status = 2 THEN c.error
+            finished_at = CASE WHEN c.status = {lc.HELD} THEN j.finished_at ELSE c.a_finished_at END,
+            last_error = CASE WHEN c.status = {lc.HELD} THEN c.error
                               ELSE COALESCE(c.error, j.last_error) END,
             version = j.version + 1
         FROM c
@@ -460,16 +458,16 @@ _COMPLETE = f"""
         RETURNING c.n, c.status
     ),
     history AS (
-        INSERT INTO jm_attempts ({_ATTEMPT_COLUMNS})
+        INSERT INTO jm_attempts ({ATTEMPT_COLUMNS})
         SELECT c.a_job_id, c.attempt, c.a_worker_id, c.a_started_at, c.a_finished_at, c.outcome,
                c.a_error
         FROM c JOIN done ON done.n = c.n
-        WHERE c.status <> 5
+        WHERE c.status <> {lc.SUCCEEDED}
         ON CONFLICT (job_id, attempt) DO UPDATE SET
             worker_id = excluded.worker_id, started_at = excluded.started_at,
             finished_at = excluded.finished_at, outcome = excluded.outcome, error = excluded.error
     )
-    SELECT n, (SELECT pg_notify($13, 'held') FROM done WHERE status = 2 LIMIT 1) AS woke FROM done
+    SELECT n, (SELECT pg_notify($13, 'held') FROM done WHERE status = {lc.HELD} LIMIT 1) AS woke FROM done
 """
 
 #: The common outcome on its own: three arrays and no attempt row or notification to consider cost
@@ -484,115 +482,56 @@ _SUCCEED = "SELECT id FROM jm_succeed($1::text[], $2::bigint[], $3::float8[]) AS
 _RELEASE = "SELECT id FROM jm_release($1::text[], $2::bigint[]) AS id"
 
 #: One statement, so one snapshot: the cancel flags read are those of the leases being renewed.
-_RENEW = """
+_RENEW = f"""
     WITH heartbeat AS (
         UPDATE jm_workers SET heartbeat_at = $2 WHERE id = $1
     ),
     leases AS (
         UPDATE jm_jobs SET lease_expires_at = $3
-        WHERE id = ANY($5::text[]) AND worker_id = $1 AND status IN (4, 6) AND lease_expires_at < $4
+        WHERE id = ANY($5::text[]) AND worker_id = $1 AND status IN {lc.RENEWED_SQL} AND lease_expires_at < $4
     )
-    SELECT id FROM jm_jobs WHERE worker_id = $1 AND status = 4 AND cancel_requested
+    SELECT id FROM jm_jobs WHERE worker_id = $1 AND status = {lc.PROCESSING} AND cancel_requested
 """
 
-#: A job that was running gets a "lost" attempt and the lost-worker error, then is cancelled (if
-#: asked), failed (if out of attempts) or handed back to the master for another run.
+#: Jobs whose lease lapsed, found through the lease index and locked for `recover_expired` to decide
+#: their fate (`lifecycle.recover`).
 _RECOVER = f"""
-    WITH expired AS (
-        SELECT id, status, cancel_requested, attempts, attempt_limit, started_at, worker_id
-        FROM jm_jobs
-        WHERE cluster_id = $1 AND status IN {_OWNED} AND lease_expires_at < $2
-        LIMIT $3
-        FOR UPDATE SKIP LOCKED
-    ),
-    target AS (
-        SELECT id, status AS was,
-            CASE WHEN cancel_requested THEN 8
-                 WHEN status = 4 AND attempts >= attempt_limit THEN 7
-                 ELSE 2 END AS status
-        FROM expired
+    SELECT {lc.EXPIRED_COLUMNS} FROM jm_jobs
+    WHERE cluster_id = $1 AND status IN {lc.OWNED_SQL} AND lease_expires_at < $2
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+"""
+
+#: The decided recoveries, fenced on version, and the "lost" attempts of those that held.
+_APPLY_RECOVERY = f"""
+    WITH r AS (
+        SELECT * FROM unnest($1::text[], $2::bigint[], $3::smallint[], $4::float8[], $5::float8[],
+                             $6::jsonb[]) AS r(id, version, status, scheduled_at, finished_at, error)
     ),
     moved AS (
         UPDATE jm_jobs j SET
-            status = t.status,
-            finished_at = CASE WHEN t.status = 2 THEN NULL ELSE $2 END,
+            status = r.status,
+            scheduled_at = COALESCE(r.scheduled_at, j.scheduled_at),
+            finished_at = r.finished_at,
             bucket_id = NULL, worker_id = NULL, lease_expires_at = NULL,
-            last_error = CASE WHEN t.was = 4 THEN $4::jsonb ELSE j.last_error END,
+            last_error = COALESCE(r.error, j.last_error),
             version = j.version + 1
-        FROM target t
-        WHERE j.id = t.id
-        RETURNING j.status
+        FROM r
+        WHERE j.id = r.id AND j.version = r.version
+        RETURNING j.id, j.status
     ),
     lost AS (
-        INSERT INTO jm_attempts ({_ATTEMPT_COLUMNS})
-        SELECT id, attempts, worker_id, COALESCE(started_at, $2), $2, 'lost', $4::jsonb
-        FROM expired WHERE status = 4
+        INSERT INTO jm_attempts ({ATTEMPT_COLUMNS})
+        SELECT a.* FROM unnest($7::text[], $8::integer[], $9::text[], $10::float8[], $11::float8[],
+                               $12::text[], $13::jsonb[])
+            AS a(job_id, attempt, worker_id, started_at, finished_at, outcome, error)
+        WHERE a.job_id IN (SELECT id FROM moved)
         ON CONFLICT (job_id, attempt) DO UPDATE SET
             worker_id = excluded.worker_id, started_at = excluded.started_at,
             finished_at = excluded.finished_at, outcome = excluded.outcome, error = excluded.error
     )
-    SELECT count(*), (SELECT pg_notify($5, 'held') FROM moved WHERE status = 2 LIMIT 1) AS woke
-    FROM moved
+    SELECT (SELECT pg_notify($14, 'held') FROM moved WHERE status = {lc.HELD} LIMIT 1) AS woke
 """
-
-_PRUNE = f"""
-    WITH old AS (
-        SELECT id FROM jm_jobs
-        WHERE cluster_id = $1 AND status IN {_FINAL} AND finished_at < $2
-        LIMIT $3
-        FOR UPDATE SKIP LOCKED
-    ),
-    history AS (
-        DELETE FROM jm_attempts WHERE job_id IN (SELECT id FROM old)
-    ),
-    gone AS (
-        DELETE FROM jm_jobs WHERE id IN (SELECT id FROM old) RETURNING 1
-    )
-    SELECT count(*) FROM gone
-"""
-
-#: Per route, so each minimum is one probe of the due index instead of a scan of every held job.
-_NEXT_DUE = """
-    SELECT min(due) FROM unnest($2::text[], $3::smallint[]) AS r(lane, priority)
-    CROSS JOIN LATERAL (
-        SELECT min(scheduled_at) AS due FROM jm_jobs
-        WHERE cluster_id = $1 AND status = 2 AND lane = r.lane AND priority = r.priority
-    ) AS first
-"""
-
-_ATTEMPTS = f"""
-    SELECT {_ATTEMPT_COLUMNS} FROM jm_attempts WHERE job_id = $1 ORDER BY attempt, started_at
-"""
-
-_REGISTER_WORKER = f"""
-    INSERT INTO jm_workers (cluster_id, {rows.WORKER_COLUMNS})
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-    ON CONFLICT (id) DO UPDATE SET
-        cluster_id = excluded.cluster_id, name = excluded.name, mode = excluded.mode,
-        lane = excluded.lane, agent = excluded.agent, host = excluded.host, pid = excluded.pid,
-        started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at,
-        status = excluded.status
-"""
-
-_ADD_BUCKETS = f"""
-    INSERT INTO jm_buckets (cluster_id, {rows.BUCKET_COLUMNS})
-    SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::smallint[], $6::text[],
-                             $7::smallint[], $8::float8[])
-"""
-
-
-#: How `update_job` turns each updatable column's value into what its PostgreSQL type accepts.
-_COERCE: dict[str, Callable[[Any], Any]] = {
-    "status": int,
-    "priority": int,
-    "attempt_limit": int,
-    "cancel_requested": bool,
-    "scheduled_at": float,
-    "lease_expires_at": float,
-    "finished_at": float,
-    "last_error": rows.json_text,
-}
-_CAST = {"last_error": "::jsonb"}
 
 
 def _id_order(fences: Sequence[Fence]) -> list[Fence]:
@@ -631,18 +570,13 @@ def _routes(routes: Sequence[Route]) -> tuple[list[str], list[int]]:
     return [lane for lane, _ in routes], [int(priority) for _, priority in routes]
 
 
-def _pg_statuses(where: rows.Where, statuses: list[int]) -> None:
-    where.add("status = ANY({}::smallint[])", statuses)
+class PostgresMaster(PostgresClient, QueueHost, SqlMasterStore):
+    dialect = POSTGRES
 
+    @property
+    def sql(self) -> Executor:
+        return self.db.executor
 
-def _pg_metadata(where: rows.Where, metadata: dict[str, Any]) -> None:
-    where.add("metadata @> {}::jsonb", codec.dumps(metadata).decode())
-
-
-_FILTER = rows.FilterDialect(lambda n: f"${n}", _pg_statuses, _pg_metadata)
-
-
-class PostgresMaster(PostgresClient, QueueHost, MasterStore):
     supports_notify = True
 
     def __init__(self, url: str, cluster_id: str) -> None:
@@ -799,20 +733,20 @@ class PostgresMaster(PostgresClient, QueueHost, MasterStore):
     async def queued_count(self, bucket_id: str) -> int:
         return int(
             await self.pool.fetchval(
-                "SELECT count(*) FROM jm_jobs WHERE bucket_id = $1 AND status = 3", bucket_id
+                f"SELECT count(*) FROM jm_jobs WHERE bucket_id = $1 AND status = {lc.ASSIGNED}", bucket_id
             )
         )
 
     async def next_queued_due(self, bucket_id: str) -> float | None:
         due = await self.pool.fetchval(
-            "SELECT scheduled_at FROM jm_jobs WHERE bucket_id = $1 AND status = 3"
+            f"SELECT scheduled_at FROM jm_jobs WHERE bucket_id = $1 AND status = {lc.ASSIGNED}"
             " ORDER BY scheduled_at LIMIT 1",
             bucket_id,
         )
         return None if due is None else float(due)
 
     async def remove_empty_bucket(self, bucket_id: str) -> bool:
-        queued = "SELECT FROM jm_jobs WHERE bucket_id = $1 AND status = 3"
+        queued = f"SELECT FROM jm_jobs WHERE bucket_id = $1 AND status = {lc.ASSIGNED}"
         return await remove_if_empty(self.pool, "jm_buckets", "id", bucket_id, queued)
 
     async def claim_due(
@@ -848,11 +782,7 @@ class PostgresMaster(PostgresClient, QueueHost, MasterStore):
                 [a.lease_until for a in ordered],
             )
         for job, a in zip(claimed, assignments, strict=True):
-            job.status = a.status
-            job.bucket_id = a.bucket_id
-            job.worker_id = a.worker_id
-            job.lease_expires_at = a.lease_until
-            job.version += 1
+            lc.assigned(job, a.bucket_id, a.worker_id, a.status, a.lease_until)
         return claimed
 
     async def start(self, fences: Sequence[Fence], now: float, lease_until: float) -> list[str]:
@@ -914,155 +844,39 @@ class PostgresMaster(PostgresClient, QueueHost, MasterStore):
         return rows.in_order((f.job_id for f in fences), {r[0] for r in records})
 
     async def renew(self, worker_id: str, now: float, lease_until: float, held: Sequence[str]) -> list[str]:
-        renew_before = now + (lease_until - now) / 2
+        renew_before = lc.renew_before(now, lease_until)
         records = await _batch_write(self.pool, _RENEW, worker_id, now, lease_until, renew_before, list(held))
         return [r[0] for r in records]
 
-    async def recover_expired(self, now: float, limit: int) -> int:
-        lost = codec.dumps(rows.lost_worker_error()).decode()
-        count = await self.pool.fetchval(_RECOVER, self.cluster_id, now, limit, lost, self.channel)
-        return int(count)
-
-    async def prune(self, finished_before: float, limit: int) -> int:
-        return int(await self.pool.fetchval(_PRUNE, self.cluster_id, finished_before, limit))
-
-    async def next_due_at(self, routes: Sequence[Route]) -> float | None:
-        if not routes:
-            return None
-        lanes, priorities = _routes(routes)
-        due = await self.pool.fetchval(_NEXT_DUE, self.cluster_id, lanes, priorities)
-        return None if due is None else float(due)
+    async def recover_expired(self, now: float, limit: int, retry: RetryPolicy = DEFAULT_RETRY) -> int:
+        async with self.pool.acquire() as conn, conn.transaction():
+            expired = await conn.fetch(_RECOVER, self.cluster_id, now, limit)
+            if not expired:
+                return 0
+            decided = lc.recover_all(expired, now, retry)
+            lost = [r.attempt for r in decided if r.attempt is not None]
+            await conn.execute(
+                _APPLY_RECOVERY,
+                [r.job_id for r in decided],
+                [r.version for r in decided],
+                [int(r.status) for r in decided],
+                [r.scheduled_at for r in decided],
+                [r.finished_at for r in decided],
+                [rows.json_text(r.error) for r in decided],
+                [a.job_id for a in lost],
+                [a.attempt for a in lost],
+                [a.worker_id for a in lost],
+                [a.started_at for a in lost],
+                [a.finished_at for a in lost],
+                [a.outcome for a in lost],
+                [rows.json_text(a.error) for a in lost],
+                self.channel,
+            )
+        return len(expired)
 
     # ---- management --------------------------------------------------------------------------
 
-    async def get_job(self, job_id: str) -> Job | None:
-        row = await self.pool.fetchrow(
-            f"SELECT {rows.JOB_SELECT} FROM jm_jobs WHERE cluster_id = $1 AND id = $2",
-            self.cluster_id,
-            job_id,
-        )
-        return rows.job_from_row(row) if row else None
-
-    async def list_jobs(self, criteria: JobFilter) -> list[Job]:
-        where, params = rows.filter_sql(self.cluster_id, criteria, _FILTER)
-        n = len(params)
-        records = await self.pool.fetch(
-            f"SELECT {rows.JOB_SELECT} FROM jm_jobs WHERE {where}"
-            f" ORDER BY scheduled_at DESC, id LIMIT ${n + 1} OFFSET ${n + 2}",
-            *params,
-            criteria.limit,
-            criteria.offset,
-        )
-        return [rows.job_from_row(r) for r in records]
-
-    async def count_jobs(self, criteria: JobFilter) -> int:
-        where, params = rows.filter_sql(self.cluster_id, criteria, _FILTER)
-        return int(await self.pool.fetchval(f"SELECT COUNT(*) FROM jm_jobs WHERE {where}", *params))
-
-    async def count_by_status(self) -> list[StatusCount]:
-        records = await self.pool.fetch(
-            "SELECT status, priority, lane, COUNT(*) FROM jm_jobs WHERE cluster_id = $1"
-            " GROUP BY status, priority, lane",
-            self.cluster_id,
-        )
-        return [StatusCount(JobStatus(s), Priority(p), lane, n) for s, p, lane, n in records]
-
-    async def attempt_rows(self, job_id: str) -> list[Attempt]:
-        return [rows.attempt_from_row(r) for r in await self.pool.fetch(_ATTEMPTS, job_id)]
-
-    async def update_job(self, job_id: str, version: int, changes: dict[str, Any]) -> Job | None:
-        unknown = set(changes) - rows.UPDATABLE
-        if unknown:
-            raise ValueError(f"columns not updatable: {sorted(unknown)}")
-        names = list(changes)
-        assignments = ", ".join(
-            f"{name} = ${i}{_CAST.get(name, '')}" for i, name in enumerate(names, start=4)
-        )
-        values = [None if changes[name] is None else _COERCE.get(name, str)(changes[name]) for name in names]
-        row = await self.pool.fetchrow(
-            f"UPDATE jm_jobs SET {assignments}, version = version + 1"
-            f" WHERE cluster_id = $1 AND id = $2 AND version = $3 RETURNING {rows.JOB_SELECT}",
-            self.cluster_id,
-            job_id,
-            version,
-            *values,
-        )
-        return rows.job_from_row(row) if row else None
-
-    async def request_cancel(self, job_id: str, version: int) -> bool:
-        found = await self.pool.fetchval(
-            "UPDATE jm_jobs SET cancel_requested = true"
-            " WHERE cluster_id = $1 AND id = $2 AND version = $3 AND status = 4 RETURNING id",
-            self.cluster_id,
-            job_id,
-            version,
-        )
-        return found is not None
-
     # ---- workers and buckets -----------------------------------------------------------------
-
-    async def register_worker(self, worker: WorkerRecord) -> None:
-        await self.pool.execute(_REGISTER_WORKER, self.cluster_id, *rows.worker_to_row(worker))
-
-    async def set_worker_status(self, worker_id: str, status: WorkerStatus) -> None:
-        await self.pool.execute("UPDATE jm_workers SET status = $2 WHERE id = $1", worker_id, int(status))
-
-    async def list_workers(self) -> list[WorkerRecord]:
-        records = await self.pool.fetch(
-            f"SELECT {rows.WORKER_COLUMNS} FROM jm_workers WHERE cluster_id = $1 ORDER BY name",
-            self.cluster_id,
-        )
-        return [rows.worker_from_row(r) for r in records]
-
-    async def forget_workers(self, silent_since: float) -> int:
-        result = await self.pool.execute(
-            "DELETE FROM jm_workers w WHERE w.cluster_id = $1 AND w.heartbeat_at < $2"
-            " AND NOT EXISTS (SELECT FROM jm_buckets b WHERE b.worker_id = w.id)",
-            self.cluster_id,
-            silent_since,
-        )
-        return int(result.split()[-1])
-
-    async def add_buckets(self, buckets: Iterable[Bucket]) -> None:
-        values = [rows.bucket_to_row(b) for b in buckets]
-        if not values:
-            return
-        await self.pool.execute(_ADD_BUCKETS, self.cluster_id, *(list(c) for c in zip(*values, strict=True)))
-
-    async def set_bucket_status(
-        self,
-        bucket_ids: Sequence[str],
-        status: BucketStatus,
-        expected: BucketStatus | None = None,
-        *,
-        owner: str | None = None,
-        expected_owner: str | None = None,
-    ) -> list[str]:
-        if not bucket_ids:
-            return []
-        records = await self.pool.fetch(
-            "UPDATE jm_buckets SET status = $2, worker_id = COALESCE($4, worker_id)"
-            " WHERE id = ANY($1::text[]) AND ($3::smallint IS NULL OR status = $3)"
-            " AND ($5::text IS NULL OR worker_id = $5) RETURNING id",
-            list(bucket_ids),
-            int(status),
-            None if expected is None else int(expected),
-            owner,
-            expected_owner,
-        )
-        return rows.in_order(bucket_ids, {r[0] for r in records})
-
-    async def delete_buckets(self, bucket_ids: Sequence[str]) -> None:
-        await self.pool.execute("DELETE FROM jm_buckets WHERE id = ANY($1::text[])", list(bucket_ids))
-
-    async def list_buckets(self, status: BucketStatus | None = None) -> list[Bucket]:
-        records = await self.pool.fetch(
-            f"SELECT {rows.BUCKET_COLUMNS} FROM jm_buckets WHERE cluster_id = $1"
-            " AND ($2::smallint IS NULL OR status = $2) ORDER BY id",
-            self.cluster_id,
-            None if status is None else int(status),
-        )
-        return [rows.bucket_from_row(r) for r in records]
 
 
 STORE = PostgresMaster

@@ -196,14 +196,6 @@ def bucket_to_row(bucket: Bucket) -> tuple[Any, ...]:
     )
 
 
-def lost_worker_error() -> dict[str, Any]:
-    return {
-        "type": "WorkerLost",
-        "message": "the worker running this job stopped renewing its lease (crash or partition)",
-        "traceback": None,
-    }
-
-
 def json_text(value: Any) -> str | None:
     return None if value is None else codec.dumps(value).decode()
 

@@ -3,36 +3,34 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from jobmaster.cluster.model import Bucket, BucketStatus, WorkerRecord, WorkerStatus
 from jobmaster.db.sqlite import SqliteClient, immediate
 from jobmaster.jobs import codec
+from jobmaster.jobs import lifecycle as lc
 from jobmaster.jobs.model import (
     Attempt,
     Completion,
     Job,
-    JobFilter,
     JobStatus,
-    Priority,
 )
+from jobmaster.jobs.retry import DEFAULT_RETRY, RetryPolicy
 from jobmaster.master import rows
 from jobmaster.master.base import (
     NO_START,
     Assigner,
     Fence,
-    MasterStore,
     QueueHost,
     Route,
     StartNow,
-    StatusCount,
 )
+from jobmaster.master.sql.dialect import SQLITE
+from jobmaster.master.sql.executor import Executor
+from jobmaster.master.sql.store import SqlMasterStore
 
 SCHEMES = ("sqlite",)
 
-_OWNED = "(3, 4, 6)"
-_FINAL = "(5, 7, 8)"
 
 MIGRATIONS: list[list[str]] = [
     [
@@ -61,14 +59,14 @@ MIGRATIONS: list[list[str]] = [
             cancel_requested INTEGER NOT NULL DEFAULT 0,
             last_error TEXT
         )""",
-        """CREATE INDEX IF NOT EXISTS jm_jobs_due ON jm_jobs
-            (cluster_id, lane, priority, scheduled_at) WHERE status = 2""",
+        f"""CREATE INDEX IF NOT EXISTS jm_jobs_due ON jm_jobs
+            (cluster_id, lane, priority, scheduled_at) WHERE status = {lc.HELD}""",
         f"""CREATE INDEX IF NOT EXISTS jm_jobs_lease ON jm_jobs
-            (cluster_id, lease_expires_at) WHERE status IN {_OWNED}""",
+            (cluster_id, lease_expires_at) WHERE status IN {lc.OWNED_SQL}""",
         f"""CREATE INDEX IF NOT EXISTS jm_jobs_owner ON jm_jobs
-            (worker_id, lease_expires_at) WHERE status IN {_OWNED}""",
+            (worker_id, lease_expires_at) WHERE status IN {lc.OWNED_SQL}""",
         f"""CREATE INDEX IF NOT EXISTS jm_jobs_finished ON jm_jobs
-            (cluster_id, finished_at) WHERE status IN {_FINAL}""",
+            (cluster_id, finished_at) WHERE status IN {lc.FINAL_SQL}""",
         "CREATE INDEX IF NOT EXISTS jm_jobs_status ON jm_jobs (cluster_id, status, scheduled_at)",
         "CREATE INDEX IF NOT EXISTS jm_jobs_definition ON jm_jobs (cluster_id, definition_id)",
         """CREATE TABLE IF NOT EXISTS jm_attempts (
@@ -109,8 +107,8 @@ MIGRATIONS: list[list[str]] = [
     ],
     [
         # bucket queues held in the job table (QueueHost)
-        """CREATE INDEX IF NOT EXISTS jm_jobs_queued ON jm_jobs (bucket_id, scheduled_at)
-            WHERE status = 3""",
+        f"""CREATE INDEX IF NOT EXISTS jm_jobs_queued ON jm_jobs (bucket_id, scheduled_at)
+            WHERE status = {lc.ASSIGNED}""",
     ],
 ]
 
@@ -131,22 +129,12 @@ def _claim_sql(cluster_id: str, horizon: float, routes: Sequence[Route], limit: 
     """
     branch = (
         f"SELECT * FROM (SELECT {rows.JOB_SELECT} FROM jm_jobs WHERE cluster_id = ? AND lane = ?"
-        " AND priority = ? AND status = 2 AND scheduled_at <= ? ORDER BY scheduled_at LIMIT ?)"
+        f" AND priority = ? AND status = {lc.HELD} AND scheduled_at <= ? ORDER BY scheduled_at LIMIT ?)"
     )
     params: list[Any] = []
     for lane, priority in routes:
         params += [cluster_id, lane, int(priority), horizon, limit]
     return " UNION ALL ".join([branch] * len(routes)) + " ORDER BY scheduled_at LIMIT ?", [*params, limit]
-
-
-def _sqlite_metadata(where: rows.Where, metadata: dict[str, Any]) -> None:
-    for key, value in metadata.items():
-        where.add(
-            "json_extract(metadata, {}) = json_extract({}, '$')", f'$."{key}"', codec.dumps(value).decode()
-        )
-
-
-_FILTER = rows.FilterDialect(lambda _: "?", rows.status_in, _sqlite_metadata)
 
 
 def _placed(
@@ -169,7 +157,13 @@ _INSERT_JOB = (
 )
 
 
-class SqliteMaster(SqliteClient, QueueHost, MasterStore):
+class SqliteMaster(SqliteClient, QueueHost, SqlMasterStore):
+    dialect = SQLITE
+
+    @property
+    def sql(self) -> Executor:
+        return self.db.executor
+
     async def migrate(self) -> int:
         def apply(conn: sqlite3.Connection) -> int:
             with immediate(conn):
@@ -237,7 +231,7 @@ class SqliteMaster(SqliteClient, QueueHost, MasterStore):
                     "UPDATE jm_jobs SET status = ?, attempts = attempts + ?,"
                     " started_at = CASE WHEN ? THEN ? ELSE started_at END, bucket_id = ?,"
                     " worker_id = ?, lease_expires_at = ?, version = version + 1"
-                    " WHERE id = ? AND version = ? AND status = 3",
+                    f" WHERE id = ? AND version = ? AND status = {lc.ASSIGNED}",
                     (
                         int(JobStatus.Processing if go else JobStatus.Queued),
                         int(go),
@@ -288,18 +282,18 @@ class SqliteMaster(SqliteClient, QueueHost, MasterStore):
         due_before: float,
         limit: int,
     ) -> list[Job]:
-        queue = "SELECT id FROM jm_jobs WHERE bucket_id = ? AND status = 3"
+        queue = f"SELECT id FROM jm_jobs WHERE bucket_id = ? AND status = {lc.ASSIGNED}"
 
         def take(conn: sqlite3.Connection) -> list[Job]:
             started = conn.execute(
-                "UPDATE jm_jobs SET status = 4, attempts = attempts + 1, started_at = ?,"
+                f"UPDATE jm_jobs SET status = {lc.PROCESSING}, attempts = attempts + 1, started_at = ?,"
                 " worker_id = ?, lease_expires_at = ?, version = version + 1"
                 f" WHERE id IN ({queue} AND scheduled_at <= ? ORDER BY scheduled_at LIMIT ?)"
                 f" RETURNING {rows.JOB_SELECT}",
                 (now, worker_id, lease_until, bucket_id, now, start),
             ).fetchall()
             queued = conn.execute(
-                "UPDATE jm_jobs SET status = 6, worker_id = ?, lease_expires_at = ?,"
+                f"UPDATE jm_jobs SET status = {lc.QUEUED}, worker_id = ?, lease_expires_at = ?,"
                 f" version = version + 1 WHERE id IN ({queue} AND scheduled_at > ?"
                 f" AND scheduled_at <= ? ORDER BY scheduled_at LIMIT ?) RETURNING {rows.JOB_SELECT}",
                 (worker_id, lease_until, bucket_id, now, due_before, limit),
@@ -317,9 +311,9 @@ class SqliteMaster(SqliteClient, QueueHost, MasterStore):
     async def release_queued(self, bucket_id: str, limit: int) -> int:
         def release(conn: sqlite3.Connection) -> int:
             return conn.execute(
-                "UPDATE jm_jobs SET status = 2, bucket_id = NULL, worker_id = NULL,"
+                f"UPDATE jm_jobs SET status = {lc.HELD}, bucket_id = NULL, worker_id = NULL,"
                 " lease_expires_at = NULL, version = version + 1 WHERE id IN"
-                " (SELECT id FROM jm_jobs WHERE bucket_id = ? AND status = 3 LIMIT ?)",
+                f" (SELECT id FROM jm_jobs WHERE bucket_id = ? AND status = {lc.ASSIGNED} LIMIT ?)",
                 (bucket_id, limit),
             ).rowcount
 
@@ -327,7 +321,7 @@ class SqliteMaster(SqliteClient, QueueHost, MasterStore):
 
     async def queued_count(self, bucket_id: str) -> int:
         def count(conn: sqlite3.Connection) -> int:
-            query = "SELECT COUNT(*) FROM jm_jobs WHERE bucket_id = ? AND status = 3"
+            query = f"SELECT COUNT(*) FROM jm_jobs WHERE bucket_id = ? AND status = {lc.ASSIGNED}"
             return int(conn.execute(query, (bucket_id,)).fetchone()[0])
 
         return await self.db.run(count)
@@ -335,7 +329,8 @@ class SqliteMaster(SqliteClient, QueueHost, MasterStore):
     async def next_queued_due(self, bucket_id: str) -> float | None:
         def read(conn: sqlite3.Connection) -> float | None:
             row = conn.execute(
-                "SELECT MIN(scheduled_at) FROM jm_jobs WHERE bucket_id = ? AND status = 3", (bucket_id,)
+                f"SELECT MIN(scheduled_at) FROM jm_jobs WHERE bucket_id = ? AND status = {lc.ASSIGNED}",
+                (bucket_id,),
             ).fetchone()
             return None if row[0] is None else float(row[0])
 
@@ -343,7 +338,7 @@ class SqliteMaster(SqliteClient, QueueHost, MasterStore):
 
     async def remove_empty_bucket(self, bucket_id: str) -> bool:
         def remove(conn: sqlite3.Connection) -> bool:
-            query = "SELECT 1 FROM jm_jobs WHERE bucket_id = ? AND status = 3 LIMIT 1"
+            query = f"SELECT 1 FROM jm_jobs WHERE bucket_id = ? AND status = {lc.ASSIGNED} LIMIT 1"
             if conn.execute(query, (bucket_id,)).fetchone() is not None:
                 return False
             conn.execute("DELETE FROM jm_buckets WHERE id = ?", (bucket_id,))
@@ -377,16 +372,12 @@ class SqliteMaster(SqliteClient, QueueHost, MasterStore):
                     " lease_expires_at = ?, version = version + 1 WHERE id = ? AND version = ?",
                     (int(a.status), a.bucket_id, a.worker_id, a.lease_until, job.id, job.version),
                 )
-                job.status = a.status
-                job.bucket_id = a.bucket_id
-                job.worker_id = a.worker_id
-                job.lease_expires_at = a.lease_until
-                job.version += 1
+                lc.assigned(job, a.bucket_id, a.worker_id, a.status, a.lease_until)
                 claimed.append(job)
             return claimed
 
         return await self.db.transaction_if(
-            f"SELECT 1 FROM jm_jobs WHERE cluster_id = ? AND status = 2 AND scheduled_at <= ?"
+            f"SELECT 1 FROM jm_jobs WHERE cluster_id = ? AND status = {lc.HELD} AND scheduled_at <= ?"
             f" AND {route_sql} LIMIT 1",
             [self.cluster_id, horizon, *route_params],
             claim,
@@ -414,10 +405,10 @@ class SqliteMaster(SqliteClient, QueueHost, MasterStore):
 
     async def start(self, fences: Sequence[Fence], now: float, lease_until: float) -> list[str]:
         def write(conn: sqlite3.Connection) -> list[str]:
-            holding = self._holding(conn, fences, "status IN (3, 6) AND cancel_requested = 0")
+            holding = self._holding(conn, fences, f"status IN {lc.STARTABLE_SQL} AND cancel_requested = 0")
             started = [f.job_id for f in fences if f.job_id in holding]
             conn.executemany(
-                "UPDATE jm_jobs SET status = 4, attempts = attempts + 1, started_at = ?,"
+                f"UPDATE jm_jobs SET status = {lc.PROCESSING}, attempts = attempts + 1, started_at = ?,"
                 " lease_expires_at = ?, version = version + 1 WHERE id = ?",
                 [(now, lease_until, job_id) for job_id in started],
             )
@@ -437,7 +428,7 @@ class SqliteMaster(SqliteClient, QueueHost, MasterStore):
                 error = codec.dumps(c.error).decode() if c.error is not None else None
                 if c.status is JobStatus.HeldOnMaster:
                     conn.execute(
-                        "UPDATE jm_jobs SET status = 2, scheduled_at = ?, bucket_id = NULL,"
+                        f"UPDATE jm_jobs SET status = {lc.HELD}, scheduled_at = ?, bucket_id = NULL,"
                         " worker_id = NULL, lease_expires_at = NULL, last_error = ?,"
                         " version = version + 1 WHERE id = ?",
                         (c.scheduled_at, error, c.job_id),
@@ -465,7 +456,8 @@ class SqliteMaster(SqliteClient, QueueHost, MasterStore):
             done.update(
                 row[0]
                 for row in conn.execute(
-                    "UPDATE jm_jobs SET status = 5, finished_at = v.column3, lease_expires_at = NULL,"
+                    f"UPDATE jm_jobs SET status = {lc.SUCCEEDED}, finished_at = v.column3,"
+                    " lease_expires_at = NULL,"
                     f" version = version + 1 FROM (VALUES {values}) AS v"
                     " WHERE jm_jobs.id = v.column1 AND jm_jobs.version = v.column2 RETURNING jm_jobs.id",
                     params,
@@ -493,9 +485,9 @@ class SqliteMaster(SqliteClient, QueueHost, MasterStore):
             released = []
             for fence in fences:
                 cursor = conn.execute(
-                    "UPDATE jm_jobs SET status = 2, bucket_id = NULL, worker_id = NULL,"
+                    f"UPDATE jm_jobs SET status = {lc.HELD}, bucket_id = NULL, worker_id = NULL,"
                     " lease_expires_at = NULL, version = version + 1"
-                    " WHERE id = ? AND version = ? AND status IN (3, 6)",
+                    f" WHERE id = ? AND version = ? AND status IN {lc.RELEASABLE_SQL}",
                     (fence.job_id, fence.version),
                 )
                 if cursor.rowcount:
@@ -505,7 +497,7 @@ class SqliteMaster(SqliteClient, QueueHost, MasterStore):
         return await self.db.transaction(write)
 
     async def renew(self, worker_id: str, now: float, lease_until: float, held: Sequence[str]) -> list[str]:
-        renew_before = now + (lease_until - now) / 2
+        renew_before = lc.renew_before(now, lease_until)
         ids = list(held)
 
         def write(conn: sqlite3.Connection) -> list[str]:
@@ -514,274 +506,51 @@ class SqliteMaster(SqliteClient, QueueHost, MasterStore):
                 chunk = ids[start : start + 500]
                 conn.execute(
                     f"UPDATE jm_jobs SET lease_expires_at = ? WHERE id IN ({', '.join('?' for _ in chunk)})"
-                    " AND worker_id = ? AND status IN (4, 6) AND lease_expires_at < ?",
+                    f" AND worker_id = ? AND status IN {lc.RENEWED_SQL} AND lease_expires_at < ?",
                     [lease_until, *chunk, worker_id, renew_before],
                 )
             return [
                 r[0]
                 for r in conn.execute(
-                    "SELECT id FROM jm_jobs WHERE worker_id = ? AND status = 4 AND cancel_requested = 1",
+                    f"SELECT id FROM jm_jobs WHERE worker_id = ? AND status = {lc.PROCESSING}"
+                    " AND cancel_requested = 1",
                     (worker_id,),
                 )
             ]
 
         return await self.db.transaction(write)
 
-    async def recover_expired(self, now: float, limit: int) -> int:
+    async def recover_expired(self, now: float, limit: int, retry: RetryPolicy = DEFAULT_RETRY) -> int:
         def write(conn: sqlite3.Connection) -> int:
             expired = conn.execute(
-                "SELECT id, version, status, cancel_requested, attempts, attempt_limit,"
-                f" started_at, worker_id FROM jm_jobs WHERE cluster_id = ? AND status IN {_OWNED}"
+                f"SELECT {lc.EXPIRED_COLUMNS} FROM jm_jobs WHERE cluster_id = ? AND status IN {lc.OWNED_SQL}"
                 " AND lease_expires_at < ? LIMIT ?",
                 (self.cluster_id, now, limit),
             ).fetchall()
-            lost = codec.dumps(rows.lost_worker_error()).decode()
-            for job_id, version, status, cancel, attempts, limit_, started, worker in expired:
-                if status == JobStatus.Processing:
-                    self._record_attempt(
-                        conn,
-                        Attempt(
-                            job_id,
-                            attempts,
-                            worker,
-                            started or now,
-                            now,
-                            "lost",
-                            rows.lost_worker_error(),
-                        ),
-                    )
-                if cancel:
-                    target, finished = JobStatus.Cancelled, now
-                elif status == JobStatus.Processing and attempts >= limit_:
-                    target, finished = JobStatus.Failed, now
-                else:
-                    target, finished = JobStatus.HeldOnMaster, None
-                conn.execute(
-                    "UPDATE jm_jobs SET status = ?, finished_at = ?, bucket_id = NULL,"
-                    " worker_id = NULL, lease_expires_at = NULL,"
-                    " last_error = CASE WHEN ? = 4 THEN ? ELSE last_error END,"
-                    " version = version + 1 WHERE id = ? AND version = ?",
-                    (int(target), finished, status, lost, job_id, version),
-                )
+            for r in lc.recover_all(expired, now, retry):
+                held = conn.execute(
+                    "UPDATE jm_jobs SET status = ?, scheduled_at = COALESCE(?, scheduled_at),"
+                    " finished_at = ?, bucket_id = NULL, worker_id = NULL, lease_expires_at = NULL,"
+                    " last_error = COALESCE(?, last_error), version = version + 1"
+                    " WHERE id = ? AND version = ?",
+                    (
+                        int(r.status),
+                        r.scheduled_at,
+                        r.finished_at,
+                        rows.json_text(r.error),
+                        r.job_id,
+                        r.version,
+                    ),
+                ).rowcount
+                if held and r.attempt is not None:
+                    self._record_attempt(conn, r.attempt)
             return len(expired)
 
         return await self.db.transaction(write)
 
-    async def prune(self, finished_before: float, limit: int) -> int:
-        def write(conn: sqlite3.Connection) -> int:
-            ids = [
-                r[0]
-                for r in conn.execute(
-                    f"SELECT id FROM jm_jobs WHERE cluster_id = ? AND status IN {_FINAL}"
-                    " AND finished_at < ? LIMIT ?",
-                    (self.cluster_id, finished_before, limit),
-                )
-            ]
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                marks = ", ".join("?" for _ in chunk)
-                conn.execute(f"DELETE FROM jm_attempts WHERE job_id IN ({marks})", chunk)
-                conn.execute(f"DELETE FROM jm_jobs WHERE id IN ({marks})", chunk)
-            return len(ids)
-
-        return await self.db.transaction(write)
-
-    async def next_due_at(self, routes: Sequence[Route]) -> float | None:
-        if not routes:
-            return None
-        route_sql, route_params = _routes_sql(routes)
-
-        def read(conn: sqlite3.Connection) -> float | None:
-            row = conn.execute(
-                f"SELECT MIN(scheduled_at) FROM jm_jobs WHERE cluster_id = ? AND status = 2 AND {route_sql}",
-                [self.cluster_id, *route_params],
-            ).fetchone()
-            return None if row[0] is None else float(row[0])
-
-        return await self.db.run(read)
-
     # ---- management --------------------------------------------------------------------------
 
-    async def get_job(self, job_id: str) -> Job | None:
-        def read(conn: sqlite3.Connection) -> Job | None:
-            row = conn.execute(
-                f"SELECT {rows.JOB_SELECT} FROM jm_jobs WHERE cluster_id = ? AND id = ?",
-                (self.cluster_id, job_id),
-            ).fetchone()
-            return rows.job_from_row(row) if row else None
-
-        return await self.db.run(read)
-
-    async def list_jobs(self, criteria: JobFilter) -> list[Job]:
-        where, params = rows.filter_sql(self.cluster_id, criteria, _FILTER)
-
-        def read(conn: sqlite3.Connection) -> list[Job]:
-            return [
-                rows.job_from_row(r)
-                for r in conn.execute(
-                    f"SELECT {rows.JOB_SELECT} FROM jm_jobs WHERE {where}"
-                    " ORDER BY scheduled_at DESC, id LIMIT ? OFFSET ?",
-                    [*params, criteria.limit, criteria.offset],
-                )
-            ]
-
-        return await self.db.run(read)
-
-    async def count_jobs(self, criteria: JobFilter) -> int:
-        where, params = rows.filter_sql(self.cluster_id, criteria, _FILTER)
-
-        def read(conn: sqlite3.Connection) -> int:
-            return int(conn.execute(f"SELECT COUNT(*) FROM jm_jobs WHERE {where}", params).fetchone()[0])
-
-        return await self.db.run(read)
-
-    async def count_by_status(self) -> list[StatusCount]:
-        def read(conn: sqlite3.Connection) -> list[StatusCount]:
-            return [
-                StatusCount(JobStatus(s), Priority(p), lane, n)
-                for s, p, lane, n in conn.execute(
-                    "SELECT status, priority, lane, COUNT(*) FROM jm_jobs WHERE cluster_id = ?"
-                    " GROUP BY status, priority, lane",
-                    (self.cluster_id,),
-                )
-            ]
-
-        return await self.db.run(read)
-
-    async def attempt_rows(self, job_id: str) -> list[Attempt]:
-        def read(conn: sqlite3.Connection) -> list[Attempt]:
-            return [
-                rows.attempt_from_row(r)
-                for r in conn.execute(
-                    "SELECT job_id, attempt, worker_id, started_at, finished_at, outcome, error"
-                    " FROM jm_attempts WHERE job_id = ? ORDER BY attempt, started_at",
-                    (job_id,),
-                )
-            ]
-
-        return await self.db.run(read)
-
-    async def update_job(self, job_id: str, version: int, changes: dict[str, Any]) -> Job | None:
-        unknown = set(changes) - rows.UPDATABLE
-        if unknown:
-            raise ValueError(f"columns not updatable: {sorted(unknown)}")
-        assignments = ", ".join(f"{k} = ?" for k in changes)
-        values = [
-            codec.dumps(v).decode()
-            if k in rows.JSON_COLUMNS and v is not None
-            else (int(v) if isinstance(v, JobStatus | Priority | bool) else v)
-            for k, v in changes.items()
-        ]
-
-        def write(conn: sqlite3.Connection) -> Job | None:
-            cursor = conn.execute(
-                f"UPDATE jm_jobs SET {assignments}, version = version + 1"
-                " WHERE cluster_id = ? AND id = ? AND version = ?",
-                [*values, self.cluster_id, job_id, version],
-            )
-            if not cursor.rowcount:
-                return None
-            row = conn.execute(f"SELECT {rows.JOB_SELECT} FROM jm_jobs WHERE id = ?", (job_id,)).fetchone()
-            return rows.job_from_row(row)
-
-        return await self.db.transaction(write)
-
-    async def request_cancel(self, job_id: str, version: int) -> bool:
-        def write(conn: sqlite3.Connection) -> bool:
-            cursor = conn.execute(
-                "UPDATE jm_jobs SET cancel_requested = 1"
-                " WHERE cluster_id = ? AND id = ? AND version = ? AND status = 4",
-                (self.cluster_id, job_id, version),
-            )
-            return bool(cursor.rowcount)
-
-        return await self.db.transaction(write)
-
     # ---- workers and buckets -----------------------------------------------------------------
-
-    async def register_worker(self, worker: WorkerRecord) -> None:
-        await self.db.execute(
-            f"INSERT OR REPLACE INTO jm_workers (cluster_id, {rows.WORKER_COLUMNS})"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (self.cluster_id, *rows.worker_to_row(worker)),
-        )
-
-    async def set_worker_status(self, worker_id: str, status: WorkerStatus) -> None:
-        await self.db.execute("UPDATE jm_workers SET status = ? WHERE id = ?", (int(status), worker_id))
-
-    async def list_workers(self) -> list[WorkerRecord]:
-        def read(conn: sqlite3.Connection) -> list[WorkerRecord]:
-            return [
-                rows.worker_from_row(r)
-                for r in conn.execute(
-                    f"SELECT {rows.WORKER_COLUMNS} FROM jm_workers WHERE cluster_id = ? ORDER BY name",
-                    (self.cluster_id,),
-                )
-            ]
-
-        return await self.db.run(read)
-
-    async def forget_workers(self, silent_since: float) -> int:
-        def write(conn: sqlite3.Connection) -> int:
-            return conn.execute(
-                "DELETE FROM jm_workers WHERE cluster_id = ? AND heartbeat_at < ?"
-                " AND NOT EXISTS (SELECT 1 FROM jm_buckets b WHERE b.worker_id = jm_workers.id)",
-                (self.cluster_id, silent_since),
-            ).rowcount
-
-        return await self.db.transaction(write)
-
-    async def add_buckets(self, buckets: Iterable[Bucket]) -> None:
-        values = [(self.cluster_id, *rows.bucket_to_row(b)) for b in buckets]
-        await self.db.execute_many(
-            f"INSERT INTO jm_buckets (cluster_id, {rows.BUCKET_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            values,
-        )
-
-    async def set_bucket_status(
-        self,
-        bucket_ids: Sequence[str],
-        status: BucketStatus,
-        expected: BucketStatus | None = None,
-        *,
-        owner: str | None = None,
-        expected_owner: str | None = None,
-    ) -> list[str]:
-        def write(conn: sqlite3.Connection) -> list[str]:
-            moved = []
-            for bucket_id in bucket_ids:
-                cursor = conn.execute(
-                    "UPDATE jm_buckets SET status = ?, worker_id = COALESCE(?, worker_id)"
-                    " WHERE id = ? AND (? IS NULL OR status = ?) AND (? IS NULL OR worker_id = ?)",
-                    (
-                        int(status),
-                        owner,
-                        bucket_id,
-                        expected,
-                        None if expected is None else int(expected),
-                        expected_owner,
-                        expected_owner,
-                    ),
-                )
-                if cursor.rowcount:
-                    moved.append(bucket_id)
-            return moved
-
-        return await self.db.transaction(write)
-
-    async def delete_buckets(self, bucket_ids: Sequence[str]) -> None:
-        await self.db.execute_many("DELETE FROM jm_buckets WHERE id = ?", [(b,) for b in bucket_ids])
-
-    async def list_buckets(self, status: BucketStatus | None = None) -> list[Bucket]:
-        def read(conn: sqlite3.Connection) -> list[Bucket]:
-            sql = f"SELECT {rows.BUCKET_COLUMNS} FROM jm_buckets WHERE cluster_id = ?"
-            params: list[Any] = [self.cluster_id]
-            if status is not None:
-                sql += " AND status = ?"
-                params.append(int(status))
-            return [rows.bucket_from_row(r) for r in conn.execute(sql + " ORDER BY id", params)]
-
-        return await self.db.run(read)
 
 
 STORE = SqliteMaster

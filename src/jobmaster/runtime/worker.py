@@ -44,7 +44,7 @@ class Worker:
         self.config: WorkerConfig = config
         self.events: EventBus = runtime.events
         #: For handlers that set none of their own.
-        self.retry: RetryPolicy = RetryPolicy.of_cluster(runtime.cluster)
+        self.retry: RetryPolicy = runtime.cluster.retry_policy
         self.agent: AgentTransport = runtime.agents[config.agent]
         self.id: str = f"{config.name}-{uuid.uuid4().hex[:12]}"
         self.executors: dict[str, BucketExecutor] = {}

@@ -46,7 +46,7 @@ class Recovery(PeriodicDuty):
     async def tick(self, worker: Worker) -> None:
         now = time.time()
         while True:
-            count = await worker.master.recover_expired(now, PASS_BATCH)
+            count = await worker.master.recover_expired(now, PASS_BATCH, worker.retry)
             if count and worker.events.wants(JobsRecovered):
                 worker.events.emit(JobsRecovered(worker.id, count))
             if count < PASS_BATCH:

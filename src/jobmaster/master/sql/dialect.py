@@ -1,0 +1,168 @@
+"""How each SQL database spells what the shared operations need, and nothing more.
+
+Shared statements are written once with `?` marks; `Dialect.sql` renders them in the database's
+placeholder style (cached: the same few texts come back on every call). What the databases disagree
+on beyond that is a field here: the boolean literal, an upsert, row locks, JSON containment in a
+filter, and where MySQL reads a generated column in place of a partial index.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from jobmaster.jobs import codec
+from jobmaster.jobs import lifecycle as lc
+from jobmaster.jobs.model import JobStatus, Priority
+from jobmaster.master import rows
+
+
+def _numbered(sql: str) -> str:
+    """`?` marks as `$1`, `$2`, ... (PostgreSQL)."""
+    parts = sql.split("?")
+    return parts[0] + "".join(f"${n}{part}" for n, part in enumerate(parts[1:], start=1))
+
+
+def _sqlite_metadata(where: rows.Where, metadata: dict[str, Any]) -> None:
+    for key, value in metadata.items():
+        where.add(
+            "json_extract(metadata, {}) = json_extract({}, '$')", f'$."{key}"', codec.dumps(value).decode()
+        )
+
+
+def _pg_statuses(where: rows.Where, statuses: list[int]) -> None:
+    where.add("status = ANY({}::smallint[])", statuses)
+
+
+def _pg_metadata(where: rows.Where, metadata: dict[str, Any]) -> None:
+    where.add("metadata @> {}::jsonb", codec.dumps(metadata).decode())
+
+
+def _mysql_metadata(where: rows.Where, metadata: dict[str, Any]) -> None:
+    where.add("JSON_CONTAINS(metadata, {})", codec.dumps(metadata).decode())
+
+
+def _plain(name: str, value: Any) -> Any:
+    """An `update_job` value for a driver that takes JSON as text and booleans as integers."""
+    if value is None:
+        return None
+    if name in rows.JSON_COLUMNS:
+        return codec.dumps(value).decode()
+    if isinstance(value, bool | JobStatus | Priority):
+        return int(value)
+    return value
+
+
+#: How `update_job` turns each updatable column's value into what its PostgreSQL type accepts
+#: (asyncpg checks Python types: an int for a float8 column, or a bool for a smallint, is refused).
+_PG_COERCE: dict[str, Callable[[Any], Any]] = {
+    "status": int,
+    "priority": int,
+    "attempt_limit": int,
+    "cancel_requested": bool,
+    "scheduled_at": float,
+    "lease_expires_at": float,
+    "finished_at": float,
+    "last_error": rows.json_text,
+}
+
+
+def _pg_value(name: str, value: Any) -> Any:
+    return None if value is None else _PG_COERCE.get(name, str)(value)
+
+
+def _replace_into(table: str, columns: str, key: str, verb: str) -> str:
+    return f"{verb} INTO {table} ({columns}) VALUES ({', '.join('?' for _ in columns.split(','))})"
+
+
+def _pg_upsert(table: str, columns: str, key: str) -> str:
+    names = [c.strip() for c in columns.split(",")]
+    updates = ", ".join(f"{c} = excluded.{c}" for c in names if c != key)
+    return (
+        f"INSERT INTO {table} ({columns}) VALUES ({', '.join('?' for _ in names)})"
+        f" ON CONFLICT ({key}) DO UPDATE SET {updates}"
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class Dialect:
+    name: str
+    #: `?` marks rendered for the driver.
+    render: Callable[[str], str]
+    true: str
+    #: Filters of listed and counted jobs; their marks are `?` or already the driver's own.
+    filter: rows.FilterDialect
+    #: `upsert(table, columns, key)`: an INSERT of one row that replaces the row of the same key.
+    upsert: Callable[[str, str, str], str]
+    #: An `update_job` value as the column's type takes it.
+    value: Callable[[str, Any], Any]
+    #: Appended to a SELECT whose rows the transaction then writes (SQLite's write lock is the
+    #: whole database, taken at BEGIN).
+    lock_rows: str
+    #: Appended to a SELECT of rows to take that other sessions may be working on.
+    skip_locked: str
+    #: Final jobs finished before `?`, through the finished index.
+    finished_before: str
+    #: The due time of a HeldOnMaster job (NULL for others where the dialect has no partial index),
+    #: and the predicate that selects such jobs in the due index.
+    due: str
+    held: str
+    #: One row if the table named `?` exists.
+    table_exists: str
+    #: Casts a placeholder needs for the column it sets, by column.
+    casts: dict[str, str] = field(default_factory=dict)
+
+    @functools.lru_cache(maxsize=512)  # noqa: B019 - three instances that live as long as the process
+    def sql(self, text: str) -> str:
+        return self.render(text)
+
+
+SQLITE = Dialect(
+    name="sqlite",
+    render=lambda text: text,
+    true="1",
+    filter=rows.FilterDialect(lambda _: "?", rows.status_in, _sqlite_metadata),
+    upsert=lambda table, columns, key: _replace_into(table, columns, key, "INSERT OR REPLACE"),
+    value=_plain,
+    lock_rows="",
+    skip_locked="",
+    finished_before=f"status IN {lc.FINAL_SQL} AND finished_at < ?",
+    due="scheduled_at",
+    held=f"status = {lc.HELD}",
+    table_exists="SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+)
+
+POSTGRES = Dialect(
+    name="postgres",
+    render=_numbered,
+    true="true",
+    filter=rows.FilterDialect(lambda _: "?", _pg_statuses, _pg_metadata),
+    upsert=_pg_upsert,
+    value=_pg_value,
+    lock_rows=" FOR UPDATE",
+    skip_locked=" FOR UPDATE SKIP LOCKED",
+    finished_before=f"status IN {lc.FINAL_SQL} AND finished_at < ?",
+    due="scheduled_at",
+    held=f"status = {lc.HELD}",
+    table_exists="SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename = ?",
+    casts={"last_error": "::jsonb"},
+)
+
+#: Indexes on MySQL cannot be partial: `held_at` and `final_at` are generated columns that hold the
+#: due and finish times of HeldOnMaster and final jobs only (see `master/mysql.py`).
+MYSQL = Dialect(
+    name="mysql",
+    render=lambda text: text.replace("?", "%s"),
+    true="TRUE",
+    filter=rows.FilterDialect(lambda _: "%s", rows.status_in, _mysql_metadata),
+    upsert=lambda table, columns, key: _replace_into(table, columns, key, "REPLACE"),
+    value=_plain,
+    lock_rows=" FOR UPDATE",
+    skip_locked=" FOR UPDATE SKIP LOCKED",
+    finished_before="final_at < ?",
+    due="held_at",
+    held="held_at IS NOT NULL",
+    table_exists="SELECT 1 FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?",
+)
