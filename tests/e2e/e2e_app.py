@@ -5,6 +5,8 @@ Configured from the environment so the test can start several processes of the s
   E2E_WORKERS              - JSON list of worker settings for this process ([] = pure publisher)
   E2E_AGENTS               - JSON object of agent connections, name -> URL (optional)
   E2E_SETTINGS             - JSON object of extra cluster settings (optional)
+  E2E_NEXT_WIRE_FORMAT     - set: agent messages are written as a publisher of the next version
+                             would, in format FORMAT + 1 with a field this version does not know
 Every handler run is recorded in the table `e2e_runs` of the master database, by the handler itself,
 so the test can count real executions independently of the engine's own bookkeeping.
 """
@@ -17,11 +19,23 @@ import os
 import sys
 import time
 from types import SimpleNamespace
+from typing import Any
 
 import asyncpg
 from e2e_plan import publish_plan
 
 from jobmaster import JobContext, JobMaster
+from jobmaster.jobs import codec
+
+# once: this module runs as __main__ and is imported again as e2e_app
+if os.environ.get("E2E_NEXT_WIRE_FORMAT") and codec.job_to_bytes.__name__ != "_next_format":
+    _this_format = codec.job_to_bytes
+
+    def _next_format(job: Any) -> bytes:
+        fields = json.loads(_this_format(job))[1:]
+        return json.dumps([codec.FORMAT + 1, *fields, {"added_by_the_next_version": True}]).encode()
+
+    codec.job_to_bytes = _next_format
 
 MASTER = os.environ["E2E_MASTER"]
 SETTINGS = {

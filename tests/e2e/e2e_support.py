@@ -58,13 +58,16 @@ class Processes:
         timeout: float = 120,
         agents: dict[str, str] | None = None,
         name: str = "plan",
+        env: dict[str, str] | None = None,
     ) -> dict[str, list[str]]:
-        """Run a pure publisher process; `agents={}` makes it one without agent (NO path only)."""
+        """Run a pure publisher process; `agents={}` makes it one without agent (NO path only).
+
+        `env` adds to its environment (`E2E_NEXT_WIRE_FORMAT=1`: see e2e_app)."""
         path = self.logs / f"{name}.json"
         path.write_text(json.dumps(plan))
         subprocess.run(
             [sys.executable, str(self.app_script), "publish", str(path)],
-            env=self.env([], agents),
+            env={**self.env([], agents), **(env or {})},
             check=True,
             timeout=timeout,
         )

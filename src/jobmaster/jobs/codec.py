@@ -39,9 +39,39 @@ def encode_payload(value: Any, what: Callable[[], str], limit: int) -> bytes:
     return raw
 
 
+#: The wire format this version writes: `[FORMAT, *fields]`, the fields in `WIRE_FIELDS` order.
+#:
+#: Formats only ever append fields, each safe to ignore for a worker that does not know it: a worker
+#: reads a newer format's first `len(WIRE_FIELDS)` fields and leaves the rest, so publishers can be
+#: upgraded while older workers still run. A change that cannot be made by appending needs a message
+#: shape older workers refuse (they store such a message in the master as undecodable, see
+#: `runtime/poison.py`); none exists yet. Format 1, the messages of releases before formats were
+#: numbered, is the bare list of the same fields and is still read.
+FORMAT = 2
+WIRE_FIELDS = (
+    "id",
+    "definition_id",
+    "scheduled_at",
+    "created_at",
+    "priority",
+    "lane",
+    "data",
+    "metadata",
+    "timeout_s",
+    "max_retries",
+    "status",
+    "attempts",
+    "version",
+    "original_scheduled_at",
+    "attempt_limit",
+)
+_LENGTH = 1 + len(WIRE_FIELDS)
+
+
 def job_to_bytes(job: Job) -> bytes:
     return orjson.dumps(
         [
+            FORMAT,
             job.id,
             job.definition_id,
             job.scheduled_at,
@@ -67,9 +97,16 @@ _STATUSES = {int(s): s for s in JobStatus}
 
 
 def job_from_bytes(raw: bytes) -> Job:
-    """Rebuild a job from an agent message; raises ValueError on anything malformed (poison)."""
+    """Rebuild a job from an agent message; raises ValueError on anything malformed (poison).
+
+    Reads format 1 (unnumbered), this `FORMAT`, and newer formats by their known fields.
+    """
     try:
+        value = orjson.loads(raw)
+        if type(value) is not list or len(value) != _LENGTH or value[0] != FORMAT:
+            value = _as_current(value)  # the slow path: an older or a newer message
         (
+            _,
             job_id,
             definition_id,
             scheduled_at,
@@ -85,7 +122,7 @@ def job_from_bytes(raw: bytes) -> Job:
             version,
             original,
             attempt_limit,
-        ) = orjson.loads(raw)
+        ) = value
         # Positional, in the field order of Job: every message an executor adopts passes here.
         return Job(
             str(job_id),
@@ -108,3 +145,18 @@ def job_from_bytes(raw: bytes) -> Job:
         raise ValueError(f"undecodable job message: no priority or status {exc}") from None
     except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
         raise ValueError(f"undecodable job message: {exc}") from None
+
+
+def _as_current(value: Any) -> list[Any]:
+    """A message of another format as `[FORMAT, *fields]`; ValueError if it is none this reads."""
+    if type(value) is not list or not value:
+        raise ValueError(f"not a non-empty JSON array but {type(value).__name__}")
+    head, size = value[0], len(value)
+    if type(head) is str and size == len(WIRE_FIELDS):
+        return [FORMAT, *value]  # format 1: the fields without a number
+    if type(head) is int and head >= FORMAT and size >= _LENGTH:
+        return value[:_LENGTH]  # a newer format: the fields this one knows come first
+    raise ValueError(
+        f"format {head!r} with {size - 1} fields; this worker reads format 1 (15 unnumbered fields)"
+        f" and formats from {FORMAT} on with at least {len(WIRE_FIELDS)} fields"
+    )

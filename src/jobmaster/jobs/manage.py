@@ -41,7 +41,10 @@ class Manager:
         for agent in self.agents.values():
             message = await agent.find(job_id)
             if message is not None and message.version == 0:
-                pending = codec.job_from_bytes(message.payload)
+                try:
+                    pending = codec.job_from_bytes(message.payload)
+                except ValueError:
+                    continue  # no job to show or change: its bucket's owner keeps it as a Failed job
                 pending.status = JobStatus.SavePending
                 return pending
         return await self.master.get_job(job_id)

@@ -24,6 +24,7 @@ from jobmaster.jobs import codec
 from jobmaster.jobs.model import JobStatus
 from jobmaster.master.base import Fence, MasterStore
 from jobmaster.runtime.hub import BUCKETS, HELD
+from jobmaster.runtime.poison import Poison, keep_undecodable
 
 log = logging.getLogger("jobmaster.drain")
 
@@ -72,11 +73,12 @@ async def _move_batch(master: MasterStore, agent: AgentTransport, bucket_id: str
     if not messages:
         return 0
     unsaved, saved = [], []
+    poison: list[Poison] = []
     for message in messages:
         try:
             job = codec.job_from_bytes(message.payload)
         except ValueError as exc:
-            log.error("bucket %s: dropping poison message %s: %s", bucket_id, message.job_id, exc)
+            poison.append((message, str(exc)))
             continue
         if message.version == 0:
             unsaved.append(job.copy(status=JobStatus.HeldOnMaster, version=0))
@@ -86,6 +88,7 @@ async def _move_batch(master: MasterStore, agent: AgentTransport, bucket_id: str
         await master.insert_jobs(unsaved)
     if saved:
         await master.release(saved)
+    await keep_undecodable(master, agent.name, bucket_id, poison)
     await agent.ack(bucket_id, [m.job_id for m in messages])
     await master.notify(HELD)
     return len(messages)

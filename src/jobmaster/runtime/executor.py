@@ -38,6 +38,7 @@ from jobmaster.runtime import outcome
 from jobmaster.runtime.hub import wait_for
 from jobmaster.runtime.invoke import invoke
 from jobmaster.runtime.outcome import LEASE_LOST, SHUTDOWN, TIMED_OUT
+from jobmaster.runtime.poison import Poison
 
 if TYPE_CHECKING:
     from jobmaster.runtime.worker import Worker
@@ -301,19 +302,13 @@ class BucketExecutor:
             room > 0 and len(jobs) - started == room
         )
 
-    def _decode(self, messages: list[AgentMessage]) -> tuple[list[Job], list[str]]:
+    def _decode(self, messages: list[AgentMessage]) -> tuple[list[Job], list[Poison]]:
         jobs, poison = [], []
         for message in messages:
             try:
                 job = codec.job_from_bytes(message.payload)
             except ValueError as exc:
-                log.error(
-                    "bucket %s: poison message for job %s moved aside: %s",
-                    self.bucket.id,
-                    message.job_id,
-                    exc,
-                )
-                poison.append(message.job_id)
+                poison.append((message, str(exc)))
                 continue
             job.version = message.version
             jobs.append(job)
@@ -327,7 +322,7 @@ class BucketExecutor:
         """
         jobs, poison = self._decode(messages)
         if poison:
-            await self.worker.runtime.set_aside(self.agent, self.bucket.id, messages, poison)
+            await self.worker.runtime.set_aside(self.agent, self.bucket.id, poison)
         now = time.time()
         due = sorted((j for j in jobs if j.scheduled_at <= now), key=lambda j: j.scheduled_at)
         start = StartNow(frozenset(j.id for j in due[: self._startable(now)]), now)
@@ -359,7 +354,7 @@ class BucketExecutor:
         """Persist SavePending jobs that are not due soon so the master can see and cancel them."""
         jobs, poison = self._decode(messages)
         if poison:
-            await self.worker.runtime.set_aside(self.agent, self.bucket.id, messages, poison)
+            await self.worker.runtime.set_aside(self.agent, self.bucket.id, poison)
         horizon = time.time() + self.worker.cluster.transient_threshold
         near = [j for j in jobs if j.scheduled_at <= horizon]
         far = [j.copy(status=JobStatus.HeldOnMaster) for j in jobs if j.scheduled_at > horizon]

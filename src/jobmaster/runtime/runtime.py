@@ -8,7 +8,7 @@ import time
 from collections.abc import Awaitable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from jobmaster.agents.base import AgentMessage, AgentTransport
+from jobmaster.agents.base import AgentTransport
 from jobmaster.agents.master_queue import MasterQueue
 from jobmaster.backends import make_agent, make_master
 from jobmaster.config.settings import ClusterConfig
@@ -22,6 +22,7 @@ from jobmaster.runtime.duties import Duty
 from jobmaster.runtime.duties.builtin import builtin_duties
 from jobmaster.runtime.executor import BucketExecutor
 from jobmaster.runtime.hub import HELD, Hub
+from jobmaster.runtime.poison import Poison, keep_undecodable
 from jobmaster.runtime.services import AppServices
 from jobmaster.runtime.view import ClusterView
 from jobmaster.runtime.worker import Worker
@@ -112,26 +113,14 @@ class Runtime:
         self.hub.coordinator.set()
         await self.master.notify(HELD)
 
-    async def set_aside(
-        self,
-        agent: AgentTransport,
-        bucket_id: str,
-        messages: Sequence[AgentMessage],
-        poison: Sequence[str],
-    ) -> None:
-        """A message no worker can ever decode is reported and removed, never redelivered forever."""
-        bad = set(poison)
-        for message in messages:
-            if message.job_id in bad:
-                log.error(
-                    "agent %s bucket %s: poison message %s set aside (%d bytes): %r",
-                    agent.name,
-                    bucket_id,
-                    message.job_id,
-                    len(message.payload),
-                    message.payload[:200],
-                )
-        await agent.ack(bucket_id, list(bad))
+    async def set_aside(self, agent: AgentTransport, bucket_id: str, poison: Sequence[Poison]) -> None:
+        """Keep messages no worker can decode in the master, then remove them from the agent.
+
+        Never redelivered forever, never simply deleted: the ack waits for the master's commit, and
+        while the master is unreachable this raises and the messages stay for a later read.
+        """
+        await keep_undecodable(self.master, agent.name, bucket_id, poison)
+        await agent.ack(bucket_id, [message.job_id for message, _ in poison])
 
     async def _flush_starts(self, items: list[StartRequest]) -> list[bool]:
         """Start a batch; a job named twice goes to a second write, never into the same one.
