@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 from jobmaster.app import JobMaster
-from jobmaster.cli.common import event_loop_name, helper_settings, run_coroutine, stdin_closed, tune_worker_gc
+from jobmaster.cli.common import event_loop_name, helper_settings, run_worker_coroutine, stdin_closed
 
 BENCH_AGENT = "bench-agent"
 #: One handler id per phase, so each phase's jobs can be counted and read back on their own.
@@ -79,8 +79,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="bench-worker %(levelname)s %(name)s: %(message)s")
     settings = helper_settings()
     app = build_app(settings, with_worker=True)
-    tune_worker_gc()
-    run_coroutine(serve(app))
+    run_worker_coroutine(serve(app))
 
 
 if __name__ == "__main__":

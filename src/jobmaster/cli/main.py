@@ -10,7 +10,7 @@ import click
 from jobmaster.cli.agents import agents
 from jobmaster.cli.bench import bench
 from jobmaster.cli.bench_agent import bench_agent
-from jobmaster.cli.common import EVENT_LOOP_ENV, EVENT_LOOPS, EXIT_BAD_INPUT, CliError, describe
+from jobmaster.cli.common import EVENT_LOOP_ENV, EXIT_BAD_INPUT, CliError, describe
 from jobmaster.cli.db import db
 from jobmaster.cli.demo import demo
 from jobmaster.cli.jobs import jobs, schedule
@@ -23,6 +23,7 @@ from jobmaster.errors import (
     JobNotFoundError,
     ScheduleError,
 )
+from jobmaster.runtime.process import EVENT_LOOPS
 
 #: Errors that mean the user asked for something wrong, as opposed to something going wrong.
 BAD_INPUT = (ConfigError, ScheduleError, JobNotFoundError, InvalidTransitionError)
