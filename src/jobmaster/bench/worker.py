@@ -2,7 +2,7 @@
 
 Workers run in their own process so the benchmark measures what a deployment sees: publisher and
 worker talking only through the master and the agent, each with its own event loop and GIL.
-Run as `python -m jobmaster.cli.bench_worker CLUSTER_ID` with its settings in the environment
+Run as `python -m jobmaster.bench.worker CLUSTER_ID` with its settings in the environment
 (`cli.common.helper_env`); it prints `ready` and its event loop once its buckets exist, and stops
 when its stdin closes (the bench process ended, however abruptly) or on SIGTERM.
 """
