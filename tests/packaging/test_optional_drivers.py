@@ -8,8 +8,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-from conftest import PG_ADMIN_URL
-
 DRIVERS = ("asyncpg", "asyncmy", "nats")
 
 #: Makes the drivers impossible to import, as in an environment installed without the extras.
@@ -82,12 +80,12 @@ asyncio.run(main())
 def test_a_postgresql_master_without_its_driver_names_the_extra(tmp_path: Path) -> None:
     result = _run(
         BLOCK_DRIVERS
-        + f"""
+        + """
 import asyncio
 
 from jobmaster import ConfigError, JobMaster
 
-jm = JobMaster("no-drivers", {PG_ADMIN_URL!r})
+jm = JobMaster("no-drivers", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 async def main() -> None:
