@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip >/dev/null
-.venv/bin/pip install -q -e '.[dev]'
+.venv/bin/pip install -q -c requirements/ci.txt -e '.[dev]'  # exact versions: scripts/lock.sh
 bash scripts/services.sh
 
 .venv/bin/ruff check src tests examples

@@ -23,6 +23,7 @@ from jobmaster.jobs.model import Attempt, Job, JobStatus, Priority
 from jobmaster.jobs.options import HandlerOptions, JobOptions
 from jobmaster.jobs.outcomes import Discard
 from jobmaster.jobs.retry import RetryPolicy
+from jobmaster.runtime.process import run_worker_process, tune_worker_gc
 from jobmaster.sync import SyncJobMaster
 
 __all__ = [
@@ -56,4 +57,6 @@ __all__ = [
     "WorkerConfig",
     "WorkerMode",
     "WorkerStatus",
+    "run_worker_process",
+    "tune_worker_gc",
 ]

@@ -1,14 +1,17 @@
-"""Discovery of master and agent backends.
+"""Discovery of master and agent backends, by URL scheme.
 
-Each module in `jobmaster.master` and `jobmaster.agents` that declares `SCHEMES` and a `STORE` or
-`TRANSPORT` class is a backend: adding a backend means adding one module, never editing the engine.
+The table below names, for each scheme, the module that serves it and the pip extra that installs
+its driver. Nothing is imported until a URL of that scheme is opened: validating a configuration
+(which checks schemes) costs no driver import, and a SQLite user needs none of asyncpg, asyncmy or
+nats-py installed. A backend module declares `SCHEMES` and a `STORE` (master) or `TRANSPORT`
+(agent) class; `tests/unit/test_backends.py` checks that the table and the modules agree, so
+adding a backend means adding its module and one line here.
 """
 
 from __future__ import annotations
 
 import importlib
-import pkgutil
-from functools import cache
+from dataclasses import dataclass
 from types import ModuleType
 
 from jobmaster.agents.base import AgentTransport
@@ -16,49 +19,88 @@ from jobmaster.errors import ConfigError
 from jobmaster.master.base import MasterStore
 
 
-def _modules(package: str) -> list[ModuleType]:
-    parent = importlib.import_module(package)
-    found = []
-    for info in pkgutil.iter_modules(parent.__path__):
-        module = importlib.import_module(f"{package}.{info.name}")
-        if hasattr(module, "SCHEMES"):
-            found.append(module)
-    return found
+@dataclass(frozen=True, slots=True)
+class Backend:
+    #: The module that serves the scheme, imported on first use.
+    module: str
+    #: The extra that installs its driver (`pip install 'jobmaster[extra]'`); None: no driver needed.
+    extra: str | None = None
 
 
-@cache
-def _master_modules() -> dict[str, ModuleType]:
-    return {s: m for m in _modules("jobmaster.master") for s in m.SCHEMES}
+_SQLITE_MASTER = Backend("jobmaster.master.sqlite")
+_POSTGRES_MASTER = Backend("jobmaster.master.postgres", "postgres")
+_MYSQL_MASTER = Backend("jobmaster.master.mysql", "mysql")
 
+MASTERS: dict[str, Backend] = {
+    "sqlite": _SQLITE_MASTER,
+    "postgresql": _POSTGRES_MASTER,
+    "postgres": _POSTGRES_MASTER,
+    "mysql": _MYSQL_MASTER,
+    "mariadb": _MYSQL_MASTER,
+}
 
-@cache
-def _agent_modules() -> dict[str, ModuleType]:
-    return {s: m for m in _modules("jobmaster.agents") for s in m.SCHEMES}
+_SQLITE_AGENT = Backend("jobmaster.agents.sqlite")
+_POSTGRES_AGENT = Backend("jobmaster.agents.postgres", "postgres")
+_MYSQL_AGENT = Backend("jobmaster.agents.mysql", "mysql")
+
+AGENTS: dict[str, Backend] = {
+    "sqlite": _SQLITE_AGENT,
+    "postgresql": _POSTGRES_AGENT,
+    "postgres": _POSTGRES_AGENT,
+    "mysql": _MYSQL_AGENT,
+    "mariadb": _MYSQL_AGENT,
+    "nats": Backend("jobmaster.agents.nats", "nats"),
+}
 
 
 def master_schemes() -> list[str]:
-    return sorted(_master_modules())
+    return sorted(MASTERS)
 
 
 def agent_schemes() -> list[str]:
-    return sorted(_agent_modules())
+    return sorted(AGENTS)
 
 
 def _scheme(url: str) -> str:
     return url.split(":", 1)[0].lower()
 
 
+def _load(scheme: str, backend: Backend) -> ModuleType:
+    """The backend's module; a driver that is not installed is named with the extra that installs it."""
+    try:
+        return importlib.import_module(backend.module)
+    except ImportError as exc:
+        missing = exc.name or ""
+        if backend.extra is None or missing == "jobmaster" or missing.startswith("jobmaster."):
+            raise
+        raise ConfigError(
+            f"{scheme}:// needs the {backend.extra!r} extra: pip install 'jobmaster[{backend.extra}]' ({exc})"
+        ) from exc
+
+
+def master_module(url: str) -> ModuleType:
+    """The module serving the master URL's scheme (its `STORE` class, its `MIGRATIONS`)."""
+    scheme = _scheme(url)
+    backend = MASTERS.get(scheme)
+    if backend is None:
+        raise ConfigError(f"no master backend for URL scheme {scheme!r}")
+    return _load(scheme, backend)
+
+
 def make_master(url: str, cluster_id: str) -> MasterStore:
-    module = _master_modules().get(_scheme(url))
-    if module is None:
-        raise ConfigError(f"no master backend for URL scheme {_scheme(url)!r}")
-    store: MasterStore = module.STORE(url, cluster_id)
+    store: MasterStore = master_module(url).STORE(url, cluster_id)
     return store
 
 
 def make_agent(url: str, cluster_id: str, name: str) -> AgentTransport:
-    module = _agent_modules().get(_scheme(url))
-    if module is None:
-        raise ConfigError(f"no agent backend for URL scheme {_scheme(url)!r}")
-    transport: AgentTransport = module.TRANSPORT(url, cluster_id, name)
+    scheme = _scheme(url)
+    backend = AGENTS.get(scheme)
+    if backend is None:
+        raise ConfigError(f"no agent backend for URL scheme {scheme!r}")
+    transport: AgentTransport = _load(scheme, backend).TRANSPORT(url, cluster_id, name)
     return transport
+
+
+def latest_schema_version(url: str) -> int:
+    """The master schema version this code migrates to: one per entry of the module's `MIGRATIONS`."""
+    return len(master_module(url).MIGRATIONS)

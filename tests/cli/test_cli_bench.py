@@ -10,8 +10,8 @@ from cli_helpers import run_json
 
 from helpers import NATS_URL
 from jobmaster.agents.nats import stream_name
-from jobmaster.cli.bench_worker import BENCH_AGENT
-from jobmaster.cli.cpu_meter import ROUNDING_TICKS, TICK_S
+from jobmaster.bench.cpu_meter import ROUNDING_TICKS, TICK_S
+from jobmaster.bench.worker import BENCH_AGENT
 
 REQUIRED = (
     "scheduled_per_s",
@@ -32,7 +32,7 @@ def _bench_workers(cluster_id: str) -> list[psutil.Process]:
     found = []
     for process in psutil.process_iter(["cmdline"]):
         cmdline = " ".join(process.info["cmdline"] or [])
-        if "jobmaster.cli.bench_worker" in cmdline and cluster_id in cmdline:
+        if "jobmaster.bench.worker" in cmdline and cluster_id in cmdline:
             found.append(process)
     return found
 

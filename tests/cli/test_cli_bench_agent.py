@@ -57,7 +57,7 @@ def test_the_reader_process_shows_no_password(pg_urls: dict[str, str]) -> None:
     while bench.poll() is None:
         for process in psutil.process_iter(["cmdline"]):
             cmdline = " ".join(process.info["cmdline"] or [])
-            if "jobmaster.cli.bench_agent" in cmdline:
+            if "jobmaster.bench.agent" in cmdline:
                 readers.append(cmdline)
         time.sleep(0.02)
     assert bench.returncode == 0, bench.stderr.read() if bench.stderr else ""

@@ -51,6 +51,10 @@ def test_durations(text: object, seconds: float) -> None:
         ({"cluster_id": "c", "workers": [{"mode": "turbo"}]}, "workers.0.mode"),
         ({"cluster_id": "c", "workers": [{"lane": "no spaces"}]}, "workers.0.lane"),
         ({"cluster_id": "c", "unknown_setting": 1}, "unknown_setting"),
+        (
+            {"cluster_id": "c", "migrate": "sometimes"},
+            "`migrate` = 'sometimes': Input should be 'auto', 'check'",
+        ),
     ],
 )
 def test_invalid_settings_are_refused_with_a_clear_message(settings: dict, fragment: str) -> None:
@@ -74,6 +78,15 @@ def test_toml_env_and_keywords_layer(tmp_path: Path) -> None:
     assert worker.bucket_count(Priority.Critical) == 0
     assert worker.bucket_count(Priority.Medium) == 4
     assert worker.bucket_count(Priority.Low) == 1
+
+
+def test_the_migrate_policy_comes_from_every_source(tmp_path: Path) -> None:
+    assert load(cluster_id="c", environ={}).migrate == "auto"
+    assert load(cluster_id="c", environ={"JOBMASTER_MIGRATE": "check"}).migrate == "check"
+    path = tmp_path / "jobmaster.toml"
+    path.write_text('[cluster]\ncluster_id = "c"\nmigrate = "never"\n')
+    assert load(path, environ={}).migrate == "never"
+    assert JobMaster("c", migrate="check").config.migrate == "check"
 
 
 def test_bad_toml_is_reported(tmp_path: Path) -> None:

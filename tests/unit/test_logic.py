@@ -14,7 +14,6 @@ import pytest
 
 from helpers import make_job
 from jobmaster import JobContext, JobMaster, Priority, ScheduleError
-from jobmaster.cli.common import WORKER_GC_THRESHOLD, tune_worker_gc
 from jobmaster.config.loading import load
 from jobmaster.jobs import codec
 from jobmaster.jobs.builder import Options, build_job
@@ -31,6 +30,7 @@ from jobmaster.jobs.retry import retry_delay
 from jobmaster.master import postgres as pg_master
 from jobmaster.master import rows
 from jobmaster.master.base import StartNow
+from jobmaster.runtime.process import WORKER_GC_THRESHOLD, tune_worker_gc
 
 
 def test_backoff_doubles_and_is_capped() -> None:

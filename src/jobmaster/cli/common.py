@@ -8,7 +8,6 @@ operators who have no access to the application code.
 from __future__ import annotations
 
 import asyncio
-import gc
 import importlib
 import json
 import os
@@ -34,6 +33,7 @@ from jobmaster.config.urls import describe, redact
 from jobmaster.db.sqlite import path_from_url
 from jobmaster.errors import JobMasterError, UnavailableError
 from jobmaster.jobs.model import Attempt, Job, JobStatus, Priority
+from jobmaster.runtime.process import EVENT_LOOPS, event_loop_factory, run_worker_process, uvloop_factory
 
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
@@ -178,15 +178,6 @@ HELPER_SETTINGS = "JOBMASTER_BENCH_SETTINGS"
 
 #: Which event loop the command's process runs on; helper processes inherit it through this variable.
 EVENT_LOOP_ENV = "JOBMASTER_EVENT_LOOP"
-EVENT_LOOPS = ("auto", "uvloop", "asyncio")
-
-
-def _uvloop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
 
 
 def event_loop_name() -> str:
@@ -194,20 +185,16 @@ def event_loop_name() -> str:
     chosen = os.environ.get(EVENT_LOOP_ENV, "auto")
     if chosen not in EVENT_LOOPS:
         raise CliError(f"{EVENT_LOOP_ENV}={chosen!r} is not one of {', '.join(EVENT_LOOPS)}")
-    if chosen == "auto":
-        return "uvloop" if _uvloop_factory() is not None else "asyncio"
-    return chosen
+    installed = uvloop_factory() is not None
+    if chosen == "uvloop" and not installed:
+        raise CliError("uvloop is not installed: pip install uvloop, or choose --event-loop asyncio")
+    return "uvloop" if chosen != "asyncio" and installed else "asyncio"
 
 
 def run_coroutine(main: Coroutine[Any, Any, T]) -> T:
-    """`asyncio.run` on the chosen loop (`event_loop_name`).
-
-    uvloop's loop, handles and transports are written in C: it took a tenth of the CPU off a
-    worker process per job (docs/benchmarks.md), where the standard loop's Python shows in every
-    profile.
-    """
+    """`asyncio.run` on the chosen loop (`event_loop_name`, `jobmaster.runtime.process`)."""
     try:
-        factory = _loop_factory()
+        factory = event_loop_factory(event_loop_name())
     except CliError:
         main.close()
         raise
@@ -215,13 +202,14 @@ def run_coroutine(main: Coroutine[Any, Any, T]) -> T:
         return runner.run(main)
 
 
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    if event_loop_name() == "asyncio":
-        return None
-    factory = _uvloop_factory()
-    if factory is None:
-        raise CliError("uvloop is not installed: pip install uvloop, or choose --event-loop asyncio")
-    return factory
+def run_worker_coroutine(main: Coroutine[Any, Any, T]) -> T:
+    """`run_coroutine` for a process whose work is running jobs: the process is tuned as well."""
+    try:
+        name = event_loop_name()
+    except CliError:
+        main.close()
+        raise
+    return run_worker_process(main, event_loop=name)
 
 
 def helper_env(settings: dict[str, Any]) -> dict[str, str]:
@@ -248,27 +236,6 @@ def stdin_closed(loop: asyncio.AbstractEventLoop) -> asyncio.Event:
 
     threading.Thread(target=watch, name="stdin-watch", daemon=True).start()
     return closed
-
-
-#: Tracked allocations between the garbage collector's young-generation passes (Python's default: 700).
-WORKER_GC_THRESHOLD = 10_000
-
-
-def tune_worker_gc() -> None:
-    """Keep the garbage collector off a worker process's hot path.
-
-    A worker allocates several tracked objects per job (the job, its task and coroutine), so a full
-    collection ran every ten thousand jobs or so, and each walked every module, class and function
-    loaded at start: about a tenth of a busy worker's CPU. Frozen objects are never collected;
-    what start-up made is meant to live as long as the process does. With that done, the young
-    passes remained: one every 126 jobs with Python's default threshold, each about 200 us (a NATS
-    pack alone brings a thousand new objects), 7% of the worker's CPU in the NATS bench. At 10,000
-    they took 0.05 s per 100,000 jobs instead of 0.3, for a few MB more of garbage waiting.
-    """
-    gc.collect()
-    gc.freeze()
-    _, middle, old = gc.get_threshold()
-    gc.set_threshold(WORKER_GC_THRESHOLD, middle, old)
 
 
 def _origin(exc: BaseException) -> str:

@@ -8,9 +8,7 @@ from typing import Any
 import click
 
 from jobmaster.cli.agents import agents
-from jobmaster.cli.bench import bench
-from jobmaster.cli.bench_agent import bench_agent
-from jobmaster.cli.common import EVENT_LOOP_ENV, EVENT_LOOPS, EXIT_BAD_INPUT, CliError
+from jobmaster.cli.common import EVENT_LOOP_ENV, EXIT_BAD_INPUT, EXIT_FAILURE, CliError
 from jobmaster.cli.db import db
 from jobmaster.cli.demo import demo
 from jobmaster.cli.jobs import jobs, schedule
@@ -24,6 +22,7 @@ from jobmaster.errors import (
     JobNotFoundError,
     ScheduleError,
 )
+from jobmaster.runtime.process import EVENT_LOOPS
 
 #: Errors that mean the user asked for something wrong, as opposed to something going wrong.
 BAD_INPUT = (ConfigError, ScheduleError, JobNotFoundError, InvalidTransitionError)
@@ -75,9 +74,40 @@ def cli(debug: bool, event_loop: str) -> None:
     os.environ[EVENT_LOOP_ENV] = event_loop
 
 
+BENCH_EXTRA = "pip install 'jobmaster[bench]'"
+
+
+def _needs_bench_extra(name: str) -> click.Command:
+    """Stands in for a bench command when psutil is missing: any use of it says what to install."""
+
+    def refuse(args: tuple[str, ...]) -> None:
+        raise CliError(f"`jobmaster {name}` needs the 'bench' extra: {BENCH_EXTRA}", EXIT_FAILURE)
+
+    return click.Command(
+        name,
+        callback=refuse,
+        params=[click.Argument(["args"], nargs=-1, type=click.UNPROCESSED)],
+        help=f"Benchmark command; needs the 'bench' extra: {BENCH_EXTRA}",
+        context_settings={"ignore_unknown_options": True},
+        add_help_option=False,
+    )
+
+
+def _bench_commands() -> list[click.Command]:
+    """`bench` and `bench-agent`, or stand-ins naming the extra when psutil is not installed."""
+    try:
+        from jobmaster.bench.agent import bench_agent
+        from jobmaster.bench.engine import bench
+    except ModuleNotFoundError as exc:
+        if exc.name != "psutil":
+            raise
+        return [_needs_bench_extra("bench"), _needs_bench_extra("bench-agent")]
+    return [bench, bench_agent]
+
+
 cli.add_command(agents)
-cli.add_command(bench)
-cli.add_command(bench_agent)
+for command in _bench_commands():
+    cli.add_command(command)
 cli.add_command(db)
 cli.add_command(demo)
 cli.add_command(jobs)

@@ -15,8 +15,7 @@ from jobmaster.cli.common import (
     CliError,
     event_loop_name,
     import_app,
-    run_coroutine,
-    tune_worker_gc,
+    run_worker_coroutine,
 )
 from jobmaster.config.urls import redact
 
@@ -95,9 +94,8 @@ def worker(app_path: str, names: tuple[str, ...], log_level: str) -> None:
         ", ".join(w.name for w in app.config.workers),
         event_loop_name(),
     )
-    tune_worker_gc()
     try:
-        run_coroutine(app.run())
+        run_worker_coroutine(app.run())
     except asyncio.CancelledError:
         log.warning("stopped at once; unfinished jobs return to the master when their leases end")
         raise SystemExit(1) from None

@@ -8,7 +8,7 @@ setting, the value and what is allowed, instead of surfacing later as odd runtim
 from __future__ import annotations
 
 import zoneinfo
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
@@ -21,6 +21,10 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,99}$"
 LANE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 STANDALONE_AGENT = "standalone"
 DEFAULT_MASTER = "sqlite:///jobmaster.db"
+
+#: What `open()` does about the schema: `auto` applies pending migrations to the master and every
+#: agent; `check` runs no DDL and refuses a master schema older than this code; `never` trusts it.
+MigratePolicy = Literal["auto", "check", "never"]
 
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
 
@@ -101,6 +105,7 @@ class ClusterConfig(BaseModel):
     worker_timeout: Seconds = Field(default=10.0, ge=0.5, le=3600.0)
     idle_poll_interval: Seconds = Field(default=0.02, ge=0.005, le=60.0)
     shutdown_grace: Seconds = Field(default=30.0, ge=0.0, le=3600.0)
+    migrate: MigratePolicy = "auto"
     agents: tuple[AgentConfig, ...] = ()
     workers: tuple[WorkerConfig, ...] = ()
 

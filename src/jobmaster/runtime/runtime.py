@@ -10,10 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 from jobmaster.agents.base import AgentTransport
 from jobmaster.agents.master_queue import MasterQueue
-from jobmaster.backends import make_agent, make_master
+from jobmaster.backends import latest_schema_version, make_agent, make_master
 from jobmaster.config.settings import ClusterConfig
 from jobmaster.config.urls import describe, redact
-from jobmaster.errors import UnavailableError
+from jobmaster.errors import ConfigError, UnavailableError
 from jobmaster.events import BatchFlushed, EventBus
 from jobmaster.jobs.model import Completion
 from jobmaster.master.base import Fence, MasterStore, QueueHost
@@ -78,14 +78,35 @@ class Runtime:
 
     async def open(self) -> None:
         await reach("the master", self.cluster.master, self.master.open())
-        await self.master.migrate()
+        try:
+            await self._prepare_master_schema()
+        except ConfigError:
+            await self.master.close()
+            raise
         urls = self.cluster.agent_urls()
         for name, agent in self.agents.items():
             await reach(f"agent {name!r}", urls[name], agent.open())
-            await agent.migrate()
+            if self.cluster.migrate == "auto":
+                await agent.migrate()
         await self.master.listen(self.hub.master_topic)
         for agent in self.agents.values():
             await agent.listen(self.hub.wake_bucket)
+
+    async def _prepare_master_schema(self) -> None:
+        """The `migrate` setting: with `check`, publishers need no DDL rights and a schema left
+        behind by a forgotten `jobmaster db upgrade` stops start-up with the command to run."""
+        if self.cluster.migrate == "auto":
+            await self.master.migrate()
+        elif self.cluster.migrate == "check":
+            current = await self.master.schema_version()
+            latest = latest_schema_version(self.cluster.master)
+            if current < latest:
+                found = "no jobmaster schema" if current == 0 else f"jobmaster schema version {current}"
+                raise ConfigError(
+                    f"the master database has {found}, this jobmaster needs version {latest}, and "
+                    "migrate='check' runs no DDL: apply it with `jobmaster db upgrade` (--master and "
+                    "--cluster, or --app), or set migrate='auto'"
+                )
 
     async def close(self) -> None:
         await self.completions.close()

@@ -1,6 +1,6 @@
 """`jobmaster bench`: the project's benchmark, measured from the master's own records.
 
-The workers run in one separate process (`bench_worker`) and this process only publishes, as in a
+The workers run in one separate process (`jobmaster.bench.worker`) and this process only publishes, as in a
 deployment. Rates and latencies come from the timestamps the engine wrote (scheduled, started,
 finished), not from this process's view, so polling delays here do not distort them.
 """
@@ -27,7 +27,8 @@ import psutil
 
 from jobmaster.app import JobMaster
 from jobmaster.backends import make_agent
-from jobmaster.cli.bench_worker import BENCH_AGENT, build_app, handler_id
+from jobmaster.bench.cpu_meter import CpuMeter
+from jobmaster.bench.worker import BENCH_AGENT, build_app, handler_id
 from jobmaster.cli.common import (
     CliError,
     emit_report,
@@ -36,7 +37,6 @@ from jobmaster.cli.common import (
     json_option,
     run_coroutine,
 )
-from jobmaster.cli.cpu_meter import CpuMeter
 from jobmaster.config.urls import redact
 from jobmaster.jobs.model import Job, JobStatus, Priority, run_capacity
 
@@ -107,7 +107,7 @@ class WorkerProcess:
         self._process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "jobmaster.cli.bench_worker",
+            "jobmaster.bench.worker",
             self._settings["cluster_id"],  # names the process in `ps`; the settings go in its environment
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,

@@ -4,7 +4,7 @@ It answers one question the full benchmark cannot: how many jobs a second can th
 carry on this machine? A job's trip through an agent is the publisher's push, the owner's read and
 its acknowledgement; a distributed topology does all of that *and* the master's writes, so its
 throughput can never exceed this figure. This process pushes, as a publisher does; a second
-process (`python -m jobmaster.cli.bench_agent CLUSTER_ID`, its settings in its environment) reads
+process (`python -m jobmaster.bench.agent CLUSTER_ID`, its settings in its environment) reads
 and acknowledges, as a bucket's owner does, and reports when it read the last job.
 """
 
@@ -24,6 +24,7 @@ import click
 
 from jobmaster.agents.base import AgentMessage, AgentTransport
 from jobmaster.backends import make_agent
+from jobmaster.bench.cpu_meter import machine_busy_seconds, own_cpu_seconds, rounding_us_per_job
 from jobmaster.cli.common import (
     CliError,
     emit_report,
@@ -34,7 +35,6 @@ from jobmaster.cli.common import (
     run_coroutine,
     stdin_closed,
 )
-from jobmaster.cli.cpu_meter import machine_busy_seconds, own_cpu_seconds, rounding_us_per_job
 from jobmaster.config.urls import redact
 from jobmaster.jobs import codec
 from jobmaster.jobs.model import Job, new_job_id
@@ -132,7 +132,7 @@ async def _start_reader(settings: dict[str, Any]) -> asyncio.subprocess.Process:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "jobmaster.cli.bench_agent",
+        "jobmaster.bench.agent",
         settings["cluster_id"],
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,

@@ -2,7 +2,7 @@
 
 Workers run in their own process so the benchmark measures what a deployment sees: publisher and
 worker talking only through the master and the agent, each with its own event loop and GIL.
-Run as `python -m jobmaster.cli.bench_worker CLUSTER_ID` with its settings in the environment
+Run as `python -m jobmaster.bench.worker CLUSTER_ID` with its settings in the environment
 (`cli.common.helper_env`); it prints `ready` and its event loop once its buckets exist, and stops
 when its stdin closes (the bench process ended, however abruptly) or on SIGTERM.
 """
@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 from jobmaster.app import JobMaster
-from jobmaster.cli.common import event_loop_name, helper_settings, run_coroutine, stdin_closed, tune_worker_gc
+from jobmaster.cli.common import event_loop_name, helper_settings, run_worker_coroutine, stdin_closed
 
 BENCH_AGENT = "bench-agent"
 #: One handler id per phase, so each phase's jobs can be counted and read back on their own.
@@ -79,8 +79,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="bench-worker %(levelname)s %(name)s: %(message)s")
     settings = helper_settings()
     app = build_app(settings, with_worker=True)
-    tune_worker_gc()
-    run_coroutine(serve(app))
+    run_worker_coroutine(serve(app))
 
 
 if __name__ == "__main__":
