@@ -45,5 +45,5 @@ class Inspector:
         `agent` if given); returns the jobs moved per bucket drained."""
         runtime = self._app.runtime
         return await drain_orphaned_buckets(
-            runtime.master, runtime.agents, self._app.config.worker_timeout, agent
+            runtime.master, runtime.intakes(), self._app.config.worker_timeout, agent
         )

@@ -11,6 +11,7 @@ from jobmaster.jobs import codec
 from jobmaster.jobs.model import JobFilter, JobStatus, new_job_id
 from jobmaster.master.base import MasterStore
 from jobmaster.runtime.drain import drain_bucket
+from jobmaster.runtime.executor import ReadAdoptAck
 from jobmaster.runtime.poison import UNDECODABLE, keep_undecodable
 
 
@@ -72,7 +73,7 @@ async def test_a_drain_keeps_garbage_and_sends_jobs_back(master: MasterStore, ur
         await agent.push(
             bucket, [garbage, AgentMessage(good.id, good.scheduled_at, 0, codec.job_to_bytes(good))]
         )
-        assert await drain_bucket(master, agent, bucket) == 2
+        assert await drain_bucket(master, ReadAdoptAck(agent), bucket) == 2
         assert await agent.count(bucket) == 0
     back = await master.get_job(good.id)
     assert back is not None and back.status is JobStatus.HeldOnMaster

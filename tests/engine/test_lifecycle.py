@@ -16,7 +16,7 @@ from helpers import make_job
 from jobmaster import JobContext, JobStatus, Priority
 from jobmaster.agents.master_queue import MasterQueue
 from jobmaster.master.base import Fence
-from jobmaster.runtime import executor
+from jobmaster.runtime.executor import intake
 
 
 async def test_every_job_runs_exactly_once_across_priorities(make_app, start) -> None:
@@ -217,7 +217,7 @@ async def test_a_job_due_before_a_backlog_is_not_left_until_the_backlog_is_done(
 ) -> None:
     """Under a backlog an owner reads on from a cursor; a job that lands behind it (due earlier
     than the jobs already read) is still read within the full-read interval, not after the rest."""
-    monkeypatch.setattr(executor, "FULL_READ_INTERVAL", 0.2)
+    monkeypatch.setattr(intake, "FULL_READ_INTERVAL", 0.2)
     worker = {"name": "w1", "agent": "a", "parallelism_factor": 0.5}
     app = make_app(agents={"a": urls["agent"]}, workers=[worker])
     started: list[str] = []

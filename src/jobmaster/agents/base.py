@@ -44,8 +44,11 @@ class AgentMessage(NamedTuple):
         return (self.due_at, self.job_id)
 
 
-class AgentTransport(abc.ABC):
-    """In-flight job queues of one agent connection, one queue per bucket."""
+class BucketQueue(abc.ABC):
+    """In-flight job queues of one agent connection, one queue per bucket: what every kind of queue
+    does, whether its jobs are messages (`AgentTransport`) or rows of the master's own job table
+    (`agents/master_queue.py`). How a bucket's owner takes jobs out differs between the two, and is
+    the runtime's intake (`runtime/executor/intake.py`)."""
 
     supports_notify: bool = False
 
@@ -100,6 +103,30 @@ class AgentTransport(abc.ABC):
         )
 
     @abc.abstractmethod
+    async def next_due_at(self, bucket_id: str, now: float) -> float | None:
+        """When the next message is due and visible, to time the next read: the earliest of
+        `max(due_at, visible_at)` among the bucket's first `NEXT_DUE_SCAN` messages by due time.
+
+        A hint (an intake sleeps 5 s at most), so it must not cost a scan of the whole bucket: over
+        every message it took 38 ms a call on PostgreSQL with 100,000 jobs due later waiting, on
+        every wake-up of an idle intake.
+        """
+
+    @abc.abstractmethod
+    async def count(self, bucket_id: str) -> int:
+        """Messages in the bucket, claimed or not: the truthful answer to `has jobs?`."""
+
+    @abc.abstractmethod
+    async def find(self, job_id: str) -> AgentMessage | None:
+        """Look a job up by id in any bucket, so a SavePending job can be shown and cancelled."""
+
+
+class AgentTransport(BucketQueue):
+    """A queue of messages: claimed, never destructively read. A claimed message stays in the agent,
+    invisible to other claimers until `visible_at`, and leaves only when its owner acks it after the
+    master holds the job."""
+
+    @abc.abstractmethod
     async def claim(
         self, bucket_id: str, limit: int, due_before: float, now: float, visible_at: float
     ) -> list[AgentMessage]:
@@ -149,21 +176,3 @@ class AgentTransport(abc.ABC):
         copy removed here belongs to a job whose master row still leases it, and the lease brings it
         back.
         """
-
-    @abc.abstractmethod
-    async def next_due_at(self, bucket_id: str, now: float) -> float | None:
-        """When the next message is due and visible, to time the next read: the earliest of
-        `max(due_at, visible_at)` among the bucket's first `NEXT_DUE_SCAN` messages by due time.
-
-        A hint (an intake sleeps 5 s at most), so it must not cost a scan of the whole bucket: over
-        every message it took 38 ms a call on PostgreSQL with 100,000 jobs due later waiting, on
-        every wake-up of an idle intake.
-        """
-
-    @abc.abstractmethod
-    async def count(self, bucket_id: str) -> int:
-        """Messages in the bucket, claimed or not: the truthful answer to `has jobs?`."""
-
-    @abc.abstractmethod
-    async def find(self, job_id: str) -> AgentMessage | None:
-        """Look a job up by id in any bucket, so a SavePending job can be shown and cancelled."""

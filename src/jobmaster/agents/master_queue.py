@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from jobmaster.agents.base import AgentMessage, AgentTransport, BucketGoneError
+from jobmaster.agents.base import AgentMessage, BucketGoneError, BucketQueue
 from jobmaster.jobs import codec
 from jobmaster.jobs.model import Job
 from jobmaster.master.base import BUCKET_TOPIC, MasterStore, QueueHost
@@ -24,7 +24,7 @@ from jobmaster.master.base import BUCKET_TOPIC, MasterStore, QueueHost
 DRAIN_BATCH = 5000
 
 
-class MasterQueue(AgentTransport):
+class MasterQueue(BucketQueue):
     def __init__(self, master: MasterStore, name: str) -> None:
         if not isinstance(master, QueueHost):
             raise TypeError(f"{type(master).__name__} does not host bucket queues")
@@ -87,21 +87,6 @@ class MasterQueue(AgentTransport):
         while count := await self.master.release_queued(bucket_id, DRAIN_BATCH):
             moved += count
         return moved
-
-    async def claim(
-        self, bucket_id: str, limit: int, due_before: float, now: float, visible_at: float
-    ) -> list[AgentMessage]:
-        raise TypeError("jobs of a bucket queue in the job table are taken with take(), never claimed")
-
-    async def claim_unsaved(
-        self, bucket_id: str, limit: int, due_after: float, now: float, visible_at: float
-    ) -> list[AgentMessage]:
-        """None: every job in this queue is a master row already."""
-        return []
-
-    async def ack(self, bucket_id: str, job_ids: Sequence[str]) -> None:
-        """Nothing to remove: taking a job moved it out of the queue."""
-        return None
 
     async def next_due_at(self, bucket_id: str, now: float) -> float | None:
         return await self.master.next_queued_due(bucket_id)

@@ -11,7 +11,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from jobmaster.agents.base import AgentTransport
+from jobmaster.agents.base import BucketQueue
 from jobmaster.errors import InvalidTransitionError, JobMasterError, JobNotFoundError
 from jobmaster.jobs import codec
 from jobmaster.jobs.model import Job, JobStatus
@@ -26,7 +26,7 @@ class Manager:
     def __init__(
         self,
         master: MasterStore,
-        agents: Mapping[str, AgentTransport],
+        agents: Mapping[str, BucketQueue],
         wake: Callable[[str], Awaitable[None]],
     ) -> None:
         self.master = master

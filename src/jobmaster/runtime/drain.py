@@ -15,9 +15,9 @@ import logging
 import random
 import time
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from jobmaster.agents.base import AgentTransport
-from jobmaster.agents.master_queue import MasterQueue
 from jobmaster.cluster.model import Bucket, BucketStatus, WorkerStatus
 from jobmaster.errors import JobMasterError
 from jobmaster.jobs import codec
@@ -25,6 +25,9 @@ from jobmaster.jobs.model import JobStatus
 from jobmaster.master.base import Fence, MasterStore
 from jobmaster.runtime.hub import BUCKETS, HELD
 from jobmaster.runtime.poison import Poison, keep_undecodable
+
+if TYPE_CHECKING:
+    from jobmaster.runtime.executor.intake import Intake
 
 log = logging.getLogger("jobmaster.drain")
 
@@ -43,19 +46,16 @@ class DrainIncompleteError(JobMasterError):
 
 
 async def drain_bucket(
-    master: MasterStore, agent: AgentTransport, bucket_id: str, max_refusals: int = MAX_REFUSALS
+    master: MasterStore, intake: Intake, bucket_id: str, max_refusals: int = MAX_REFUSALS
 ) -> int:
     moved = 0
     refusals = 0
     while True:
-        if isinstance(agent, MasterQueue):
-            count = await agent.drain(bucket_id)
-        else:
-            count = await _move_batch(master, agent, bucket_id)
+        count = await intake.drain_batch(master, bucket_id)
         if count:
             moved += count
             continue
-        if await agent.destroy_bucket(bucket_id):
+        if await intake.queue.destroy_bucket(bucket_id):
             return moved
         # messages remain that a claim cannot see yet (a racing push, an agent catching up after a
         # restart): wait a little, and give up after a while rather than spin forever
@@ -67,7 +67,7 @@ async def drain_bucket(
         await asyncio.sleep(0.1 * refusals)
 
 
-async def _move_batch(master: MasterStore, agent: AgentTransport, bucket_id: str) -> int:
+async def move_batch(master: MasterStore, agent: AgentTransport, bucket_id: str) -> int:
     """Move one batch of the bucket's messages to the master; how many messages it took."""
     messages = await agent.claim(bucket_id, BATCH, EVER, EVER, EVER)
     if not messages:
@@ -96,7 +96,7 @@ async def _move_batch(master: MasterStore, agent: AgentTransport, bucket_id: str
 
 async def drain_orphaned_buckets(
     master: MasterStore,
-    agents: Mapping[str, AgentTransport],
+    intakes: Mapping[str, Intake],
     worker_timeout: float,
     agent_name: str | None = None,
     drainer_id: str | None = None,
@@ -121,8 +121,8 @@ async def drain_orphaned_buckets(
     buckets = await master.list_buckets()
     random.shuffle(buckets)  # several drainers start on different buckets and spread the work
     for bucket in buckets:
-        agent = agents.get(bucket.agent)
-        if agent is None or (agent_name is not None and bucket.agent != agent_name):
+        intake = intakes.get(bucket.agent)
+        if intake is None or (agent_name is not None and bucket.agent != agent_name):
             continue
         unfinished = bucket.status is BucketStatus.Draining and bucket.worker_id == drainer_id
         if not unfinished:
@@ -130,7 +130,7 @@ async def drain_orphaned_buckets(
                 continue
             log.warning("adopting bucket %s of dead worker %s", bucket.id, bucket.worker_id)
         try:
-            drained[bucket.id] = await drain_bucket(master, agent, bucket.id)
+            drained[bucket.id] = await drain_bucket(master, intake, bucket.id)
         except Exception:
             # the bucket stays Draining and ours: the next pass resumes it
             log.exception("draining bucket %s failed; will retry", bucket.id)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
-from jobmaster.agents.base import AgentTransport
+from jobmaster.agents.base import AgentTransport, BucketQueue
 from jobmaster.agents.master_queue import MasterQueue
 from jobmaster.backends import latest_schema_version, make_agent, make_master
 from jobmaster.config.settings import ClusterConfig
@@ -20,7 +21,7 @@ from jobmaster.master.base import Fence, MasterStore, QueueHost
 from jobmaster.runtime.batcher import Batcher
 from jobmaster.runtime.duties import Duty
 from jobmaster.runtime.duties.builtin import builtin_duties
-from jobmaster.runtime.executor import BucketExecutor
+from jobmaster.runtime.executor import BucketExecutor, Intake, ReadAdoptAck, TakeFromJobTable
 from jobmaster.runtime.hub import HELD, Hub
 from jobmaster.runtime.poison import Poison, keep_undecodable
 from jobmaster.runtime.services import AppServices
@@ -53,9 +54,11 @@ class Runtime:
         self.services = services
         self.cluster: ClusterConfig = services.config
         self.master: MasterStore = make_master(self.cluster.master, self.cluster.cluster_id)
-        self.agents: dict[str, AgentTransport] = {
-            name: self._make_agent(name, url) for name, url in self.cluster.agent_urls().items()
-        }
+        #: Each agent's queue, and how a bucket's owner takes jobs from it (chosen once, here).
+        self.agents: dict[str, BucketQueue] = {}
+        self._intakes: dict[str, Callable[[], Intake]] = {}
+        for name, url in self.cluster.agent_urls().items():
+            self.agents[name], self._intakes[name] = self._make_agent(name, url)
         self.hub = Hub()
         self.view = ClusterView(self.master, BUCKET_CACHE_TTL, self.cluster.worker_timeout)
         self.hub.on_buckets_changed(self.view.invalidate)
@@ -70,11 +73,22 @@ class Runtime:
         self.workers: list[Worker] = []
         self.duties: list[Duty] = [*builtin_duties(), *services.duties]
 
-    def _make_agent(self, name: str, url: str) -> AgentTransport:
-        """An agent on the master's own database is the job table itself where the master can be."""
+    def _make_agent(self, name: str, url: str) -> tuple[BucketQueue, Callable[[], Intake]]:
+        """An agent on the master's own database is the job table itself where the master can be;
+        its buckets' owners take jobs from it, where they read and acknowledge an agent's messages."""
         if url == self.cluster.master and isinstance(self.master, QueueHost):
-            return MasterQueue(self.master, name)
-        return make_agent(url, self.cluster.cluster_id, name)
+            queue = MasterQueue(self.master, name)
+            return queue, partial(TakeFromJobTable, queue)
+        agent = make_agent(url, self.cluster.cluster_id, name)
+        return agent, partial(ReadAdoptAck, agent)
+
+    def intake(self, agent: str) -> Intake:
+        """A new intake for one bucket of `agent` (it may keep a read position of its own)."""
+        return self._intakes[agent]()
+
+    def intakes(self) -> dict[str, Intake]:
+        """One intake per agent, for draining buckets back into the master."""
+        return {name: make() for name, make in self._intakes.items()}
 
     async def open(self) -> None:
         await reach("the master", self.cluster.master, self.master.open())
@@ -125,7 +139,7 @@ class Runtime:
     def local_executors(self) -> dict[str, BucketExecutor]:
         return {bid: ex for w in self.workers for bid, ex in w.executors.items()}
 
-    def agent_of_bucket(self, bucket_id: str) -> AgentTransport | None:
+    def agent_of_bucket(self, bucket_id: str) -> BucketQueue | None:
         bucket = self.view.bucket(bucket_id)
         return None if bucket is None else self.agents.get(bucket.agent)
 

@@ -15,7 +15,7 @@ import uuid
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from jobmaster.agents.base import AgentTransport
+from jobmaster.agents.base import BucketQueue
 from jobmaster.cluster.model import Bucket, BucketStatus, WorkerRecord, WorkerStatus
 from jobmaster.config.settings import ClusterConfig, WorkerConfig
 from jobmaster.events import EventBus
@@ -45,7 +45,7 @@ class Worker:
         self.events: EventBus = runtime.events
         #: For handlers that set none of their own.
         self.retry: RetryPolicy = runtime.cluster.retry_policy
-        self.agent: AgentTransport = runtime.agents[config.agent]
+        self.agent: BucketQueue = runtime.agents[config.agent]
         self.id: str = f"{config.name}-{uuid.uuid4().hex[:12]}"
         self.executors: dict[str, BucketExecutor] = {}
         self.coordinator: Coordinator | None = Coordinator(self) if config.mode.coordinates else None
@@ -89,7 +89,7 @@ class Worker:
         ]
         for bucket in buckets:
             await self.agent.create_bucket(bucket.id)
-            executor = BucketExecutor(self, bucket, self.agent, self.config)
+            executor = BucketExecutor(self, bucket, self.runtime.intake(self.config.agent), self.config)
             self.executors[bucket.id] = executor
             self.runtime.hub.register_bucket(bucket.id, executor.wake)
         await self.master.add_buckets(buckets)
@@ -134,9 +134,10 @@ class Worker:
         await asyncio.gather(*(ex.stop(self.cluster.shutdown_grace) for ex in self.executors.values()))
         await self.runtime.completions.drained()
         drained = []
+        intake = self.runtime.intake(self.config.agent)
         for bucket_id in bucket_ids:
             try:
-                await drain_bucket(self.master, self.agent, bucket_id, STOP_REFUSALS)
+                await drain_bucket(self.master, intake, bucket_id, STOP_REFUSALS)
                 drained.append(bucket_id)
             except Exception:
                 # left for a drainer: once this worker is Stopped its buckets count as dead

@@ -79,7 +79,7 @@ class Draining(PeriodicDuty):
         runtime = worker.runtime
         await drain_orphaned_buckets(
             worker.master,
-            runtime.agents,
+            runtime.intakes(),
             worker.cluster.worker_timeout,
             worker.config.agent,
             drainer_id=worker.id,

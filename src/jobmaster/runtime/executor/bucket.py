@@ -1,4 +1,4 @@
-"""Per-bucket execution: prefetch, buffer, run, report.
+"""One bucket's executor: its buffer and slots, dispatch, runs and their deadlines.
 
 This is where a job moves AssignedToBucket/SavePending -> Queued -> Processing -> final, or straight
 to Processing when it is due and a slot is free: the write that makes it ours then starts it too. The
@@ -21,55 +21,26 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING
 
-from jobmaster.agents.base import AgentMessage, AgentTransport, ReadCursor
-from jobmaster.agents.master_queue import MasterQueue
 from jobmaster.cluster.model import Bucket
 from jobmaster.config.settings import WorkerConfig
 from jobmaster.errors import JobCancelledError, JobTimeoutError
 from jobmaster.events import JobEnded, JobStarted
 from jobmaster.handlers.context import JobContext
 from jobmaster.handlers.registry import Handler
-from jobmaster.jobs import codec
 from jobmaster.jobs.model import Job, JobStatus, run_capacity
 from jobmaster.jobs.outcomes import Discard
 from jobmaster.jobs.retry import RetryPolicy
-from jobmaster.master.base import Fence, StartNow
-from jobmaster.runtime import outcome
+from jobmaster.master.base import Fence
+from jobmaster.runtime.executor import outcome
+from jobmaster.runtime.executor.intake import Intake
+from jobmaster.runtime.executor.invoke import invoke
+from jobmaster.runtime.executor.outcome import LEASE_LOST, SHUTDOWN, TIMED_OUT
 from jobmaster.runtime.hub import wait_for
-from jobmaster.runtime.invoke import invoke
-from jobmaster.runtime.outcome import LEASE_LOST, SHUTDOWN, TIMED_OUT
-from jobmaster.runtime.poison import Poison
 
 if TYPE_CHECKING:
     from jobmaster.runtime.worker import Worker
 
 log = logging.getLogger("jobmaster.executor")
-
-#: How many unsaved (SavePending) messages one pass persists to the master, and how often.
-SAVE_BATCH = 500
-SAVE_INTERVAL = 0.25
-#: Longest an owner with a backlog reads on from its cursor before it reads its bucket from the
-#: start again (see `BucketExecutor._read_due`).
-FULL_READ_INTERVAL = 1.0
-
-
-@dataclass(slots=True)
-class ReadPosition:
-    """Where a bucket owner's next read starts: from a cursor while reads come back full (a
-    backlog), from the start after a short read or `FULL_READ_INTERVAL` (see
-    `BucketExecutor._read_due`)."""
-
-    after: ReadCursor | None = None
-    full_read_at: float = 0.0
-
-    def start(self, now: float) -> ReadCursor | None:
-        if self.after is None or now - self.full_read_at >= FULL_READ_INTERVAL:
-            self.after, self.full_read_at = None, now
-        return self.after
-
-    def advance(self, read: list[AgentMessage], limit: int) -> None:
-        self.after = max(m.read_key for m in read) if len(read) == limit else None
-
 
 #: Longest wait of an intake that is waiting for buffer room or a slot: a safety net only, since the
 #: executor wakes it as soon as either frees up.
@@ -97,10 +68,10 @@ class Running:
 
 
 class BucketExecutor:
-    def __init__(self, worker: Worker, bucket: Bucket, agent: AgentTransport, config: WorkerConfig) -> None:
+    def __init__(self, worker: Worker, bucket: Bucket, intake: Intake, config: WorkerConfig) -> None:
         self.worker = worker
         self.bucket = bucket
-        self.agent = agent
+        self.intake = intake
         self.config = config
         self.capacity = run_capacity(bucket.priority, config.parallelism_factor)
         #: (due, arrival number, job): the arrival number breaks ties so jobs are never compared.
@@ -111,10 +82,8 @@ class BucketExecutor:
         self._intake_wake = asyncio.Event()
         self._dispatch_wake = asyncio.Event()
         self._accepting = True
-        self._saved_at = 0.0
         #: The last take filled every free slot, so more due jobs may wait for the next one.
-        self._slot_wanted = False
-        self._read_position = ReadPosition()
+        self.slot_wanted = False
         self._intake_stopped = asyncio.Event()
         #: One timer for the earliest deadline of the running jobs, instead of one per job.
         self._deadline_timer: asyncio.TimerHandle | None = None
@@ -136,25 +105,28 @@ class BucketExecutor:
     def wake(self) -> None:
         self._intake_wake.set()
 
-    def _buffer_push(self, job: Job) -> None:
+    def buffer_push(self, job: Job) -> None:
         heapq.heappush(self._buffer, (job.scheduled_at, next(self._arrivals), job))
+
+    def wake_dispatch(self) -> None:
+        self._dispatch_wake.set()
 
     def offer(self, jobs: list[Job]) -> None:
         """Jobs the local coordinator already marked Queued for this bucket (no agent hop)."""
         for job in jobs:
-            self._buffer_push(job)
+            self.buffer_push(job)
         self._dispatch_wake.set()
 
     # ---- intake ------------------------------------------------------------------------------
 
     async def intake_loop(self) -> None:
         cfg = self.worker.cluster
-        polled = not self.agent.supports_notify
+        polled = not self.intake.queue.supports_notify
         failures = 0
         try:
             while self._accepting:
                 try:
-                    more = await self._intake_once()
+                    more = await self.intake.fetch(self, time.time())
                     if more or not self._accepting:
                         continue
                     if self._blocked():
@@ -181,8 +153,8 @@ class BucketExecutor:
         buffer is full or every slot is busy. Dispatch wakes intake when it empties buffer places, and
         a finishing job does when due jobs were left waiting for a slot.
         """
-        if self.room == 0 or self._slot_wanted:
-            return self._startable(time.time()) == 0
+        if self.room == 0 or self.slot_wanted:
+            return self.startable(time.time()) == 0
         return False
 
     async def _until_next_due(self) -> float:
@@ -192,63 +164,14 @@ class BucketExecutor:
         is due; counting the lead time then would wake the intake at once, over and over.
         """
         now = time.time()
-        due = await self.agent.next_due_at(self.bucket.id, now)
+        due = await self.intake.queue.next_due_at(self.bucket.id, now)
         if due is None:
             return 5.0
         lead = self.config.bucket_buffer_lead_time if self.room else 0.0
         return min(5.0, max(0.0, due - lead - now))
 
-    async def _intake_once(self) -> bool:
-        """Fetch what is due soon, persist what is not; True if a full batch came (more may wait)."""
-        room = self.room
-        now = time.time()
-        visible_at = now + self.worker.cluster.job_lease
-        lead_until = now + self.config.bucket_buffer_lead_time
-        agent = self.agent
-        if isinstance(agent, MasterQueue):
-            return await self._take(agent, room, lead_until, visible_at)
-        more = await self._read_due(agent, room, now, lead_until, visible_at)
-        if now - self._saved_at < SAVE_INTERVAL:
-            return more
-        self._saved_at = now
-        unsaved = await self.agent.claim_unsaved(self.bucket.id, SAVE_BATCH, lead_until, now, visible_at)
-        if unsaved:
-            await self._save(unsaved)
-        return more or len(unsaved) == SAVE_BATCH
-
-    async def _read_due(
-        self, agent: AgentTransport, room: int, now: float, lead_until: float, visible_at: float
-    ) -> bool:
-        """Take as many jobs as free slots can start, or, with every slot busy, fill the buffer.
-
-        A due job taken into the buffer costs the master two writes (Queued, then Processing); one
-        taken for a free slot costs one, since adopting it starts it. So while due jobs are left
-        waiting for slots (`_slot_wanted`), they wait in the agent, not in the buffer: a slot that
-        frees wakes this intake, as with a job-table queue. A read for free slots also brings jobs
-        due within the lead time, where the buffer has room for them all.
-
-        While reads come back full (a backlog), each goes on from where the last one ended; a
-        message that lands behind that cursor (pushed late with an earlier due time, or hidden by a
-        claim for a while) is read by the next read from the start: the first one that comes back
-        short, or one every `FULL_READ_INTERVAL` at the latest.
-        """
-        start = self._startable(now)
-        if start:
-            limit, due_before = start, (lead_until if room >= start else now)
-        elif room and not self._slot_wanted:
-            limit, due_before = room, lead_until
-        else:
-            return False
-        after = self._read_position.start(now)
-        messages = await agent.read_due(self.bucket.id, limit, due_before, now, visible_at, after)
-        started = await self._adopt(messages) if messages else 0
-        self._read_position.advance(messages, limit)
-        if start:
-            self._slot_wanted = started == start
-        return len(messages) == limit or (self._slot_wanted and self._startable(time.time()) > 0)
-
     @contextlib.contextmanager
-    def _reserving(self, slots: int) -> Iterator[None]:
+    def reserving(self, slots: int) -> Iterator[None]:
         """Hold `slots` for the jobs a write in flight may start.
 
         Dispatch cannot see those slots meanwhile, so it is woken once they are given back: a due job
@@ -262,118 +185,11 @@ class BucketExecutor:
             if self._buffer:
                 self._dispatch_wake.set()
 
-    def _startable(self, now: float) -> int:
+    def startable(self, now: float) -> int:
         """Slots a job taken now could start in: none while due jobs wait in the buffer."""
         if self._buffer and self._buffer[0][0] <= now:
             return 0
         return max(0, self._free_slots())
-
-    async def _take(self, queue: MasterQueue, room: int, due_before: float, lease_until: float) -> bool:
-        """The bucket queue is the job table: one write claims jobs and makes them ours.
-
-        Due jobs go straight to Processing for the free slots, so they cost no separate start write;
-        jobs due within the lead time fill the buffer.
-        """
-        now = time.time()
-        start = self._startable(now)
-        if start == 0 and room == 0:
-            return False
-        with self._reserving(start):
-            jobs = await queue.take(
-                self.bucket.id,
-                self.worker.id,
-                lease_until,
-                now=now,
-                start=start,
-                due_before=due_before,
-                limit=room,
-            )
-        started = 0
-        for job in jobs:
-            if job.status is JobStatus.Processing:
-                self._launch(job, now)
-                started += 1
-            else:
-                self._buffer_push(job)
-        if len(jobs) > started:
-            self._dispatch_wake.set()
-        self._slot_wanted = start > 0 and started == start
-        return (self._slot_wanted and self._startable(time.time()) > 0) or (
-            room > 0 and len(jobs) - started == room
-        )
-
-    def _decode(self, messages: list[AgentMessage]) -> tuple[list[Job], list[Poison]]:
-        jobs, poison = [], []
-        for message in messages:
-            try:
-                job = codec.job_from_bytes(message.payload)
-            except ValueError as exc:
-                poison.append((message, str(exc)))
-                continue
-            job.version = message.version
-            jobs.append(job)
-        return jobs, poison
-
-    async def _adopt(self, messages: list[AgentMessage]) -> int:
-        """Make messages read from the agent ours; the due ones that fit free slots start in the
-        same write, and every one of them is acknowledged before the next read.
-
-        Returns how many started.
-        """
-        jobs, poison = self._decode(messages)
-        if poison:
-            await self.worker.runtime.set_aside(self.agent, self.bucket.id, poison)
-        now = time.time()
-        due = sorted((j for j in jobs if j.scheduled_at <= now), key=lambda j: j.scheduled_at)
-        start = StartNow(frozenset(j.id for j in due[: self._startable(now)]), now)
-        lease = now + self.worker.cluster.job_lease
-        with self._reserving(len(start.ids)):
-            owned = set(await self.worker.master.adopt(jobs, self.bucket.id, self.worker.id, lease, start))
-        buffered, started = False, 0
-        for job in jobs:
-            if job.id not in owned:
-                continue
-            job.version += 1
-            job.bucket_id = self.bucket.id
-            job.worker_id = self.worker.id
-            if job.id in start.ids:
-                job.status = JobStatus.Processing
-                job.attempts += 1
-                self._launch(job, now)
-                started += 1
-            else:
-                job.status = JobStatus.Queued
-                self._buffer_push(job)
-                buffered = True
-        if buffered:
-            self._dispatch_wake.set()  # before the ack: its round trip is not the jobs' to wait for
-        await self.agent.ack(self.bucket.id, [j.id for j in jobs])
-        return started
-
-    async def _save(self, messages: list[AgentMessage]) -> None:
-        """Persist SavePending jobs that are not due soon so the master can see and cancel them."""
-        jobs, poison = self._decode(messages)
-        if poison:
-            await self.worker.runtime.set_aside(self.agent, self.bucket.id, poison)
-        horizon = time.time() + self.worker.cluster.transient_threshold
-        near = [j for j in jobs if j.scheduled_at <= horizon]
-        far = [j.copy(status=JobStatus.HeldOnMaster) for j in jobs if j.scheduled_at > horizon]
-        saved = set(
-            await self.worker.master.save_pending(
-                near, self.bucket.id, self.worker.id, self.worker.cluster.job_lease
-            )
-        )
-        if far:
-            await self.worker.master.insert_jobs(far)
-            self.worker.runtime.hub.coordinator.set()
-        keep = [
-            AgentMessage(j.id, j.scheduled_at, 1, codec.job_to_bytes(j.copy(version=1)))
-            for j in near
-            if j.id in saved
-        ]
-        if keep:
-            await self.agent.push(self.bucket.id, keep)
-        await self.agent.ack(self.bucket.id, [j.id for j in jobs if j.id not in saved])
 
     # ---- dispatch ----------------------------------------------------------------------------
 
@@ -411,7 +227,7 @@ class BucketExecutor:
         except Exception:
             log.exception("bucket %s: could not mark jobs Processing; keeping them", self.bucket.id)
             for job in jobs:
-                self._buffer_push(job)
+                self.buffer_push(job)
             await asyncio.sleep(0.5)
             return
         finally:
@@ -422,9 +238,9 @@ class BucketExecutor:
             job.version += 1
             job.attempts += 1
             job.status = JobStatus.Processing
-            self._launch(job, now)
+            self.launch(job, now)
 
-    def _launch(self, job: Job, now: float) -> None:
+    def launch(self, job: Job, now: float) -> None:
         handler = self.worker.services.registry.get(job.definition_id)
         ctx = self._context(job) if handler is not None and handler.wants_context else None
         loop = asyncio.get_running_loop()
@@ -506,7 +322,7 @@ class BucketExecutor:
         finally:
             self._running.pop(job.id, None)
             self._dispatch_wake.set()
-            if self._slot_wanted:
+            if self.slot_wanted:
                 self._intake_wake.set()
         self._report(running, handler, error)
 
