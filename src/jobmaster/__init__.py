@@ -21,7 +21,7 @@ from jobmaster.errors import (
 from jobmaster.handlers.context import JobContext
 from jobmaster.jobs.model import Attempt, Job, JobStatus, Priority
 from jobmaster.jobs.options import HandlerOptions, JobOptions
-from jobmaster.jobs.outcomes import Discard
+from jobmaster.jobs.outcomes import Discard, Snooze
 from jobmaster.jobs.retry import RetryPolicy
 from jobmaster.runtime.process import run_worker_process, tune_worker_gc
 from jobmaster.sync import SyncJobMaster
@@ -51,6 +51,7 @@ __all__ = [
     "QueryError",
     "RetryPolicy",
     "ScheduleError",
+    "Snooze",
     "SyncJobMaster",
     "UnavailableError",
     "UnknownHandlerError",

@@ -72,6 +72,13 @@ class JobRetried(JobEnded):
 
 
 @dataclass(slots=True, frozen=True)
+class JobSnoozed(JobEnded):
+    """The handler snoozed: the job runs again at `until` (UTC epoch seconds), spending no retry."""
+
+    until: float
+
+
+@dataclass(slots=True, frozen=True)
 class JobCancelled(JobEnded):
     pass
 
@@ -123,6 +130,8 @@ class EventBus:
     def __init__(self) -> None:
         self._subscriptions: list[tuple[type[Event], Callable[[Event], None]]] = []
         self._routes: dict[type[Event], tuple[Callable[[Event], None], ...]] = {}
+        #: Every event class with a subscriber for it or one of its subclasses.
+        self._wanted: frozenset[type[Event]] = frozenset()
 
     def subscribe(self, kind: type[E], callback: Callable[[E], None]) -> Callable[[], None]:
         """Call `callback` for every event of `kind` or a subclass; returns the unsubscribe function."""
@@ -146,10 +155,12 @@ class EventBus:
             if callbacks:
                 routes[kind] = callbacks
         self._routes = routes
+        self._wanted = frozenset(base for kind in routes for base in kind.__mro__ if issubclass(base, Event))
 
     def wants(self, kind: type[Event]) -> bool:
-        """Whether anyone listens for `kind`: ask before building an event on a hot path."""
-        return kind in self._routes
+        """Whether anyone listens for `kind` or one of its subclasses: ask before building an event
+        on a hot path (`wants(JobEnded)` is true for a subscriber of `JobSnoozed` alone)."""
+        return kind in self._wanted
 
     def emit(self, event: Event) -> None:
         for callback in self._routes.get(type(event), ()):

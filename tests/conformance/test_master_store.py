@@ -292,6 +292,41 @@ async def test_complete_writes_outcomes_and_history(master: MasterStore) -> None
     assert await master.attempts(stale.id) == []
 
 
+async def test_a_snooze_grants_its_run_back(master: MasterStore) -> None:
+    """A snoozed run goes back due later and grows the attempt limit, so it spends no retry; a
+    plain retry in the same batch leaves the limit alone."""
+    snoozed, retried = await _queued(master, 2)
+    now = time.time()
+    assert len(await master.start([Fence(j.id, j.version) for j in (snoozed, retried)], now, now + 30)) == 2
+    limit = snoozed.attempt_limit
+    done = await master.complete(
+        [
+            Completion(
+                snoozed.id,
+                snoozed.version + 1,
+                JobStatus.HeldOnMaster,
+                _attempt(snoozed, 1, "snoozed"),
+                scheduled_at=now + 5,
+                grant=1,
+            ),
+            Completion(
+                retried.id,
+                retried.version + 1,
+                JobStatus.HeldOnMaster,
+                _attempt(retried, 1, "failed"),
+                scheduled_at=now + 5,
+            ),
+        ]
+    )
+    assert sorted(done) == sorted([snoozed.id, retried.id])
+    s_snoozed, s_retried = [await master.get_job(j.id) for j in (snoozed, retried)]
+    assert s_snoozed is not None and s_snoozed.status is JobStatus.HeldOnMaster
+    assert (s_snoozed.attempts, s_snoozed.attempt_limit) == (1, limit + 1)
+    assert abs(s_snoozed.scheduled_at - (now + 5)) < 1e-3
+    assert s_retried is not None and s_retried.attempt_limit == limit
+    assert [a.outcome for a in await master.attempts(snoozed.id)] == ["snoozed"]
+
+
 async def test_opposite_batches_on_the_same_jobs_never_deadlock(master: MasterStore) -> None:
     """Two workers' batches naming the same jobs in opposite orders: one wins each job, none fails.
 

@@ -16,6 +16,7 @@ from jobmaster import (
     JobContext,
     RetryPolicy,
     ScheduleError,
+    Snooze,
     WorkerMode,
 )
 from jobmaster.events import (
@@ -26,6 +27,7 @@ from jobmaster.events import (
     JobRetried,
     JobScheduled,
     JobsClaimed,
+    JobSnoozed,
     JobStarted,
     JobSucceeded,
 )
@@ -151,6 +153,32 @@ async def test_discard_fails_the_job_at_once_raised_or_returned(make_app, start)
         assert [a.outcome for a in await app.job_attempts(job_id)] == ["discarded"]
 
 
+async def test_snooze_runs_the_job_again_later_without_spending_a_retry(make_app, start) -> None:
+    app = make_app()
+    snoozed: list[JobSnoozed] = []
+    app.events.subscribe(JobSnoozed, snoozed.append)
+
+    @app.handler(max_retries=0)
+    async def not_ready(ctx: JobContext) -> Snooze | None:
+        if ctx.attempt == 1:
+            raise Snooze("0.3s")
+        if ctx.attempt == 2:
+            return Snooze(0.3)
+        return None
+
+    running = await start(app)
+    job_id = await app.schedule(not_ready)
+    job = await running.wait_status(job_id, "Succeeded")
+    assert (job.attempts, job.attempt_limit) == (3, 3)
+    history = await app.job_attempts(job_id)
+    assert [a.outcome for a in history] == ["snoozed", "snoozed", "succeeded"]
+    # each run waited for its snooze
+    assert history[1].started_at >= history[0].finished_at + 0.3 - 0.01
+    assert [round(e.until - e.attempt.finished_at, 3) for e in snoozed] == [0.3, 0.3]
+    with pytest.raises(ConfigError, match="Snooze"):
+        Snooze("a while")
+
+
 async def test_a_handler_retry_policy_replaces_the_cluster_one(make_app, start) -> None:
     app = make_app()  # the cluster's back-off is 0.05-0.2 s (engine_support.FAST)
 
@@ -270,6 +298,9 @@ def test_unused_seams_cost_nothing_per_job(make_app) -> None:
 
     assert app.registry.resolve(bare).chain is None
     assert not any(app.events.wants(kind) for kind in (JobScheduled, JobStarted, JobEnded, BatchFlushed))
+    only_snoozes = app.events.subscribe(JobSnoozed, lambda e: None)
+    assert app.events.wants(JobEnded) and app.events.wants(JobSnoozed) and not app.events.wants(JobFailed)
+    only_snoozes()
     unsubscribe = app.events.subscribe(Event, lambda e: None)
     assert app.events.wants(JobSucceeded) and app.events.wants(BatchFlushed)
     unsubscribe()

@@ -50,6 +50,9 @@ START = _t(
 RELEASE = _t("release", {_S.AssignedToBucket, _S.Queued}, {_S.HeldOnMaster}, clears_owner=True)
 #: A run failed with attempts left: back to the master, due after the retry back-off.
 RETRY = _t("retry", {_S.Processing}, {_S.HeldOnMaster}, clears_owner=True)
+#: The handler snoozed: back to the master, due after its delay, and the run is granted back
+#: (`attempt_limit` grows by one) so that it spends no retry.
+SNOOZE = _t("snooze", {_S.Processing}, {_S.HeldOnMaster}, clears_owner=True)
 #: A run ended for good. The job keeps its owner (who ran it last) and its last error, unless the
 #: run brought a new one.
 FINISH = _t("finish", {_S.Processing}, FINAL_STATUSES)
@@ -60,7 +63,7 @@ RENEWED = frozenset({_S.Queued, _S.Processing})
 #: Only a running job can be asked to cancel cooperatively.
 CANCELLABLE = frozenset({_S.Processing})
 
-TRANSITIONS = (CLAIM, ADOPT, START, RELEASE, RETRY, FINISH, RECOVER)
+TRANSITIONS = (CLAIM, ADOPT, START, RELEASE, RETRY, SNOOZE, FINISH, RECOVER)
 
 
 def sql_in(statuses: Iterable[JobStatus]) -> str:

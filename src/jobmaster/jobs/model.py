@@ -199,3 +199,5 @@ class Completion(NamedTuple):
     attempt: Attempt
     scheduled_at: float | None = None
     error: dict[str, Any] | None = None
+    #: Runs added to the job's `attempt_limit`: 1 for a snooze, whose run spends no retry.
+    grant: int = 0

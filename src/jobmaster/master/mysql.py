@@ -170,9 +170,11 @@ _COMPLETE_OK = f"""
 _COMPLETE = f"""
     UPDATE JSON_TABLE(%s, '$[*]' COLUMNS (
         id VARCHAR(64) PATH '$[0]', version BIGINT PATH '$[1]', status SMALLINT PATH '$[2]',
-        scheduled_at DOUBLE PATH '$[3]', finished_at DOUBLE PATH '$[4]', error LONGTEXT PATH '$[5]')) c
+        scheduled_at DOUBLE PATH '$[3]', finished_at DOUBLE PATH '$[4]', error LONGTEXT PATH '$[5]',
+        grant_ INT PATH '$[6]')) c
     STRAIGHT_JOIN jm_jobs j ON j.id = c.id AND j.version = c.version
     SET j.scheduled_at = IF(c.status = {lc.HELD}, c.scheduled_at, j.scheduled_at),
+        j.attempt_limit = j.attempt_limit + c.grant_,
         j.bucket_id = IF(c.status = {lc.HELD}, NULL, j.bucket_id),
         j.worker_id = IF(c.status = {lc.HELD}, NULL, j.worker_id),
         j.lease_expires_at = NULL,
@@ -530,6 +532,7 @@ class MysqlMaster(MysqlClient, SqlMasterStore):
                     c.scheduled_at,
                     c.attempt.finished_at,
                     rows.json_text(c.error),
+                    c.grant,
                 ]
                 for c in other
             ]

@@ -438,9 +438,9 @@ _COMPLETE = f"""
         SELECT * FROM unnest(
             $1::text[], $2::bigint[], $3::smallint[], $4::float8[], $5::jsonb[],
             $6::text[], $7::integer[], $8::text[], $9::float8[], $10::float8[], $11::text[],
-            $12::jsonb[]
+            $12::jsonb[], $13::integer[]
         ) WITH ORDINALITY AS c(id, version, status, scheduled_at, error, a_job_id, attempt,
-                               a_worker_id, a_started_at, a_finished_at, outcome, a_error, n)
+                               a_worker_id, a_started_at, a_finished_at, outcome, a_error, grant_, n)
     ),
     done AS (
         UPDATE jm_jobs j SET
@@ -452,6 +452,7 @@ _COMPLETE = f"""
             finished_at = CASE WHEN c.status = {lc.HELD} THEN j.finished_at ELSE c.a_finished_at END,
             last_error = CASE WHEN c.status = {lc.HELD} THEN c.error
                               ELSE COALESCE(c.error, j.last_error) END,
+            attempt_limit = j.attempt_limit + c.grant_,
             version = j.version + 1
         FROM c
         WHERE j.id = c.id AND j.version = c.version
@@ -467,7 +468,7 @@ _COMPLETE = f"""
             worker_id = excluded.worker_id, started_at = excluded.started_at,
             finished_at = excluded.finished_at, outcome = excluded.outcome, error = excluded.error
     )
-    SELECT n, (SELECT pg_notify($13, 'held') FROM done WHERE status = {lc.HELD} LIMIT 1) AS woke FROM done
+    SELECT n, (SELECT pg_notify($14, 'held') FROM done WHERE status = {lc.HELD} LIMIT 1) AS woke FROM done
 """
 
 #: The common outcome on its own: three arrays and no attempt row or notification to consider cost
@@ -830,6 +831,7 @@ class PostgresMaster(PostgresClient, QueueHost, SqlMasterStore):
             [c.attempt.finished_at for c in completions],
             [c.attempt.outcome for c in completions],
             [rows.json_text(c.attempt.error) for c in completions],
+            [c.grant for c in completions],
             self.channel,
         )
         return [completions[n - 1].job_id for n in sorted(r[0] for r in records)]

@@ -430,8 +430,8 @@ class SqliteMaster(SqliteClient, QueueHost, SqlMasterStore):
                     conn.execute(
                         f"UPDATE jm_jobs SET status = {lc.HELD}, scheduled_at = ?, bucket_id = NULL,"
                         " worker_id = NULL, lease_expires_at = NULL, last_error = ?,"
-                        " version = version + 1 WHERE id = ?",
-                        (c.scheduled_at, error, c.job_id),
+                        " attempt_limit = attempt_limit + ?, version = version + 1 WHERE id = ?",
+                        (c.scheduled_at, error, c.grant, c.job_id),
                     )
                 else:
                     conn.execute(

@@ -28,7 +28,7 @@ from jobmaster.events import JobEnded, JobStarted
 from jobmaster.handlers.context import JobContext
 from jobmaster.handlers.registry import Handler
 from jobmaster.jobs.model import Job, JobStatus, run_capacity
-from jobmaster.jobs.outcomes import Discard
+from jobmaster.jobs.outcomes import Discard, Snooze
 from jobmaster.jobs.retry import RetryPolicy
 from jobmaster.master.base import Fence
 from jobmaster.runtime.executor import outcome
@@ -307,7 +307,7 @@ class BucketExecutor:
                 result = await invoke(handler, args, job.data, threads)
             else:
                 result = await handler.chain(partial(invoke, handler, args, job.data, threads), job)
-            if isinstance(result, Discard):
+            if isinstance(result, Discard | Snooze):
                 error = result
         except asyncio.CancelledError:
             running.signal_cancel()

@@ -16,10 +16,11 @@ from jobmaster.events import (
     JobFailed,
     JobInterrupted,
     JobRetried,
+    JobSnoozed,
     JobSucceeded,
 )
 from jobmaster.jobs.model import Attempt, Completion, Job, JobStatus
-from jobmaster.jobs.outcomes import Discard
+from jobmaster.jobs.outcomes import Discard, Snooze
 from jobmaster.jobs.retry import RetryPolicy
 
 #: Reasons a running handler is interrupted without being cancelled by a user: the job goes back to
@@ -55,7 +56,8 @@ def failed(
     now: float,
     policy: RetryPolicy,
 ) -> Completion:
-    """A run that raised, timed out, was discarded or was cancelled: a retry, or a final status."""
+    """A run that raised, timed out, snoozed, was discarded or was cancelled: a retry, a snooze, or a
+    final status."""
     details = error_details(error)
 
     def attempt(outcome: str) -> Attempt:
@@ -72,6 +74,10 @@ def failed(
                 error=details,
             )
         return Completion(job.id, job.version, JobStatus.Cancelled, attempt("cancelled"))
+    if isinstance(error, Snooze):
+        snoozed = Attempt(job.id, job.attempts, worker_id, started_at, now, "snoozed")
+        until = now + error.seconds
+        return Completion(job.id, job.version, JobStatus.HeldOnMaster, snoozed, scheduled_at=until, grant=1)
     if isinstance(error, Discard):
         return Completion(job.id, job.version, JobStatus.Failed, attempt("discarded"), error=details)
     outcome = "timeout" if isinstance(error, JobTimeoutError) else "failed"
@@ -96,6 +102,9 @@ def ended_event(job: Job, completion: Completion) -> JobEnded:
     if status is JobStatus.HeldOnMaster:
         if attempt.outcome == "interrupted":
             return JobInterrupted(job, attempt)
+        if completion.grant:
+            assert completion.scheduled_at is not None
+            return JobSnoozed(job, attempt, completion.scheduled_at)
         assert completion.scheduled_at is not None
         return JobRetried(job, attempt, completion.scheduled_at)
     if status is JobStatus.Cancelled:
