@@ -21,13 +21,13 @@ from jobmaster.errors import ConfigError, NotOpenError, QueryError, ScheduleErro
 from jobmaster.events import EventBus, JobScheduled
 from jobmaster.handlers.registry import HandlerFunc, HandlerRegistry
 from jobmaster.inspection import Inspector
-from jobmaster.jobs.builder import Options, build_job, due_time, prepare
-from jobmaster.jobs.manage import Manager
 from jobmaster.jobs.model import Attempt, Job, JobFilter, JobStatus, new_job_ids
 from jobmaster.jobs.options import HandlerOptions, JobOptions
 from jobmaster.jobs.retry import RetryPolicy
 from jobmaster.master.base import StatusCount
 from jobmaster.middleware import RunMiddleware, ScheduleMiddleware, compose_schedule
+from jobmaster.operations.management import Manager
+from jobmaster.operations.scheduling import Options, build_job, due_time, prepare
 from jobmaster.runtime.duties import Duty
 from jobmaster.runtime.publisher import Publisher
 from jobmaster.runtime.runtime import Runtime

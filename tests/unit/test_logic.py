@@ -16,7 +16,6 @@ from helpers import make_job
 from jobmaster import JobContext, JobMaster, Priority, ScheduleError
 from jobmaster.config.loading import load
 from jobmaster.jobs import codec
-from jobmaster.jobs.builder import Options, build_job
 from jobmaster.jobs.model import (
     BASE_SLOTS,
     FINAL_STATUSES,
@@ -30,6 +29,7 @@ from jobmaster.jobs.retry import retry_delay
 from jobmaster.master import postgres as pg_master
 from jobmaster.master import rows
 from jobmaster.master.base import StartNow
+from jobmaster.operations.scheduling import Options, build_job
 from jobmaster.runtime.process import WORKER_GC_THRESHOLD, tune_worker_gc
 
 

@@ -28,9 +28,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from jobmaster.app import JobMaster
-from jobmaster.config.durations import parse_duration
 from jobmaster.config.urls import describe, redact
 from jobmaster.db.sqlite import path_from_url
+from jobmaster.durations import parse_duration
 from jobmaster.errors import JobMasterError, UnavailableError
 from jobmaster.jobs.model import Attempt, Job, JobStatus, Priority
 from jobmaster.runtime.process import EVENT_LOOPS, event_loop_factory, run_worker_process, uvloop_factory

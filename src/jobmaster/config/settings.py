@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from jobmaster.cluster.model import WorkerMode
-from jobmaster.config.durations import parse_duration
+from jobmaster.durations import parse_duration
 from jobmaster.jobs.model import DEFAULT_LANE, Priority
 from jobmaster.jobs.retry import RetryPolicy
 

@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Unpack
 
-from jobmaster.config.durations import parse_duration
 from jobmaster.config.settings import LANE_PATTERN
+from jobmaster.durations import parse_duration
 from jobmaster.errors import ConfigError, ScheduleError, UnknownHandlerError
 from jobmaster.handlers.context import JobContext
 from jobmaster.jobs.model import Priority

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from jobmaster.config.durations import parse_duration
+from jobmaster.durations import parse_duration
 from jobmaster.errors import ConfigError
 
 #: The longest a job may snooze: longer waits belong to a scheduled job of their own.

@@ -10,7 +10,7 @@ import random
 from dataclasses import dataclass
 from datetime import timedelta
 
-from jobmaster.config.durations import parse_duration
+from jobmaster.durations import parse_duration
 from jobmaster.errors import ConfigError
 
 

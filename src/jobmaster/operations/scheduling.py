@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from jobmaster.config.durations import parse_duration
 from jobmaster.config.settings import ClusterConfig
+from jobmaster.durations import parse_duration
 from jobmaster.errors import ConfigError, ScheduleError
 from jobmaster.handlers.registry import Handler, validate_defaults
 from jobmaster.jobs import codec
