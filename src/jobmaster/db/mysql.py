@@ -55,10 +55,6 @@ MIN_MYSQL = (8, 0)
 SQL_MODE = "STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION"
 INIT_COMMAND = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"
 
-#: Table options of every table: InnoDB (row locks, foreign keys), 4-byte UTF-8 and a binary
-#: collation, so names compare exactly as on PostgreSQL and SQLite (case and accents matter).
-TABLE_OPTIONS = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
-
 # Server error codes the backends act on.
 ER_DUP_ENTRY = 1062
 ER_LOCK_WAIT_TIMEOUT = 1205
