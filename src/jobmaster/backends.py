@@ -79,7 +79,7 @@ def _load(scheme: str, backend: Backend) -> ModuleType:
 
 
 def master_module(url: str) -> ModuleType:
-    """The module serving the master URL's scheme (its `STORE` class, its `MIGRATIONS`)."""
+    """The module serving the master URL's scheme (its `STORE` class)."""
     scheme = _scheme(url)
     backend = MASTERS.get(scheme)
     if backend is None:
@@ -102,5 +102,6 @@ def make_agent(url: str, cluster_id: str, name: str) -> AgentTransport:
 
 
 def latest_schema_version(url: str) -> int:
-    """The master schema version this code migrates to: one per entry of the module's `MIGRATIONS`."""
-    return len(master_module(url).MIGRATIONS)
+    """The master schema version this code migrates to (no connection needed)."""
+    version: int = master_module(url).STORE.latest_schema_version()
+    return version

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_support import FAST, Running
+from engine_support import FAST, FRESH_DB, Running, on_mysql, on_postgres
 
 from jobmaster import JobMaster
 
@@ -39,3 +41,21 @@ async def start() -> AsyncIterator[Callable[[JobMaster], Awaitable[Running]]]:
     yield run
     for running in started:
         await running.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
+def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A master database nothing has touched yet, next to the session's databases."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/fresh.db"
+        return
+    if request.param == "postgresql":
+        fixture, run, create = "pg_urls", on_postgres, f"CREATE DATABASE {FRESH_DB}"
+    else:  # as the session's databases are made (docs/mysql.md)
+        fixture, run = "mysql_urls", on_mysql
+        create = f"CREATE DATABASE {FRESH_DB} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+    session_db = request.getfixturevalue(fixture)["master"]
+    asyncio.run(run(session_db, f"DROP DATABASE IF EXISTS {FRESH_DB}"))
+    asyncio.run(run(session_db, create))
+    yield f"{session_db.rsplit('/', 1)[0]}/{FRESH_DB}"
+    asyncio.run(run(session_db, f"DROP DATABASE {FRESH_DB}"))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from jobmaster import JobMaster
+from jobmaster.db.mysql import connect_args
 
 #: Fast settings so retries, heartbeats and lease expiry take milliseconds, not minutes.
 FAST = {
@@ -56,3 +58,29 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 15.0
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(0.02)
+
+
+#: The database of the `fresh_url` fixture on the PostgreSQL and MySQL servers.
+FRESH_DB = f"jobmaster_test_{os.getpid()}_fresh"
+
+
+async def on_postgres(url: str, statement: str) -> None:
+    """Run one statement on its own connection (CREATE DATABASE cannot run in a pool's session)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+async def on_mysql(url: str, statement: str) -> None:
+    import asyncmy
+
+    conn = await asyncmy.connect(**connect_args(url))
+    try:
+        async with conn.cursor() as cursor:
+            await cursor.execute(statement)
+    finally:
+        await conn.ensure_closed()

@@ -4,59 +4,17 @@ of every master backend (the session's shared databases are migrated by other te
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from engine_support import FRESH_DB
 
 from jobmaster import ConfigError, JobMaster, JobStatus
 from jobmaster.backends import latest_schema_version
 from jobmaster.cli.main import cli
 from jobmaster.db.mysql import connect_args
-
-FRESH_DB = f"jobmaster_test_{os.getpid()}_fresh"
-
-
-async def _postgres(url: str, statement: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
-async def _mysql(url: str, statement: str) -> None:
-    import asyncmy
-
-    conn = await asyncmy.connect(**connect_args(url))
-    try:
-        async with conn.cursor() as cursor:
-            await cursor.execute(statement)
-    finally:
-        await conn.ensure_closed()
-
-
-@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
-def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A master database nothing has touched yet, next to the session's databases."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/fresh.db"
-        return
-    if request.param == "postgresql":
-        fixture, run, create = "pg_urls", _postgres, f"CREATE DATABASE {FRESH_DB}"
-    else:  # as the session's databases are made (docs/mysql.md)
-        fixture, run = "mysql_urls", _mysql
-        create = f"CREATE DATABASE {FRESH_DB} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
-    session_db = request.getfixturevalue(fixture)["master"]
-    asyncio.run(run(session_db, f"DROP DATABASE IF EXISTS {FRESH_DB}"))
-    asyncio.run(run(session_db, create))
-    yield f"{session_db.rsplit('/', 1)[0]}/{FRESH_DB}"
-    asyncio.run(run(session_db, f"DROP DATABASE {FRESH_DB}"))
 
 
 async def _tables(url: str) -> list[str]:

@@ -51,6 +51,15 @@ def test_store_sql_takes_statuses_from_the_lifecycle(path: Path) -> None:
     assert not unrendered, f"{path.name}: lifecycle names in a plain string: {unrendered}"
 
 
+SCHEMA_FILES = sorted((SRC / "master" / "sql" / "schema").glob("*/*.sql"))
+
+
+@pytest.mark.parametrize("path", SCHEMA_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_schema_files_take_statuses_from_the_lifecycle(path: Path) -> None:
+    found = [line for line in path.read_text().splitlines() if STATUS_LITERAL.search(line)]
+    assert not found, f"{path.name} spells status numbers; use {{lc.NAME}}: {found}"
+
+
 def test_the_scan_finds_status_numbers() -> None:
     for sql in (
         "WHERE status = 3",

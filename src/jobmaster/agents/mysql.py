@@ -30,11 +30,11 @@ from jobmaster.agents.base import (
 from jobmaster.db.mysql import (
     ER_NO_REFERENCED_ROW,
     ER_ROW_IS_REFERENCED,
-    TABLE_OPTIONS,
     MysqlClient,
     Session,
     error_code,
 )
+from jobmaster.master.sql.dialect import TABLE_OPTIONS
 
 SCHEMES = ("mysql", "mariadb")
 

@@ -55,13 +55,8 @@ MIN_MYSQL = (8, 0)
 SQL_MODE = "STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION"
 INIT_COMMAND = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"
 
-#: Table options of every table: InnoDB (row locks, foreign keys), 4-byte UTF-8 and a binary
-#: collation, so names compare exactly as on PostgreSQL and SQLite (case and accents matter).
-TABLE_OPTIONS = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
-
 # Server error codes the backends act on.
 ER_DUP_ENTRY = 1062
-ER_NO_SUCH_TABLE = 1146
 ER_LOCK_WAIT_TIMEOUT = 1205
 ER_LOCK_DEADLOCK = 1213
 ER_ROW_IS_REFERENCED = (1217, 1451)
@@ -337,6 +332,12 @@ class MysqlExecutor:
 
     async def transaction(self, body: Callable[[Statements], Awaitable[T]]) -> T:
         return await self._db.run(body)
+
+    async def exclusive(self, lock: str, body: Callable[[Statements], Awaitable[T]]) -> T:
+        """`body` on one session under the named lock `lock` (`locked`), each statement committed
+        as it runs: DDL would commit a transaction around it anyway."""
+        async with self._db.locked(lock) as s:
+            return await body(s)
 
 
 class MysqlClient(UsesDatabase[MysqlDatabase]):

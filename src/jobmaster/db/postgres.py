@@ -116,6 +116,14 @@ class PostgresDatabase(SharedDatabase):
         return PostgresExecutor(self.pool)
 
 
+def advisory_key(name: str) -> int:
+    """The advisory lock key of an 8-character name: its bytes as one big-endian bigint."""
+    raw = name.encode()
+    if len(raw) != 8:
+        raise ValueError(f"an advisory lock name is 8 bytes, not {len(raw)}: {name!r}")
+    return int.from_bytes(raw, "big", signed=True)
+
+
 def _matched(status: str) -> int:
     """Rows a write matched, from its command tag (`UPDATE 3`, `DELETE 0`, `INSERT 0 2`)."""
     last = status.rsplit(" ", 1)[-1]
@@ -145,6 +153,12 @@ class PostgresExecutor(_Statements):
 
     async def transaction(self, body: Callable[[Statements], Awaitable[T]]) -> T:
         async with self._pool.acquire() as conn, conn.transaction():
+            return await body(_Statements(conn))
+
+    async def exclusive(self, lock: str, body: Callable[[Statements], Awaitable[T]]) -> T:
+        """A transaction that first takes the advisory lock `advisory_key(lock)`, released when it ends."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", advisory_key(lock))
             return await body(_Statements(conn))
 
 

@@ -224,6 +224,11 @@ class SqliteExecutor:
             db._held = None
             held.set()
 
+    async def exclusive(self, lock: str, body: Callable[[Statements], Awaitable[T]]) -> T:
+        """`transaction`: its BEGIN IMMEDIATE takes the write lock of the whole database file, from
+        every process, and SQLite's DDL is transactional."""
+        return await self.transaction(body)
+
 
 def _rollback(conn: sqlite3.Connection) -> None:
     conn.execute("ROLLBACK")

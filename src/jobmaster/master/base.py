@@ -104,12 +104,21 @@ class MasterStore(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None: ...
 
+    @classmethod
     @abc.abstractmethod
-    async def migrate(self) -> int:
-        """Apply pending schema migrations; return the schema version now in force."""
+    def latest_schema_version(cls) -> int:
+        """The schema version `migrate` brings a database to; one below it needs `migrate`."""
 
     @abc.abstractmethod
-    async def schema_version(self) -> int: ...
+    async def migrate(self) -> int:
+        """Apply pending schema migrations; return the schema version now in force.
+
+        Safe to call from several processes at once: each migration is applied once.
+        """
+
+    @abc.abstractmethod
+    async def schema_version(self) -> int:
+        """The schema version in force, 0 for a database without the schema (never runs DDL)."""
 
     async def listen(self, callback: Callable[[str], None]) -> None:
         """Deliver cluster notifications (see `notify`) to `callback`; a no-op when polled."""

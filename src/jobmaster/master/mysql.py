@@ -31,8 +31,6 @@ from asyncmy.errors import MySQLError
 
 from jobmaster.db.mysql import (
     ER_DUP_ENTRY,
-    ER_NO_SUCH_TABLE,
-    TABLE_OPTIONS,
     MysqlClient,
     Session,
     error_code,
@@ -49,90 +47,6 @@ from jobmaster.master.sql.store import ATTEMPT_COLUMNS, SqlMasterStore
 
 SCHEMES = ("mysql", "mariadb")
 
-
-MIGRATIONS: list[list[str]] = [
-    [
-        f"""CREATE TABLE IF NOT EXISTS jm_jobs (
-            id VARCHAR(64) NOT NULL,
-            cluster_id VARCHAR(191) NOT NULL,
-            definition_id VARCHAR(255) NOT NULL,
-            scheduled_at DOUBLE NOT NULL,
-            created_at DOUBLE NOT NULL,
-            priority SMALLINT NOT NULL,
-            lane VARCHAR(64) NOT NULL,
-            data LONGTEXT NOT NULL,
-            metadata LONGTEXT NOT NULL,
-            timeout_s DOUBLE NOT NULL,
-            max_retries INT NOT NULL,
-            attempt_limit INT NOT NULL,
-            status SMALLINT NOT NULL,
-            attempts INT NOT NULL DEFAULT 0,
-            version BIGINT NOT NULL,
-            original_scheduled_at DOUBLE NOT NULL,
-            bucket_id VARCHAR(191) NULL,
-            worker_id VARCHAR(191) NULL,
-            lease_expires_at DOUBLE NULL,
-            started_at DOUBLE NULL,
-            finished_at DOUBLE NULL,
-            cancel_requested BOOLEAN NOT NULL DEFAULT FALSE,
-            last_error LONGTEXT NULL,
-            held_at DOUBLE AS (IF(status = {lc.HELD}, scheduled_at, NULL)) STORED,
-            final_at DOUBLE AS (IF(status IN {lc.FINAL_SQL}, finished_at, NULL)) STORED,
-            PRIMARY KEY (id),
-            INDEX jm_jobs_due (cluster_id, lane, priority, held_at),
-            INDEX jm_jobs_lease (cluster_id, status, lease_expires_at),
-            INDEX jm_jobs_finished (cluster_id, final_at),
-            INDEX jm_jobs_status (cluster_id, status, scheduled_at),
-            INDEX jm_jobs_definition (cluster_id, definition_id, status)
-        ) {TABLE_OPTIONS}""",
-        f"""CREATE TABLE IF NOT EXISTS jm_attempts (
-            job_id VARCHAR(64) NOT NULL,
-            attempt INT NOT NULL,
-            worker_id VARCHAR(191) NULL,
-            started_at DOUBLE NOT NULL,
-            finished_at DOUBLE NOT NULL,
-            outcome VARCHAR(32) NOT NULL,
-            error LONGTEXT NULL,
-            PRIMARY KEY (job_id, attempt)
-        ) {TABLE_OPTIONS}""",
-        f"""CREATE TABLE IF NOT EXISTS jm_workers (
-            id VARCHAR(191) NOT NULL,
-            cluster_id VARCHAR(191) NOT NULL,
-            name VARCHAR(191) NOT NULL,
-            mode VARCHAR(32) NOT NULL,
-            lane VARCHAR(64) NOT NULL,
-            agent VARCHAR(191) NOT NULL,
-            host VARCHAR(255) NOT NULL,
-            pid INT NOT NULL,
-            started_at DOUBLE NOT NULL,
-            heartbeat_at DOUBLE NOT NULL,
-            status SMALLINT NOT NULL,
-            PRIMARY KEY (id),
-            INDEX jm_workers_cluster (cluster_id, status)
-        ) {TABLE_OPTIONS}""",
-        f"""CREATE TABLE IF NOT EXISTS jm_buckets (
-            id VARCHAR(191) NOT NULL,
-            cluster_id VARCHAR(191) NOT NULL,
-            agent VARCHAR(191) NOT NULL,
-            lane VARCHAR(64) NOT NULL,
-            priority SMALLINT NOT NULL,
-            worker_id VARCHAR(191) NOT NULL,
-            status SMALLINT NOT NULL,
-            created_at DOUBLE NOT NULL,
-            PRIMARY KEY (id),
-            INDEX jm_buckets_cluster (cluster_id, status),
-            INDEX jm_buckets_worker (worker_id)
-        ) {TABLE_OPTIONS}""",
-    ],
-    [
-        # InnoDB rewrites an index entry (delete-mark and insert) whenever a column of its key
-        # changes, and both of these held `status`: each start and completion of every job paid for
-        # them. Jobs are listed by status through `jm_jobs_lease` (cluster_id, status, ...) and
-        # counted by handler through this index, which a job's row enters once, when it ends.
-        "ALTER TABLE jm_jobs DROP INDEX jm_jobs_status, DROP INDEX jm_jobs_definition,"
-        " ADD INDEX jm_jobs_final_definition (cluster_id, definition_id, final_at)",
-    ],
-]
 
 _JOB_MARKS = "(" + ", ".join(["%s"] * (len(rows.JOB_COLUMNS) + 1)) + ")"
 _INSERT_JOBS = f"INSERT INTO jm_jobs (cluster_id, {rows.JOB_SELECT}) VALUES "
@@ -251,29 +165,6 @@ class MysqlMaster(MysqlClient, SqlMasterStore):
     def __init__(self, url: str, cluster_id: str) -> None:
         super().__init__(url, cluster_id)
         self._claimed_last = False
-
-    async def migrate(self) -> int:
-        async with self.db.locked("master-migrations") as s:
-            await s.execute(
-                f"CREATE TABLE IF NOT EXISTS jm_schema (version INT NOT NULL PRIMARY KEY) {TABLE_OPTIONS}"
-            )
-            current = int(await s.fetchval("SELECT COALESCE(MAX(version), 0) FROM jm_schema") or 0)
-            for number, statements in enumerate(MIGRATIONS, start=1):
-                if number <= current:
-                    continue
-                for statement in statements:
-                    await s.execute(statement)
-                await s.execute("INSERT INTO jm_schema (version) VALUES (%s)", (number,))
-            return max(current, len(MIGRATIONS))
-
-    async def schema_version(self) -> int:
-        try:
-            version = await self.db.fetchval("SELECT MAX(version) FROM jm_schema")
-        except MySQLError as exc:
-            if error_code(exc) == ER_NO_SUCH_TABLE:
-                return 0
-            raise
-        return int(version or 0)
 
     # ---- job writes -------------------------------------------------------------------------
 

@@ -40,179 +40,6 @@ from jobmaster.master.sql.store import ATTEMPT_COLUMNS, SqlMasterStore
 SCHEMES = ("postgresql", "postgres")
 
 
-#: Key of the transaction-level advisory lock that serialises migrations of every process.
-_MIGRATION_LOCK = 0x6A6D5F6D61737472  # "jm_mastr"
-
-
-def _keyed(signature: str, returns: str, body: str) -> str:
-    """A batch write that joins its batch to the job table, as a SQL function: one with SET clauses
-    is planned on each call, with these settings, so the join goes through the primary key whatever
-    the statistics say (see `_SUCCEED` for what a kept generic plan did instead)."""
-    return f"""CREATE OR REPLACE FUNCTION {signature} RETURNS {returns}
-        LANGUAGE sql
-        SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off
-        AS $$ {body} $$"""
-
-
-MIGRATIONS: list[list[str]] = [
-    [
-        """CREATE TABLE IF NOT EXISTS jm_jobs (
-            id text PRIMARY KEY,
-            cluster_id text NOT NULL,
-            definition_id text NOT NULL,
-            scheduled_at double precision NOT NULL,
-            created_at double precision NOT NULL,
-            priority smallint NOT NULL,
-            lane text NOT NULL,
-            data jsonb NOT NULL,
-            metadata jsonb NOT NULL,
-            timeout_s double precision NOT NULL,
-            max_retries integer NOT NULL,
-            attempt_limit integer NOT NULL,
-            status smallint NOT NULL,
-            attempts integer NOT NULL DEFAULT 0,
-            version bigint NOT NULL,
-            original_scheduled_at double precision NOT NULL,
-            bucket_id text,
-            worker_id text,
-            lease_expires_at double precision,
-            started_at double precision,
-            finished_at double precision,
-            cancel_requested boolean NOT NULL DEFAULT false,
-            last_error jsonb
-        )""",
-        f"""CREATE INDEX IF NOT EXISTS jm_jobs_due ON jm_jobs
-            (cluster_id, lane, priority, scheduled_at) WHERE status = {lc.HELD}""",
-        f"""CREATE INDEX IF NOT EXISTS jm_jobs_lease ON jm_jobs
-            (cluster_id, lease_expires_at) WHERE status IN {lc.OWNED_SQL}""",
-        f"""CREATE INDEX IF NOT EXISTS jm_jobs_owner ON jm_jobs
-            (worker_id, lease_expires_at) WHERE status IN {lc.OWNED_SQL}""",
-        f"""CREATE INDEX IF NOT EXISTS jm_jobs_finished ON jm_jobs
-            (cluster_id, finished_at) WHERE status IN {lc.FINAL_SQL}""",
-        # Almost always empty, so free to maintain; spares each heartbeat a walk over every job the
-        # worker holds just to find the (rare) cancel requests.
-        f"""CREATE INDEX IF NOT EXISTS jm_jobs_cancel ON jm_jobs (worker_id)
-            WHERE status = {lc.PROCESSING} AND cancel_requested""",
-        "CREATE INDEX IF NOT EXISTS jm_jobs_status ON jm_jobs (cluster_id, status, scheduled_at)",
-        "CREATE INDEX IF NOT EXISTS jm_jobs_definition ON jm_jobs (cluster_id, definition_id)",
-        """CREATE TABLE IF NOT EXISTS jm_attempts (
-            job_id text NOT NULL,
-            attempt integer NOT NULL,
-            worker_id text,
-            started_at double precision NOT NULL,
-            finished_at double precision NOT NULL,
-            outcome text NOT NULL,
-            error jsonb,
-            PRIMARY KEY (job_id, attempt)
-        )""",
-        """CREATE TABLE IF NOT EXISTS jm_workers (
-            id text PRIMARY KEY,
-            cluster_id text NOT NULL,
-            name text NOT NULL,
-            mode text NOT NULL,
-            lane text NOT NULL,
-            agent text NOT NULL,
-            host text NOT NULL,
-            pid integer NOT NULL,
-            started_at double precision NOT NULL,
-            heartbeat_at double precision NOT NULL,
-            status smallint NOT NULL
-        )""",
-        "CREATE INDEX IF NOT EXISTS jm_workers_cluster ON jm_workers (cluster_id, status)",
-        """CREATE TABLE IF NOT EXISTS jm_buckets (
-            id text PRIMARY KEY,
-            cluster_id text NOT NULL,
-            agent text NOT NULL,
-            lane text NOT NULL,
-            priority smallint NOT NULL,
-            worker_id text NOT NULL,
-            status smallint NOT NULL,
-            created_at double precision NOT NULL
-        )""",
-        "CREATE INDEX IF NOT EXISTS jm_buckets_cluster ON jm_buckets (cluster_id, status)",
-    ],
-    [
-        # Every status change is a non-HOT update, so each full index gains an entry per write:
-        # the two full indexes that only management queries used cost a third of each hot write.
-        # Jobs in flight are few and reached through the partial indexes above; finished jobs are
-        # listed and counted by handler through this one, which a job enters once, when it ends.
-        "DROP INDEX IF EXISTS jm_jobs_status",
-        "DROP INDEX IF EXISTS jm_jobs_definition",
-        f"""CREATE INDEX IF NOT EXISTS jm_jobs_final_definition ON jm_jobs
-            (cluster_id, definition_id, finished_at) WHERE status IN {lc.FINAL_SQL}""",
-        # bucket queues held in the job table (QueueHost)
-        f"""CREATE INDEX IF NOT EXISTS jm_jobs_queued ON jm_jobs (bucket_id, scheduled_at)
-            WHERE status = {lc.ASSIGNED}""",
-    ],
-    [
-        # Lease renewal names the held ids (primary key), so nothing reads this one any more, and
-        # every take, adopt and start of a job wrote an entry into it.
-        "DROP INDEX IF EXISTS jm_jobs_owner",
-        # A job waiting in a job-table queue has no lease (a drain of its bucket returns it), so
-        # the recovery index need not hold it: that was an entry per scheduled job, never read.
-        "DROP INDEX IF EXISTS jm_jobs_lease",
-        f"""CREATE INDEX IF NOT EXISTS jm_jobs_lease ON jm_jobs (cluster_id, lease_expires_at)
-            WHERE status IN {lc.OWNED_SQL} AND lease_expires_at IS NOT NULL""",
-    ],
-    [
-        # Keys compare byte by byte whatever the database's locale: under a libc locale (even
-        # C.UTF-8) every comparison in these indexes went through strcoll.
-        *(
-            f'ALTER TABLE {table} ALTER COLUMN {column} TYPE text COLLATE "C"'
-            for table, columns in (
-                ("jm_jobs", ("id", "cluster_id", "definition_id", "lane", "bucket_id", "worker_id")),
-                ("jm_attempts", ("job_id",)),
-                ("jm_buckets", ("id", "cluster_id", "worker_id")),
-                ("jm_workers", ("id", "cluster_id")),
-            )
-            for column in columns
-        ),
-    ],
-    [
-        _keyed(
-            "jm_succeed(p_ids text[], p_versions bigint[], p_finished float8[])",
-            "SETOF text",
-            f"""UPDATE jm_jobs j SET status = {lc.SUCCEEDED}, finished_at = f.finished_at,
-                lease_expires_at = NULL,
-                version = j.version + 1
-            FROM unnest(p_ids, p_versions, p_finished) AS f(id, version, finished_at)
-            WHERE j.id = f.id AND j.version = f.version
-            RETURNING j.id""",
-        ),
-    ],
-    [
-        _keyed(
-            "jm_start(p_ids text[], p_versions bigint[], p_now float8, p_lease float8)",
-            "SETOF text",
-            f"""UPDATE jm_jobs j SET status = {lc.PROCESSING}, attempts = j.attempts + 1, started_at = p_now,
-                lease_expires_at = p_lease, version = j.version + 1
-            FROM unnest(p_ids, p_versions) AS f(id, version)
-            WHERE j.id = f.id AND j.version = f.version AND j.status IN {lc.STARTABLE_SQL}
-                AND NOT j.cancel_requested
-            RETURNING j.id""",
-        ),
-        _keyed(
-            "jm_assign(p_ids text[], p_versions bigint[], p_statuses smallint[], p_buckets text[],"
-            " p_workers text[], p_leases float8[])",
-            "void",
-            """UPDATE jm_jobs j SET status = a.status, bucket_id = a.bucket_id,
-                worker_id = a.worker_id, lease_expires_at = a.lease_until, version = j.version + 1
-            FROM unnest(p_ids, p_versions, p_statuses, p_buckets, p_workers, p_leases)
-                AS a(id, version, status, bucket_id, worker_id, lease_until)
-            WHERE j.id = a.id AND j.version = a.version""",
-        ),
-        _keyed(
-            "jm_release(p_ids text[], p_versions bigint[])",
-            "SETOF text",
-            f"""UPDATE jm_jobs j SET status = {lc.HELD}, bucket_id = NULL, worker_id = NULL,
-                lease_expires_at = NULL, version = j.version + 1
-            FROM unnest(p_ids, p_versions) AS f(id, version)
-            WHERE j.id = f.id AND j.version = f.version AND j.status IN {lc.RELEASABLE_SQL}
-            RETURNING j.id""",
-        ),
-    ],
-]
-
 #: PostgreSQL array type of each of `rows.JOB_COLUMNS`, in order, for `unnest`.
 _JOB_ARRAY_TYPES = (
     "text[]",
@@ -425,7 +252,7 @@ _CLAIM = f"""
 """
 
 #: `_ASSIGN`, `_START`, `_SUCCEED` and `_RELEASE` join their batch to the job table in functions
-#: (`_keyed`), for the reason given at `_SUCCEED`.
+#: (migrations 5 and 6, `master/sql/schema/postgres/`), for the reason given at `_SUCCEED`.
 _ASSIGN = "SELECT jm_assign($1::text[], $2::bigint[], $3::smallint[], $4::text[], $5::text[], $6::float8[])"
 
 _START = "SELECT id FROM jm_start($1::text[], $2::bigint[], $3::float8, $4::float8) AS id"
@@ -584,26 +411,6 @@ class PostgresMaster(PostgresClient, QueueHost, SqlMasterStore):
         super().__init__(url, cluster_id)
         self.channel = channel_name("jm_", cluster_id)
         self._listeners: list[Listener] = []
-
-    async def migrate(self) -> int:
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
-            await conn.execute("CREATE TABLE IF NOT EXISTS jm_schema (version integer PRIMARY KEY)")
-            current = await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM jm_schema")
-            for number, statements in enumerate(MIGRATIONS, start=1):
-                if number <= current:
-                    continue
-                for statement in statements:
-                    await conn.execute(statement)
-                await conn.execute("INSERT INTO jm_schema (version) VALUES ($1)", number)
-            return max(int(current), len(MIGRATIONS))
-
-    async def schema_version(self) -> int:
-        try:
-            version = await self.pool.fetchval("SELECT MAX(version) FROM jm_schema")
-        except asyncpg.UndefinedTableError:
-            return 0
-        return int(version or 0)
 
     async def notify(self, topic: str) -> None:
         await self.pool.execute("SELECT pg_notify($1, $2)", self.channel, topic)

@@ -6,7 +6,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from jobmaster.db.sqlite import SqliteClient, immediate
+from jobmaster.db.sqlite import SqliteClient
 from jobmaster.jobs import codec
 from jobmaster.jobs import lifecycle as lc
 from jobmaster.jobs.model import (
@@ -30,87 +30,6 @@ from jobmaster.master.sql.executor import Executor
 from jobmaster.master.sql.store import SqlMasterStore
 
 SCHEMES = ("sqlite",)
-
-
-MIGRATIONS: list[list[str]] = [
-    [
-        """CREATE TABLE IF NOT EXISTS jm_jobs (
-            id TEXT PRIMARY KEY,
-            cluster_id TEXT NOT NULL,
-            definition_id TEXT NOT NULL,
-            scheduled_at REAL NOT NULL,
-            created_at REAL NOT NULL,
-            priority INTEGER NOT NULL,
-            lane TEXT NOT NULL,
-            data TEXT NOT NULL,
-            metadata TEXT NOT NULL,
-            timeout_s REAL NOT NULL,
-            max_retries INTEGER NOT NULL,
-            attempt_limit INTEGER NOT NULL,
-            status INTEGER NOT NULL,
-            attempts INTEGER NOT NULL DEFAULT 0,
-            version INTEGER NOT NULL,
-            original_scheduled_at REAL NOT NULL,
-            bucket_id TEXT,
-            worker_id TEXT,
-            lease_expires_at REAL,
-            started_at REAL,
-            finished_at REAL,
-            cancel_requested INTEGER NOT NULL DEFAULT 0,
-            last_error TEXT
-        )""",
-        f"""CREATE INDEX IF NOT EXISTS jm_jobs_due ON jm_jobs
-            (cluster_id, lane, priority, scheduled_at) WHERE status = {lc.HELD}""",
-        f"""CREATE INDEX IF NOT EXISTS jm_jobs_lease ON jm_jobs
-            (cluster_id, lease_expires_at) WHERE status IN {lc.OWNED_SQL}""",
-        f"""CREATE INDEX IF NOT EXISTS jm_jobs_owner ON jm_jobs
-            (worker_id, lease_expires_at) WHERE status IN {lc.OWNED_SQL}""",
-        f"""CREATE INDEX IF NOT EXISTS jm_jobs_finished ON jm_jobs
-            (cluster_id, finished_at) WHERE status IN {lc.FINAL_SQL}""",
-        "CREATE INDEX IF NOT EXISTS jm_jobs_status ON jm_jobs (cluster_id, status, scheduled_at)",
-        "CREATE INDEX IF NOT EXISTS jm_jobs_definition ON jm_jobs (cluster_id, definition_id)",
-        """CREATE TABLE IF NOT EXISTS jm_attempts (
-            job_id TEXT NOT NULL,
-            attempt INTEGER NOT NULL,
-            worker_id TEXT,
-            started_at REAL NOT NULL,
-            finished_at REAL NOT NULL,
-            outcome TEXT NOT NULL,
-            error TEXT,
-            PRIMARY KEY (job_id, attempt)
-        )""",
-        """CREATE TABLE IF NOT EXISTS jm_workers (
-            id TEXT PRIMARY KEY,
-            cluster_id TEXT NOT NULL,
-            name TEXT NOT NULL,
-            mode TEXT NOT NULL,
-            lane TEXT NOT NULL,
-            agent TEXT NOT NULL,
-            host TEXT NOT NULL,
-            pid INTEGER NOT NULL,
-            started_at REAL NOT NULL,
-            heartbeat_at REAL NOT NULL,
-            status INTEGER NOT NULL
-        )""",
-        "CREATE INDEX IF NOT EXISTS jm_workers_cluster ON jm_workers (cluster_id, status)",
-        """CREATE TABLE IF NOT EXISTS jm_buckets (
-            id TEXT PRIMARY KEY,
-            cluster_id TEXT NOT NULL,
-            agent TEXT NOT NULL,
-            lane TEXT NOT NULL,
-            priority INTEGER NOT NULL,
-            worker_id TEXT NOT NULL,
-            status INTEGER NOT NULL,
-            created_at REAL NOT NULL
-        )""",
-        "CREATE INDEX IF NOT EXISTS jm_buckets_cluster ON jm_buckets (cluster_id, status)",
-    ],
-    [
-        # bucket queues held in the job table (QueueHost)
-        f"""CREATE INDEX IF NOT EXISTS jm_jobs_queued ON jm_jobs (bucket_id, scheduled_at)
-            WHERE status = {lc.ASSIGNED}""",
-    ],
-]
 
 
 def _routes_sql(routes: Sequence[Route]) -> tuple[str, list[Any]]:
@@ -163,32 +82,6 @@ class SqliteMaster(SqliteClient, QueueHost, SqlMasterStore):
     @property
     def sql(self) -> Executor:
         return self.db.executor
-
-    async def migrate(self) -> int:
-        def apply(conn: sqlite3.Connection) -> int:
-            with immediate(conn):
-                conn.execute("CREATE TABLE IF NOT EXISTS jm_schema (version INTEGER NOT NULL)")
-                row = conn.execute("SELECT MAX(version) FROM jm_schema").fetchone()
-                current = row[0] or 0
-                for number, statements in enumerate(MIGRATIONS, start=1):
-                    if number <= current:
-                        continue
-                    for statement in statements:
-                        conn.execute(statement)
-                    conn.execute("INSERT INTO jm_schema (version) VALUES (?)", (number,))
-                return len(MIGRATIONS)
-
-        return await self.db.run(apply)
-
-    async def schema_version(self) -> int:
-        def read(conn: sqlite3.Connection) -> int:
-            try:
-                row = conn.execute("SELECT MAX(version) FROM jm_schema").fetchone()
-            except sqlite3.OperationalError:
-                return 0
-            return int(row[0] or 0)
-
-        return await self.db.run(read)
 
     # ---- job writes -------------------------------------------------------------------------
 

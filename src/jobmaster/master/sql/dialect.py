@@ -111,6 +111,14 @@ class Dialect:
     held: str
     #: One row if the table named `?` exists.
     table_exists: str
+    #: Creates the table of applied migration numbers (`migrations.migrate`).
+    version_table: str
+    #: The lock `Executor.exclusive` takes while migrating, as earlier releases took it, so that old
+    #: and new processes of a rolling upgrade still migrate one at a time: PostgreSQL's advisory
+    #: lock key as 8 bytes, MySQL's `GET_LOCK` kind (SQLite's write lock has no name).
+    migration_lock: str
+    #: What every CREATE TABLE of the dialect's schema files ends with (`{TABLE_OPTIONS}`).
+    table_options: str = ""
     #: Casts a placeholder needs for the column it sets, by column.
     casts: dict[str, str] = field(default_factory=dict)
 
@@ -132,6 +140,8 @@ SQLITE = Dialect(
     due="scheduled_at",
     held=f"status = {lc.HELD}",
     table_exists="SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+    version_table="CREATE TABLE IF NOT EXISTS jm_schema (version INTEGER NOT NULL)",
+    migration_lock="",
 )
 
 POSTGRES = Dialect(
@@ -147,8 +157,14 @@ POSTGRES = Dialect(
     due="scheduled_at",
     held=f"status = {lc.HELD}",
     table_exists="SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename = ?",
+    version_table="CREATE TABLE IF NOT EXISTS jm_schema (version integer PRIMARY KEY)",
+    migration_lock="jm_mastr",
     casts={"last_error": "::jsonb"},
 )
+
+#: Table options of every MySQL table: InnoDB (row locks, foreign keys), 4-byte UTF-8 and a binary
+#: collation, so names compare exactly as on PostgreSQL and SQLite (case and accents matter).
+TABLE_OPTIONS = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
 
 #: Indexes on MySQL cannot be partial: `held_at` and `final_at` are generated columns that hold the
 #: due and finish times of HeldOnMaster and final jobs only (see `master/mysql.py`).
@@ -165,4 +181,7 @@ MYSQL = Dialect(
     due="held_at",
     held="held_at IS NOT NULL",
     table_exists="SELECT 1 FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?",
+    version_table=f"CREATE TABLE IF NOT EXISTS jm_schema (version INT NOT NULL PRIMARY KEY) {TABLE_OPTIONS}",
+    migration_lock="master-migrations",
+    table_options=TABLE_OPTIONS,
 )

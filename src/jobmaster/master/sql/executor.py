@@ -38,3 +38,12 @@ class Executor(Statements, Protocol):
         A body may run more than once (MySQL runs a deadlock victim again), so it must only read
         and write the database.
         """
+
+    async def exclusive(self, lock: str, body: Callable[[Statements], Awaitable[T]]) -> T:
+        """Run `body` on one connection while no other process runs one under the same `lock`.
+
+        For schema changes. Where DDL is transactional (SQLite, PostgreSQL) `body` is one
+        transaction, as in `transaction`; MySQL commits each DDL statement as it runs, so there each
+        statement commits on its own and the lock is all that `body` runs under. `lock` names the
+        lock in the database's terms (`Dialect.migration_lock`).
+        """

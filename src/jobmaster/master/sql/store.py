@@ -17,6 +17,7 @@ from jobmaster.jobs import lifecycle as lc
 from jobmaster.jobs.model import Attempt, Job, JobFilter, JobStatus, Priority
 from jobmaster.master import rows
 from jobmaster.master.base import MasterStore, Route, StatusCount
+from jobmaster.master.sql import migrations
 from jobmaster.master.sql.dialect import Dialect
 from jobmaster.master.sql.executor import Executor, Statements
 
@@ -40,6 +41,18 @@ class SqlMasterStore(MasterStore):
     @abc.abstractmethod
     def sql(self) -> Executor:
         """The executor of the store's open handle."""
+
+    # ---- schema ------------------------------------------------------------------------------
+
+    @classmethod
+    def latest_schema_version(cls) -> int:
+        return migrations.latest(cls.dialect)
+
+    async def migrate(self) -> int:
+        return await migrations.migrate(self.sql, self.dialect)
+
+    async def schema_version(self) -> int:
+        return await migrations.schema_version(self.sql, self.dialect)
 
     # ---- job reads ---------------------------------------------------------------------------
 
