@@ -11,6 +11,7 @@ from jobmaster import (
     JobMasterError,
     NotOpenError,
     QueryError,
+    ScheduleError,
     UnavailableError,
 )
 
@@ -73,3 +74,19 @@ async def test_an_archived_cluster_refuses_new_jobs(make_app) -> None:
         with pytest.raises(ClusterArchivedError, match="is Archived: scheduling is disabled"):
             await app.schedule(noop)
         assert await app.count_jobs() == 0
+
+
+async def test_a_master_that_cannot_join_a_transaction_refuses_connection(make_app, backend) -> None:
+    app = make_app()
+
+    @app.handler
+    async def noop() -> None:
+        pass
+
+    async with app:
+        if not app.runtime.master.joins_transactions:
+            with pytest.raises(ScheduleError, match="cannot join a caller's transaction"):
+                await app.schedule(noop, connection=object())
+            assert await app.count_jobs() == 0
+        else:
+            assert backend in ("postgresql", "mysql")

@@ -92,6 +92,8 @@ class MasterStore(abc.ABC):
 
     #: Set by backends that push notifications (LISTEN/NOTIFY); others are polled.
     supports_notify: bool = False
+    #: Whether `insert_jobs(..., connection=)` can join a caller's open transaction.
+    joins_transactions: bool = False
 
     def __init__(self, url: str, cluster_id: str) -> None:
         self.url = url

@@ -161,6 +161,7 @@ class MysqlMaster(MysqlClient, SqlMasterStore):
         return self.db.executor
 
     supports_notify = False
+    joins_transactions = True
 
     def __init__(self, url: str, cluster_id: str) -> None:
         super().__init__(url, cluster_id)

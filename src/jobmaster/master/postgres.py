@@ -406,6 +406,7 @@ class PostgresMaster(PostgresClient, QueueHost, SqlMasterStore):
         return self.db.executor
 
     supports_notify = True
+    joins_transactions = True
 
     def __init__(self, url: str, cluster_id: str) -> None:
         super().__init__(url, cluster_id)

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from jobmaster.db.sqlite import SqliteClient
+from jobmaster.errors import ScheduleError
 from jobmaster.jobs import codec
 from jobmaster.jobs import lifecycle as lc
 from jobmaster.jobs.model import (
@@ -100,7 +101,7 @@ class SqliteMaster(SqliteClient, QueueHost, SqlMasterStore):
 
     async def insert_jobs(self, jobs: Sequence[Job], connection: Any = None) -> list[str]:
         if connection is not None:
-            raise TypeError("joining a caller's transaction is supported on PostgreSQL only")
+            raise ScheduleError("connection=: a SQLite master cannot join a caller's transaction")
         stored = [j.copy(version=1) for j in jobs]
         return await self.db.transaction(lambda conn: self._insert_missing(conn, stored))
 

@@ -15,7 +15,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from jobmaster.errors import ClusterArchivedError
+from jobmaster.config.urls import redact
+from jobmaster.errors import ClusterArchivedError, ScheduleError
 from jobmaster.jobs.model import Job, JobStatus
 from jobmaster.master.base import Route
 
@@ -35,6 +36,11 @@ class Publisher:
         if self.cluster.mode == "Archived":
             raise ClusterArchivedError(
                 f"cluster {self.cluster.cluster_id!r} is Archived: scheduling is disabled"
+            )
+        if connection is not None and not self.runtime.master.joins_transactions:
+            raise ScheduleError(
+                f"connection=: the master at {redact(self.cluster.master)} cannot join a caller's"
+                " transaction (PostgreSQL and MySQL/MariaDB masters can)"
             )
         held: list[Job] = []
         by_route: dict[Route, list[Job]] = defaultdict(list)
