@@ -22,3 +22,15 @@ def parse_duration(value: Any) -> float:
         if match:
             return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     raise ValueError(f"expected a duration such as 15s or 10m, got {value!r}")
+
+
+def duration_within(value: Any, longest: float, longest_text: str, what: str) -> float:
+    """Seconds of `value`, which must lie between 0 and `longest`; a ValueError naming `what`
+    otherwise (callers raise it again as their own kind of error)."""
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise ValueError(f"{what}: {exc}") from None
+    if not 0 <= seconds <= longest:
+        raise ValueError(f"{what} must be between 0 and {longest_text}, got {value!r}")
+    return seconds

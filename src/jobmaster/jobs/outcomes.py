@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from jobmaster.durations import parse_duration
+from jobmaster.durations import duration_within
 from jobmaster.errors import ConfigError
 
 #: The longest a job may snooze: longer waits belong to a scheduled job of their own.
@@ -34,10 +34,8 @@ class Snooze(Exception):
 
     def __init__(self, delay: float | str | timedelta) -> None:
         try:
-            seconds = parse_duration(delay)
+            seconds = duration_within(delay, MAX_SNOOZE_S, "366 days", "Snooze: the delay")
         except ValueError as exc:
-            raise ConfigError(f"Snooze: {exc}") from None
-        if not 0 <= seconds <= MAX_SNOOZE_S:
-            raise ConfigError(f"Snooze: the delay must be between 0 and 366 days, got {delay!r}")
+            raise ConfigError(str(exc)) from None
         super().__init__(f"snoozed for {seconds:g}s")
         self.seconds = seconds

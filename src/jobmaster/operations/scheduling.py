@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from jobmaster.config.settings import ClusterConfig
-from jobmaster.durations import parse_duration
+from jobmaster.durations import duration_within
 from jobmaster.errors import ConfigError, ScheduleError
 from jobmaster.handlers.registry import Handler, validate_defaults
 from jobmaster.jobs import codec
@@ -56,12 +56,9 @@ def due_time(at: datetime | None, delay: float | timedelta | str | None, now: fl
         return at.timestamp()
     if delay is not None:
         try:
-            seconds = parse_duration(delay)
+            return now + duration_within(delay, MAX_DELAY_S, "100 years", "`delay`")
         except ValueError as exc:
-            raise ScheduleError(f"`delay`: {exc}") from None
-        if not 0 <= seconds <= MAX_DELAY_S:
-            raise ScheduleError(f"`delay` must be between 0 and 100 years, got {delay!r}")
-        return now + seconds
+            raise ScheduleError(str(exc)) from None
     return now
 
 

@@ -20,11 +20,10 @@ from typing import TYPE_CHECKING
 from jobmaster.agents.base import AgentTransport
 from jobmaster.cluster.model import Bucket, BucketStatus, WorkerStatus
 from jobmaster.errors import JobMasterError
-from jobmaster.jobs import codec
 from jobmaster.jobs.model import JobStatus
 from jobmaster.master.base import Fence, MasterStore
 from jobmaster.runtime.hub import BUCKETS, HELD
-from jobmaster.runtime.poison import Poison, keep_undecodable
+from jobmaster.runtime.poison import decode_messages, keep_undecodable
 
 if TYPE_CHECKING:
     from jobmaster.runtime.executor.intake import Intake
@@ -72,18 +71,9 @@ async def move_batch(master: MasterStore, agent: AgentTransport, bucket_id: str)
     messages = await agent.claim(bucket_id, BATCH, EVER, EVER, EVER)
     if not messages:
         return 0
-    unsaved, saved = [], []
-    poison: list[Poison] = []
-    for message in messages:
-        try:
-            job = codec.job_from_bytes(message.payload)
-        except ValueError as exc:
-            poison.append((message, str(exc)))
-            continue
-        if message.version == 0:
-            unsaved.append(job.copy(status=JobStatus.HeldOnMaster, version=0))
-        else:
-            saved.append(Fence(job.id, message.version))
+    jobs, poison = decode_messages(messages)
+    unsaved = [j.copy(status=JobStatus.HeldOnMaster) for j in jobs if j.version == 0]
+    saved = [Fence(j.id, j.version) for j in jobs if j.version != 0]
     if unsaved:
         await master.insert_jobs(unsaved)
     if saved:

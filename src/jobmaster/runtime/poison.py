@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from jobmaster.agents.base import AgentMessage
+from jobmaster.jobs import codec
 from jobmaster.jobs.model import Job, JobStatus
 from jobmaster.master.base import MasterStore
 
@@ -32,6 +33,22 @@ MAX_ID = 64
 
 #: An undecodable message and why it could not be decoded.
 Poison = tuple[AgentMessage, str]
+
+
+def decode_messages(messages: Sequence[AgentMessage]) -> tuple[list[Job], list[Poison]]:
+    """The jobs of `messages` (each with the master version its message carries), and the messages
+    no worker can decode, with the reason, to keep in the master."""
+    jobs: list[Job] = []
+    poison: list[Poison] = []
+    for message in messages:
+        try:
+            job = codec.job_from_bytes(message.payload)
+        except ValueError as exc:
+            poison.append((message, str(exc)))
+            continue
+        job.version = message.version
+        jobs.append(job)
+    return jobs, poison
 
 
 async def keep_undecodable(master: MasterStore, agent: str, bucket_id: str, poison: Sequence[Poison]) -> None:

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING
 from jobmaster.agents.base import AgentMessage, AgentTransport, BucketQueue, ReadCursor
 from jobmaster.agents.master_queue import MasterQueue
 from jobmaster.jobs import codec
-from jobmaster.jobs.model import Job, JobStatus
+from jobmaster.jobs.model import JobStatus
 from jobmaster.master.base import MasterStore, StartNow
 from jobmaster.runtime.drain import move_batch
-from jobmaster.runtime.poison import Poison
+from jobmaster.runtime.poison import decode_messages
 
 if TYPE_CHECKING:
     from jobmaster.runtime.executor.bucket import BucketExecutor
@@ -123,26 +123,13 @@ class ReadAdoptAck(Intake):
             ex.slot_wanted = started == start
         return len(messages) == limit or (ex.slot_wanted and ex.startable(time.time()) > 0)
 
-    @staticmethod
-    def _decode(messages: list[AgentMessage]) -> tuple[list[Job], list[Poison]]:
-        jobs, poison = [], []
-        for message in messages:
-            try:
-                job = codec.job_from_bytes(message.payload)
-            except ValueError as exc:
-                poison.append((message, str(exc)))
-                continue
-            job.version = message.version
-            jobs.append(job)
-        return jobs, poison
-
     async def _adopt(self, ex: BucketExecutor, messages: list[AgentMessage]) -> int:
         """Make messages read from the agent ours; the due ones that fit free slots start in the
         same write, and every one of them is acknowledged before the next read.
 
         Returns how many started.
         """
-        jobs, poison = self._decode(messages)
+        jobs, poison = decode_messages(messages)
         worker, bucket_id = ex.worker, ex.bucket.id
         if poison:
             await worker.runtime.set_aside(self.agent, bucket_id, poison)
@@ -175,7 +162,7 @@ class ReadAdoptAck(Intake):
 
     async def _save(self, ex: BucketExecutor, messages: list[AgentMessage]) -> None:
         """Persist SavePending jobs that are not due soon so the master can see and cancel them."""
-        jobs, poison = self._decode(messages)
+        jobs, poison = decode_messages(messages)
         worker, bucket_id = ex.worker, ex.bucket.id
         if poison:
             await worker.runtime.set_aside(self.agent, bucket_id, poison)
