@@ -132,6 +132,11 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE jm_jobs DROP INDEX jm_jobs_status, DROP INDEX jm_jobs_definition,"
         " ADD INDEX jm_jobs_final_definition (cluster_id, definition_id, final_at)",
     ],
+    [
+        # Keyset pages of `list_jobs`, in their order. A row's entry changes only with its due time,
+        # so a job's start and completion never write it.
+        "ALTER TABLE jm_jobs ADD INDEX jm_jobs_listed (cluster_id, scheduled_at, id)",
+    ],
 ]
 
 _JOB_MARKS = "(" + ", ".join(["%s"] * (len(rows.JOB_COLUMNS) + 1)) + ")"

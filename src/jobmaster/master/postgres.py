@@ -211,6 +211,14 @@ MIGRATIONS: list[list[str]] = [
             RETURNING j.id""",
         ),
     ],
+    [
+        # Keyset pages of `list_jobs` (see `dialect.POSTGRES`): jobs at rest in the listing order,
+        # and the jobs in flight that neither the lease nor the queue index holds (none in practice).
+        f"""CREATE INDEX IF NOT EXISTS jm_jobs_listed ON jm_jobs (cluster_id, scheduled_at, id)
+            WHERE status NOT IN {lc.OWNED_SQL}""",
+        f"""CREATE INDEX IF NOT EXISTS jm_jobs_unleased ON jm_jobs (cluster_id, scheduled_at, id)
+            WHERE status IN {lc.RENEWED_SQL} AND lease_expires_at IS NULL""",
+    ],
 ]
 
 #: PostgreSQL array type of each of `rows.JOB_COLUMNS`, in order, for `unnest`.
