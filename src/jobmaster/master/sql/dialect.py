@@ -158,9 +158,9 @@ _OWNED = frozenset(OWNED_STATUSES)
 
 #: Every status change is a non-HOT update on PostgreSQL (status is in the partial indexes'
 #: predicates), so an index of every job gains an entry at each of a job's four writes: one on
-#: `(cluster_id, scheduled_at, id)` made the claim, start and success writes a fifth to a quarter
-#: dearer (see docs/decisions.md). The listing index holds only jobs at rest (held, or final), which
-#: enter it when inserted and when they end; the jobs in flight, as many as the workers hold, are
+#: `(cluster_id, scheduled_at, id)` made them 14% dearer (52.7 -> 60.3 us a job; start and success
+#: a fifth each). The listing index holds only jobs at rest (not owned by a worker), which enter it
+#: when inserted and when they end (55.6 us). The jobs in flight, as many as the workers hold, are
 #: read through the indexes that already hold them: leased ones through the lease index, unleased
 #: ones waiting in a job-table queue through the queue index, and the rest (none, unless a tool
 #: wrote such a row) through an index that is empty in practice, so no write pays for it.
