@@ -22,6 +22,7 @@ from jobmaster.handlers.context import JobContext
 from jobmaster.jobs.model import Attempt, Job, JobStatus, Priority
 from jobmaster.jobs.options import HandlerOptions, JobOptions
 from jobmaster.jobs.outcomes import Discard, Snooze
+from jobmaster.jobs.paging import JobPage
 from jobmaster.jobs.retry import RetryPolicy
 from jobmaster.runtime.process import run_worker_process, tune_worker_gc
 from jobmaster.sync import SyncJobMaster
@@ -43,6 +44,7 @@ __all__ = [
     "JobMasterError",
     "JobNotFoundError",
     "JobOptions",
+    "JobPage",
     "JobStatus",
     "JobTimeoutError",
     "NotOpenError",

@@ -9,6 +9,7 @@ import signal
 import time
 import zoneinfo
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -23,6 +24,7 @@ from jobmaster.handlers.registry import HandlerFunc, HandlerRegistry
 from jobmaster.inspection import Inspector
 from jobmaster.jobs.model import Attempt, Job, JobFilter, JobStatus, new_job_ids
 from jobmaster.jobs.options import HandlerOptions, JobOptions
+from jobmaster.jobs.paging import JobPage, decode_cursor, encode_cursor
 from jobmaster.jobs.retry import RetryPolicy
 from jobmaster.master.base import StatusCount
 from jobmaster.middleware import RunMiddleware, ScheduleMiddleware, compose_schedule
@@ -390,11 +392,48 @@ class JobMaster:
         metadata: dict[str, Any] | None = None,
         limit: int = 100,
         offset: int = 0,
+        after: str | None = None,
     ) -> list[Job]:
+        """Up to `limit` jobs matching every filter given, latest due time first (ties by id,
+        descending).
+
+        `after` is a cursor (`JobPage.next_cursor`): the jobs after the position it names. To walk
+        more than one page use `list_jobs_page`, which returns the cursor of the next page.
+        `offset` is deprecated and kept for compatibility: it skips that many jobs, but the database
+        still reads every skipped row, so a deep page gets slower as the table grows, and jobs
+        inserted between two calls shift the pages (a job shown twice, or skipped).
+        """
         criteria = self._criteria(
-            status, handler, lane, scheduled_from, scheduled_to, metadata, limit, offset
+            status, handler, lane, scheduled_from, scheduled_to, metadata, limit, offset, after
         )
         return await self.runtime.master.list_jobs(criteria)
+
+    async def list_jobs_page(
+        self,
+        *,
+        status: JobStatus | str | Sequence[JobStatus | str] | None = None,
+        handler: str | HandlerFunc | None = None,
+        lane: str | None = None,
+        scheduled_from: datetime | None = None,
+        scheduled_to: datetime | None = None,
+        metadata: dict[str, Any] | None = None,
+        limit: int = 100,
+        after: str | None = None,
+    ) -> JobPage:
+        """One page of `list_jobs` and the cursor of the next: pass `page.next_cursor` as `after`
+        (with the same filters) until it is None.
+
+        Each page is read from its position by index (keyset paging), so it costs the same however
+        deep it is; jobs inserted or changed meanwhile never make a page repeat or skip one of the
+        jobs that were listed in their place before.
+        """
+        criteria = self._criteria(
+            status, handler, lane, scheduled_from, scheduled_to, metadata, limit, 0, after
+        )
+        # One job more than the page tells whether another page follows.
+        found = await self.runtime.master.list_jobs(replace(criteria, limit=limit + 1))
+        jobs = found[:limit]
+        return JobPage(jobs, encode_cursor(jobs[-1]) if len(found) > limit else None)
 
     async def count_jobs(
         self,
@@ -406,7 +445,7 @@ class JobMaster:
         scheduled_to: datetime | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> int:
-        criteria = self._criteria(status, handler, lane, scheduled_from, scheduled_to, metadata, 1, 0)
+        criteria = self._criteria(status, handler, lane, scheduled_from, scheduled_to, metadata, 1, 0, None)
         return await self.runtime.master.count_jobs(criteria)
 
     async def counts(self) -> list[StatusCount]:
@@ -437,6 +476,7 @@ class JobMaster:
         metadata: dict[str, Any] | None,
         limit: int,
         offset: int,
+        after: str | None,
     ) -> JobFilter:
         if status is None:
             statuses: tuple[JobStatus, ...] = ()
@@ -449,6 +489,8 @@ class JobMaster:
             definition = handler if isinstance(handler, str) else self.registry.resolve(handler).definition_id
         if not 1 <= limit <= 10_000:
             raise QueryError(f"limit must be in 1..10000, got {limit}")
+        if after is not None and offset > 0:
+            raise QueryError(f"give a cursor (after) or an offset, not both: offset {offset} with a cursor")
         return JobFilter(
             statuses=statuses,
             definition_id=definition,
@@ -458,6 +500,7 @@ class JobMaster:
             metadata=metadata,
             limit=limit,
             offset=max(0, offset),
+            after=None if after is None else decode_cursor(after),
         )
 
     @property

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, Unpack
 from jobmaster.handlers.registry import HandlerFunc
 from jobmaster.jobs.model import Attempt, Job
 from jobmaster.jobs.options import JobOptions
+from jobmaster.jobs.paging import JobPage
 
 if TYPE_CHECKING:
     from jobmaster.app import JobMaster
@@ -74,6 +75,9 @@ class SyncJobMaster:
 
     def list_jobs(self, **criteria: Any) -> list[Job]:
         return self._call(self._opened(self.app.list_jobs, **criteria))
+
+    def list_jobs_page(self, **criteria: Any) -> JobPage:
+        return self._call(self._opened(self.app.list_jobs_page, **criteria))
 
     def count_jobs(self, **criteria: Any) -> int:
         return self._call(self._opened(self.app.count_jobs, **criteria))

@@ -161,3 +161,35 @@ def test_worker_runs_jobs_and_status_reports_it(app_dir: Path) -> None:
     assert "all workers stopped" in lines[-1]
     after = run_json("status", "--app", APP, "--all", cwd=app_dir)
     assert [w["status"] for w in after["workers"]] == ["Stopped"]
+
+
+def test_list_pages_with_after_and_prints_the_next_cursor(app_dir: Path) -> None:
+    schedule = (
+        "from app import jm; jm.sync.schedule_many('greet', [{'name': 'n'}] * 5, delay=3600); jm.sync.close()"
+    )
+    subprocess.run([sys.executable, "-c", schedule], cwd=app_dir, check=True, timeout=60)
+    everything = [j["id"] for j in run_json("jobs", "list", "--app", APP, cwd=app_dir)["jobs"]]
+    assert len(everything) == 5
+
+    seen: list[str] = []
+    first = run_json("jobs", "list", "--app", APP, "--limit", "2", cwd=app_dir)
+    seen += [j["id"] for j in first["jobs"]]
+    second = run_json(
+        "jobs", "list", "--app", APP, "--limit", "2", "--after", first["next_cursor"], cwd=app_dir
+    )
+    seen += [j["id"] for j in second["jobs"]]
+    last = run_json(
+        "jobs", "list", "--app", APP, "--limit", "2", "--after", second["next_cursor"], cwd=app_dir
+    )
+    seen += [j["id"] for j in last["jobs"]]
+    assert seen == everything
+    assert "next_cursor" not in last and last["total"] == 5
+
+    table = run_cli(
+        "jobs", "list", "--app", APP, "--limit", "2", "--after", first["next_cursor"], cwd=app_dir
+    )
+    assert table.returncode == 0, table.stderr
+    assert "2 job(s) after the cursor, of 5" in table.stdout
+    assert f"next page: --after {second['next_cursor']}" in table.stdout
+    bad = run_cli("jobs", "list", "--app", APP, "--after", "nope!", cwd=app_dir)
+    assert_one_line_error(bad, 2, "malformed cursor 'nope!'")

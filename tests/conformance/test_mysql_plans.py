@@ -20,6 +20,8 @@ from jobmaster.jobs.model import JobFilter, JobStatus
 from jobmaster.master import mysql as my_master
 from jobmaster.master import rows
 from jobmaster.master.mysql import MysqlMaster
+from jobmaster.master.sql.dialect import MYSQL
+from jobmaster.master.sql.store import list_sql
 
 
 @pytest.fixture
@@ -69,3 +71,36 @@ async def test_jobs_are_still_found_by_handler_and_by_status_through_an_index(ma
     by_status = JobFilter(statuses=(JobStatus.Processing,))
     assert await _index_used(master, by_status) == "jm_jobs_lease"
     assert await master.count_jobs(by_status) == 30
+
+
+async def _rows_read(master: MysqlMaster, sql: str, params: list[Any]) -> tuple[int, int]:
+    """How many rows the statement returned and how many index or table rows it read for them."""
+    status = "SHOW SESSION STATUS WHERE Variable_name LIKE 'Handler_read%'"
+    async with master.db.session() as session:
+        before = dict(await session.fetch(status))
+        found = await session.fetch(sql, params)
+        after = dict(await session.fetch(status))
+    return len(found), sum(int(after[name]) - int(before[name]) for name in before)
+
+
+async def test_a_deep_page_reads_a_page_of_the_listing_index(master: MysqlMaster) -> None:
+    """A page after a cursor 15,000 jobs down reads about a page of the listing index from the
+    position, not the 15,000 jobs before it, with or without a filter."""
+    now = time.time()
+    jobs = [make_job(-i / 10, status=JobStatus.Succeeded) for i in range(20_000)]
+    jobs += [make_job(0, status=JobStatus.Processing, lease_expires_at=now + 60) for _ in range(30)]
+    for start in range(0, len(jobs), 2000):
+        await master.insert_jobs(jobs[start : start + 2000])
+    await master.db.execute("ANALYZE TABLE jm_jobs")
+    deep = sorted(jobs, key=lambda j: (j.scheduled_at, j.id), reverse=True)[15_000]
+    for criteria in (
+        JobFilter(limit=50, after=(deep.scheduled_at, deep.id)),
+        JobFilter(limit=50, after=(deep.scheduled_at, deep.id), definition_id="tests.noop"),
+    ):
+        sql, params = list_sql(master.cluster_id, criteria, MYSQL)
+        [plan] = await master.db.fetch(f"EXPLAIN {sql}", params)
+        assert (plan[5], plan[3]) == ("jm_jobs_listed", "range"), plan
+        assert "filesort" not in str(plan[9]), plan
+        returned, read = await _rows_read(master, sql, params)
+        assert returned == 50
+        assert read <= 200, read

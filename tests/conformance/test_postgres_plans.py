@@ -21,9 +21,11 @@ import pytest
 from helpers import agent_with_bucket, make_job, master_with_bucket, opened_master
 from jobmaster.agents import postgres as pg_agent
 from jobmaster.agents.base import NEXT_DUE_SCAN, AgentMessage, AgentTransport
-from jobmaster.jobs.model import JobStatus, Priority
+from jobmaster.jobs.model import Job, JobFilter, JobStatus, Priority
 from jobmaster.master import postgres as pg_master
 from jobmaster.master.postgres import PostgresMaster
+from jobmaster.master.sql.dialect import POSTGRES
+from jobmaster.master.sql.store import list_sql
 
 CLAIM_TYPES = "text, float8, float8, integer, float8"
 UNSAVED_TYPES = "text, float8, integer, float8, float8"
@@ -352,3 +354,43 @@ def _assert_by_tid(plan: list[dict[str, Any]]) -> None:
     kinds = [node["Node Type"] for node in plan]
     assert "Seq Scan" not in kinds, kinds
     assert "Tid Scan" in kinds, kinds
+
+
+async def test_a_deep_page_reads_a_page_of_the_listing_index_whatever_the_statistics(
+    pg_urls: dict[str, str],
+) -> None:
+    """A page after a cursor 15,000 jobs down, planned generically: the jobs at rest are an ordered
+    walk of the listing index from the position that stops at the page's end, and the jobs in flight
+    come from their own partial indexes; no part reads or sorts the cluster's finished jobs."""
+    async with (
+        _private_database(pg_urls["master"]) as url,
+        opened_master(url, f"plans-{uuid.uuid4().hex[:8]}") as master,
+    ):
+        now = time.time()
+        jobs = [make_job(-i / 10, status=JobStatus.Succeeded) for i in range(20_000)]
+        jobs += [make_job(0, status=JobStatus.Processing, lease_expires_at=now + 60) for _ in range(50)]
+        jobs += [make_job(0, status=JobStatus.AssignedToBucket, bucket_id="b1") for _ in range(50)]
+        for start in range(0, len(jobs), 2000):
+            await master.insert_jobs(jobs[start : start + 2000])
+        deep = sorted(jobs, key=lambda j: (j.scheduled_at, j.id), reverse=True)[15_000]
+        criteria = JobFilter(limit=50, after=(deep.scheduled_at, deep.id))
+        sql, params = list_sql(master.cluster_id, criteria, POSTGRES)
+        async with _explaining(url, "ORDER BY scheduled_at DESC") as (conn, plans):
+            await conn.execute("ANALYZE jm_jobs")
+            await conn.execute("SET auto_explain.log_analyze = on")
+            await conn.execute("SET plan_cache_mode = force_generic_plan")
+            found = await conn.fetch(sql, *params)
+    assert [r["id"] for r in found] == [j.id for j in _expected_page(jobs, deep.id)]
+    [plan] = plans
+    assert not [n for n in plan if n["Node Type"] in ("Seq Scan", "Bitmap Heap Scan")], plan
+    scans = {n["Index Name"]: n for n in plan if "Index Name" in n}
+    listed = scans["jm_jobs_listed"]
+    assert "ROW(scheduled_at, id) < ROW($2, $3)" in listed["Index Cond"]
+    assert listed["Actual Rows"] <= 50
+    assert all(n["Actual Rows"] <= 100 for n in plan if "Index Name" in n), plan
+
+
+def _expected_page(jobs: list[Job], after_id: str) -> list[Job]:
+    ordered = sorted(jobs, key=lambda j: (j.scheduled_at, j.id), reverse=True)
+    start = [j.id for j in ordered].index(after_id) + 1
+    return ordered[start : start + 50]

@@ -14,7 +14,7 @@ from jobmaster.master.sql.dialect import MYSQL, POSTGRES, SQLITE, TABLE_OPTIONS,
 #: Every released migration, by number: databases record these numbers, so a file is never renamed,
 #: renumbered or removed (a new one goes at the end).
 RELEASED = {
-    "sqlite": ["001_tables.sql", "002_bucket_queues.sql"],
+    "sqlite": ["001_tables.sql", "002_bucket_queues.sql", "003_listing_index.sql"],
     "postgres": [
         "001_tables.sql",
         "002_final_and_queue_indexes.sql",
@@ -22,8 +22,9 @@ RELEASED = {
         "004_collate_c.sql",
         "005_succeed_function.sql",
         "006_start_assign_release_functions.sql",
+        "007_listing_index.sql",
     ],
-    "mysql": ["001_tables.sql", "002_drop_status_indexes.sql"],
+    "mysql": ["001_tables.sql", "002_drop_status_indexes.sql", "003_listing_index.sql"],
 }
 
 

@@ -178,12 +178,16 @@ async def wait_succeeded(
 
 
 async def read_jobs(app: JobMaster, phase: str) -> list[Job]:
+    """Every job of the phase, a page after the other: each read from its cursor, not an offset
+    that makes the database read every row before it again."""
     found: list[Job] = []
+    cursor = None
     while True:
-        page = await app.list_jobs(handler=handler_id(phase), limit=READ_PAGE, offset=len(found))
-        found += page
-        if len(page) < READ_PAGE:
+        page = await app.list_jobs_page(handler=handler_id(phase), limit=READ_PAGE, after=cursor)
+        found += page.jobs
+        if page.next_cursor is None:
             return found
+        cursor = page.next_cursor
 
 
 def percentile(sorted_values: list[float], q: float) -> float:

@@ -34,6 +34,7 @@ from jobmaster.cli.common import (
     when_options,
 )
 from jobmaster.jobs.model import Attempt, Job
+from jobmaster.jobs.paging import encode_cursor
 
 T = TypeVar("T")
 
@@ -124,7 +125,18 @@ def _filter_options(func: Callable[..., T]) -> Callable[..., T]:
 @cluster_options
 @_filter_options
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
-@click.option("--offset", type=click.IntRange(0), default=0, show_default=True)
+@click.option(
+    "--after",
+    metavar="CURSOR",
+    help="Only jobs after this cursor: the next_cursor a previous page printed.",
+)
+@click.option(
+    "--offset",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="Skip this many jobs (deprecated: slow on deep pages; use --after).",
+)
 @json_option
 def list_command(
     source: ClusterSource,
@@ -132,32 +144,46 @@ def list_command(
     handler_id: str | None,
     lane: str | None,
     limit: int,
+    after: str | None,
     offset: int,
     as_json: bool,
 ) -> None:
-    """List jobs, latest due time first.
+    """List jobs, latest due time first; a page ends with the cursor of the next.
 
     \b
     Example:
       jobmaster jobs list --app shop.jobs:jm --status Failed --limit 20
+      jobmaster jobs list --app shop.jobs:jm --status Failed --limit 20 --after CURSOR
     """
     app = source.load()
     status = status_names(statuses) or None
 
-    async def run() -> tuple[list[Job], int]:
+    async def run() -> tuple[list[Job], str | None, int]:
         async with opened(app):
-            found = await app.list_jobs(
-                status=status, handler=handler_id, lane=lane, limit=limit, offset=offset
-            )
+            if offset:
+                found = await app.list_jobs(
+                    status=status, handler=handler_id, lane=lane, limit=limit, offset=offset, after=after
+                )
+                following = encode_cursor(found[-1]) if len(found) == limit else None
+            else:
+                page = await app.list_jobs_page(
+                    status=status, handler=handler_id, lane=lane, limit=limit, after=after
+                )
+                found, following = page.jobs, page.next_cursor
             total = await app.count_jobs(status=status, handler=handler_id, lane=lane)
-            return found, total
+            return found, following, total
 
-    found, total = run_coroutine(run())
+    found, following, total = run_coroutine(run())
     if as_json:
-        emit_json({"total": total, "offset": offset, "limit": limit, "jobs": [job_dict(j) for j in found]})
+        listing = {"total": total, "offset": offset, "limit": limit, "jobs": [job_dict(j) for j in found]}
+        # Present while more jobs follow, so a script pages until the key is gone (null in jq).
+        emit_json(listing if following is None else {**listing, "next_cursor": following})
         return
-    shown = f"{offset + 1}-{offset + len(found)}" if found else "0"
-    table = Table(title=f"{shown} of {total} job(s)", title_justify="left")
+    if after is not None:
+        title = f"{len(found)} job(s) after the cursor, of {total}"
+    else:
+        title = f"{f'{offset + 1}-{offset + len(found)}' if found else '0'} of {total} job(s)"
+    table = Table(title=title, title_justify="left")
     table.add_column("id", no_wrap=True, min_width=32)
     table.add_column("handler", overflow="fold")
     table.add_column("status", no_wrap=True)
@@ -178,6 +204,8 @@ def list_command(
             show_time(job.finished_at),
         )
     console.print(table)
+    if following is not None:
+        console.print(f"next page: --after {following}", soft_wrap=True, highlight=False)
 
 
 @jobs.command()

@@ -20,12 +20,13 @@ from jobmaster.errors import (
     InvalidTransitionError,
     JobMasterError,
     JobNotFoundError,
+    QueryError,
     ScheduleError,
 )
 from jobmaster.runtime.process import EVENT_LOOPS
 
 #: Errors that mean the user asked for something wrong, as opposed to something going wrong.
-BAD_INPUT = (ConfigError, ScheduleError, JobNotFoundError, InvalidTransitionError)
+BAD_INPUT = (ConfigError, ScheduleError, JobNotFoundError, InvalidTransitionError, QueryError)
 
 
 def _leaf(exc: BaseException) -> BaseException:

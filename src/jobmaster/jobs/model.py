@@ -188,6 +188,9 @@ class JobFilter:
     metadata: dict[str, Any] | None = None
     limit: int = 100
     offset: int = 0
+    #: Only jobs after this `(scheduled_at, id)` position in the listing order (latest due first,
+    #: then id descending): the position of the last job of the previous page (`jobs/paging.py`).
+    after: tuple[float, str] | None = None
 
 
 class Completion(NamedTuple):

@@ -229,6 +229,20 @@ class Where:
         return " AND ".join(self.parts)
 
 
+def after_row(where: Where, at: float, job_id: str) -> None:
+    """Jobs after `(at, job_id)` in the listing order, as one row-value comparison: a range of the
+    listing index `(cluster_id, scheduled_at, id)` where the database compares row values in an
+    index (SQLite, PostgreSQL)."""
+    where.add("(scheduled_at, id) < ({}, {})", at, job_id)
+
+
+def after_split(where: Where, at: float, job_id: str) -> None:
+    """The same jobs as `after_row`, for MySQL and MariaDB, whose range optimizer bounds no range by
+    a row-value inequality (MariaDB read the 15,000 rows before the position for a page of 50): the
+    first term bounds the range, the second drops the ties already listed."""
+    where.add("scheduled_at <= {} AND (scheduled_at < {} OR id < {})", at, at, job_id)
+
+
 @dataclass(frozen=True, slots=True)
 class FilterDialect:
     """How one database spells the parts of a job filter that SQL dialects disagree on."""
@@ -236,6 +250,7 @@ class FilterDialect:
     placeholder: Callable[[int], str]
     statuses: Callable[[Where, list[int]], None]
     metadata: Callable[[Where, dict[str, Any]], None]
+    after: Callable[[Where, float, str], None] = after_row
 
 
 def status_in(where: Where, statuses: list[int]) -> None:
@@ -259,4 +274,6 @@ def filter_sql(cluster_id: str, criteria: JobFilter, dialect: FilterDialect) -> 
         where.add("scheduled_at <= {}", criteria.scheduled_to)
     if criteria.metadata:
         dialect.metadata(where, criteria.metadata)
+    if criteria.after is not None:
+        dialect.after(where, *criteria.after)
     return where.sql, where.params

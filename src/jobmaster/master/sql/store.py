@@ -28,8 +28,35 @@ ATTEMPT_COLUMNS = "job_id, attempt, worker_id, started_at, finished_at, outcome,
 CHUNK = 500
 
 
+#: The listing order, a total one (ids are unique), so that a page can start after a position.
+LIST_ORDER = "ORDER BY scheduled_at DESC, id DESC LIMIT ? OFFSET ?"
+
+
 def marks(n: int) -> str:
     return ", ".join("?" for _ in range(n))
+
+
+def _and(where: str, predicate: str) -> str:
+    return f"{where} AND {predicate}" if predicate else where
+
+
+def list_sql(cluster_id: str, criteria: JobFilter, dialect: Dialect) -> tuple[str, list[Any]]:
+    """The page of jobs `criteria` names, in the listing order, and its parameters: one ordered
+    read of the listing index, or of each of the dialect's listing parts and then of their merge."""
+    where, params = rows.filter_sql(cluster_id, criteria, dialect.filter)
+    wanted = set(criteria.statuses)
+    parts = [p.predicate for p in dialect.listing if not wanted or p.statuses & wanted]
+    end = [criteria.limit, criteria.offset]
+    table = "jm_jobs" if criteria.after is None else f"jm_jobs{dialect.seek}"
+    if len(parts) == 1:
+        query = f"SELECT {rows.JOB_SELECT} FROM {table} WHERE {_and(where, parts[0])} {LIST_ORDER}"
+        return dialect.sql(query), [*params, *end]
+    # Each part in order up to the page's end, then the page of their merge.
+    branch = "(SELECT {} FROM {} WHERE {} ORDER BY scheduled_at DESC, id DESC LIMIT ?)"
+    branches = [branch.format(rows.JOB_SELECT, table, _and(where, part)) for part in parts]
+    query = f"SELECT {rows.JOB_SELECT} FROM ({' UNION ALL '.join(branches)}) AS page {LIST_ORDER}"
+    values = [v for _ in parts for v in (*params, criteria.limit + criteria.offset)]
+    return dialect.sql(query), [*values, *end]
 
 
 class SqlMasterStore(MasterStore):
@@ -64,14 +91,7 @@ class SqlMasterStore(MasterStore):
         return rows.job_from_row(found[0]) if found else None
 
     async def list_jobs(self, criteria: JobFilter) -> list[Job]:
-        where, params = rows.filter_sql(self.cluster_id, criteria, self.dialect.filter)
-        found = await self.sql.fetch(
-            self.dialect.sql(
-                f"SELECT {rows.JOB_SELECT} FROM jm_jobs WHERE {where}"
-                " ORDER BY scheduled_at DESC, id LIMIT ? OFFSET ?"
-            ),
-            [*params, criteria.limit, criteria.offset],
-        )
+        found = await self.sql.fetch(*list_sql(self.cluster_id, criteria, self.dialect))
         return [rows.job_from_row(r) for r in found]
 
     async def count_jobs(self, criteria: JobFilter) -> int:
