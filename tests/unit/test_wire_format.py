@@ -55,6 +55,36 @@ def _shapes(job: Job) -> dict[str, bytes]:
     }
 
 
+#: The fields of every released wire format, in order. Messages of each are in agents' queues during
+#: a rolling upgrade, so a released format never changes: a new field (a `wire` place in
+#: `jobs/columns.py`) is a new FORMAT, appended here, whose reader still takes the older formats.
+_FIELDS_1 = (
+    "id",
+    "definition_id",
+    "scheduled_at",
+    "created_at",
+    "priority",
+    "lane",
+    "data",
+    "metadata",
+    "timeout_s",
+    "max_retries",
+    "status",
+    "attempts",
+    "version",
+    "original_scheduled_at",
+    "attempt_limit",
+)
+RELEASED = {1: _FIELDS_1, 2: _FIELDS_1}
+
+
+def test_released_formats_keep_their_fields() -> None:
+    assert max(RELEASED) == codec.FORMAT, "a new wire format is listed in RELEASED"
+    assert RELEASED[codec.FORMAT] == codec.WIRE_FIELDS, "new wire fields need a new FORMAT"
+    for older, newer in zip(RELEASED.values(), list(RELEASED.values())[1:], strict=False):
+        assert newer[: len(older)] == older, "a format only appends fields"
+
+
 def test_the_written_message_is_the_format_number_then_the_named_fields() -> None:
     job = _jobs(1)[0]
     value = orjson.loads(codec.job_to_bytes(job))

@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 
 from jobmaster.db.postgres import Listener, PostgresClient, channel_name, new_or_known, remove_if_empty
+from jobmaster.jobs import columns as cols
 from jobmaster.jobs import lifecycle as lc
 from jobmaster.jobs.model import Completion, Job, JobStatus
 from jobmaster.jobs.retry import DEFAULT_RETRY, RetryPolicy
@@ -41,42 +42,13 @@ SCHEMES = ("postgresql", "postgres")
 
 
 #: PostgreSQL array type of each of `rows.JOB_COLUMNS`, in order, for `unnest`.
-_JOB_ARRAY_TYPES = (
-    "text[]",
-    "text[]",
-    "float8[]",
-    "float8[]",
-    "smallint[]",
-    "text[]",
-    "jsonb[]",
-    "jsonb[]",
-    "float8[]",
-    "integer[]",
-    "integer[]",
-    "smallint[]",
-    "integer[]",
-    "bigint[]",
-    "float8[]",
-    "text[]",
-    "text[]",
-    "float8[]",
-    "float8[]",
-    "float8[]",
-    "boolean[]",
-    "jsonb[]",
-)
+_JOB_ARRAY_TYPES = tuple(f"{c.kind.postgres}[]" for c in cols.COLUMNS)
 
 
 #: Per column of `rows.JOB_COLUMNS`: its name, how to read it from a job, and how to turn that into
 #: what asyncpg sends for the column's type (None: as it is).
 _JOB_FIELDS: list[tuple[str, Callable[[Job], Any], Callable[[Any], Any] | None]] = [
-    (
-        name,
-        attrgetter(name),
-        {"priority": int, "status": int, "cancel_requested": bool}.get(name)
-        or (rows.json_text if name in rows.JSON_COLUMNS else None),
-    )
-    for name in rows.JOB_COLUMNS
+    (c.name, attrgetter(c.name), rows.INTO_ROW.get(c.kind)) for c in cols.COLUMNS
 ]
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobmaster.jobs import codec
+from jobmaster.jobs import columns as cols
 from jobmaster.jobs import lifecycle as lc
 from jobmaster.jobs.model import OWNED_STATUSES, JobStatus, Priority
 from jobmaster.master import rows
@@ -55,22 +56,23 @@ def _plain(name: str, value: Any) -> Any:
     return value
 
 
-#: How `update_job` turns each updatable column's value into what its PostgreSQL type accepts
-#: (asyncpg checks Python types: an int for a float8 column, or a bool for a smallint, is refused).
-_PG_COERCE: dict[str, Callable[[Any], Any]] = {
-    "status": int,
-    "priority": int,
-    "attempt_limit": int,
-    "cancel_requested": bool,
-    "scheduled_at": float,
-    "lease_expires_at": float,
-    "finished_at": float,
-    "last_error": rows.json_text,
+#: How `update_job` turns a value of each kind into what its PostgreSQL type accepts (asyncpg checks
+#: Python types: an int for a float8 column, or a bool for a smallint, is refused).
+_PG_KIND: dict[cols.Kind, Callable[[Any], Any]] = {
+    cols.TEXT: str,
+    cols.FLOAT: float,
+    cols.INT: int,
+    cols.BIGINT: int,
+    cols.BOOL: bool,
+    cols.JSON: rows.json_text,
+    cols.PRIORITY: int,
+    cols.STATUS: int,
 }
+_PG_COERCE = {c.name: _PG_KIND[c.kind] for c in cols.COLUMNS if c.updatable}
 
 
 def _pg_value(name: str, value: Any) -> Any:
-    return None if value is None else _PG_COERCE.get(name, str)(value)
+    return None if value is None else _PG_COERCE[name](value)
 
 
 def _replace_into(table: str, columns: str, key: str, verb: str) -> str:
@@ -196,7 +198,7 @@ POSTGRES = Dialect(
     table_exists="SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename = ?",
     version_table="CREATE TABLE IF NOT EXISTS jm_schema (version integer PRIMARY KEY)",
     migration_lock="jm_mastr",
-    casts={"last_error": "::jsonb"},
+    casts={c.name: f"::{c.kind.postgres}" for c in cols.COLUMNS if c.updatable and c.kind is cols.JSON},
     listing=_PG_LISTING,
 )
 
