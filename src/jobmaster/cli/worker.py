@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
-import time
 
 import click
 
+from jobmaster import logs
 from jobmaster.app import JobMaster
 from jobmaster.cli.common import (
     EXIT_BAD_INPUT,
@@ -20,29 +19,6 @@ from jobmaster.cli.common import (
 from jobmaster.config.urls import redact
 
 log = logging.getLogger("jobmaster.cli")
-
-
-class OneLineFormatter(logging.Formatter):
-    """One record per line, UTC timestamps: log shippers split on newlines, tracebacks included."""
-
-    converter = time.gmtime
-
-    def __init__(self) -> None:
-        super().__init__(
-            "%(asctime)s.%(msecs)03dZ %(levelname)-7s %(name)s: %(message)s",
-            datefmt="%Y-%m-%dT%H:%M:%S",
-        )
-
-    def format(self, record: logging.LogRecord) -> str:
-        return super().format(record).replace("\n", "\\n")
-
-
-def setup_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(OneLineFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
 
 
 def select_workers(app: JobMaster, names: tuple[str, ...]) -> None:
@@ -71,18 +47,47 @@ def select_workers(app: JobMaster, names: tuple[str, ...]) -> None:
 )
 @click.option(
     "--log-level",
-    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
-    default="INFO",
-    show_default=True,
+    "log_levels",
+    multiple=True,
+    metavar="[LOGGER=]LEVEL",
+    help="DEBUG, INFO, WARNING or ERROR, for all loggers or one (jobmaster.job=DEBUG); repeatable."
+    "  [default: INFO]",
 )
-def worker(app_path: str, names: tuple[str, ...], log_level: str) -> None:
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="One line a record: text for people, json (one object a line) for log shippers.",
+)
+@click.option(
+    "--log-config",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="FILE",
+    help="A standard logging configuration (.ini for fileConfig, .json for dictConfig) instead.",
+)
+@click.option("--log-jobs", is_flag=True, help="Log each job that succeeds at INFO (DEBUG otherwise).")
+def worker(
+    app_path: str,
+    names: tuple[str, ...],
+    log_levels: tuple[str, ...],
+    log_format: str,
+    log_config: str | None,
+    log_jobs: bool,
+) -> None:
     """Run the app's workers; SIGTERM or Ctrl-C stops them gracefully, a second one at once.
 
     \b
     Example:
       jobmaster worker --app shop.jobs:jm --worker emails
+      jobmaster worker --app shop.jobs:jm --log-format json --log-level jobmaster.job=DEBUG
     """
-    setup_logging(log_level.upper())
+    logs.configure(
+        fmt=log_format, levels=log_levels or (() if log_config else ("INFO",)), config_file=log_config
+    )
+    if log_jobs:
+        logs.log_successes(logging.INFO)
     app = import_app(app_path)
     select_workers(app, names)
     if not app.config.workers:

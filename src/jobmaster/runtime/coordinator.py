@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from jobmaster.cluster.model import Bucket
 from jobmaster.events import JobsClaimed
 from jobmaster.jobs.model import Job, JobStatus
+from jobmaster.logs.outages import MASTER
 from jobmaster.master.base import Assignment, Fence, Route
 from jobmaster.runtime.hub import wait_for
 
@@ -52,10 +53,11 @@ class Coordinator:
                 routes = await self.worker.runtime.view.routes()
                 claimed = await self._claim_once(routes)
                 failures = 0
-            except Exception:
+                self.worker.runtime.outages.ok(MASTER)
+            except Exception as exc:
                 failures += 1
                 delay = min(10.0, 0.2 * 2**failures)
-                log.exception("coordinator: claim failed, retrying in %.1fs", delay)
+                self.worker.runtime.outages.failed(MASTER, exc, "claiming due jobs")
                 await asyncio.sleep(delay)
                 continue
             if claimed == self._batch:

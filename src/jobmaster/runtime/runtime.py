@@ -17,6 +17,8 @@ from jobmaster.config.urls import describe, redact
 from jobmaster.errors import ConfigError, UnavailableError
 from jobmaster.events import BatchFlushed, EventBus
 from jobmaster.jobs.model import Completion
+from jobmaster.logs.outages import MASTER, Outages
+from jobmaster.logs.runs import RunLog
 from jobmaster.master.base import Fence, MasterStore, QueueHost
 from jobmaster.runtime.batcher import Batcher
 from jobmaster.runtime.duties import Duty
@@ -71,6 +73,8 @@ class Runtime:
             "completions", self._flush_completions, on_flush=self._flushed
         )
         self.workers: list[Worker] = []
+        self.outages = Outages()
+        self._run_log: Callable[[], None] | None = None
         self.duties: list[Duty] = [*builtin_duties(), *services.duties]
 
     def _make_agent(self, name: str, url: str) -> tuple[BucketQueue, Callable[[], Intake]]:
@@ -91,7 +95,8 @@ class Runtime:
         return {name: make() for name, make in self._intakes.items()}
 
     async def open(self) -> None:
-        await reach("the master", self.cluster.master, self.master.open())
+        self._run_log = RunLog().attach(self.events)
+        await reach(MASTER, self.cluster.master, self.master.open())
         try:
             await self._prepare_master_schema()
         except ConfigError:
@@ -123,6 +128,9 @@ class Runtime:
                 )
 
     async def close(self) -> None:
+        if self._run_log is not None:
+            self._run_log()
+            self._run_log = None
         await self.completions.close()
         await self.starts.close()
         for agent in self.agents.values():
@@ -191,10 +199,11 @@ class Runtime:
             try:
                 done = set(await self.master.complete(items))
                 break
-            except Exception:
-                log.exception("could not record %d job outcomes; retrying in %.1fs", len(items), delay)
+            except Exception as exc:
+                self.outages.failed(MASTER, exc, f"recording {len(items)} job outcomes")
                 await asyncio.sleep(delay)
                 delay = min(5.0, delay * 2)
+        self.outages.ok(MASTER)
         if any(c.scheduled_at is not None for c in items):
             self.hub.coordinator.set()
         return [c.job_id in done for c in items]

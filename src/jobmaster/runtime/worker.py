@@ -21,6 +21,7 @@ from jobmaster.config.settings import ClusterConfig, WorkerConfig
 from jobmaster.events import EventBus
 from jobmaster.jobs.model import Priority
 from jobmaster.jobs.retry import RetryPolicy
+from jobmaster.logs.outages import MASTER
 from jobmaster.master.base import MasterStore
 from jobmaster.runtime.coordinator import Coordinator
 from jobmaster.runtime.drain import STOP_REFUSALS, drain_bucket
@@ -159,7 +160,7 @@ class Worker:
         it checks and replaces any that are gone.
         """
         interval = self.cluster.heartbeat_interval
-        hub = self.runtime.hub
+        hub, outages = self.runtime.hub, self.runtime.outages
         last_ok = time.time()
         beats = 0
         while not self._heartbeat_stop:
@@ -167,12 +168,13 @@ class Worker:
             try:
                 held = [job_id for ex in self.executors.values() for job_id in ex.held_ids()]
                 cancels = await self.master.renew(self.id, now, now + self.cluster.job_lease, held)
-            except Exception:
-                log.exception("worker %s: heartbeat failed", self.id)
+            except Exception as exc:
+                outages.failed(MASTER, exc, f"renewing the leases of worker {self.id}")
                 if now - last_ok > self.cluster.job_lease:
                     self._lease_lost()
                 await wait_for(hub.cancel, interval)
                 continue
+            outages.ok(MASTER)
             if self._heartbeat_stop:
                 return
             silent, last_ok = now - last_ok, now
@@ -180,8 +182,8 @@ class Worker:
             if self.executors and (silent > self.cluster.worker_timeout or beats % 10 == 0):
                 try:
                     await self._repair_buckets()
-                except Exception:
-                    log.exception("worker %s: bucket repair failed; will retry", self.id)
+                except Exception as exc:
+                    outages.failed(MASTER, exc, f"checking the buckets of worker {self.id}")
             for job_id in cancels:
                 for executor in self.executors.values():
                     executor.cancel(job_id, "cancelled by request")

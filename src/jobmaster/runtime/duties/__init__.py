@@ -15,6 +15,7 @@ import logging
 from typing import TYPE_CHECKING, Protocol
 
 from jobmaster.cluster.model import WorkerMode
+from jobmaster.logs.outages import MASTER
 
 if TYPE_CHECKING:
     from jobmaster.runtime.worker import Worker
@@ -57,7 +58,8 @@ class PeriodicDuty:
         while not worker.stopping.is_set():
             try:
                 await self.tick(worker)
-            except Exception:
-                log.exception("worker %s: %s pass failed", worker.id, self.name)
+                worker.runtime.outages.ok(MASTER)
+            except Exception as exc:
+                worker.runtime.outages.failed(MASTER, exc, f"the {self.name} pass of worker {worker.id}")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(worker.stopping.wait(), self.interval(worker))

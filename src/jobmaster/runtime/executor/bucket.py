@@ -30,9 +30,11 @@ from jobmaster.handlers.registry import Handler
 from jobmaster.jobs.model import Job, JobStatus, run_capacity
 from jobmaster.jobs.outcomes import Discard, Snooze
 from jobmaster.jobs.retry import RetryPolicy
+from jobmaster.logs.context import CURRENT_JOB
+from jobmaster.logs.outages import MASTER
 from jobmaster.master.base import Fence
 from jobmaster.runtime.executor import outcome
-from jobmaster.runtime.executor.intake import Intake
+from jobmaster.runtime.executor.intake import AgentCallError, Intake
 from jobmaster.runtime.executor.invoke import invoke
 from jobmaster.runtime.executor.outcome import LEASE_LOST, SHUTDOWN, TIMED_OUT
 from jobmaster.runtime.hub import wait_for
@@ -120,31 +122,39 @@ class BucketExecutor:
     # ---- intake ------------------------------------------------------------------------------
 
     async def intake_loop(self) -> None:
-        cfg = self.worker.cluster
-        polled = not self.intake.queue.supports_notify
+        outages = self.worker.runtime.outages
         failures = 0
         try:
             while self._accepting:
                 try:
-                    more = await self.intake.fetch(self, time.time())
-                    if more or not self._accepting:
-                        continue
-                    if self._blocked():
-                        timeout = BLOCKED_RECHECK
-                    elif polled:
-                        timeout = cfg.idle_poll_interval
-                    else:
-                        timeout = await self._until_next_due()
+                    timeout = await self._intake_pass()
                     failures = 0
-                except Exception:
+                except AgentCallError as exc:
                     failures += 1
-                    delay = min(5.0, 0.1 * 2**failures)
-                    log.exception("bucket %s: intake failed, retrying in %.1fs", self.bucket.id, delay)
-                    await wait_for(self._intake_wake, delay)
-                    continue
-                await wait_for(self._intake_wake, timeout)
+                    outages.failed(exc.service, exc.__cause__ or exc, exc.doing)
+                    timeout = min(5.0, 0.1 * 2**failures)
+                except Exception as exc:
+                    failures += 1
+                    outages.failed(MASTER, exc, f"taking jobs into bucket {self.bucket.id}")
+                    timeout = min(5.0, 0.1 * 2**failures)
+                if timeout is not None:
+                    await wait_for(self._intake_wake, timeout)
         finally:
             self._intake_stopped.set()
+
+    async def _intake_pass(self) -> float | None:
+        """One fetch; how long to wait before the next, or None to go on at once (more may wait)."""
+        more = await self.intake.fetch(self, time.time())
+        outages = self.worker.runtime.outages
+        outages.ok(MASTER)
+        outages.ok(self.intake.service)
+        if more or not self._accepting:
+            return None
+        if self._blocked():
+            return BLOCKED_RECHECK
+        if not self.intake.queue.supports_notify:
+            return self.worker.cluster.idle_poll_interval
+        return await self._until_next_due()
 
     def _blocked(self) -> bool:
         """Due jobs wait, but only this executor can make room for them: wait for it to say so.
@@ -224,8 +234,8 @@ class BucketExecutor:
             results = await self.worker.runtime.starts.submit_many(
                 [(Fence(j.id, j.version), now, lease) for j in jobs]
             )
-        except Exception:
-            log.exception("bucket %s: could not mark jobs Processing; keeping them", self.bucket.id)
+        except Exception as exc:
+            self.worker.runtime.outages.failed(MASTER, exc, f"starting jobs of bucket {self.bucket.id}")
             for job in jobs:
                 self.buffer_push(job)
             await asyncio.sleep(0.5)
@@ -298,12 +308,15 @@ class BucketExecutor:
     async def _run(self, running: Running, handler: Handler | None) -> None:
         job, ctx = running.job, running.ctx
         error: BaseException | None = None
+        CURRENT_JOB.set(job)
         try:
             if handler is None:
                 raise LookupError(f"no handler {job.definition_id!r} is registered in this worker process")
             args = () if ctx is None else (ctx,)
             threads = self.worker.runtime.threads
-            if handler.chain is None:
+            if handler.chain is None and handler.is_async:
+                result = await handler.func(*args, **job.data)  # the common case, without a call more
+            elif handler.chain is None:
                 result = await invoke(handler, args, job.data, threads)
             else:
                 result = await handler.chain(partial(invoke, handler, args, job.data, threads), job)
@@ -338,7 +351,9 @@ class BucketExecutor:
         self.worker.runtime.completions.post(completion)
         events = self.worker.events
         if events.wants(JobEnded):
-            events.emit(outcome.ended_event(job, completion))
+            kind = outcome.ended_kind(completion)
+            if events.wants(kind):
+                events.emit(outcome.ended_event(kind, job, completion))
 
     def cancel(self, job_id: str, reason: str) -> bool:
         running = self._running.get(job_id)

@@ -14,19 +14,24 @@ from __future__ import annotations
 
 import abc
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from jobmaster.agents.base import AgentMessage, AgentTransport, BucketQueue, ReadCursor
 from jobmaster.agents.master_queue import MasterQueue
+from jobmaster.errors import JobMasterError
 from jobmaster.jobs import codec
 from jobmaster.jobs.model import JobStatus
+from jobmaster.logs.outages import MASTER, agent_service
 from jobmaster.master.base import MasterStore, StartNow
 from jobmaster.runtime.drain import move_batch
 from jobmaster.runtime.poison import decode_messages
 
 if TYPE_CHECKING:
     from jobmaster.runtime.executor.bucket import BucketExecutor
+
+T = TypeVar("T")
 
 #: How many unsaved (SavePending) messages one pass persists to the master, and how often.
 SAVE_BATCH = 500
@@ -54,8 +59,21 @@ class ReadPosition:
         self.after = max(m.read_key for m in read) if len(read) == limit else None
 
 
+class AgentCallError(JobMasterError):
+    """A call to the agent (not to the master) failed: `service` and what it was `doing` name it for
+    the outage log; the cause is the original error."""
+
+    def __init__(self, service: str, doing: str) -> None:
+        super().__init__(f"{service} failed while {doing}")
+        self.service = service
+        self.doing = doing
+
+
 class Intake(abc.ABC):
     """One bucket's way in (an instance per executor: it may keep a read position)."""
+
+    #: Who answers its calls, as the outage log names it.
+    service = MASTER
 
     def __init__(self, queue: BucketQueue) -> None:
         self.queue = queue
@@ -73,8 +91,16 @@ class ReadAdoptAck(Intake):
     def __init__(self, agent: AgentTransport) -> None:
         super().__init__(agent)
         self.agent = agent
+        self.service = agent_service(agent.name)
         self._position = ReadPosition()
         self._saved_at = 0.0
+
+    async def _agent(self, call: Awaitable[T], doing: str) -> T:
+        """An agent call, its failure told apart from the master's (`AgentCallError`)."""
+        try:
+            return await call
+        except Exception as exc:
+            raise AgentCallError(self.service, doing) from exc
 
     async def drain_batch(self, master: MasterStore, bucket_id: str) -> int:
         return await move_batch(master, self.agent, bucket_id)
@@ -87,7 +113,10 @@ class ReadAdoptAck(Intake):
         if now - self._saved_at < SAVE_INTERVAL:
             return more
         self._saved_at = now
-        unsaved = await self.agent.claim_unsaved(ex.bucket.id, SAVE_BATCH, lead_until, now, visible_at)
+        unsaved = await self._agent(
+            self.agent.claim_unsaved(ex.bucket.id, SAVE_BATCH, lead_until, now, visible_at),
+            "reading jobs to save",
+        )
         if unsaved:
             await self._save(ex, unsaved)
         return more or len(unsaved) == SAVE_BATCH
@@ -116,7 +145,8 @@ class ReadAdoptAck(Intake):
         else:
             return False
         after = self._position.start(now)
-        messages = await self.agent.read_due(ex.bucket.id, limit, due_before, now, visible_at, after)
+        reading = self.agent.read_due(ex.bucket.id, limit, due_before, now, visible_at, after)
+        messages = await self._agent(reading, f"reading bucket {ex.bucket.id}")
         started = await self._adopt(ex, messages) if messages else 0
         self._position.advance(messages, limit)
         if start:
@@ -157,7 +187,9 @@ class ReadAdoptAck(Intake):
                 buffered = True
         if buffered:
             ex.wake_dispatch()  # before the ack: its round trip is not the jobs' to wait for
-        await self.agent.ack(bucket_id, [j.id for j in jobs])
+        await self._agent(
+            self.agent.ack(bucket_id, [j.id for j in jobs]), f"acknowledging in bucket {bucket_id}"
+        )
         return started
 
     async def _save(self, ex: BucketExecutor, messages: list[AgentMessage]) -> None:
@@ -179,8 +211,9 @@ class ReadAdoptAck(Intake):
             if j.id in saved
         ]
         if keep:
-            await self.agent.push(bucket_id, keep)
-        await self.agent.ack(bucket_id, [j.id for j in jobs if j.id not in saved])
+            await self._agent(self.agent.push(bucket_id, keep), f"pushing saved jobs to bucket {bucket_id}")
+        unsaved_ids = [j.id for j in jobs if j.id not in saved]
+        await self._agent(self.agent.ack(bucket_id, unsaved_ids), f"acknowledging in bucket {bucket_id}")
 
 
 class TakeFromJobTable(Intake):

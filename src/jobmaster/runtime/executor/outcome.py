@@ -94,19 +94,22 @@ def failed(
     return Completion(job.id, job.version, JobStatus.Failed, attempt(outcome), error=details)
 
 
-def ended_event(job: Job, completion: Completion) -> JobEnded:
-    """The event that reports `completion` of `job`'s run."""
-    status, attempt = completion.status, completion.attempt
+def ended_kind(completion: Completion) -> type[JobEnded]:
+    """The kind of event that reports `completion`: asked first, so an event nobody listens for
+    (a success, where only failures are logged) is never built."""
+    status = completion.status
     if status is JobStatus.Succeeded:
-        return JobSucceeded(job, attempt)
+        return JobSucceeded
     if status is JobStatus.HeldOnMaster:
-        if attempt.outcome == "interrupted":
-            return JobInterrupted(job, attempt)
-        if completion.grant:
-            assert completion.scheduled_at is not None
-            return JobSnoozed(job, attempt, completion.scheduled_at)
+        if completion.attempt.outcome == "interrupted":
+            return JobInterrupted
+        return JobSnoozed if completion.grant else JobRetried
+    return JobCancelled if status is JobStatus.Cancelled else JobFailed
+
+
+def ended_event(kind: type[JobEnded], job: Job, completion: Completion) -> JobEnded:
+    """The event of `kind` (`ended_kind(completion)`) that reports `completion` of `job`'s run."""
+    if kind is JobSnoozed or kind is JobRetried:
         assert completion.scheduled_at is not None
-        return JobRetried(job, attempt, completion.scheduled_at)
-    if status is JobStatus.Cancelled:
-        return JobCancelled(job, attempt)
-    return JobFailed(job, attempt)
+        return kind(job, completion.attempt, completion.scheduled_at)  # type: ignore[call-arg]
+    return kind(job, completion.attempt)
