@@ -25,7 +25,7 @@ from jobmaster import JobContext, JobMaster
 jm = JobMaster(
     "logs",
     MASTER,
-    workers=[{"name": "w1"}],
+    workers=[{"name": "w1"}, {"name": "w2"}],
     heartbeat_interval=0.3,
     worker_timeout=2,
     job_lease=8,
@@ -58,6 +58,12 @@ def chatty(ctx: JobContext) -> None:
 @jm.handler(name="ok")
 async def ok() -> None:
     pass
+
+
+@jm.handler(name="once_slow")
+async def once_slow(ctx: JobContext) -> None:
+    if ctx.attempt == 1:
+        await asyncio.sleep(60)
 """
 
 
@@ -76,6 +82,8 @@ def _client(directory: Path, code: str) -> str:
 
 
 def _worker(directory: Path, *options: str) -> subprocess.Popen[str]:
+    if "--worker" not in options:
+        options = ("--worker", "w1", *options)
     command = [sys.executable, "-m", "jobmaster.cli.main", "worker", "--app", "app:jm", *options]
     return subprocess.Popen(command, cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -233,3 +241,25 @@ def test_a_master_outage_logs_one_line_down_and_one_back(
     assert len(connection) == 2, connection
     assert "WARNING" in connection[0] and "the master failed while" in connection[0]
     assert "INFO" in connection[1] and "the master answers again after" in connection[1]
+
+
+@pytest.mark.e2e
+def test_a_dead_workers_jobs_and_buckets_are_logged_by_the_worker_that_takes_them_over(app_dir: Path) -> None:
+    first = _worker(app_dir, "--worker", "w1")
+    try:
+        job_id = _client(app_dir, "print(jm.sync.schedule('once_slow'))").strip()
+        _wait_status(app_dir, job_id, "Processing")
+    finally:
+        first.kill()
+        first.communicate(timeout=30)
+    second = _worker(app_dir, "--worker", "w2")
+    try:
+        _wait_status(app_dir, job_id, "Succeeded")
+    finally:
+        logs = _stop(second)
+    recovered = [line for line in logs.splitlines() if "jobmaster.recovery" in line]
+    assert len(recovered) == 1 and "WARNING" in recovered[0], logs
+    assert "gave back 1 job(s) whose workers stopped renewing their leases" in recovered[0]
+    drained = [line for line in logs.splitlines() if "jobmaster.drain" in line]
+    assert any("adopting bucket w1-" in line for line in drained), logs
+    assert any(re.search(r"bucket w1-\S+ drained: \d+ job\(s\) back to the master", line) for line in drained)

@@ -126,6 +126,7 @@ async def drain_orphaned_buckets(
             log.exception("draining bucket %s failed; will retry", bucket.id)
             continue
         await master.delete_buckets([bucket.id])
+        log.warning("bucket %s drained: %d job(s) back to the master", bucket.id, drained[bucket.id])
     if drained:
         await master.notify(BUCKETS)
     return drained

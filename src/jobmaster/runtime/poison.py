@@ -73,7 +73,7 @@ async def keep_undecodable(master: MasterStore, agent: str, bucket_id: str, pois
     if again:
         await master.insert_jobs(again)
     for job, (message, reason) in zip(kept, poison, strict=True):
-        log.error(
+        log.warning(
             "agent %s bucket %s: undecodable message %s (version %d, %d bytes) kept in the master"
             " as Failed job %s: %s",
             agent,

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from jobmaster.cluster.model import Bucket
 from jobmaster.config.settings import WorkerConfig
 from jobmaster.errors import JobCancelledError, JobTimeoutError
-from jobmaster.events import JobEnded, JobStarted
+from jobmaster.events import JobStarted, JobSucceeded
 from jobmaster.handlers.context import JobContext
 from jobmaster.handlers.registry import Handler
 from jobmaster.jobs.model import Job, JobStatus, run_capacity
@@ -47,6 +47,9 @@ log = logging.getLogger("jobmaster.executor")
 #: Longest wait of an intake that is waiting for buffer room or a slot: a safety net only, since the
 #: executor wakes it as soon as either frees up.
 BLOCKED_RECHECK = 1.0
+#: What a handler may return instead of raising (a tuple: `Discard | Snooze` would build a union
+#: object on every job).
+HANDLER_OUTCOMES = (Discard, Snooze)
 #: Longest wait, when stopping, for an intake write in flight (its jobs must be given back or run).
 INTAKE_STOP_WAIT = 5.0
 
@@ -320,7 +323,7 @@ class BucketExecutor:
                 result = await invoke(handler, args, job.data, threads)
             else:
                 result = await handler.chain(partial(invoke, handler, args, job.data, threads), job)
-            if isinstance(result, Discard | Snooze):
+            if isinstance(result, HANDLER_OUTCOMES):
                 error = result
         except asyncio.CancelledError:
             running.signal_cancel()
@@ -341,19 +344,19 @@ class BucketExecutor:
 
     def _report(self, running: Running, handler: Handler | None, error: BaseException | None) -> None:
         job, now, worker = running.job, time.time(), self.worker
+        events = worker.events
         if error is None:
             completion = outcome.succeeded(job, worker.id, running.started_at, now)
-        else:
-            policy: RetryPolicy = worker.retry if handler is None or handler.retry is None else handler.retry
-            completion = outcome.failed(
-                job, error, running.reason, worker.id, running.started_at, now, policy
-            )
-        self.worker.runtime.completions.post(completion)
-        events = self.worker.events
-        if events.wants(JobEnded):
-            kind = outcome.ended_kind(completion)
-            if events.wants(kind):
-                events.emit(outcome.ended_event(kind, job, completion))
+            worker.runtime.completions.post(completion)
+            if events.wants(JobSucceeded):
+                events.emit(JobSucceeded(job, completion.attempt))
+            return
+        policy: RetryPolicy = worker.retry if handler is None or handler.retry is None else handler.retry
+        completion = outcome.failed(job, error, running.reason, worker.id, running.started_at, now, policy)
+        worker.runtime.completions.post(completion)
+        kind = outcome.ended_kind(completion)
+        if events.wants(kind):
+            events.emit(outcome.ended_event(kind, job, completion))
 
     def cancel(self, job_id: str, reason: str) -> bool:
         running = self._running.get(job_id)
