@@ -263,3 +263,25 @@ def test_a_dead_workers_jobs_and_buckets_are_logged_by_the_worker_that_takes_the
     drained = [line for line in logs.splitlines() if "jobmaster.drain" in line]
     assert any("adopting bucket w1-" in line for line in drained), logs
     assert any(re.search(r"bucket w1-\S+ drained: \d+ job\(s\) back to the master", line) for line in drained)
+
+
+@pytest.mark.e2e
+def test_a_standard_logging_config_file_gets_the_job_fields(app_dir: Path) -> None:
+    config = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"plain": {"format": "CFG %(levelname)s %(name)s job=%(job_id)s %(message)s"}},
+        "handlers": {
+            "err": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}
+        },
+        "root": {"level": "INFO", "handlers": ["err"]},
+    }
+    (app_dir / "logging.json").write_text(json.dumps(config), encoding="utf-8")
+    worker = _worker(app_dir, "--log-config", "logging.json")
+    try:
+        job_id = _client(app_dir, "print(jm.sync.schedule('chatty'))").strip()
+        _wait_status(app_dir, job_id, "Succeeded")
+    finally:
+        logs = _stop(worker)
+    assert f"CFG WARNING jobmaster.job.chatty job={job_id} hello from the handler" in logs
+    assert "CFG INFO jobmaster.cli job=None " in logs
