@@ -23,7 +23,7 @@ from jobmaster.events import EventBus, JobScheduled
 from jobmaster.handlers.registry import HandlerFunc, HandlerRegistry
 from jobmaster.inspection import Inspector
 from jobmaster.jobs.model import Attempt, Job, JobFilter, JobStatus, new_job_ids
-from jobmaster.jobs.options import HandlerOptions, JobOptions
+from jobmaster.jobs.options import QUERY_NAMES, HandlerOptions, JobOptions, JobQuery, check_names
 from jobmaster.jobs.paging import JobPage, decode_cursor, encode_cursor
 from jobmaster.jobs.retry import RetryPolicy
 from jobmaster.master.base import StatusCount
@@ -382,17 +382,7 @@ class JobMaster:
         return await self.runtime.master.attempts(job_id)
 
     async def list_jobs(
-        self,
-        *,
-        status: JobStatus | str | Sequence[JobStatus | str] | None = None,
-        handler: str | HandlerFunc | None = None,
-        lane: str | None = None,
-        scheduled_from: datetime | None = None,
-        scheduled_to: datetime | None = None,
-        metadata: dict[str, Any] | None = None,
-        limit: int = 100,
-        offset: int = 0,
-        after: str | None = None,
+        self, *, limit: int = 100, offset: int = 0, after: str | None = None, **query: Unpack[JobQuery]
     ) -> list[Job]:
         """Up to `limit` jobs matching every filter given, latest due time first (ties by id,
         descending).
@@ -403,22 +393,10 @@ class JobMaster:
         still reads every skipped row, so a deep page gets slower as the table grows, and jobs
         inserted between two calls shift the pages (a job shown twice, or skipped).
         """
-        criteria = self._criteria(
-            status, handler, lane, scheduled_from, scheduled_to, metadata, limit, offset, after
-        )
-        return await self.runtime.master.list_jobs(criteria)
+        return await self.runtime.master.list_jobs(self._criteria(query, limit, offset, after))
 
     async def list_jobs_page(
-        self,
-        *,
-        status: JobStatus | str | Sequence[JobStatus | str] | None = None,
-        handler: str | HandlerFunc | None = None,
-        lane: str | None = None,
-        scheduled_from: datetime | None = None,
-        scheduled_to: datetime | None = None,
-        metadata: dict[str, Any] | None = None,
-        limit: int = 100,
-        after: str | None = None,
+        self, *, limit: int = 100, after: str | None = None, **query: Unpack[JobQuery]
     ) -> JobPage:
         """One page of `list_jobs` and the cursor of the next: pass `page.next_cursor` as `after`
         (with the same filters) until it is None.
@@ -427,26 +405,14 @@ class JobMaster:
         deep it is; jobs inserted or changed meanwhile never make a page repeat or skip one of the
         jobs that were listed in their place before.
         """
-        criteria = self._criteria(
-            status, handler, lane, scheduled_from, scheduled_to, metadata, limit, 0, after
-        )
+        criteria = self._criteria(query, limit, 0, after)
         # One job more than the page tells whether another page follows.
         found = await self.runtime.master.list_jobs(replace(criteria, limit=limit + 1))
         jobs = found[:limit]
         return JobPage(jobs, encode_cursor(jobs[-1]) if len(found) > limit else None)
 
-    async def count_jobs(
-        self,
-        *,
-        status: JobStatus | str | Sequence[JobStatus | str] | None = None,
-        handler: str | HandlerFunc | None = None,
-        lane: str | None = None,
-        scheduled_from: datetime | None = None,
-        scheduled_to: datetime | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> int:
-        criteria = self._criteria(status, handler, lane, scheduled_from, scheduled_to, metadata, 1, 0, None)
-        return await self.runtime.master.count_jobs(criteria)
+    async def count_jobs(self, **query: Unpack[JobQuery]) -> int:
+        return await self.runtime.master.count_jobs(self._criteria(query, 1, 0, None))
 
     async def counts(self) -> list[StatusCount]:
         return await self.runtime.master.count_by_status()
@@ -466,18 +432,11 @@ class JobMaster:
     async def retry(self, job_id: str) -> Job:
         return await self.manager.retry(job_id)
 
-    def _criteria(
-        self,
-        status: JobStatus | str | Sequence[JobStatus | str] | None,
-        handler: str | HandlerFunc | None,
-        lane: str | None,
-        scheduled_from: datetime | None,
-        scheduled_to: datetime | None,
-        metadata: dict[str, Any] | None,
-        limit: int,
-        offset: int,
-        after: str | None,
-    ) -> JobFilter:
+    def _criteria(self, query: JobQuery, limit: int, offset: int, after: str | None) -> JobFilter:
+        problem = check_names(query, QUERY_NAMES, "listing jobs")
+        if problem is not None:
+            raise QueryError(problem)
+        status, handler = query.get("status"), query.get("handler")
         if status is None:
             statuses: tuple[JobStatus, ...] = ()
         elif isinstance(status, JobStatus | str):
@@ -494,10 +453,10 @@ class JobMaster:
         return JobFilter(
             statuses=statuses,
             definition_id=definition,
-            lane=lane,
-            scheduled_from=_timestamp(scheduled_from, "scheduled_from"),
-            scheduled_to=_timestamp(scheduled_to, "scheduled_to"),
-            metadata=metadata,
+            lane=query.get("lane"),
+            scheduled_from=_timestamp(query.get("scheduled_from"), "scheduled_from"),
+            scheduled_to=_timestamp(query.get("scheduled_to"), "scheduled_to"),
+            metadata=query.get("metadata"),
             limit=limit,
             offset=max(0, offset),
             after=None if after is None else decode_cursor(after),

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, Unpack
 
 from jobmaster.handlers.registry import HandlerFunc
 from jobmaster.jobs.model import Attempt, Job
-from jobmaster.jobs.options import JobOptions
+from jobmaster.jobs.options import JobOptions, JobQuery
 from jobmaster.jobs.paging import JobPage
 
 if TYPE_CHECKING:
@@ -73,14 +73,18 @@ class SyncJobMaster:
     def job_attempts(self, job_id: str) -> list[Attempt]:
         return self._call(self._opened(self.app.job_attempts, job_id))
 
-    def list_jobs(self, **criteria: Any) -> list[Job]:
-        return self._call(self._opened(self.app.list_jobs, **criteria))
+    def list_jobs(
+        self, *, limit: int = 100, offset: int = 0, after: str | None = None, **query: Unpack[JobQuery]
+    ) -> list[Job]:
+        return self._call(self._opened(self.app.list_jobs, limit=limit, offset=offset, after=after, **query))
 
-    def list_jobs_page(self, **criteria: Any) -> JobPage:
-        return self._call(self._opened(self.app.list_jobs_page, **criteria))
+    def list_jobs_page(
+        self, *, limit: int = 100, after: str | None = None, **query: Unpack[JobQuery]
+    ) -> JobPage:
+        return self._call(self._opened(self.app.list_jobs_page, limit=limit, after=after, **query))
 
-    def count_jobs(self, **criteria: Any) -> int:
-        return self._call(self._opened(self.app.count_jobs, **criteria))
+    def count_jobs(self, **query: Unpack[JobQuery]) -> int:
+        return self._call(self._opened(self.app.count_jobs, **query))
 
     def cancel(self, job_id: str) -> Job:
         return self._call(self._opened(self.app.cancel, job_id))

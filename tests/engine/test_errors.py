@@ -55,6 +55,8 @@ async def test_management_errors_are_jobmaster_errors(make_app) -> None:
             await app.list_jobs(limit=0)
         with pytest.raises(QueryError, match="unknown status 'Done'"):
             await app.list_jobs(status="Done")
+        with pytest.raises(QueryError, match="unknown option 'stauts'; did you mean 'status'"):
+            await app.list_jobs(stauts="Failed")  # type: ignore[call-arg]
         with pytest.raises(QueryError, match="timezone-aware"):
             from datetime import datetime
 

@@ -1,4 +1,4 @@
-"""The scheduling options, typed once.
+"""The scheduling options and the listing filters, typed once.
 
 Every signature that takes them (`@jm.handler`, `jm.schedule`, `jm.schedule_many`, their sync twins,
 the registry) says `**options: Unpack[...]`, so a new option is one edit here and one where it is
@@ -9,11 +9,11 @@ run time and is refused here with the closest known name, before anything is wri
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypedDict
 
-from jobmaster.jobs.model import Priority
+from jobmaster.jobs.model import JobStatus, Priority
 
 
 class HandlerOptions(TypedDict, total=False):
@@ -33,7 +33,20 @@ class JobOptions(HandlerOptions, total=False):
     delay: float | timedelta | str | None
 
 
+class JobQuery(TypedDict, total=False):
+    """What `list_jobs`, `list_jobs_page` and `count_jobs` filter on; every one given narrows."""
+
+    status: JobStatus | str | Sequence[JobStatus | str] | None
+    #: A handler id, or the handler function itself.
+    handler: str | Callable[..., Any] | None
+    lane: str | None
+    scheduled_from: datetime | None
+    scheduled_to: datetime | None
+    metadata: dict[str, Any] | None
+
+
 HANDLER_OPTION_NAMES = frozenset(HandlerOptions.__annotations__)
+QUERY_NAMES = frozenset(JobQuery.__annotations__)
 JOB_OPTION_NAMES = frozenset(JobOptions.__annotations__) | HANDLER_OPTION_NAMES
 
 
