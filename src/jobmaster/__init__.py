@@ -20,7 +20,7 @@ from jobmaster.errors import (
 )
 from jobmaster.handlers.context import JobContext
 from jobmaster.jobs.model import Attempt, Job, JobStatus, Priority
-from jobmaster.jobs.options import HandlerOptions, JobOptions
+from jobmaster.jobs.options import HandlerOptions, JobOptions, JobQuery
 from jobmaster.jobs.outcomes import Discard, Snooze
 from jobmaster.jobs.paging import JobPage
 from jobmaster.jobs.retry import RetryPolicy
@@ -45,6 +45,7 @@ __all__ = [
     "JobNotFoundError",
     "JobOptions",
     "JobPage",
+    "JobQuery",
     "JobStatus",
     "JobTimeoutError",
     "NotOpenError",
