@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 
-MASTER = os.environ.get("JOBMASTER_MASTER", "postgresql://localhost/jobmaster")
-AGENT = os.environ.get("JOBMASTER_AGENT", "postgresql://localhost/jobmaster_transport")
-NATS = os.environ.get("JOBMASTER_NATS", "nats://localhost:4222")
+MASTER = os.environ.get("EXAMPLES_MASTER", "postgresql://localhost/jobmaster")
+AGENT = os.environ.get("EXAMPLES_AGENT", "postgresql://localhost/jobmaster_transport")
+NATS = os.environ.get("EXAMPLES_NATS", "nats://localhost:4222")
 
 
 def cluster(default: str) -> str:
-    """The guide's cluster id, unless JOBMASTER_CLUSTER names another (tests isolate runs with it)."""
-    return os.environ.get("JOBMASTER_CLUSTER", default)
+    """The guide's cluster id, unless EXAMPLES_CLUSTER names another (tests isolate runs with it)."""
+    return os.environ.get("EXAMPLES_CLUSTER", default)

@@ -36,7 +36,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("bench_jobs", sizes, ids=[f"{n}-jobs" for n in sizes])
 
 
-PG_ADMIN_URL = os.environ.get("JOBMASTER_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get("JMTEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_BASE = PG_ADMIN_URL.rsplit("/", 1)[0]
 # Per run, so two test runs on one server (a developer's and CI's) never drop each other's data.
 PG_MASTER_DB = f"jobmaster_test_{os.getpid()}"
@@ -64,7 +64,7 @@ def pg_urls() -> Iterator[dict[str, str]]:
     asyncio.run(_recreate(PG_MASTER_DB, PG_AGENT_DB, create=False))
 
 
-MYSQL_ADMIN_URL = os.environ.get("JOBMASTER_TEST_MYSQL_ADMIN", "mysql://root@127.0.0.1:3306/test")
+MYSQL_ADMIN_URL = os.environ.get("JMTEST_MYSQL_ADMIN", "mysql://root@127.0.0.1:3306/test")
 MYSQL_BASE = MYSQL_ADMIN_URL.rsplit("/", 1)[0]
 MYSQL_MASTER_DB = f"jobmaster_test_{os.getpid()}"
 MYSQL_AGENT_DB = f"jobmaster_test_{os.getpid()}_transport"

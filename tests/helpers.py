@@ -16,7 +16,7 @@ from jobmaster.jobs.model import Job, JobStatus, Priority, new_job_id
 from jobmaster.master.base import MasterStore
 
 #: The shared NATS server (JetStream on) that tests use; tests that kill a server start their own.
-NATS_URL = os.environ.get("JOBMASTER_TEST_NATS", "nats://127.0.0.1:4222")
+NATS_URL = os.environ.get("JMTEST_NATS", "nats://127.0.0.1:4222")
 
 
 def make_job(

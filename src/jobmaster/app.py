@@ -16,8 +16,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, TypeVar, Unpack, overload
 
-from jobmaster.config.loading import load, validate
-from jobmaster.config.settings import ClusterConfig, WorkerConfig
+from jobmaster.config.loading import KEYWORD, load_with_sources, validate
+from jobmaster.config.settings import WorkerConfig
 from jobmaster.errors import ConfigError, NotOpenError, QueryError, ScheduleError
 from jobmaster.events import EventBus, JobScheduled
 from jobmaster.handlers.registry import HandlerFunc, HandlerRegistry
@@ -68,7 +68,7 @@ class JobMaster:
             extra["agents"] = [{"name": n, "url": u} for n, u in agents.items()]
         if workers is not None:
             extra["workers"] = [w.model_dump() if isinstance(w, WorkerConfig) else w for w in workers]
-        self.config: ClusterConfig = load(
+        self.config, self.config_sources = load_with_sources(
             config_file, cluster_id=cluster_id, master=master, **extra, **settings
         )
         self.registry = HandlerRegistry()
@@ -93,6 +93,7 @@ class JobMaster:
         values = self.config.model_dump()
         values.update(changes)
         self.config = validate(values)
+        self.config_sources.update(dict.fromkeys(changes, KEYWORD))
 
     def add_agent(self, name: str, url: str) -> JobMaster:
         agents = [a.model_dump() for a in self.config.agents]

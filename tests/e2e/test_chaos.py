@@ -1,7 +1,7 @@
 """Kill test: workers SIGKILLed and replaced during a run; nothing lost, duplicates explained.
 
-Size: JOBMASTER_CHAOS_JOBS (CI default 10,000; the issue's soak size is 50,000) and
-JOBMASTER_CHAOS_KILL_EVERY seconds between kills (default 2).
+Size: JMTEST_CHAOS_JOBS (CI default 10,000; the issue's soak size is 50,000) and
+JMTEST_CHAOS_KILL_EVERY seconds between kills (default 2).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from e2e_support import Processes, create_runs_table, status_counts, wait_regist
 
 from jobmaster import ClusterConfig
 
-JOBS = int(os.environ.get("JOBMASTER_CHAOS_JOBS", "10000"))
-KILL_EVERY = float(os.environ.get("JOBMASTER_CHAOS_KILL_EVERY", "2"))
+JOBS = int(os.environ.get("JMTEST_CHAOS_JOBS", "10000"))
+KILL_EVERY = float(os.environ.get("JMTEST_CHAOS_KILL_EVERY", "2"))
 SETTINGS = {"heartbeat_interval": 0.3, "worker_timeout": 1.5, "job_lease": 2}
 
 

@@ -25,10 +25,10 @@ NATS_AGENT = "Nats-1"
 def _env(pg_urls: dict[str, str], cluster: str) -> dict[str, str]:
     return {
         **os.environ,
-        "JOBMASTER_MASTER": pg_urls["master"],
-        "JOBMASTER_AGENT": pg_urls["agent"],
-        "JOBMASTER_NATS": "nats://127.0.0.1:4222",
-        "JOBMASTER_CLUSTER": cluster,
+        "EXAMPLES_MASTER": pg_urls["master"],
+        "EXAMPLES_AGENT": pg_urls["agent"],
+        "EXAMPLES_NATS": "nats://127.0.0.1:4222",
+        "EXAMPLES_CLUSTER": cluster,
         "PYTHONPATH": str(ROOT),
     }
 
@@ -71,7 +71,7 @@ async def _run_example(
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
         codes = [proc.wait(30) for proc in procs]
-        await drop_agent(env["JOBMASTER_NATS"], cluster, NATS_AGENT)
+        await drop_agent(env["EXAMPLES_NATS"], cluster, NATS_AGENT)
     assert codes == [0] * len(procs)
 
 

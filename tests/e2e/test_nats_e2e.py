@@ -2,10 +2,10 @@
 
 - a split fleet (publisher, coordinator-only, two execution processes) on the shared nats-server;
 - the nats-server itself SIGKILLed mid-run and restarted on the same store (a private server);
-- the kill test of test_chaos.py with the agent on NATS (size: JOBMASTER_CHAOS_JOBS, default 10,000;
-  JOBMASTER_CHAOS_KILL_EVERY seconds between kills, default 2).
+- the kill test of test_chaos.py with the agent on NATS (size: JMTEST_CHAOS_JOBS, default 10,000;
+  JMTEST_CHAOS_KILL_EVERY seconds between kills, default 2).
 
-The shared server is `nats://127.0.0.1:4222` (JOBMASTER_TEST_NATS overrides it); every test has its
+The shared server is `nats://127.0.0.1:4222` (JMTEST_NATS overrides it); every test has its
 own cluster id, hence its own stream, which is deleted afterwards.
 """
 
@@ -30,8 +30,8 @@ from helpers import NATS_URL, drop_agent
 
 AGENT = "nats-1"
 FAST = {"heartbeat_interval": 0.3, "worker_timeout": 1.5, "job_lease": 2}
-CHAOS_JOBS = int(os.environ.get("JOBMASTER_CHAOS_JOBS", "10000"))
-KILL_EVERY = float(os.environ.get("JOBMASTER_CHAOS_KILL_EVERY", "2"))
+CHAOS_JOBS = int(os.environ.get("JMTEST_CHAOS_JOBS", "10000"))
+KILL_EVERY = float(os.environ.get("JMTEST_CHAOS_KILL_EVERY", "2"))
 SUCCEEDED = 5
 #: Final master version of a job due at once that succeeded at its first attempt: on the YES path it
 #: is adopted from the agent (v1), started in that write or by the next (v2), and completed: 2 or 3.

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from jobmaster import ConfigError, JobMaster, Priority
-from jobmaster.config.loading import load
+from jobmaster.config.loading import OTHER_VARIABLES, load, load_with_sources, setting_variables
 from jobmaster.config.settings import parse_duration
 
 
@@ -114,3 +114,59 @@ def test_handler_options_are_validated() -> None:
         jm.handler(priority="urgent")(lambda: None)
     with pytest.raises(ConfigError, match="timeout"):
         jm.handler(timeout=-1)(lambda: None)
+
+
+def test_a_misspelt_variable_stops_start_up_with_the_closest_name() -> None:
+    with pytest.raises(ConfigError) as info:
+        load(cluster_id="c", environ={"JOBMASTER_TRANSIENT_THRESHHOLD": "5m"})
+    assert str(info.value) == (
+        "unknown environment variable JOBMASTER_TRANSIENT_THRESHHOLD; did you mean"
+        " JOBMASTER_TRANSIENT_THRESHOLD? (docs/configuration.md lists every variable)"
+    )
+    with pytest.raises(ConfigError, match="unknown environment variable JOBMASTER_NO_SUCH_THING \\("):
+        load(cluster_id="c", environ={"JOBMASTER_NO_SUCH_THING": "1"})
+    documented = {"JOBMASTER_CONFIG": "", "JOBMASTER_EVENT_LOOP": "asyncio", "JOBMASTER_MIGRATE": "check"}
+    assert load(cluster_id="c", environ={**documented, "NOT_OURS": "x"}).migrate == "check"
+
+
+def test_a_misspelt_toml_key_or_keyword_is_refused_with_the_closest_name(tmp_path: Path) -> None:
+    path = tmp_path / "jobmaster.toml"
+    path.write_text(
+        '[cluster]\ncluster_id = "c"\ntransient_treshold = "5m"\n'
+        '[[workers]]\nname = "w"\nparalelism_factor = 2\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        load(path, environ={})
+    message = str(info.value)
+    assert "unknown setting `transient_treshold`; did you mean transient_threshold?" in message
+    assert "unknown setting `workers.0.paralelism_factor`; did you mean parallelism_factor?" in message
+    with pytest.raises(
+        ConfigError, match="unknown setting `hearbeat_interval`; did you mean heartbeat_interval"
+    ):
+        JobMaster("c", hearbeat_interval=1)
+
+
+def test_every_value_says_where_it_came_from(tmp_path: Path) -> None:
+    path = tmp_path / "jobmaster.toml"
+    path.write_text('[cluster]\ncluster_id = "c"\njob_lease = "30s"\nheartbeat_interval = "4s"\n')
+    env = {"JOBMASTER_TRANSIENT_THRESHOLD": "5m", "JOBMASTER_HEARTBEAT_INTERVAL": "2s"}
+    cfg, sources = load_with_sources(path, environ=env, default_max_retries=9)
+    assert (cfg.job_lease, cfg.transient_threshold, cfg.heartbeat_interval, cfg.default_max_retries) == (
+        30.0,
+        300.0,
+        2.0,
+        9,
+    )
+    assert sources == {
+        "cluster_id": f"file {path}",
+        "job_lease": f"file {path}",
+        "heartbeat_interval": "environment JOBMASTER_HEARTBEAT_INTERVAL",
+        "transient_threshold": "environment JOBMASTER_TRANSIENT_THRESHOLD",
+        "default_max_retries": "keyword",
+    }
+
+
+def test_the_configuration_doc_lists_every_variable() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text(encoding="utf-8")
+    missing = [v for v in [*setting_variables(), *OTHER_VARIABLES] if f"`{v}`" not in doc]
+    assert missing == []

@@ -173,7 +173,7 @@ def import_app(path: str) -> JobMaster:
 
 #: The settings of a bench helper process travel in its environment, not on its command line, which
 #: every user of the machine can read (`ps`) and which would show the database URLs' passwords.
-HELPER_SETTINGS = "JOBMASTER_BENCH_SETTINGS"
+HELPER_SETTINGS = "JMBENCH_SETTINGS"
 
 
 #: Which event loop the command's process runs on; helper processes inherit it through this variable.

@@ -9,6 +9,7 @@ import click
 
 from jobmaster.cli.agents import agents
 from jobmaster.cli.common import EVENT_LOOP_ENV, EXIT_BAD_INPUT, EXIT_FAILURE, CliError
+from jobmaster.cli.config import config
 from jobmaster.cli.db import db
 from jobmaster.cli.demo import demo
 from jobmaster.cli.jobs import jobs, schedule
@@ -109,6 +110,7 @@ def _bench_commands() -> list[click.Command]:
 cli.add_command(agents)
 for command in _bench_commands():
     cli.add_command(command)
+cli.add_command(config)
 cli.add_command(db)
 cli.add_command(demo)
 cli.add_command(jobs)
