@@ -14,6 +14,7 @@ from jobmaster import (
     ScheduleError,
     UnavailableError,
 )
+from jobmaster.events import JobFailed
 
 #: Ports nothing listens on, on this machine's loopback.
 UNREACHABLE = {
@@ -33,6 +34,7 @@ async def test_an_unreachable_master_at_schedule_names_its_url_without_the_passw
 
     with pytest.raises(UnavailableError) as raised:
         await app.schedule(noop)
+    assert not app.events.wants(JobFailed), "a failed open left the run log subscribed"
     message = str(raised.value)
     assert message.startswith(f"cannot connect to {url.replace(':hush@', ':***@')}: ")
     assert message.endswith("(the master)")

@@ -95,7 +95,6 @@ class Runtime:
         return {name: make() for name, make in self._intakes.items()}
 
     async def open(self) -> None:
-        self._run_log = RunLog().attach(self.events)
         await reach(MASTER, self.cluster.master, self.master.open())
         try:
             await self._prepare_master_schema()
@@ -110,6 +109,9 @@ class Runtime:
         await self.master.listen(self.hub.master_topic)
         for agent in self.agents.values():
             await agent.listen(self.hub.wake_bucket)
+        # Last, so that an open that fails leaves no subscription behind to log every line twice
+        # after the next one.
+        self._run_log = RunLog().attach(self.events)
 
     async def _prepare_master_schema(self) -> None:
         """The `migrate` setting: with `check`, publishers need no DDL rights and a schema left
