@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, Unpack, overload
 
 from jobmaster.config.loading import KEYWORD, load_with_sources, validate
 from jobmaster.config.settings import WorkerConfig
+from jobmaster.durations import parse_duration
 from jobmaster.errors import ConfigError, NotOpenError, QueryError, ScheduleError
 from jobmaster.events import EventBus, JobScheduled
 from jobmaster.handlers.registry import HandlerFunc, HandlerRegistry
@@ -210,12 +211,16 @@ class JobMaster:
     def is_open(self) -> bool:
         return self._runtime is not None
 
-    async def open(self) -> None:
-        """Connect to the master and agents and apply migrations (no workers run)."""
+    async def open(self, *, start_timeout: float | str | None = 0) -> None:
+        """Connect to the master and agents and apply migrations (no workers run).
+
+        A server that cannot be reached fails at once by default (`start_timeout=0`: a publisher in a
+        web request must not hang); `run()` waits for it instead (see there).
+        """
         if self._runtime is not None:
             return
         runtime = Runtime(self.services)
-        await runtime.open()
+        await runtime.open(_seconds(start_timeout))
         self._runtime = runtime
         self._publisher = Publisher(runtime)
         self._manager = Manager(runtime.master, runtime.agents, self._wake)
@@ -242,15 +247,18 @@ class JobMaster:
             if asyncio.iscoroutine(result):
                 await result
 
-    async def run(self, *, handle_signals: bool = True) -> None:
+    async def run(self, *, handle_signals: bool = True, start_timeout: float | str | None = None) -> None:
         """Run this process's workers until `stop()` or SIGTERM/SIGINT, then stop gracefully.
 
         A second signal stops at once; the master's lease recovery then returns whatever was left.
+        A master or agent that cannot be reached at start is waited for, with back-off: for as long
+        as it takes by default, up to `start_timeout` (seconds or "60s") if given, and not at all
+        with 0 (for an orchestrator that restarts the process itself).
         """
         if not self.config.workers:
             raise ConfigError("no workers configured: add_worker() or a [[workers]] table")
         opened_here = self._runtime is None
-        await self.open()
+        await self.open(start_timeout=start_timeout)
         self._stop_requested = asyncio.Event()
         main = asyncio.current_task()
         loop = asyncio.get_running_loop()
@@ -285,13 +293,13 @@ class JobMaster:
             self._stop_requested.set()
 
     @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[JobMaster]:
+    async def running(self, *, start_timeout: float | str | None = None) -> AsyncIterator[JobMaster]:
         """Run the workers in the background of an ASGI lifespan (or any async block).
 
         The host application owns the signals, so none are installed; leaving the block is the
         graceful stop: running jobs finish within `shutdown_grace` and buffered ones go back.
         """
-        task = asyncio.create_task(self.run(handle_signals=False))
+        task = asyncio.create_task(self.run(handle_signals=False, start_timeout=start_timeout))
         ready = asyncio.create_task(self.wait_ready())
         await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
         if task.done():
@@ -493,3 +501,15 @@ def _timestamp(value: datetime | None, what: str) -> float | None:
     if value.tzinfo is None:
         raise QueryError(f"{what} must be timezone-aware")
     return value.timestamp()
+
+
+def _seconds(value: float | str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise ConfigError(f"start_timeout: {exc}") from None
+    if seconds < 0:
+        raise ConfigError(f"start_timeout must be >= 0, got {value!r}")
+    return seconds

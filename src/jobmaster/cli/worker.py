@@ -68,6 +68,13 @@ def select_workers(app: JobMaster, names: tuple[str, ...]) -> None:
     help="A standard logging configuration (.ini for fileConfig, .json for dictConfig) instead.",
 )
 @click.option("--log-jobs", is_flag=True, help="Log each job that succeeds at INFO (DEBUG otherwise).")
+@click.option(
+    "--start-timeout",
+    default=None,
+    metavar="DURATION",
+    help="How long to wait for an unreachable master or agent at start (60s, 5m); 0 fails at once."
+    "  [default: wait for as long as it takes]",
+)
 def worker(
     app_path: str,
     names: tuple[str, ...],
@@ -75,6 +82,7 @@ def worker(
     log_format: str,
     log_config: str | None,
     log_jobs: bool,
+    start_timeout: str | None,
 ) -> None:
     """Run the app's workers; SIGTERM or Ctrl-C stops them gracefully, a second one at once.
 
@@ -100,7 +108,7 @@ def worker(
         event_loop_name(),
     )
     try:
-        run_worker_coroutine(app.run())
+        run_worker_coroutine(app.run(start_timeout=start_timeout))
     except asyncio.CancelledError:
         log.warning("stopped at once; unfinished jobs return to the master when their leases end")
         raise SystemExit(1) from None

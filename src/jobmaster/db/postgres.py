@@ -92,13 +92,17 @@ class PostgresDatabase(SharedDatabase):
         self._pool: asyncpg.Pool | None = None
 
     async def _open(self) -> None:
-        self._pool = await asyncpg.create_pool(
-            self.url,
-            min_size=POOL_MIN,
-            max_size=POOL_MAX,
-            server_settings=SERVER_SETTINGS,
-            reset=_keep_session,
-        )
+        try:
+            self._pool = await asyncpg.create_pool(
+                self.url,
+                min_size=POOL_MIN,
+                max_size=POOL_MAX,
+                server_settings=SERVER_SETTINGS,
+                reset=_keep_session,
+            )
+        except (asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError) as exc:
+            # "the database system is starting up" (or full): to the engine, not reachable yet
+            raise ConnectionError(str(exc)) from exc
 
     async def _close(self) -> None:
         if self._pool is not None:

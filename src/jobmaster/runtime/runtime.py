@@ -27,6 +27,7 @@ from jobmaster.runtime.executor import BucketExecutor, Intake, ReadAdoptAck, Tak
 from jobmaster.runtime.hub import HELD, Hub
 from jobmaster.runtime.poison import Poison, keep_undecodable
 from jobmaster.runtime.services import AppServices
+from jobmaster.runtime.startup import StartWait
 from jobmaster.runtime.view import ClusterView
 from jobmaster.runtime.worker import Worker
 
@@ -94,24 +95,37 @@ class Runtime:
         """One intake per agent, for draining buckets back into the master."""
         return {name: make() for name, make in self._intakes.items()}
 
-    async def open(self) -> None:
-        await reach(MASTER, self.cluster.master, self.master.open())
+    async def open(self, start_timeout: float | None = 0.0) -> None:
+        """Connect to the master and every agent and prepare their schemas.
+
+        `start_timeout` 0 fails at once when a server cannot be reached (publishers: a web request
+        must not hang); otherwise each step waits for its server, up to that many seconds (None:
+        for as long as it takes), as a worker started before its database does.
+        """
+        waiting = StartWait(start_timeout)
+        master = self.cluster.master
+        await waiting.step(MASTER, master, lambda: reach(MASTER, master, self.master.open()))
         try:
-            await self._prepare_master_schema()
+            await waiting.step(MASTER, self.cluster.master, self._prepare_master_schema)
         except ConfigError:
             await self.master.close()
             raise
         urls = self.cluster.agent_urls()
         for name, agent in self.agents.items():
-            await reach(f"agent {name!r}", urls[name], agent.open())
+            service = f"agent {name!r}"
+            await waiting.step(service, urls[name], partial(self._open_agent, service, urls[name], agent))
             if self.cluster.migrate == "auto":
-                await agent.migrate()
+                await waiting.step(service, urls[name], agent.migrate)
         await self.master.listen(self.hub.master_topic)
         for agent in self.agents.values():
             await agent.listen(self.hub.wake_bucket)
         # Last, so that an open that fails leaves no subscription behind to log every line twice
         # after the next one.
         self._run_log = RunLog().attach(self.events)
+
+    @staticmethod
+    async def _open_agent(service: str, url: str, agent: BucketQueue) -> None:
+        await reach(service, url, agent.open())
 
     async def _prepare_master_schema(self) -> None:
         """The `migrate` setting: with `check`, publishers need no DDL rights and a schema left
