@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import subprocess
+import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 from jobmaster.agents.base import AgentTransport
@@ -84,3 +88,41 @@ async def drop_agent(url: str, cluster_id: str, name: str) -> None:
         await agent.drop()
     finally:
         await agent.close()
+
+
+def app_client(directory: Path, code: str) -> str:
+    """Run `code` against the `jm` of `directory/app.py` in a separate publisher process, as a user
+    would; returns what it prints."""
+    script = f"import app\nfrom app import jm\n{code}\njm.sync.close()\n"
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=directory, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def wait_job_status(directory: Path, job_id: str, *statuses: str, timeout: float = 60) -> None:
+    """Poll the job through `app_client` until its status is one of `statuses`."""
+    deadline = time.monotonic() + timeout
+    while app_client(directory, f"print(jm.sync.get_job({job_id!r}).status.name)") not in statuses:
+        assert time.monotonic() < deadline, f"job {job_id} never reached {statuses}"
+        time.sleep(0.2)
+
+
+def worker_through_outage(directory: Path, job_id: str, bring_up: Callable[[], None]) -> str:
+    """Start `jobmaster worker` for `directory/app.py` while its server is down, `bring_up` the
+    server 5 s later, and wait for `job_id` to succeed; returns the worker's log."""
+    command = [sys.executable, "-m", "jobmaster.cli.main", "worker", "--app", "app:jm"]
+    worker = subprocess.Popen(
+        command, cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        time.sleep(5)
+        assert worker.poll() is None, "the worker gave up instead of waiting"
+        bring_up()
+        wait_job_status(directory, job_id, "Succeeded")
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        _, logs = worker.communicate(timeout=60)
+    assert worker.returncode == 0, logs
+    return logs

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from e2e_support import Processes
+from private_pg import PrivatePostgres
 
 
 @pytest.fixture
@@ -14,3 +15,14 @@ def processes(pg_urls: dict[str, str], cluster_id: str, tmp_path: Path) -> Itera
     procs = Processes(pg_urls["master"], cluster_id, tmp_path)
     yield procs
     procs.stop_all()
+
+
+@pytest.fixture
+def private_master() -> Iterator[PrivatePostgres]:
+    """A running private PostgreSQL server of the test's own, to stop and start at will."""
+    server = PrivatePostgres()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.destroy()

@@ -3,15 +3,15 @@ private PostgreSQL server; errors a retry cannot fix still stop it at once."""
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from private_pg import PrivatePostgres
+
+from helpers import app_client, worker_through_outage
 
 APP = """
 from jobmaster import JobMaster
@@ -31,63 +31,30 @@ def _write_app(directory: Path, master: str) -> None:
     (directory / "app.py").write_text(APP.replace("MASTER", repr(master)), encoding="utf-8")
 
 
-def _client(directory: Path, code: str) -> str:
-    script = f"from app import jm\n{code}\njm.sync.close()\n"
-    done = subprocess.run(
-        [sys.executable, "-c", script], cwd=directory, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
-
-
-def _worker(directory: Path, *options: str) -> subprocess.Popen[str]:
-    command = [sys.executable, "-m", "jobmaster.cli.main", "worker", "--app", "app:jm", *options]
-    return subprocess.Popen(command, cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[PrivatePostgres]:
-    private = PrivatePostgres()
-    private.start()
-    try:
-        yield private
-    finally:
-        private.destroy()
-
-
 @pytest.mark.e2e
 def test_a_worker_started_before_its_master_waits_then_runs_the_jobs(
-    tmp_path: Path, server: PrivatePostgres
+    tmp_path: Path, private_master: PrivatePostgres
 ) -> None:
-    _write_app(tmp_path, server.url)
-    job_id = _client(tmp_path, "print(jm.sync.schedule('ok'))")
-    server.stop("immediate")
-    worker = _worker(tmp_path)
-    try:
-        time.sleep(5)
-        assert worker.poll() is None, "the worker gave up instead of waiting"
-        server.start()
-        deadline = time.monotonic() + 60
-        while _client(tmp_path, f"print(jm.sync.get_job({job_id!r}).status.name)") != "Succeeded":
-            assert time.monotonic() < deadline, "the job never ran"
-            time.sleep(0.3)
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        _, logs = worker.communicate(timeout=60)
-    assert worker.returncode == 0, logs
+    _write_app(tmp_path, private_master.url)
+    job_id = app_client(tmp_path, "print(jm.sync.schedule('ok'))")
+    private_master.stop("immediate")
+    logs = worker_through_outage(tmp_path, job_id, private_master.start)
     waits = [line for line in logs.splitlines() if "waiting for the master" in line]
     assert len(waits) == 1, logs
-    assert f"waiting for the master at {server.url}: " in waits[0] and "retrying with back-off" in waits[0]
+    assert (
+        f"waiting for the master at {private_master.url}: " in waits[0]
+        and "retrying with back-off" in waits[0]
+    )
     assert any("the master at" in line and "answers after" in line for line in logs.splitlines())
 
 
 @pytest.mark.e2e
 def test_a_start_timeout_bounds_the_wait_and_zero_fails_at_once(
-    tmp_path: Path, server: PrivatePostgres
+    tmp_path: Path, private_master: PrivatePostgres
 ) -> None:
-    _write_app(tmp_path, server.url)
-    _client(tmp_path, "jm.sync.count_jobs()")  # the schema exists
-    server.stop("immediate")
+    _write_app(tmp_path, private_master.url)
+    app_client(tmp_path, "jm.sync.count_jobs()")  # the schema exists
+    private_master.stop("immediate")
     for timeout, within in (("2s", (1.5, 20)), ("0", (0, 10))):
         began = time.monotonic()
         done = subprocess.run(
@@ -118,8 +85,10 @@ def test_a_start_timeout_bounds_the_wait_and_zero_fails_at_once(
 
 
 @pytest.mark.e2e
-def test_an_error_no_retry_fixes_stops_the_worker_at_once(tmp_path: Path, server: PrivatePostgres) -> None:
-    _write_app(tmp_path, server.url.rsplit("/", 1)[0] + "/no_such_database")
+def test_an_error_no_retry_fixes_stops_the_worker_at_once(
+    tmp_path: Path, private_master: PrivatePostgres
+) -> None:
+    _write_app(tmp_path, private_master.url.rsplit("/", 1)[0] + "/no_such_database")
     began = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-m", "jobmaster.cli.main", "worker", "--app", "app:jm"],

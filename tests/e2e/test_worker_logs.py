@@ -9,11 +9,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from private_pg import PrivatePostgres
+
+from helpers import app_client, wait_job_status
 
 APP = """
 import asyncio
@@ -71,31 +72,11 @@ def _write_app(directory: Path, master: str) -> None:
     (directory / "app.py").write_text(APP.replace("MASTER", repr(master)), encoding="utf-8")
 
 
-def _client(directory: Path, code: str) -> str:
-    """Run `code` against the app in a separate publisher process; returns what it prints."""
-    script = f"import app\nfrom app import jm\n{code}\njm.sync.close()\n"
-    done = subprocess.run(
-        [sys.executable, "-c", script], cwd=directory, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 def _worker(directory: Path, *options: str) -> subprocess.Popen[str]:
     if "--worker" not in options:
         options = ("--worker", "w1", *options)
     command = [sys.executable, "-m", "jobmaster.cli.main", "worker", "--app", "app:jm", *options]
     return subprocess.Popen(command, cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _wait_status(directory: Path, job_id: str, *statuses: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = _client(directory, f"print(jm.sync.get_job({job_id!r}).status.name)").strip()
-        if status in statuses:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} never reached {statuses}")
 
 
 def _stop(worker: subprocess.Popen[str]) -> str:
@@ -112,7 +93,7 @@ def app_dir(tmp_path: Path) -> Path:
 
 
 def _schedule_all(app_dir: Path) -> dict[str, str]:
-    out = _client(
+    out = app_client(
         app_dir,
         "ids = {name: jm.sync.schedule(name) for name in ('fail', 'slow', 'wait', 'chatty', 'ok')}\n"
         "print(' '.join(f'{k}={v}' for k, v in ids.items()))",
@@ -125,12 +106,12 @@ def _run_everything(app_dir: Path, *options: str) -> tuple[dict[str, str], str]:
     try:
         ids = _schedule_all(app_dir)
         for name in ("fail", "slow"):
-            _wait_status(app_dir, ids[name], "Failed")
-        _wait_status(app_dir, ids["chatty"], "Succeeded")
-        _wait_status(app_dir, ids["ok"], "Succeeded")
-        _wait_status(app_dir, ids["wait"], "Processing")
-        _client(app_dir, f"jm.sync.cancel({ids['wait']!r})")
-        _wait_status(app_dir, ids["wait"], "Cancelled")
+            wait_job_status(app_dir, ids[name], "Failed")
+        wait_job_status(app_dir, ids["chatty"], "Succeeded")
+        wait_job_status(app_dir, ids["ok"], "Succeeded")
+        wait_job_status(app_dir, ids["wait"], "Processing")
+        app_client(app_dir, f"jm.sync.cancel({ids['wait']!r})")
+        wait_job_status(app_dir, ids["wait"], "Cancelled")
     finally:
         logs = _stop(worker)
     return ids, logs
@@ -195,10 +176,10 @@ def test_a_log_level_per_logger_and_a_bad_level_named(app_dir: Path) -> None:
     ids: dict[str, str] = {}
     try:
         ids = _schedule_all(app_dir)
-        _wait_status(app_dir, ids["ok"], "Succeeded")
+        wait_job_status(app_dir, ids["ok"], "Succeeded")
     finally:
         if "wait" in ids:  # the worker need not wait for it to stop
-            _client(app_dir, f"jm.sync.cancel({ids['wait']!r})")
+            app_client(app_dir, f"jm.sync.cancel({ids['wait']!r})")
         logs = _stop(worker)
     assert "starting worker(s)" not in logs  # INFO of jobmaster.cli is below WARNING
     assert any("DEBUG" in line and "succeeded in" in line for line in _lines_of(logs, ids["ok"]))
@@ -212,16 +193,6 @@ def test_a_log_level_per_logger_and_a_bad_level_named(app_dir: Path) -> None:
     assert bad.returncode == 2 and "'LOUD' is not a level" in bad.stderr
 
 
-@pytest.fixture
-def private_master(tmp_path: Path) -> Iterator[PrivatePostgres]:
-    server = PrivatePostgres()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.destroy()
-
-
 @pytest.mark.e2e
 def test_a_master_outage_logs_one_line_down_and_one_back(
     tmp_path: Path, private_master: PrivatePostgres
@@ -230,12 +201,12 @@ def test_a_master_outage_logs_one_line_down_and_one_back(
     worker = _worker(tmp_path)
     try:
         ids = _schedule_all(tmp_path)
-        _wait_status(tmp_path, ids["ok"], "Succeeded")
+        wait_job_status(tmp_path, ids["ok"], "Succeeded")
         private_master.stop("immediate")
         time.sleep(4)  # the outage: a dozen heartbeats, claims and intake passes fail meanwhile
         private_master.start()
-        later = _client(tmp_path, "print(jm.sync.schedule('ok'))").strip()
-        _wait_status(tmp_path, later, "Succeeded")
+        later = app_client(tmp_path, "print(jm.sync.schedule('ok'))").strip()
+        wait_job_status(tmp_path, later, "Succeeded")
         time.sleep(1)
     finally:
         logs = _stop(worker)
@@ -249,14 +220,14 @@ def test_a_master_outage_logs_one_line_down_and_one_back(
 def test_a_dead_workers_jobs_and_buckets_are_logged_by_the_worker_that_takes_them_over(app_dir: Path) -> None:
     first = _worker(app_dir, "--worker", "w1")
     try:
-        job_id = _client(app_dir, "print(jm.sync.schedule('once_slow'))").strip()
-        _wait_status(app_dir, job_id, "Processing")
+        job_id = app_client(app_dir, "print(jm.sync.schedule('once_slow'))").strip()
+        wait_job_status(app_dir, job_id, "Processing")
     finally:
         first.kill()
         first.communicate(timeout=30)
     second = _worker(app_dir, "--worker", "w2")
     try:
-        _wait_status(app_dir, job_id, "Succeeded")
+        wait_job_status(app_dir, job_id, "Succeeded")
     finally:
         logs = _stop(second)
     recovered = [line for line in logs.splitlines() if "jobmaster.recovery" in line]
@@ -281,8 +252,8 @@ def test_a_standard_logging_config_file_gets_the_job_fields(app_dir: Path) -> No
     (app_dir / "logging.json").write_text(json.dumps(config), encoding="utf-8")
     worker = _worker(app_dir, "--log-config", "logging.json")
     try:
-        job_id = _client(app_dir, "print(jm.sync.schedule('chatty'))").strip()
-        _wait_status(app_dir, job_id, "Succeeded")
+        job_id = app_client(app_dir, "print(jm.sync.schedule('chatty'))").strip()
+        wait_job_status(app_dir, job_id, "Succeeded")
     finally:
         logs = _stop(worker)
     assert f"CFG WARNING jobmaster.job.chatty job={job_id} hello from the handler" in logs

@@ -49,7 +49,7 @@ class StartWait:
                 if self.timeout == 0 or not can_wait_for(exc):
                     raise
                 now = time.monotonic()
-                if self._deadline is not None and now + delay > self._deadline:
+                if self._deadline is not None and now >= self._deadline:
                     raise UnavailableError(
                         f"{service} at {redact(url)} did not answer within the start timeout of "
                         f"{self.timeout:g}s: {describe(exc)}"
@@ -64,7 +64,10 @@ class StartWait:
                         limit,
                         describe(exc),
                     )
-                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+                pause = delay * random.uniform(0.5, 1.0)
+                if self._deadline is not None:
+                    pause = min(pause, self._deadline - now)  # one last try at the deadline itself
+                await asyncio.sleep(pause)
                 delay = min(MAX_DELAY, delay * 2)
                 continue
             if waited_since is not None:
