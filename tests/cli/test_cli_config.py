@@ -3,29 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from cli_helpers import run_json
+from cli_helpers import run_cli, run_json
 
 APP = """
 from jobmaster import JobMaster
 
 jm = JobMaster(config_file="cluster.toml", heartbeat_interval="2s", workers=[{"name": "w1"}])
 """
-
-
-def _run(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "jobmaster.cli.main", *args],
-        cwd=cwd,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def test_config_show_says_where_each_value_came_from(tmp_path: Path) -> None:
@@ -36,7 +22,7 @@ def test_config_show_says_where_each_value_came_from(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     env = {"JOBMASTER_TRANSIENT_THRESHOLD": "5m"}
-    done = _run("config", "show", "--app", "app:jm", "--json", cwd=tmp_path, env=env)
+    done = run_cli("config", "show", "--app", "app:jm", "--json", cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
     settings = {s["name"]: s for s in json.loads(done.stdout)["settings"]}
     assert (settings["job_lease"]["value"], settings["job_lease"]["source"]) == (30.0, "file cluster.toml")
@@ -49,7 +35,7 @@ def test_config_show_says_where_each_value_came_from(tmp_path: Path) -> None:
     assert settings["idle_poll_interval"]["source"] == "default"
     assert settings["master"]["value"] == "postgresql://jobs:***@db.internal/jobs"
     assert "hush" not in done.stdout
-    table = _run("config", "show", "--app", "app:jm", cwd=tmp_path, env=env)
+    table = run_cli("config", "show", "--app", "app:jm", cwd=tmp_path, env=env)
     assert table.returncode == 0 and "environment JOBMASTER_TRANSIENT_THRESHOLD" in table.stdout
 
 
@@ -64,7 +50,7 @@ def test_config_show_from_a_file(tmp_path: Path) -> None:
 
 def test_a_misspelt_variable_stops_a_command_at_start(tmp_path: Path) -> None:
     env = {"JOBMASTER_TRANSIENT_THRESHHOLD": "5m"}
-    done = _run(
+    done = run_cli(
         "status", "--master", f"sqlite:///{tmp_path}/jobs.db", "--cluster", "c", cwd=tmp_path, env=env
     )
     assert done.returncode == 2

@@ -10,7 +10,6 @@ without a word.
 
 from __future__ import annotations
 
-import difflib
 import os
 import tomllib
 from collections.abc import Mapping
@@ -21,6 +20,7 @@ from pydantic import ValidationError
 
 from jobmaster.config.settings import AgentConfig, ClusterConfig, WorkerConfig
 from jobmaster.errors import ConfigError
+from jobmaster.jobs.options import closest
 
 ENV_PREFIX = "JOBMASTER_"
 _LIST_FIELDS = {"agents", "workers"}
@@ -42,9 +42,9 @@ def setting_variables() -> list[str]:
     )
 
 
-def _closest(name: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-    return f"; did you mean {close[0]}?" if close else ""
+def _hint(name: str, known: list[str], prefix: str = "") -> str:
+    near = closest(name, known)
+    return f"; did you mean {prefix}{near}?" if near else ""
 
 
 def check_environment(env: Mapping[str, str]) -> None:
@@ -54,8 +54,7 @@ def check_environment(env: Mapping[str, str]) -> None:
         if key.startswith(ENV_PREFIX) and key not in known:
             # compared without the prefix, which every name shares and which would make any two look alike
             names = [name.removeprefix(ENV_PREFIX) for name in known]
-            close = difflib.get_close_matches(key.removeprefix(ENV_PREFIX), names, n=1, cutoff=0.6)
-            hint = f"; did you mean {ENV_PREFIX}{close[0]}?" if close else ""
+            hint = _hint(key.removeprefix(ENV_PREFIX), names, ENV_PREFIX)
             raise ConfigError(
                 f"unknown environment variable {key}{hint} (docs/configuration.md lists every variable)"
             )
@@ -76,7 +75,7 @@ def _format_error(error: ValidationError) -> str:
         where = ".".join(str(p) for p in item["loc"]) or "config"
         if item["type"] == "extra_forbidden":
             name = str(item["loc"][-1])
-            lines.append(f"unknown setting `{where}`{_closest(name, _field_names(item['loc']))}")
+            lines.append(f"unknown setting `{where}`{_hint(name, _field_names(item['loc']))}")
             continue
         value = item.get("input")
         shown = "" if isinstance(value, dict) else f" = {value!r}"

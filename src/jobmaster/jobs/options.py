@@ -9,7 +9,7 @@ run time and is refused here with the closest known name, before anything is wri
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypedDict
 
@@ -50,10 +50,16 @@ QUERY_NAMES = frozenset(JobQuery.__annotations__)
 JOB_OPTION_NAMES = frozenset(JobOptions.__annotations__) | HANDLER_OPTION_NAMES
 
 
+def closest(name: str, known: Iterable[str]) -> str | None:
+    """The known name `name` most likely misspells, if any is close enough (difflib's 0.6)."""
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    return close[0] if close else None
+
+
 def unknown_option(name: str, known: frozenset[str], where: str) -> str:
     """The message for an option nobody declared, with the closest known name."""
-    close = difflib.get_close_matches(name, sorted(known), n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(sorted(known))}"
+    near = closest(name, known)
+    hint = f"; did you mean {near!r}?" if near else f"; known: {', '.join(sorted(known))}"
     return f"{where}: unknown option {name!r}{hint}"
 
 
