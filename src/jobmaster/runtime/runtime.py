@@ -41,11 +41,11 @@ BUCKET_CACHE_TTL = 1.0
 StartRequest = tuple[Fence, float, float]
 
 
-async def reach(what: str, url: str, opening: Awaitable[None]) -> None:
+async def reach(what: str, url: str, opening: Callable[[], Awaitable[None]]) -> None:
     """Open a connection; a server that cannot be reached is a `UnavailableError` naming it and its
     URL (without the password), not a bare `ConnectionRefusedError` from deep inside a driver."""
     try:
-        await opening
+        await opening()
     except UnavailableError:
         raise
     except (OSError, TimeoutError) as exc:
@@ -104,16 +104,16 @@ class Runtime:
         """
         waiting = StartWait(start_timeout)
         master = self.cluster.master
-        await waiting.step(MASTER, master, lambda: reach(MASTER, master, self.master.open()))
+        await waiting.step(MASTER, master, partial(reach, MASTER, master, self.master.open))
         try:
-            await waiting.step(MASTER, self.cluster.master, self._prepare_master_schema)
+            await waiting.step(MASTER, master, self._prepare_master_schema)
         except ConfigError:
             await self.master.close()
             raise
         urls = self.cluster.agent_urls()
         for name, agent in self.agents.items():
             service = f"agent {name!r}"
-            await waiting.step(service, urls[name], partial(self._open_agent, service, urls[name], agent))
+            await waiting.step(service, urls[name], partial(reach, service, urls[name], agent.open))
             if self.cluster.migrate == "auto":
                 await waiting.step(service, urls[name], agent.migrate)
         await self.master.listen(self.hub.master_topic)
@@ -122,10 +122,6 @@ class Runtime:
         # Last, so that an open that fails leaves no subscription behind to log every line twice
         # after the next one.
         self._run_log = RunLog().attach(self.events)
-
-    @staticmethod
-    async def _open_agent(service: str, url: str, agent: BucketQueue) -> None:
-        await reach(service, url, agent.open())
 
     async def _prepare_master_schema(self) -> None:
         """The `migrate` setting: with `check`, publishers need no DDL rights and a schema left

@@ -132,13 +132,12 @@ class BucketExecutor:
                 try:
                     timeout = await self._intake_pass()
                     failures = 0
-                except AgentCallError as exc:
-                    failures += 1
-                    outages.failed(exc.service, exc.__cause__ or exc, exc.doing)
-                    timeout = min(5.0, 0.1 * 2**failures)
                 except Exception as exc:
                     failures += 1
-                    outages.failed(MASTER, exc, f"taking jobs into bucket {self.bucket.id}")
+                    if isinstance(exc, AgentCallError):
+                        outages.failed(exc.service, exc.__cause__ or exc, exc.doing)
+                    else:
+                        outages.failed(MASTER, exc, f"taking jobs into bucket {self.bucket.id}")
                     timeout = min(5.0, 0.1 * 2**failures)
                 if timeout is not None:
                     await wait_for(self._intake_wake, timeout)
