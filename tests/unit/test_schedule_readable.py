@@ -82,6 +82,7 @@ def test_readable_forms_of_the_issue() -> None:
     ("expression", "expected", "words"),
     [
         ("every day", ["03-08T00:00", "03-09T00:00"], "At 00:00 every day"),
+        ("every 1 day at 06:00", ["03-08T06:00", "03-09T06:00"], "At 06:00 every day"),
         ("every day at noon", ["03-08T12:00", "03-09T12:00"], "At 12:00 every day"),
         ("every day at midnight", ["03-08T00:00", "03-09T00:00"], "At 00:00 every day"),
         ("every day at 09:00:30", ["03-08T09:00:30", "03-09T09:00:30"], "At 09:00:30 every day"),
@@ -220,6 +221,7 @@ def test_readable_schedules_round_trip_through_their_text() -> None:
     ("expression", "problem"),
     [
         ("every 0 minutes", "the interval is zero"),
+        ("every 0 days", "the interval is zero"),
         ("every 0 seconds between 09:00 and 10:00", "the interval is zero"),
         ("every 15 minutes at 09:00", "a step has no `at` time"),
         ("every day at 25:00", "bad time '25:00': past 23:59:59"),

@@ -90,14 +90,30 @@ def _compile(text: str, zone: ZoneInfo) -> Rule:
     text, between = _take_between(text)
     text, on_days = _take_on_days(text)
     step = _STEP.fullmatch(text)
-    if step is not None and step.group(2) != "day":
+    if step is None:
+        return _weekly(text, times, between, on_days, zone)
+    count, unit = int(step.group(1) or 1), step.group(2)
+    if count == 0:
+        raise _Refused("the interval is zero; use a positive number")
+    if unit != "day":
         if times is not None:
             raise _Refused("a step has no `at` time; use `between HH:MM and HH:MM` to bound it")
-        return _step(int(step.group(1) or 1), step.group(2), between, on_days, zone)
-    if step is not None and step.group(1) not in (None, "1"):
-        if times is not None or between is not None or on_days is not None:
-            raise _Refused("`every N days` is an interval of real time and takes no time or days")
-        return _interval(int(step.group(1)), "day")
+        return _step(count, unit, between, on_days, zone)
+    if count == 1:
+        return _weekly("every day", times, between, on_days, zone)
+    if times is not None or between is not None or on_days is not None:
+        raise _Refused("`every N days` is an interval of real time and takes no time or days")
+    return IntervalRule(count * _UNIT_SECONDS["day"])
+
+
+def _weekly(
+    text: str,
+    times: tuple[int, ...] | None,
+    between: tuple[str, str] | None,
+    on_days: tuple[int, ...] | None,
+    zone: ZoneInfo,
+) -> Rule:
+    """`every DAYS [between DAY and DAY] [at TIMES]`: fixed times on days of the week."""
     if not text.startswith("every "):
         raise _Refused(f"not a readable expression; the forms are: {_FORMS}")
     try:
@@ -133,12 +149,10 @@ def _take_on_days(text: str) -> tuple[str, tuple[int, ...] | None]:
 def _step(
     count: int, unit: str, between: tuple[str, str] | None, on_days: tuple[int, ...] | None, zone: ZoneInfo
 ) -> Rule:
-    if count == 0:
-        raise _Refused("the interval is zero; use a positive number")
     seconds = count * _UNIT_SECONDS[unit]
     if between is None and on_days is None:
         if _UNIT_SPAN[unit] % seconds or seconds == _UNIT_SPAN[unit]:
-            return _interval(count, unit)
+            return IntervalRule(seconds)
         return CronRule.compile(_step_line(count, unit), zone, wall_clock=False)
     start, end = (_time(between[0]), _time(between[1])) if between else (0, _SECONDS_PER_DAY - 1)
     if end <= start:
@@ -161,10 +175,6 @@ def _step_line(count: int, unit: str) -> str:
     return {"second": f"{field} * * * * *", "minute": f"0 {field} * * * *", "hour": f"0 0 {field} * * *"}[
         unit
     ]
-
-
-def _interval(count: int, unit: str) -> Rule:
-    return IntervalRule(count * _UNIT_SECONDS[unit])
 
 
 def _at_times(
