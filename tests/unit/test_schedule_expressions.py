@@ -96,6 +96,8 @@ def test_bad_cron_names_the_expression_and_the_problem(expression: str, problem:
 def test_empty_expression() -> None:
     with pytest.raises(ScheduleError, match="the expression is empty"):
         parse_schedule("   ")
+    with pytest.raises(ScheduleError, match="a schedule expression is a string, got int"):
+        Schedule(15)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("zone", ["Mars/Olympus", "", "../etc/passwd", "utc+2"])

@@ -79,7 +79,9 @@ def parse_schedule(
 
 
 def _compile(expression: str, tz: str, jitter: timedelta | None) -> Rule:
-    if not isinstance(expression, str) or not expression.strip():
+    if not isinstance(expression, str):
+        raise ScheduleError(f"a schedule expression is a string, got {type(expression).__name__}")
+    if not expression.strip():
         raise ScheduleError(f"schedule {expression!r}: the expression is empty")
     zone = _zone(expression, tz)
     if jitter is not None and (not isinstance(jitter, timedelta) or jitter <= timedelta(0)):
