@@ -98,6 +98,8 @@ def test_empty_expression() -> None:
         parse_schedule("   ")
     with pytest.raises(ScheduleError, match="a schedule expression is a string, got int"):
         Schedule(15)  # type: ignore[arg-type]
+    with pytest.raises(ScheduleError, match="a schedule expression is a string, got int"):
+        parse_schedule(15)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("zone", ["Mars/Olympus", "", "../etc/passwd", "utc+2"])
