@@ -12,6 +12,7 @@ on its first pass. Sub-hourly and hourly-step schedules follow real time.
 
 from __future__ import annotations
 
+import random
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -220,3 +221,38 @@ def test_a_year_of_daily_occurrences_is_one_per_local_day() -> None:
     assert len(set(dates)) == 365
     assert dates[0].isoformat() == "2026-01-01"
     assert dates[-1].isoformat() == "2026-12-31"
+
+
+def test_a_half_hour_change_is_handled_like_an_hour() -> None:
+    # Lord Howe Island springs forward 30 minutes, 02:00 -> 02:30, on 2026-10-04 (10-03T15:30Z).
+    assert occurrences(parse_schedule("15 2 * * *", tz="Australia/Lord_Howe"), "2026-10-02T12:00", 3) == [
+        "10-02T15:45:00Z 02:15:00+1030",
+        "10-03T15:30:00Z 02:30:00+1100",
+        "10-04T15:15:00Z 02:15:00+1100",
+    ]
+    assert occurrences(parse_schedule("*/15 * * * *", tz="Australia/Lord_Howe"), "2026-10-03T15:00", 3) == [
+        "10-03T15:15:00Z 01:45:00+1030",
+        "10-03T15:30:00Z 02:30:00+1100",
+        "10-03T15:45:00Z 02:45:00+1100",
+    ]
+
+
+@pytest.mark.parametrize("zone", ["Europe/Riga", "America/New_York"])
+@pytest.mark.parametrize(
+    "expression",
+    ["30 3 * * *", "0 1-4 * * *", "0,30 2,3 * * *", "*/20 * * * *", "0 */2 * * *", "*/45 1-3 * * *"],
+)
+def test_asking_from_any_instant_agrees_with_stepping(zone: str, expression: str) -> None:
+    """Stepping occurrence to occurrence through both transitions, and asking from instants in
+    between (inside gaps and on both passes of repeated hours), give the same next occurrence."""
+    schedule = parse_schedule(expression, tz=zone)
+    probes = random.Random(f"{zone} {expression}")
+    for start in ("2026-03-07T00:00", "2026-03-28T00:00", "2026-10-24T00:00", "2026-10-31T00:00"):
+        previous = schedule.next_after(utc(start))
+        for _ in range(40):
+            following = schedule.next_after(previous)
+            assert following > previous
+            gap = int((following - previous).total_seconds())
+            for offset in {0, gap - 1, *(probes.randrange(gap) for _ in range(3))}:
+                assert schedule.next_after(previous + timedelta(seconds=offset)) == following
+            previous = following
