@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from schedule_support import occurrences, utc
 
@@ -252,3 +254,25 @@ def test_bad_readable_expressions(expression: str, problem: str) -> None:
     with pytest.raises(ScheduleError, match=problem) as caught:
         parse_schedule(expression)
     assert str(caught.value).startswith(f"schedule {expression!r}: ")
+
+
+@pytest.mark.parametrize(
+    ("expression", "start", "end", "step"),
+    [
+        ("every 13 minutes between 00:00 and 23:59", 0, 86340, 780),
+        ("every 7 seconds between 10:00 and 10:10", 36000, 36600, 7),
+        ("every 20 seconds between 12:00 and 12:01", 43200, 43260, 20),
+        ("every 45 minutes between 08:15 and 20:00", 29700, 72000, 2700),
+        ("every second between 23:59:50 and 23:59:59", 86390, 86399, 1),
+    ],
+)
+def test_windowed_steps_occur_at_exactly_their_points(
+    expression: str, start: int, end: int, step: int
+) -> None:
+    """A window compiled to several cron lines occurs at start + k * step up to its end, no more."""
+    schedule = parse_schedule(expression)
+    midnight = utc("2026-05-05T00:00")
+    moment, found = midnight - timedelta(seconds=1), []
+    while (moment := schedule.next_after(moment)) < midnight + timedelta(days=1):
+        found.append(int((moment - midnight).total_seconds()))
+    assert found == list(range(start, end + 1, step))

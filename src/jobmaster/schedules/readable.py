@@ -169,12 +169,12 @@ def _step(
     return AnyOf((rule,), words)
 
 
+_STEP_LINES = {"second": "{} * * * * *", "minute": "0 {} * * * *", "hour": "0 0 {} * * *"}
+
+
 def _step_line(count: int, unit: str) -> str:
     """The 6-field cron line of a step that divides its unit, counted from 00:00 local time."""
-    field = "*" if count == 1 else f"*/{count}"
-    return {"second": f"{field} * * * * *", "minute": f"0 {field} * * * *", "hour": f"0 0 {field} * * *"}[
-        unit
-    ]
+    return _STEP_LINES[unit].format("*" if count == 1 else f"*/{count}")
 
 
 def _at_times(
@@ -192,22 +192,27 @@ def _lines(
     *,
     wall_clock: bool,
 ) -> Rule:
-    """Cron lines whose union is the times of day `points` (seconds after midnight): points that
-    share their second and minute share a line, so common cases stay one line."""
-    hours_by_moment: dict[tuple[int, int], list[int]] = {}
+    """Cron lines whose union is the times of day `points` (seconds after midnight), factored
+    seconds, then minutes, then hours, so that common cases stay one line."""
+    seconds_at: dict[tuple[int, int], list[int]] = {}
     for point in points:
         hour, rest = divmod(point, 3600)
-        hours_by_moment.setdefault(divmod(rest, 60)[::-1], []).append(hour)
-    minutes_by_rest: dict[tuple[int, tuple[int, ...]], list[int]] = {}
-    for (second, minute), hours in hours_by_moment.items():
-        minutes_by_rest.setdefault((second, tuple(hours)), []).append(minute)
+        minute, second = divmod(rest, 60)
+        seconds_at.setdefault((hour, minute), []).append(second)
+    minutes_at: dict[tuple[int, tuple[int, ...]], list[int]] = {}
+    for (hour, minute), second_list in seconds_at.items():
+        minutes_at.setdefault((hour, tuple(second_list)), []).append(minute)
+    hours_at: dict[tuple[tuple[int, ...], tuple[int, ...]], list[int]] = {}
+    for (hour, seconds), minutes in minutes_at.items():
+        hours_at.setdefault((tuple(minutes), seconds), []).append(hour)
     rules = tuple(
         CronRule.compile(
-            f"{second} {_cron_list(minutes)} {_cron_list(hours)} {day_of_month} {month} {day_of_week}",
+            f"{_cron_list(seconds)} {_cron_list(minutes)} {_cron_list(hours)} "
+            f"{day_of_month} {month} {day_of_week}",
             zone,
             wall_clock=wall_clock,
         )
-        for (second, hours), minutes in minutes_by_rest.items()
+        for (minutes, seconds), hours in hours_at.items()
     )
     if len(rules) == 1:
         return rules[0]
