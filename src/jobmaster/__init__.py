@@ -25,6 +25,7 @@ from jobmaster.jobs.outcomes import Discard, Snooze
 from jobmaster.jobs.paging import JobPage
 from jobmaster.jobs.retry import RetryPolicy
 from jobmaster.runtime.process import run_worker_process, tune_worker_gc
+from jobmaster.schedules import Schedule, parse_schedule
 from jobmaster.sync import SyncJobMaster
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "Priority",
     "QueryError",
     "RetryPolicy",
+    "Schedule",
     "ScheduleError",
     "Snooze",
     "SyncJobMaster",
@@ -61,6 +63,7 @@ __all__ = [
     "WorkerConfig",
     "WorkerMode",
     "WorkerStatus",
+    "parse_schedule",
     "run_worker_process",
     "tune_worker_gc",
 ]
