@@ -41,6 +41,11 @@ class SyncJobMaster:
                 instance = cls._instances[id(app)] = cls(app)
             return instance
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The loop the app's calls run on (an integration hands it coroutines of its own)."""
+        return self._loop
+
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 

@@ -1,0 +1,9 @@
+"""Django's task framework on jobmaster: `TASKS = {"default": {"BACKEND":
+"jobmaster.contrib.django.JobMasterBackend", ...}}` (docs/django.md).
+
+Add `"jobmaster.contrib.django"` to INSTALLED_APPS for the `jobmaster_worker` management command.
+"""
+
+from jobmaster.contrib.django.backend import JobMasterBackend
+
+__all__ = ["JobMasterBackend"]
