@@ -55,5 +55,11 @@ class JobCancelledError(JobMasterError):
     """A running handler was cancelled on request."""
 
 
+class ResultError(JobMasterError, ValueError):
+    """A handler returned what cannot be stored as its job's result (not JSON, or over
+    `max_result_bytes`): the job ends Failed with this error, without a retry, since the same code
+    would return the same kind of value again."""
+
+
 class StoreError(JobMasterError):
     """A backend refused a request in a way the engine cannot retry."""
