@@ -49,6 +49,9 @@ def test_django_project(database: str, tmp_path: Path) -> None:
         if database == "postgres":
             asyncio.run(_recreate(pg_database, create=False))
     log = tmp_path / "worker.log"
-    worker_log = log.read_text(errors="replace") if log.exists() else "(no worker log)"
-    assert run.returncode == 0, f"{run.stdout}\n{run.stderr}\n--- worker log ---\n{worker_log}"
+    worker_log = log.read_text(errors="replace").splitlines()[-40:] if log.exists() else ["(none)"]
+    report = "\n".join(
+        ["--- worker log (end) ---", *worker_log, "--- Django's test runner ---", run.stdout, run.stderr]
+    )
+    assert run.returncode == 0, report
     assert " OK" in run.stderr or "\nOK" in run.stderr, run.stderr

@@ -21,7 +21,7 @@ from jobmaster.contrib.django.runner import HANDLER_ID
 from jobmaster.jobs.model import Priority
 from shop.compat import TaskResultDoesNotExist, default_task_backend
 from shop.models import Order, Seen
-from shop.tasks import always_fails, process_order, send_email, with_context
+from shop.tasks import always_fails, double, process_order, send_email, with_context
 
 #: Generous: the machine runs other test suites at the same time.
 DEADLINE = 90.0
@@ -80,6 +80,7 @@ class ShopTests(TransactionTestCase):
         body = response.json()
         result = finished(body["result_id"])
         self.assertEqual(result.status, "SUCCESSFUL")
+        self.assertEqual(result.return_value, {"order": body["order"], "note": "joined"})
         self.assertTrue(Order.objects.get(id=body["order"]).processed)  # the ORM in the worker
         self.assertEqual(result.args, [body["order"]])
         self.assertEqual(result.kwargs, {"note": "joined"})
@@ -121,18 +122,19 @@ class ShopTests(TransactionTestCase):
             "/emails/", {"to": "ada@example.com", "subject": "hi"}, content_type="application/json"
         )
         email = finished(response.json()["result_id"])
-        self.assertEqual(email.status, "SUCCESSFUL")
+        self.assertEqual(email.return_value, "sent 'hi' to ada@example.com")
         self.assertEqual(email.task.queue_name, "emails")
         self.assertEqual(email.task.priority, 50)
         job = jobs().get_job(email.id)
         self.assertEqual((job.lane, job.priority), ("emails", Priority.High))
         doubled = async_to_sync(client.get)("/double/21/").json()
-        self.assertEqual(finished(doubled["result_id"]).status, "SUCCESSFUL")
+        self.assertEqual(async_to_sync(double.aget_result)(doubled["result_id"]).id, doubled["result_id"])
+        self.assertEqual(finished(doubled["result_id"]).return_value, 42)
         self.assertEqual(Seen.objects.get(what="double", result_id="21").value, "42")
 
     def test_a_task_that_takes_context_gets_its_result_and_attempt(self) -> None:
         result = with_context.enqueue("ctx")
-        self.assertEqual(finished(result.id).status, "SUCCESSFUL")
+        self.assertEqual(finished(result.id).return_value, 1)
         self.assertEqual(Seen.objects.get(what="context", result_id=result.id).value, "ctx:1")
 
     def test_a_failing_task_keeps_every_attempt_error(self) -> None:

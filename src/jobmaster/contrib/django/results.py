@@ -97,4 +97,6 @@ def task_result(job: Job, attempts: Sequence[Attempt], task: Task[Any, Any], ali
         errors=[task_error(a.error) for a in attempts if a.error is not None],
         worker_ids=worker_ids,
     )
+    if job.status is JobStatus.Succeeded:
+        object.__setattr__(result, "_return_value", job.result)
     return result
