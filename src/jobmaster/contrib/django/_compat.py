@@ -23,14 +23,15 @@ if TYPE_CHECKING:
     from django_tasks.exceptions import InvalidTaskError as InvalidTask
     from django_tasks.exceptions import TaskResultDoesNotExist
     from django_tasks.signals import task_enqueued, task_finished, task_started
-    from django_tasks.utils import get_module_path, normalize_json
+    from django_tasks.utils import normalize_json
 
     #: A TextChoices, whose members mypy cannot see without Django's stubs.
     TaskResultStatus: Any = _TaskResultStatus
 else:
     try:
-        from django.tasks import BaseTaskBackend, TaskContext, TaskResult, TaskResultStatus, task_backends
+        from django.tasks import TaskContext, TaskResult, TaskResultStatus, task_backends
         from django.tasks import exceptions as _exceptions
+        from django.tasks.backends.base import BaseTaskBackend
         from django.tasks.base import (
             DEFAULT_TASK_QUEUE_NAME,
             TASK_MAX_PRIORITY,
@@ -39,10 +40,11 @@ else:
             TaskError,
         )
         from django.tasks.signals import task_enqueued, task_finished, task_started
-        from django.tasks.utils import get_module_path, normalize_json
+        from django.utils.json import normalize_json
     except ImportError:
-        from django_tasks import BaseTaskBackend, TaskContext, TaskResult, TaskResultStatus, task_backends
+        from django_tasks import TaskContext, TaskResult, TaskResultStatus, task_backends
         from django_tasks import exceptions as _exceptions
+        from django_tasks.backends.base import BaseTaskBackend
         from django_tasks.base import (
             DEFAULT_TASK_QUEUE_NAME,
             TASK_MAX_PRIORITY,
@@ -51,7 +53,7 @@ else:
             TaskError,
         )
         from django_tasks.signals import task_enqueued, task_finished, task_started
-        from django_tasks.utils import get_module_path, normalize_json
+        from django_tasks.utils import normalize_json
     # Django 6 and the newest backport say InvalidTask, the backport 0.12 InvalidTaskError.
     InvalidTask = getattr(_exceptions, "InvalidTask", None) or _exceptions.InvalidTaskError
     TaskResultDoesNotExist = _exceptions.TaskResultDoesNotExist
@@ -68,7 +70,6 @@ __all__ = [
     "TaskResult",
     "TaskResultDoesNotExist",
     "TaskResultStatus",
-    "get_module_path",
     "normalize_json",
     "task_backends",
     "task_enqueued",

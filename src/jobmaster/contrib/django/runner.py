@@ -26,7 +26,6 @@ from jobmaster.contrib.django._compat import (
     TaskError,
     TaskResult,
     TaskResultStatus,
-    get_module_path,
     normalize_json,
     task_finished,
     task_started,
@@ -147,9 +146,10 @@ def _ended(result: TaskResult[Any], error: BaseException | None, value: Any = No
         object.__setattr__(result, "_return_value", value)
         return
     object.__setattr__(result, "status", TaskResultStatus.FAILED)
+    kind = type(error)
     result.errors.append(
         TaskError(
-            exception_class_path=get_module_path(type(error)),
+            exception_class_path=f"{kind.__module__}.{kind.__qualname__}",
             traceback="".join(traceback.format_exception(error)),
         )
     )
