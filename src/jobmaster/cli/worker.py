@@ -14,9 +14,11 @@ from jobmaster.cli.common import (
     CliError,
     event_loop_name,
     import_app,
+    put_cwd_on_path,
     run_worker_coroutine,
 )
-from jobmaster.config.urls import redact
+from jobmaster.config.urls import describe, redact
+from jobmaster.errors import JobMasterError
 
 log = logging.getLogger("jobmaster.cli")
 
@@ -51,8 +53,14 @@ def load_app(app_path: str | None, with_django: bool, backend: str) -> JobMaster
         raise CliError(
             f"--django needs Django: pip install 'jobmaster[django]' ({exc})", EXIT_BAD_INPUT
         ) from None
-    setup()
-    return import_app(app_path) if app_path else django_app(backend)
+    put_cwd_on_path()
+    try:
+        setup()
+        return import_app(app_path) if app_path else django_app(backend)
+    except (click.ClickException, JobMasterError):
+        raise
+    except Exception as exc:
+        raise CliError(f"setting up Django failed: {describe(exc)}", EXIT_BAD_INPUT) from None
 
 
 @click.command()
