@@ -36,3 +36,9 @@ def with_context(context: Any, label: str) -> int:
 @task
 def always_fails(message: str) -> None:
     raise Boom(message)
+
+
+@task
+def follow_up(order_id: int) -> str:
+    """Enqueues another task from inside a worker (a worker thread, the worker's loop)."""
+    return process_order.enqueue(order_id, note="from a task").id

@@ -17,11 +17,13 @@ from typing import Any
 from django.db import connection, transaction
 from django.test import AsyncClient, Client, TransactionTestCase
 
+from jobmaster.contrib.django import JobMasterBackend
 from jobmaster.contrib.django.runner import HANDLER_ID
+from jobmaster.errors import UnavailableError
 from jobmaster.jobs.model import Priority
 from shop.compat import TaskResultDoesNotExist, default_task_backend
 from shop.models import Order, Seen
-from shop.tasks import always_fails, double, process_order, send_email, with_context
+from shop.tasks import always_fails, double, follow_up, process_order, send_email, with_context
 
 #: Generous: the machine runs other test suites at the same time.
 DEADLINE = 90.0
@@ -149,6 +151,30 @@ class ShopTests(TransactionTestCase):
         self.assertEqual(result.errors[0].exception_class.__name__, "Boom")
         with self.assertRaises(ValueError):
             result.return_value  # noqa: B018
+
+    def test_a_task_enqueues_a_task(self) -> None:
+        order = Order.objects.create(name="chain")
+        inner = finished(follow_up.enqueue(order.id).id).return_value
+        self.assertEqual(finished(inner).kwargs, {"note": "from a task"})
+        self.assertTrue(Order.objects.get(id=order.id).processed)
+
+    def test_the_backend_connects_to_nothing_until_used(self) -> None:
+        options = {"cluster_id": "elsewhere", "master": "postgresql://postgres@127.0.0.1:1/nowhere"}
+        backend = JobMasterBackend("elsewhere", {"OPTIONS": options})
+        self.assertFalse(backend.client.jm.is_open)
+        with self.assertRaisesMessage(UnavailableError, "127.0.0.1:1"):
+            backend.enqueue(process_order, [1], {})
+
+    def test_system_checks_name_bad_options(self) -> None:
+        self.assertEqual(list(default_task_backend.check()), [])
+        misspelt = JobMasterBackend("misspelt", {"OPTIONS": {"clster_id": "x"}})
+        [error] = misspelt.check()
+        self.assertEqual(error.id, "jobmaster.E001")
+        self.assertIn("cluster_id", error.msg)
+        elsewhere = {"cluster_id": "x", "master": "mysql://root@127.0.0.1/other", "database": "default"}
+        [error] = JobMasterBackend("elsewhere", {"OPTIONS": elsewhere}).check()
+        self.assertEqual(error.id, "jobmaster.E003")
+        self.assertIn("OPTIONS['database'] = 'default'", error.msg)
 
     def test_a_deferred_task_waits_for_run_after(self) -> None:
         from datetime import timedelta
