@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from jobmaster.contrib import missing_extra
+
 if TYPE_CHECKING:
     from django_tasks import TaskContext, TaskResult, task_backends
     from django_tasks.backends.base import BaseTaskBackend
@@ -41,19 +43,22 @@ else:
         )
         from django.tasks.signals import task_enqueued, task_finished, task_started
         from django.utils.json import normalize_json
-    except ImportError:
-        from django_tasks import TaskContext, TaskResult, TaskResultStatus, task_backends
-        from django_tasks import exceptions as _exceptions
-        from django_tasks.backends.base import BaseTaskBackend
-        from django_tasks.base import (
-            DEFAULT_TASK_QUEUE_NAME,
-            TASK_MAX_PRIORITY,
-            TASK_MIN_PRIORITY,
-            Task,
-            TaskError,
-        )
-        from django_tasks.signals import task_enqueued, task_finished, task_started
-        from django_tasks.utils import normalize_json
+    except ModuleNotFoundError:
+        try:
+            from django_tasks import TaskContext, TaskResult, TaskResultStatus, task_backends
+            from django_tasks import exceptions as _exceptions
+            from django_tasks.backends.base import BaseTaskBackend
+            from django_tasks.base import (
+                DEFAULT_TASK_QUEUE_NAME,
+                TASK_MAX_PRIORITY,
+                TASK_MIN_PRIORITY,
+                Task,
+                TaskError,
+            )
+            from django_tasks.signals import task_enqueued, task_finished, task_started
+            from django_tasks.utils import normalize_json
+        except ModuleNotFoundError as exc:
+            raise missing_extra("jobmaster.contrib.django", "django", exc) from None
     # Django 6 and the newest backport say InvalidTask, the backport 0.12 InvalidTaskError.
     InvalidTask = getattr(_exceptions, "InvalidTask", None) or _exceptions.InvalidTaskError
     TaskResultDoesNotExist = _exceptions.TaskResultDoesNotExist
