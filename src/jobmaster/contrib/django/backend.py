@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from django.conf import settings
 from django.core import checks
@@ -42,7 +42,7 @@ from jobmaster.contrib.django._compat import (
 )
 from jobmaster.contrib.django.client import Client, client_for
 from jobmaster.contrib.django.priority import to_priority
-from jobmaster.contrib.django.results import import_task, restore_task, task_result
+from jobmaster.contrib.django.results import TaskData, import_task, restore_task, task_result
 from jobmaster.contrib.django.runner import HANDLER_ID
 from jobmaster.contrib.django.transaction import CallerThread, JoinedConnection, join_problem
 from jobmaster.errors import JobNotFoundError
@@ -90,8 +90,7 @@ class JobMasterBackend(BaseTaskBackend):
                 " at most 64 characters)"
             )
 
-    def _data(self, task: Task[Any, Any], args: Any, kwargs: Any) -> dict[str, Any]:
-        """The job's data: what a worker needs to run the task, and a reader to rebuild its result."""
+    def _data(self, task: Task[Any, Any], args: Any, kwargs: Any) -> TaskData:
         if import_task(task.module_path).func is not task.func:
             raise InvalidTask(
                 f"task {task.module_path!r} is not the @task bound at that import path, so a worker"
@@ -100,15 +99,15 @@ class JobMasterBackend(BaseTaskBackend):
         run_after = task.run_after
         if run_after is not None and timezone.is_naive(run_after):
             run_after = timezone.make_aware(run_after)
-        return {
-            "task_path": task.module_path,
-            "args": _json(task, "positional arguments", args),
-            "kwargs": _json(task, "keyword arguments", kwargs),
-            "backend": self.alias,
-            "queue_name": task.queue_name,
-            "priority": task.priority,
-            "run_after": None if run_after is None else run_after.timestamp(),
-        }
+        return TaskData(
+            task_path=task.module_path,
+            args=_json(task, "positional arguments", args),
+            kwargs=_json(task, "keyword arguments", kwargs),
+            backend=self.alias,
+            queue_name=task.queue_name,
+            priority=task.priority,
+            run_after=None if run_after is None else run_after.timestamp(),
+        )
 
     # ---- enqueue -----------------------------------------------------------------------------
 
@@ -136,16 +135,16 @@ class JobMasterBackend(BaseTaskBackend):
         await task_enqueued.asend(type(self), task_result=result)
         return result
 
-    async def _schedule(self, data: dict[str, Any], connection: JoinedConnection | None) -> str:
+    async def _schedule(self, data: TaskData, connection: JoinedConnection | None) -> str:
         options: JobOptions = {
             "priority": to_priority(data["priority"]),
             "lane": lane_of(data["queue_name"]),
         }
         if data["run_after"] is not None:
             options["at"] = datetime.fromtimestamp(data["run_after"], UTC)
-        return await self.client.jm.schedule(HANDLER_ID, data, connection=connection, **options)
+        return await self.client.jm.schedule(HANDLER_ID, dict(data), connection=connection, **options)
 
-    def _enqueued(self, task: Task[Any, Any], job_id: str, data: dict[str, Any]) -> TaskResult[Any]:
+    def _enqueued(self, task: Task[Any, Any], job_id: str, data: TaskData) -> TaskResult[Any]:
         now = timezone.now()
         return TaskResult(
             task=task,
@@ -195,7 +194,8 @@ class JobMasterBackend(BaseTaskBackend):
                 f"{result_id!r} is a job of jobmaster handler {job.definition_id!r}, not a Django task"
             )
         attempts = await jm.job_attempts(job.id)
-        return task_result(job, attempts, restore_task(job.data, self.alias), self.alias)
+        task = restore_task(cast(TaskData, job.data))
+        return task_result(job, attempts, task)
 
     # ---- system checks -----------------------------------------------------------------------
 

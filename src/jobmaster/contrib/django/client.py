@@ -10,6 +10,7 @@ awaits the submitted call without blocking a thread.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
@@ -44,7 +45,7 @@ class Client:
                 self.loop = self.jm.sync.loop
             return self.loop
 
-    def _submit(self, call: Callable[[], Awaitable[T]]) -> Any:
+    def _submit(self, call: Callable[[], Awaitable[T]]) -> concurrent.futures.Future[T]:
         home = self._home()
         try:
             running = asyncio.get_running_loop()
@@ -59,13 +60,11 @@ class Client:
 
     def call(self, call: Callable[[], Awaitable[T]]) -> T:
         """Run `call()` on the app's loop and wait for it (sync code)."""
-        result: T = self._submit(call).result()
-        return result
+        return self._submit(call).result()
 
     def call_waiting(self, call: Callable[[], Awaitable[T]], caller: CallerThread) -> T:
         """As `call`, while running in this thread what the call hands back to it (`CallerThread`)."""
-        result: T = caller.wait(self._submit(call))
-        return result
+        return caller.wait(self._submit(call))
 
     async def acall(self, call: Callable[[], Awaitable[T]]) -> T:
         """Run `call()` on the app's loop: directly when that is this loop (async code)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from django.conf import settings
 from django.utils import timezone
@@ -31,6 +31,21 @@ STATUSES: dict[JobStatus, TaskResultStatus] = {
 }
 
 
+class TaskData(TypedDict):
+    """A Django task's job data: what a worker needs to run it, and a reader to rebuild its result."""
+
+    task_path: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    #: The TASKS alias it was enqueued through.
+    backend: str
+    queue_name: str
+    #: Django's own priority (-100..100), which the job's five-step priority cannot give back.
+    priority: int
+    #: `run_after` as epoch seconds, None if it had none.
+    run_after: float | None
+
+
 def import_task(path: str) -> Task[Any, Any]:
     """The `Task` a module binds at `path` (the `@task` decorator rebinds the function's name)."""
     try:
@@ -42,7 +57,7 @@ def import_task(path: str) -> Task[Any, Any]:
     return found
 
 
-def restore_task(data: dict[str, Any], alias: str) -> Task[Any, Any]:
+def restore_task(data: TaskData) -> Task[Any, Any]:
     """The task as it was enqueued (priority, queue, run_after, backend), without validating it again.
 
     Validation ran at enqueue; running it again here could refuse a job of yesterday because today's
@@ -54,7 +69,7 @@ def restore_task(data: dict[str, Any], alias: str) -> Task[Any, Any]:
         object.__setattr__(restored, field.name, getattr(task, field.name))
     object.__setattr__(restored, "priority", data["priority"])
     object.__setattr__(restored, "queue_name", data["queue_name"])
-    object.__setattr__(restored, "backend", alias)
+    object.__setattr__(restored, "backend", data["backend"])
     object.__setattr__(restored, "run_after", moment(data["run_after"]))
     return restored
 
@@ -76,7 +91,7 @@ def task_error(error: dict[str, Any]) -> TaskError:
     )
 
 
-def task_result(job: Job, attempts: Sequence[Attempt], task: Task[Any, Any], alias: str) -> TaskResult[Any]:
+def task_result(job: Job, attempts: Sequence[Attempt], task: Task[Any, Any]) -> TaskResult[Any]:
     """The `TaskResult` of `job`: one worker id per run (the running one included), one error per
     failed run, the return value once it succeeded."""
     worker_ids = [a.worker_id or "" for a in attempts]
@@ -93,7 +108,7 @@ def task_result(job: Job, attempts: Sequence[Attempt], task: Task[Any, Any], ali
         last_attempted_at=moment(job.started_at),
         args=job.data["args"],
         kwargs=job.data["kwargs"],
-        backend=alias,
+        backend=task.backend,
         errors=[task_error(a.error) for a in attempts if a.error is not None],
         worker_ids=worker_ids,
     )

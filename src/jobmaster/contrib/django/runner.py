@@ -30,7 +30,7 @@ from jobmaster.contrib.django._compat import (
     task_finished,
     task_started,
 )
-from jobmaster.contrib.django.results import restore_task, task_result
+from jobmaster.contrib.django.results import TaskData, restore_task, task_result
 from jobmaster.handlers.context import JobContext
 from jobmaster.jobs.model import Job
 from jobmaster.middleware import RunNext
@@ -70,10 +70,19 @@ def register(jm: JobMaster, backend_class: type[BaseTaskBackend]) -> None:
         run_after: float | None,
     ) -> Any:
         job = _running_job.get()
-        task = restore_task(job.data, backend)
+        data = TaskData(
+            task_path=task_path,
+            args=args,
+            kwargs=kwargs,
+            backend=backend,
+            queue_name=queue_name,
+            priority=priority,
+            run_after=run_after,
+        )
+        task = restore_task(data)
         # The first run needs no read: its history is empty. A retry reads its earlier runs.
         history = await jm.job_attempts(job.id) if job.attempts > 1 else []
-        result = task_result(job, history, task, backend)
+        result = task_result(job, history, task)
         if len(result.worker_ids) < job.attempts:
             result.worker_ids.append(ctx.worker_id)
         object.__setattr__(result, "status", TaskResultStatus.RUNNING)
