@@ -19,7 +19,7 @@ from jobmaster.cluster.model import (
 from jobmaster.jobs import codec
 from jobmaster.jobs.model import Attempt, Completion, Job, JobFilter, JobStatus, Priority
 from jobmaster.jobs.retry import RetryPolicy
-from jobmaster.master.base import Assignment, Fence, MasterStore, StartNow
+from jobmaster.master.base import ENDED_TOPIC, Assignment, Fence, MasterStore, StartNow
 
 
 def assign_all(bucket: str = "b1", worker: str = "w1", status: JobStatus = JobStatus.Queued):
@@ -329,6 +329,60 @@ async def test_results_are_stored_with_their_jobs_and_fenced(master: MasterStore
     assert s_stale is not None and (s_stale.status, s_stale.result) == (JobStatus.Processing, None)
     listed = await master.list_jobs(JobFilter(statuses=(JobStatus.Succeeded,), limit=100))
     assert {j.id: j.result for j in listed}[returned[0].id] == values[0]
+
+
+async def test_a_watched_job_s_end_is_announced_by_masters_that_notify(master: MasterStore) -> None:
+    """`watch_end` leaves the version alone (the owner keeps its fence); a master that notifies
+    then announces the job's final status, from any write, and nothing for unwatched jobs or for a
+    run that goes back to wait; the others answer False, so waiters read again instead."""
+    topics: list[str] = []
+    await master.listen(topics.append)
+    watched, failed, retried, unwatched = await _queued(master, 4)
+    assert await master.watch_end("no-such-job") is False
+    for job in (watched, failed, retried):
+        assert await master.watch_end(job.id) is master.supports_notify
+    stored = await master.get_job(watched.id)
+    assert stored is not None and stored.version == watched.version
+    now = time.time()
+    jobs = (watched, failed, retried, unwatched)
+    assert len(await master.start([Fence(j.id, j.version) for j in jobs], now, now + 30)) == 4
+    err = {"type": "ValueError", "message": "boom", "traceback": ""}
+    await master.complete(
+        [
+            Completion(
+                watched.id,
+                watched.version + 1,
+                JobStatus.Succeeded,
+                _attempt(watched, 1, "succeeded"),
+                result="1",
+            ),
+            Completion(failed.id, failed.version + 1, JobStatus.Failed, _attempt(failed, 1, "failed", err)),
+            Completion(
+                retried.id,
+                retried.version + 1,
+                JobStatus.HeldOnMaster,
+                _attempt(retried, 1, "failed", err),
+                scheduled_at=now + 60,
+                error=err,
+            ),
+            Completion(
+                unwatched.id, unwatched.version + 1, JobStatus.Succeeded, _attempt(unwatched, 1, "succeeded")
+            ),
+        ]
+    )
+    if not master.supports_notify:
+        assert not [t for t in topics if t.startswith(ENDED_TOPIC)]
+        return
+    expected = {f"{ENDED_TOPIC}{watched.id}", f"{ENDED_TOPIC}{failed.id}"}
+    deadline = time.monotonic() + 30
+    while not expected <= set(topics):
+        assert time.monotonic() < deadline, f"announced: {topics}"
+        await asyncio.sleep(0.02)
+    await master.notify("marker")  # sent after the writes: once it arrives, so has all they sent
+    while "marker" not in topics:
+        assert time.monotonic() < deadline, f"announced: {topics}"
+        await asyncio.sleep(0.02)
+    assert sorted(t for t in topics if t.startswith(ENDED_TOPIC)) == sorted(expected)
 
 
 async def test_a_result_goes_with_its_pruned_job(master: MasterStore) -> None:

@@ -392,6 +392,17 @@ class PostgresMaster(PostgresClient, QueueHost, SqlMasterStore):
     async def notify(self, topic: str) -> None:
         await self.pool.execute("SELECT pg_notify($1, $2)", self.channel, topic)
 
+    async def watch_end(self, job_id: str) -> bool:
+        """Stamp the job with this cluster's channel: the trigger of migration 8 notifies it when
+        the job ends. The version stays, so the job's owner is not fenced out by it."""
+        status = await self.pool.execute(
+            "UPDATE jm_jobs SET notify_channel = $3 WHERE cluster_id = $1 AND id = $2",
+            self.cluster_id,
+            job_id,
+            self.channel,
+        )
+        return bool(status != "UPDATE 0")
+
     # ---- job writes -------------------------------------------------------------------------
 
     async def _insert(self, jobs: Sequence[Job], conn: Any, **fixed: Any) -> list[str]:
