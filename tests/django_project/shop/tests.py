@@ -158,6 +158,33 @@ class ShopTests(TransactionTestCase):
         self.assertEqual(finished(inner).kwargs, {"note": "from a task"})
         self.assertTrue(Order.objects.get(id=order.id).processed)
 
+    def test_a_task_leaves_no_database_connection_open_behind_it(self) -> None:
+        from django.db import connection
+
+        from jobmaster.contrib.django.runner import _run_sync
+        from shop.compat import TaskResult
+
+        order = Order.objects.create(name="connections")
+        connection.ensure_connection()
+        running = TaskResult(
+            task=process_order,
+            id="in-this-thread",
+            status="RUNNING",
+            enqueued_at=None,
+            started_at=None,
+            finished_at=None,
+            last_attempted_at=None,
+            args=[order.id],
+            kwargs={},
+            backend="default",
+            errors=[],
+            worker_ids=["here"],
+        )
+        # what a worker thread does around a task: with CONN_MAX_AGE 0, the connection is closed after
+        self.assertEqual(_run_sync(process_order, running, JobMasterBackend), {"order": order.id, "note": ""})
+        self.assertIsNone(connection.connection)
+        self.assertTrue(Order.objects.get(id=order.id).processed)
+
     def test_the_backend_connects_to_nothing_until_used(self) -> None:
         options = {"cluster_id": "elsewhere", "master": "postgresql://postgres@127.0.0.1:1/nowhere"}
         backend = JobMasterBackend("elsewhere", {"OPTIONS": options})
