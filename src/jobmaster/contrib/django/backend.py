@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 from django.conf import settings
 from django.core import checks
@@ -48,11 +48,6 @@ from jobmaster.contrib.django.transaction import CallerThread, JoinedConnection,
 from jobmaster.errors import JobNotFoundError
 from jobmaster.jobs.model import DEFAULT_LANE
 from jobmaster.jobs.options import JobOptions
-
-T = TypeVar("T")
-
-#: OPTIONS keys that are the backend's own; every other one is a JobMaster keyword.
-OWN_OPTIONS = ("app", "database")
 
 
 def lane_of(queue_name: str) -> str:
