@@ -185,6 +185,18 @@ class ShopTests(TransactionTestCase):
         self.assertIsNone(connection.connection)
         self.assertTrue(Order.objects.get(id=order.id).processed)
 
+    def test_an_aenqueue_from_a_short_lived_loop_leaves_the_backend_usable(self) -> None:
+        from asgiref.sync import async_to_sync
+
+        # a backend of its own, so this aenqueue is its first call (async_to_sync's loop then closes)
+        backend = JobMasterBackend(
+            "short-lived", {"QUEUES": ["default"], "OPTIONS": default_task_backend.options}
+        )
+        order = Order.objects.create(name="short-lived loop")
+        enqueued = async_to_sync(backend.aenqueue)(process_order, [order.id], {})
+        self.assertEqual(backend.get_result(enqueued.id).id, enqueued.id)
+        self.assertEqual(finished(enqueued.id).status, "SUCCESSFUL")
+
     def test_the_backend_connects_to_nothing_until_used(self) -> None:
         options = {"cluster_id": "elsewhere", "master": "postgresql://postgres@127.0.0.1:1/nowhere"}
         backend = JobMasterBackend("elsewhere", {"OPTIONS": options})

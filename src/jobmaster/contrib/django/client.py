@@ -2,9 +2,11 @@
 
 Django makes a backend object per thread (and per async context), and at import time of every
 `@task`: the backend itself holds nothing. The JobMaster is made on first use and kept here, and
-every call runs on the one loop it was opened on: its connections belong to that loop. Sync code
-submits to that loop and waits; async code on that loop awaits directly; async code on another loop
-awaits the submitted call without blocking a thread.
+every call runs on the one loop its connections belong to: a worker's own loop (adopted by a startup
+hook), else the loop of `jm.sync`, which lives as long as the process. Sync code submits to it and
+waits; async code on it awaits directly; async code on any other loop (an ASGI server's, or the
+short-lived one of `async_to_sync`) awaits the submitted call without blocking a thread. A caller's
+loop is never adopted: it may close while the connections opened on it are still in use.
 """
 
 from __future__ import annotations
@@ -67,13 +69,10 @@ class Client:
         return caller.wait(self._submit(call))
 
     async def acall(self, call: Callable[[], Awaitable[T]]) -> T:
-        """Run `call()` on the app's loop: directly when that is this loop (async code)."""
-        here = asyncio.get_running_loop()
-        with self._lock:
-            if self.loop is None:
-                self.loop = here
-            home = self.loop
-        if home is here:
+        """Run `call()` on the app's loop: directly on that loop (a worker's async task), else
+        awaited from the caller's loop without blocking a thread of either."""
+        home = self._home()
+        if home is asyncio.get_running_loop():
             return await _opened(self.jm, call)
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(_opened(self.jm, call), home))
 
