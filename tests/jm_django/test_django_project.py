@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import _recreate
+from helpers import recreate_pg_databases
 
 PROJECT = Path(__file__).resolve().parents[1] / "django_project"
 #: Every test of the project, the transaction ones on PostgreSQL alone.
@@ -33,7 +33,7 @@ def test_django_project(database: str, tmp_path: Path) -> None:
         "JMTEST_DJANGO_CLUSTER": f"django-{uuid.uuid4().hex[:8]}",
     }
     if database == "postgres":
-        asyncio.run(_recreate(pg_database))
+        asyncio.run(recreate_pg_databases(pg_database))
     try:
         # --keepdb: the database is this test's own, dropped below even while connections remain.
         command = [sys.executable, "manage.py", "test", *LABELS[database], "--noinput", "--keepdb"]
@@ -47,7 +47,7 @@ def test_django_project(database: str, tmp_path: Path) -> None:
         )
     finally:
         if database == "postgres":
-            asyncio.run(_recreate(pg_database, create=False))
+            asyncio.run(recreate_pg_databases(pg_database, create=False))
     log = tmp_path / "worker.log"
     worker_log = log.read_text(errors="replace").splitlines()[-40:] if log.exists() else ["(none)"]
     report = "\n".join(
