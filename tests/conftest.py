@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import NATS_URL, opened_master
+from helpers import NATS_URL, PG_ADMIN_URL, opened_master, recreate_pg_databases
 from jobmaster.agents.base import AgentTransport
 from jobmaster.backends import make_agent
 from jobmaster.master.base import MasterStore
@@ -36,32 +36,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("bench_jobs", sizes, ids=[f"{n}-jobs" for n in sizes])
 
 
-PG_ADMIN_URL = os.environ.get("JMTEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_BASE = PG_ADMIN_URL.rsplit("/", 1)[0]
 # Per run, so two test runs on one server (a developer's and CI's) never drop each other's data.
 PG_MASTER_DB = f"jobmaster_test_{os.getpid()}"
 PG_AGENT_DB = f"jobmaster_test_{os.getpid()}_transport"
 
 
-async def _recreate(*names: str, create: bool = True) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_ADMIN_URL)
-    try:
-        for name in names:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            if create:
-                await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="session")
 def pg_urls() -> Iterator[dict[str, str]]:
     """A fresh master database and a fresh transport database for the whole run."""
-    asyncio.run(_recreate(PG_MASTER_DB, PG_AGENT_DB))
+    asyncio.run(recreate_pg_databases(PG_MASTER_DB, PG_AGENT_DB))
     yield {"master": f"{PG_BASE}/{PG_MASTER_DB}", "agent": f"{PG_BASE}/{PG_AGENT_DB}"}
-    asyncio.run(_recreate(PG_MASTER_DB, PG_AGENT_DB, create=False))
+    asyncio.run(recreate_pg_databases(PG_MASTER_DB, PG_AGENT_DB, create=False))
 
 
 MYSQL_ADMIN_URL = os.environ.get("JMTEST_MYSQL_ADMIN", "mysql://root@127.0.0.1:3306/test")

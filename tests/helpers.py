@@ -21,6 +21,22 @@ from jobmaster.master.base import MasterStore
 
 #: The shared NATS server (JetStream on) that tests use; tests that kill a server start their own.
 NATS_URL = os.environ.get("JMTEST_NATS", "nats://127.0.0.1:4222")
+PG_ADMIN_URL = os.environ.get("JMTEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+async def recreate_pg_databases(*names: str, create: bool = True) -> None:
+    """Drop the PostgreSQL databases `names` (connections and all), then create them afresh unless
+    `create` is False."""
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        for name in names:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            if create:
+                await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
 
 
 def make_job(

@@ -134,14 +134,20 @@ json_option = click.option(
 )
 
 
+def put_cwd_on_path() -> str:
+    """Modules of the current directory import as under `python -m` (the app, Django's settings)."""
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    return cwd
+
+
 def import_app(path: str) -> JobMaster:
     """Import `module:attribute` the way `python -m` would see it from the current directory."""
     module_name, _, attribute = path.partition(":")
     if not module_name or not attribute:
         raise CliError(f"--app must look like module:attribute, got {path!r}", EXIT_BAD_INPUT)
-    cwd = os.getcwd()
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
+    cwd = put_cwd_on_path()
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
@@ -383,6 +389,7 @@ def job_dict(job: Job) -> dict[str, Any]:
         "lease_expires_at": iso(job.lease_expires_at),
         "cancel_requested": job.cancel_requested,
         "last_error": job.last_error,
+        "result": job.result,
     }
 
 

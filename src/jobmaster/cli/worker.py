@@ -14,9 +14,11 @@ from jobmaster.cli.common import (
     CliError,
     event_loop_name,
     import_app,
+    put_cwd_on_path,
     run_worker_coroutine,
 )
-from jobmaster.config.urls import redact
+from jobmaster.config.urls import describe, redact
+from jobmaster.errors import JobMasterError
 
 log = logging.getLogger("jobmaster.cli")
 
@@ -36,8 +38,53 @@ def select_workers(app: JobMaster, names: tuple[str, ...]) -> None:
     app._reconfigure(workers=[w.model_dump() for w in app.config.workers if w.name in names])
 
 
+def load_app(app_path: str | None, with_django: bool, backend: str) -> JobMaster:
+    """The app to run; with Django, set up before any application module is imported (they may
+    import models), and by default the app of a TASKS entry."""
+    if not with_django:
+        if app_path is None:
+            raise CliError(
+                "give the app with --app MODULE:ATTR (or --django in a Django project)", EXIT_BAD_INPUT
+            )
+        return import_app(app_path)
+    try:
+        from jobmaster.contrib.django.worker import django_app, setup
+    except ImportError as exc:
+        raise CliError(
+            f"--django needs Django: pip install 'jobmaster[django]' ({exc})", EXIT_BAD_INPUT
+        ) from None
+    put_cwd_on_path()
+    try:
+        setup()
+        return import_app(app_path) if app_path else django_app(backend)
+    except (click.ClickException, JobMasterError):
+        raise
+    except Exception as exc:
+        raise CliError(f"setting up Django failed: {describe(exc)}", EXIT_BAD_INPUT) from None
+
+
 @click.command()
-@click.option("--app", "app_path", required=True, metavar="MODULE:ATTR", help="The JobMaster object.")
+@click.option(
+    "--app",
+    "app_path",
+    default=None,
+    metavar="MODULE:ATTR",
+    help="The JobMaster object (optional with --django).",
+)
+@click.option(
+    "--django",
+    "with_django",
+    is_flag=True,
+    help="Set up Django first (DJANGO_SETTINGS_MODULE) and run Django tasks; without --app, the"
+    " workers of the TASKS entry named by --backend.",
+)
+@click.option(
+    "--backend",
+    default="default",
+    show_default=True,
+    metavar="ALIAS",
+    help="With --django: the TASKS entry whose JobMaster runs.",
+)
 @click.option(
     "--worker",
     "names",
@@ -76,7 +123,9 @@ def select_workers(app: JobMaster, names: tuple[str, ...]) -> None:
     "  [default: wait for as long as it takes]",
 )
 def worker(
-    app_path: str,
+    app_path: str | None,
+    with_django: bool,
+    backend: str,
     names: tuple[str, ...],
     log_levels: tuple[str, ...],
     log_format: str,
@@ -90,13 +139,14 @@ def worker(
     Example:
       jobmaster worker --app shop.jobs:jm --worker emails
       jobmaster worker --app shop.jobs:jm --log-format json --log-level jobmaster.job=DEBUG
+      DJANGO_SETTINGS_MODULE=shop.settings jobmaster worker --django
     """
     logs.configure(
         fmt=log_format, levels=log_levels or (() if log_config else ("INFO",)), config_file=log_config
     )
     if log_jobs:
         logs.log_successes(logging.INFO)
-    app = import_app(app_path)
+    app = load_app(app_path, with_django, backend)
     select_workers(app, names)
     if not app.config.workers:
         raise CliError("the app configures no workers: add_worker() or a [[workers]] table", EXIT_BAD_INPUT)
