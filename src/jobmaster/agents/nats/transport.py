@@ -16,6 +16,8 @@ import orjson
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.errors import AuthorizationError
+from nats.protocol.parser import AUTHORIZATION_VIOLATION
 
 from jobmaster.agents.base import (
     AgentMessage,
@@ -59,6 +61,12 @@ log = logging.getLogger("jobmaster.agents.nats")
 DUPLICATE_WINDOW_S = 120.0
 CONNECT_TIMEOUT = 2
 RECONNECT_WAIT = 1
+
+
+def refused_credentials(exc: BaseException) -> bool:
+    """The server refused the user, password or token: no later try will be let in (unlike a server
+    not reachable yet), so start-up stops at once."""
+    return isinstance(exc, AuthorizationError) or AUTHORIZATION_VIOLATION in str(exc).lower()
 
 
 # ---- the transport -------------------------------------------------------------------------------
@@ -123,6 +131,10 @@ class NatsAgent(AgentTransport):
             with contextlib.suppress(Exception):
                 await nc.close()
             cause = self._last_error or exc  # the connection's own error says more than a timeout
+            if refused_credentials(cause):
+                raise NatsAgentError(
+                    f"agent {self.name!r}: NATS at {options.safe_url} refused the credentials: {cause}"
+                ) from None
             raise NatsUnavailableError(
                 f"agent {self.name!r}: cannot connect to NATS at {options.safe_url}: "
                 f"{type(cause).__name__} {cause}".rstrip()
