@@ -102,9 +102,15 @@ def app_client(directory: Path, code: str) -> str:
 
 
 def wait_job_status(directory: Path, job_id: str, *statuses: str, timeout: float = 60) -> None:
-    """Poll the job through `app_client` until its status is one of `statuses`."""
+    """Poll the job through `app_client` until its status is one of `statuses`; a job that went
+    straight into a bucket is not in the master until its bucket's owner writes it there."""
     deadline = time.monotonic() + timeout
-    while app_client(directory, f"print(jm.sync.get_job({job_id!r}).status.name)") not in statuses:
+    read = (
+        "from jobmaster import JobNotFoundError\n"
+        f"try:\n    print(jm.sync.get_job({job_id!r}).status.name)\n"
+        "except JobNotFoundError:\n    print('not in the master yet')"
+    )
+    while app_client(directory, read) not in statuses:
         assert time.monotonic() < deadline, f"job {job_id} never reached {statuses}"
         time.sleep(0.2)
 
