@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from private_pg import PrivatePostgres
@@ -82,6 +83,17 @@ def test_a_refused_password_stops_the_worker_at_once(tmp_path: Path, private_mas
     _write_app(tmp_path, f"postgresql://jm_user:wrong-one@127.0.0.1:{private_master.port}/postgres")
     stderr = fails_at_once(tmp_path)
     assert 'password authentication failed for user "jm_user"' in stderr, stderr
+    assert "wrong-one" not in stderr
+
+
+@pytest.mark.e2e
+def test_a_refused_mysql_password_stops_the_worker_at_once(
+    tmp_path: Path, mysql_urls: dict[str, str]
+) -> None:
+    url = urlsplit(mysql_urls["master"])
+    _write_app(tmp_path, url._replace(netloc=f"{url.username}:wrong-one@{url.hostname}:{url.port}").geturl())
+    stderr = fails_at_once(tmp_path)
+    assert "Access denied for user" in stderr, stderr
     assert "wrong-one" not in stderr
 
 
