@@ -58,9 +58,9 @@ class JobCancelledError(JobMasterError):
 class StoreError(JobMasterError):
     """A backend refused a request.
 
-    `transient` marks a refusal a later try may not meet (a JetStream cluster electing a leader
-    answers "no reply in time" or "temporarily unavailable" for a few seconds): start-up waits for
-    it as for a server not reachable yet. Any other refusal stops start-up at once.
+    `transient` marks a refusal that passes by itself (a JetStream cluster electing a leader answers
+    "no reply in time" or "temporarily unavailable" for a few seconds): start-up waits for it as
+    for a server not reachable yet. Any other refusal stops start-up at once.
     """
 
     transient: bool = False
