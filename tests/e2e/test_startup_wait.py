@@ -3,6 +3,7 @@ private PostgreSQL server; errors a retry cannot fix still stop it at once."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -11,6 +12,7 @@ import pytest
 from private_pg import PrivatePostgres
 
 from helpers import app_client, fails_at_once, run_worker, worker_through_outage
+from jobmaster import JobMaster, UnavailableError
 from jobmaster.backends import latest_schema_version
 
 APP = """
@@ -111,3 +113,40 @@ def test_a_master_schema_newer_than_this_code_stops_the_worker_at_once(
         f"error: the master database has jobmaster schema version {newer}, newer than this "
         f"jobmaster's version {newer - 1}: upgrade jobmaster" in stderr
     ), stderr
+
+
+@pytest.mark.e2e
+async def test_jm_running_waits_for_its_master_then_runs_jobs(private_master: PrivatePostgres) -> None:
+    app = JobMaster("startup-running", private_master.url, workers=[{"name": "w1"}], heartbeat_interval=0.3)
+    done: list[str] = []
+
+    @app.handler(name="ok")
+    async def ok() -> None:
+        done.append("ok")
+
+    private_master.stop("immediate")
+    # The server comes back while `running()` waits for it (with 0 it would raise at once).
+    back = asyncio.get_running_loop().run_in_executor(None, _start_after, private_master, 3.0)
+    async with app.running(start_timeout="5m"):
+        job_id = await app.schedule(ok)
+        deadline = time.monotonic() + 60
+        while (await app.get_job(job_id)).status.name != "Succeeded":
+            assert time.monotonic() < deadline, "the job never ran"
+            await asyncio.sleep(0.05)
+    assert done == ["ok"]
+    await back
+
+
+@pytest.mark.e2e
+async def test_jm_running_gives_up_at_its_start_timeout() -> None:
+    app = JobMaster("startup-running", "postgresql://user:hush@127.0.0.1:9/jobs", workers=[{"name": "w1"}])
+    with pytest.raises(
+        UnavailableError, match=r"the master at .*:\*\*\*@.* did not answer within the start timeout of 1s"
+    ):
+        async with app.running(start_timeout="1s"):
+            raise AssertionError("running() was entered without a master")
+
+
+def _start_after(server: PrivatePostgres, seconds: float) -> None:
+    time.sleep(seconds)
+    server.start()
