@@ -87,6 +87,9 @@ class NatsAgent(AgentTransport):
         self._markers: dict[str, int] = {}
         self._listeners: list[Subscription] = []
         self._last_error: Exception | None = None
+        #: The server's refusal of our credentials, if it sent one: the connection's last error may
+        #: be the reset that follows it.
+        self._refused: Exception | None = None
 
     # ---- connection --------------------------------------------------------------------------
 
@@ -104,6 +107,7 @@ class NatsAgent(AgentTransport):
         if self._nc is not None:
             return
         options = self.options
+        self._refused = None
         nc = new_client()
         try:
             await asyncio.wait_for(
@@ -130,11 +134,10 @@ class NatsAgent(AgentTransport):
         except Exception as exc:
             with contextlib.suppress(Exception):
                 await nc.close()
+            if self._refused is not None:
+                refused = f"NATS at {options.safe_url} refused the credentials: {self._refused}"
+                raise NatsAgentError(f"agent {self.name!r}: {refused}") from None
             cause = self._last_error or exc  # the connection's own error says more than a timeout
-            if refused_credentials(cause):
-                raise NatsAgentError(
-                    f"agent {self.name!r}: NATS at {options.safe_url} refused the credentials: {cause}"
-                ) from None
             raise NatsUnavailableError(
                 f"agent {self.name!r}: cannot connect to NATS at {options.safe_url}: "
                 f"{type(cause).__name__} {cause}".rstrip()
@@ -186,6 +189,8 @@ class NatsAgent(AgentTransport):
 
     async def _on_error(self, exc: Exception) -> None:
         self._last_error = exc
+        if refused_credentials(exc):
+            self._refused = exc
         level = logging.DEBUG if isinstance(exc, OSError | TimeoutError) else logging.WARNING
         log.log(level, "agent %s: NATS %s: %s", self.name, type(exc).__name__, exc)
 
