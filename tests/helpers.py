@@ -118,19 +118,53 @@ def app_client(directory: Path, code: str) -> str:
 
 
 def wait_job_status(directory: Path, job_id: str, *statuses: str, timeout: float = 60) -> None:
-    """Poll the job through `app_client` until its status is one of `statuses`."""
+    """Poll the job through `app_client` until its status is one of `statuses`; a job that went
+    straight into a bucket is not in the master until its bucket's owner writes it there."""
     deadline = time.monotonic() + timeout
-    while app_client(directory, f"print(jm.sync.get_job({job_id!r}).status.name)") not in statuses:
+    read = (
+        "from jobmaster import JobNotFoundError\n"
+        f"try:\n    print(jm.sync.get_job({job_id!r}).status.name)\n"
+        "except JobNotFoundError:\n    print('not in the master yet')"
+    )
+    while app_client(directory, read) not in statuses:
         assert time.monotonic() < deadline, f"job {job_id} never reached {statuses}"
         time.sleep(0.2)
+
+
+#: `jobmaster worker` for the `jm` of `app.py` in the working directory.
+WORKER = (sys.executable, "-m", "jobmaster.cli.main", "worker", "--app", "app:jm")
+
+
+def run_worker(
+    directory: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `jobmaster worker` for `directory/app.py` to its end (one that must fail to start)."""
+    return subprocess.run(
+        [*WORKER, *args],
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=None if env is None else {**os.environ, **env},
+    )
+
+
+def fails_at_once(directory: Path, *args: str, code: int = 1, env: dict[str, str] | None = None) -> str:
+    """Run a worker with a long start timeout that must stop at once with exit status `code`,
+    without waiting; returns its stderr."""
+    began = time.monotonic()
+    done = run_worker(directory, "--start-timeout", "10m", *args, env=env)
+    assert done.returncode == code, done.stderr
+    assert time.monotonic() - began < 60, "it waited instead of stopping"
+    assert "waiting for" not in done.stderr, done.stderr
+    return done.stderr
 
 
 def worker_through_outage(directory: Path, job_id: str, bring_up: Callable[[], None]) -> str:
     """Start `jobmaster worker` for `directory/app.py` while its server is down, `bring_up` the
     server 5 s later, and wait for `job_id` to succeed; returns the worker's log."""
-    command = [sys.executable, "-m", "jobmaster.cli.main", "worker", "--app", "app:jm"]
     worker = subprocess.Popen(
-        command, cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        WORKER, cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
         time.sleep(5)

@@ -36,6 +36,7 @@ from jobmaster.runtime.duties import Duty
 from jobmaster.runtime.publisher import Publisher
 from jobmaster.runtime.runtime import Runtime
 from jobmaster.runtime.services import AppServices
+from jobmaster.runtime.startup import StartWait
 
 if TYPE_CHECKING:
     from jobmaster.sync import SyncJobMaster
@@ -219,10 +220,13 @@ class JobMaster:
         A server that cannot be reached fails at once by default (`start_timeout=0`: a publisher in a
         web request must not hang); `run()` waits for it instead (see there).
         """
+        await self._open(StartWait(_seconds(start_timeout, "start_timeout")))
+
+    async def _open(self, waiting: StartWait) -> None:
         if self._runtime is not None:
             return
         runtime = Runtime(self.services)
-        await runtime.open(_seconds(start_timeout, "start_timeout"))
+        await runtime.open(waiting)
         self._runtime = runtime
         self._publisher = Publisher(runtime)
         self._manager = Manager(runtime.master, runtime.agents, self._wake)
@@ -263,7 +267,9 @@ class JobMaster:
         if not self.config.workers:
             raise ConfigError("no workers configured: add_worker() or a [[workers]] table")
         opened_here = self._runtime is None
-        await self.open(start_timeout=start_timeout)
+        # One wait, one deadline: connecting, migrating, and registering the workers and buckets.
+        waiting = StartWait(_seconds(start_timeout, "start_timeout"))
+        await self._open(waiting)
         self._stop_requested = asyncio.Event()
         main = asyncio.current_task()
         loop = asyncio.get_running_loop()
@@ -273,7 +279,7 @@ class JobMaster:
         try:
             await self._run_hooks(self._startup)
             async with asyncio.TaskGroup() as group:
-                workers = group.create_task(self.runtime.run_workers())
+                workers = group.create_task(self.runtime.run_workers(waiting))
                 await self._stop_requested.wait()
                 self.runtime.stop_workers()
                 await workers
@@ -305,7 +311,8 @@ class JobMaster:
         graceful stop: running jobs finish within `shutdown_grace` and buffered ones go back.
         """
         task = asyncio.create_task(self.run(handle_signals=False, start_timeout=start_timeout))
-        ready = asyncio.create_task(self.wait_ready())
+        # No bound of its own: the start-up's wait is the bound, and ends `task` when it runs out.
+        ready = asyncio.create_task(self.wait_ready(None))
         await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
         if task.done():
             ready.cancel()
@@ -317,17 +324,16 @@ class JobMaster:
             self.stop()
             await task
 
-    async def wait_ready(self, timeout: float = 30.0) -> None:
-        """Wait until every local worker has registered its buckets (tests, embedding)."""
-        deadline = time.monotonic() + timeout
-        while not self._runtime or len(self._runtime.workers) < len(self.config.workers):
-            if time.monotonic() > deadline:
-                raise TimeoutError("workers did not start in time")
-            await asyncio.sleep(0.01)
-        await asyncio.wait_for(
-            asyncio.gather(*(w.ready() for w in self._runtime.workers)),
-            max(0.0, deadline - time.monotonic()),
-        )
+    async def wait_ready(self, timeout: float | None = 30.0) -> None:
+        """Wait until every local worker has registered its buckets (tests, embedding); None
+        waits for as long as it takes."""
+        try:
+            async with asyncio.timeout(timeout):
+                while not self._runtime or len(self._runtime.workers) < len(self.config.workers):
+                    await asyncio.sleep(0.01)
+                await asyncio.gather(*(w.ready() for w in self._runtime.workers))
+        except TimeoutError:
+            raise TimeoutError("workers did not start in time") from None
 
     # ---- scheduling --------------------------------------------------------------------------
 

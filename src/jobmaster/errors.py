@@ -81,4 +81,11 @@ class ResultTimeoutError(JobMasterError, TimeoutError):
 
 
 class StoreError(JobMasterError):
-    """A backend refused a request in a way the engine cannot retry."""
+    """A backend refused a request.
+
+    `transient` marks a refusal that passes by itself (a JetStream cluster electing a leader answers
+    "no reply in time" or "temporarily unavailable" for a few seconds): start-up waits for it as
+    for a server not reachable yet. Any other refusal stops start-up at once.
+    """
+
+    transient: bool = False

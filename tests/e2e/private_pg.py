@@ -59,6 +59,31 @@ class PrivatePostgres:
     def start(self) -> None:
         self._ctl("start")
 
+    def sql(self, statement: str) -> None:
+        """Run one statement as `postgres` on the `postgres` database, through the local socket."""
+        self._as_postgres(
+            str(BIN / "psql"),
+            "-h",
+            str(self.root),
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            statement,
+            "postgres",
+        )
+
+    def require_password(self, role: str, password: str) -> None:
+        """A login `role` that must give `password` over TCP; every other role keeps trust."""
+        self.sql(f"CREATE ROLE {role} LOGIN SUPERUSER PASSWORD '{password}'")
+        hba = self.data / "pg_hba.conf"
+        rule = f"host all {role} 127.0.0.1/32 scram-sha-256\n"
+        hba.write_text(rule + hba.read_text(), encoding="utf-8")
+        self._ctl("reload")
+
     def stop(self, mode: str = "fast") -> None:
         self._ctl("stop", "-m", mode)
 

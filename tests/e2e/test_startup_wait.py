@@ -3,15 +3,17 @@ private PostgreSQL server; errors a retry cannot fix still stop it at once."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import asyncio
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from private_pg import PrivatePostgres
 
-from helpers import app_client, worker_through_outage
+from helpers import app_client, fails_at_once, run_worker, worker_through_outage
+from jobmaster import JobMaster, UnavailableError
+from jobmaster.backends import latest_schema_version
 
 APP = """
 from jobmaster import JobMaster
@@ -57,22 +59,7 @@ def test_a_start_timeout_bounds_the_wait_and_zero_fails_at_once(
     private_master.stop("immediate")
     for timeout, within in (("2s", (1.5, 20)), ("0", (0, 10))):
         began = time.monotonic()
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "jobmaster.cli.main",
-                "worker",
-                "--app",
-                "app:jm",
-                "--start-timeout",
-                timeout,
-            ],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        done = run_worker(tmp_path, "--start-timeout", timeout)
         took = time.monotonic() - began
         assert done.returncode == 1, done.stderr
         assert within[0] <= took <= within[1], (timeout, took)
@@ -89,14 +76,77 @@ def test_an_error_no_retry_fixes_stops_the_worker_at_once(
     tmp_path: Path, private_master: PrivatePostgres
 ) -> None:
     _write_app(tmp_path, private_master.url.rsplit("/", 1)[0] + "/no_such_database")
-    began = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "jobmaster.cli.main", "worker", "--app", "app:jm"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode != 0
-    assert time.monotonic() - began < 20
-    assert "no_such_database" in done.stderr and "waiting for" not in done.stderr
+    assert "no_such_database" in fails_at_once(tmp_path)
+
+
+@pytest.mark.e2e
+def test_a_refused_password_stops_the_worker_at_once(tmp_path: Path, private_master: PrivatePostgres) -> None:
+    private_master.require_password("jm_user", "right-one")
+    _write_app(tmp_path, f"postgresql://jm_user:wrong-one@127.0.0.1:{private_master.port}/postgres")
+    stderr = fails_at_once(tmp_path)
+    assert 'password authentication failed for user "jm_user"' in stderr, stderr
+    assert "wrong-one" not in stderr
+
+
+@pytest.mark.e2e
+def test_a_refused_mysql_password_stops_the_worker_at_once(
+    tmp_path: Path, mysql_urls: dict[str, str]
+) -> None:
+    url = urlsplit(mysql_urls["master"])
+    _write_app(tmp_path, url._replace(netloc=f"{url.username}:wrong-one@{url.hostname}:{url.port}").geturl())
+    stderr = fails_at_once(tmp_path)
+    assert "Access denied for user" in stderr, stderr
+    assert "wrong-one" not in stderr
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("migrate", ["auto", "check"])
+def test_a_master_schema_newer_than_this_code_stops_the_worker_at_once(
+    tmp_path: Path, private_master: PrivatePostgres, migrate: str
+) -> None:
+    _write_app(tmp_path, private_master.url)
+    app_client(tmp_path, "jm.sync.count_jobs()")  # the schema exists
+    newer = latest_schema_version(private_master.url) + 1
+    private_master.sql(f"INSERT INTO jm_schema (version) VALUES ({newer})")
+    stderr = fails_at_once(tmp_path, code=2, env={"JOBMASTER_MIGRATE": migrate})
+    assert (
+        f"error: the master database has jobmaster schema version {newer}, newer than this "
+        f"jobmaster's version {newer - 1}: upgrade jobmaster" in stderr
+    ), stderr
+
+
+@pytest.mark.e2e
+async def test_jm_running_waits_for_its_master_then_runs_jobs(private_master: PrivatePostgres) -> None:
+    app = JobMaster("startup-running", private_master.url, workers=[{"name": "w1"}], heartbeat_interval=0.3)
+    done: list[str] = []
+
+    @app.handler(name="ok")
+    async def ok() -> None:
+        done.append("ok")
+
+    private_master.stop("immediate")
+    # The server comes back while `running()` waits for it (with 0 it would raise at once).
+    back = asyncio.get_running_loop().run_in_executor(None, _start_after, private_master, 3.0)
+    async with app.running(start_timeout="5m"):
+        job_id = await app.schedule(ok)
+        deadline = time.monotonic() + 60
+        while (await app.get_job(job_id)).status.name != "Succeeded":
+            assert time.monotonic() < deadline, "the job never ran"
+            await asyncio.sleep(0.05)
+    assert done == ["ok"]
+    await back
+
+
+@pytest.mark.e2e
+async def test_jm_running_gives_up_at_its_start_timeout() -> None:
+    app = JobMaster("startup-running", "postgresql://user:hush@127.0.0.1:9/jobs", workers=[{"name": "w1"}])
+    with pytest.raises(
+        UnavailableError, match=r"the master at .*:\*\*\*@.* did not answer within the start timeout of 1s"
+    ):
+        async with app.running(start_timeout="1s"):
+            raise AssertionError("running() was entered without a master")
+
+
+def _start_after(server: PrivatePostgres, seconds: float) -> None:
+    time.sleep(seconds)
+    server.start()

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import shutil
 import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
+
+import nats
+import nats.errors
 
 NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
 
@@ -74,3 +80,54 @@ class PrivateNats:
                 self.process.kill()
                 self.process.wait()
             self.process = None
+
+
+class PrivateNatsCluster:
+    """`size` nats-servers routed into one JetStream cluster: each with its own server name, client
+    and route ports, store directory and log; `nodes` by server name, each killable on its own."""
+
+    def __init__(self, root: Path, size: int = 3) -> None:
+        routes = {f"n{i}": free_port() for i in range(size)}
+        self.nodes = {
+            name: PrivateNats(
+                root / name,
+                *("--server_name", name, "--cluster_name", "jm"),
+                *("--cluster", f"nats://127.0.0.1:{port}"),
+                *("--routes", ",".join(f"nats://127.0.0.1:{p}" for n, p in routes.items() if n != name)),
+            )
+            for name, port in routes.items()
+        }
+
+    @property
+    def url(self) -> str:
+        """Every node, as a NATS agent URL lists the servers of one connection."""
+        return ",".join(node.url for node in self.nodes.values())
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start every node, then wait until the cluster has elected its JetStream meta leader."""
+        for node in self.nodes.values():
+            node.start()
+        deadline = time.monotonic() + timeout
+        while "error" in (info := self.api("INFO")):
+            assert time.monotonic() < deadline, f"JetStream cluster never became available: {info}"
+            time.sleep(0.2)
+
+    def api(self, endpoint: str) -> dict[str, Any]:
+        """One `$JS.API.<endpoint>` request through any live node; an error entry if none answers."""
+        return asyncio.run(self._api(endpoint))
+
+    async def _api(self, endpoint: str) -> dict[str, Any]:
+        live = [node.url for node in self.nodes.values() if node.process is not None]
+        nc = await nats.connect(servers=live, connect_timeout=2, max_reconnect_attempts=1)
+        try:
+            reply = await nc.request(f"$JS.API.{endpoint}", b"", timeout=5)
+        except (nats.errors.NoRespondersError, nats.errors.TimeoutError) as exc:
+            return {"error": {"description": str(exc)}}
+        finally:
+            await nc.close()
+        found: dict[str, Any] = json.loads(reply.data)
+        return found
+
+    def stop(self) -> None:
+        for node in self.nodes.values():
+            node.stop()

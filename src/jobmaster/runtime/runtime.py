@@ -17,9 +17,10 @@ from jobmaster.config.urls import describe, redact
 from jobmaster.errors import ConfigError, UnavailableError
 from jobmaster.events import BatchFlushed, EventBus
 from jobmaster.jobs.model import Completion
-from jobmaster.logs.outages import MASTER, Outages
+from jobmaster.logs.outages import MASTER, Outages, agent_service
 from jobmaster.logs.runs import RunLog
 from jobmaster.master.base import Fence, MasterStore, QueueHost
+from jobmaster.master.sql.migrations import refuse_newer
 from jobmaster.runtime.batcher import Batcher
 from jobmaster.runtime.duties import Duty
 from jobmaster.runtime.duties.builtin import builtin_duties
@@ -95,27 +96,25 @@ class Runtime:
         """One intake per agent, for draining buckets back into the master."""
         return {name: make() for name, make in self._intakes.items()}
 
-    async def open(self, start_timeout: float | None = 0.0) -> None:
+    async def open(self, waiting: StartWait) -> None:
         """Connect to the master and every agent and prepare their schemas.
 
-        `start_timeout` 0 fails at once when a server cannot be reached (publishers: a web request
-        must not hang); otherwise each step waits for its server, up to that many seconds (None:
-        for as long as it takes), as a worker started before its database does.
+        Each step goes through `waiting`: a publisher's fails at once when a server cannot be
+        reached (a web request must not hang), a worker's waits for it up to its start timeout, as
+        a worker started before its database does.
         """
-        waiting = StartWait(start_timeout)
         master = self.cluster.master
         await waiting.step(MASTER, master, partial(reach, MASTER, master, self.master.open))
         try:
             await waiting.step(MASTER, master, self._prepare_master_schema)
-        except ConfigError:
+        except Exception:
             await self.master.close()
             raise
-        urls = self.cluster.agent_urls()
         for name, agent in self.agents.items():
-            service = f"agent {name!r}"
-            await waiting.step(service, urls[name], partial(reach, service, urls[name], agent.open))
+            service, url = self.service(name)
+            await waiting.step(service, url, partial(reach, service, url, agent.open))
             if self.cluster.migrate == "auto":
-                await waiting.step(service, urls[name], agent.migrate)
+                await waiting.step(service, url, agent.migrate)
         await self.master.listen(self.hub.master_topic)
         for agent in self.agents.values():
             await agent.listen(self.hub.wake_bucket)
@@ -123,14 +122,22 @@ class Runtime:
         # after the next one.
         self._run_log = RunLog().attach(self.events)
 
+    def service(self, agent: str | None = None) -> tuple[str, str]:
+        """The master's (or `agent`'s) name in start-up and outage lines, and its URL."""
+        if agent is None:
+            return MASTER, self.cluster.master
+        return agent_service(agent), self.cluster.agent_urls()[agent]
+
     async def _prepare_master_schema(self) -> None:
         """The `migrate` setting: with `check`, publishers need no DDL rights and a schema left
-        behind by a forgotten `jobmaster db upgrade` stops start-up with the command to run."""
+        behind by a forgotten `jobmaster db upgrade` stops start-up with the command to run. A
+        schema newer than this code stops it in both (`migrate` itself refuses it)."""
         if self.cluster.migrate == "auto":
             await self.master.migrate()
         elif self.cluster.migrate == "check":
             current = await self.master.schema_version()
             latest = latest_schema_version(self.cluster.master)
+            refuse_newer(current, latest)
             if current < latest:
                 found = "no jobmaster schema" if current == 0 else f"jobmaster schema version {current}"
                 raise ConfigError(
@@ -222,13 +229,16 @@ class Runtime:
 
     # ---- workers -----------------------------------------------------------------------------
 
-    async def run_workers(self) -> None:
-        """Run every configured worker until `stop_workers()`; returns when all have left."""
+    async def run_workers(self, waiting: StartWait) -> None:
+        """Run every configured worker until `stop_workers()`; returns when all have left.
+
+        Each worker registers itself and its buckets through `waiting`, the start-up's own wait.
+        """
         self.workers = [Worker(self, config) for config in self.cluster.workers]
         started = time.time()
         async with asyncio.TaskGroup() as group:
             for worker in self.workers:
-                group.create_task(worker.run(), name=f"worker:{worker.config.name}")
+                group.create_task(worker.run(waiting), name=f"worker:{worker.config.name}")
             log.info("started %d worker(s) in %.2fs", len(self.workers), time.time() - started)
 
     def stop_workers(self) -> None:

@@ -1,11 +1,12 @@
 """Start-up that rides out a master or an agent that is not up yet.
 
 A worker started with its database (a `docker compose up`, a host reboot) would otherwise exit at
-once and need an orchestrator's restart loop. Each step of opening (connect, migrate, each agent)
-is retried while its failure is one a later try can fix: a server not reachable, or "the database
-system is starting up". Errors no retry fixes (a refused password, an unknown database, a bad URL, a
-schema newer than this code) stop start-up at once, as before. One line says what is awaited and
-why, one says when it answered.
+once and need an orchestrator's restart loop. Each step of start-up (connect, migrations and stream
+lookup, each agent, the worker's registration and its buckets) is retried while its failure is one
+a later try can fix: a server not reachable, "the database system is starting up", or a JetStream
+cluster electing a leader. All steps share one deadline, the start timeout. Errors no retry fixes
+(a refused password, an unknown database, a bad URL, a schema newer than this code) stop start-up
+at once. One line says what is awaited and why, one says when it answered.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from jobmaster.config.urls import describe, redact
-from jobmaster.errors import UnavailableError
+from jobmaster.errors import StoreError, UnavailableError
 
 log = logging.getLogger("jobmaster.connection")
 
@@ -28,7 +29,10 @@ MAX_DELAY = 10.0
 
 
 def can_wait_for(exc: BaseException) -> bool:
-    """Whether a later try may succeed: the server was not reached, or was not ready."""
+    """Whether a later try may succeed: the server was not reached, was not ready, or answered
+    that it cannot yet (a JetStream cluster between leaders)."""
+    if isinstance(exc, StoreError):
+        return exc.transient
     return isinstance(exc, UnavailableError | OSError | TimeoutError)
 
 

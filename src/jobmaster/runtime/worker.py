@@ -13,6 +13,7 @@ import socket
 import time
 import uuid
 from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING
 
 from jobmaster.agents.base import BucketQueue
@@ -29,6 +30,7 @@ from jobmaster.runtime.duties import Duty
 from jobmaster.runtime.executor import BucketExecutor
 from jobmaster.runtime.hub import BUCKETS, wait_for
 from jobmaster.runtime.services import AppServices
+from jobmaster.runtime.startup import StartWait
 
 if TYPE_CHECKING:
     from jobmaster.runtime.runtime import Runtime
@@ -72,7 +74,10 @@ class Worker:
             heartbeat_at=now,
         )
 
-    async def _create_buckets(self) -> None:
+    async def _register(self, waiting: StartWait) -> None:
+        """Register this worker and its buckets, each step through the start-up's wait (a master
+        restarting, a JetStream cluster electing the stream's leader)."""
+        await waiting.step(*self.runtime.service(), partial(self.master.register_worker, self.record))
         if not self.config.mode.executes:
             return
         now = time.time()
@@ -88,19 +93,20 @@ class Worker:
             for priority in Priority
             for i in range(self.config.bucket_count(priority))
         ]
+        agent = self.runtime.service(self.config.agent)
         for bucket in buckets:
-            await self.agent.create_bucket(bucket.id)
+            await waiting.step(*agent, partial(self.agent.create_bucket, bucket.id))
             executor = BucketExecutor(self, bucket, self.runtime.intake(self.config.agent), self.config)
             self.executors[bucket.id] = executor
             self.runtime.hub.register_bucket(bucket.id, executor.wake)
-        await self.master.add_buckets(buckets)
-        await self.master.notify(BUCKETS)
+        master = self.runtime.service()
+        await waiting.step(*master, partial(self.master.add_buckets, buckets))
+        await waiting.step(*master, partial(self.master.notify, BUCKETS))
         self.runtime.view.invalidate()
 
-    async def run(self) -> None:
+    async def run(self, waiting: StartWait) -> None:
         """Register, run every duty until `stop()`, then leave cleanly."""
-        await self.master.register_worker(self.record)
-        await self._create_buckets()
+        await self._register(waiting)
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._heartbeat_loop(), name=f"{self.id}:heartbeat")

@@ -28,7 +28,6 @@ from jobmaster.agents.nats.wire import (
     WRONG_LAST_SEQUENCE,
     JetStream,
     NatsAgentError,
-    describe,
     err_code,
     header_int,
 )
@@ -183,8 +182,8 @@ async def write_ledgers(js: JetStream, nc: Client, view: View, packs: list[Pack]
             conflicts.append(pack)
         else:
             raise NatsAgentError(
-                f"agent {js.name!r}: bucket {view.bucket_id}: cannot write the ledger of pack"
-                f" {pack.token}: {describe(reply)}"
+                f"agent {js.name!r}: bucket {view.bucket_id}: cannot write the ledger of pack {pack.token}",
+                reply,
             )
     for pack in conflicts:
         current = await read_ledger(js, nc, f"{view.prefix}{pack.token}.s", len(pack.ids))

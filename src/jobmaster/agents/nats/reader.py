@@ -32,7 +32,6 @@ from jobmaster.agents.nats.wire import (
     NatsUnavailableError,
     Pull,
     delivery,
-    describe,
     header_float,
     header_int,
 )
@@ -170,7 +169,7 @@ async def create_consumer(js: JetStream, nc: Client, view: View) -> None:
         config["deliver_policy"] = "all"
     reply = await js.api(nc, f"CONSUMER.CREATE.{js.stream}", {"stream_name": js.stream, "config": config})
     if "error" in reply:
-        raise NatsAgentError(f"agent {js.name!r}: cannot read bucket {view.bucket_id}: {describe(reply)}")
+        raise NatsAgentError(f"agent {js.name!r}: cannot read bucket {view.bucket_id}", reply)
     view.consumer = str(reply["name"])
     view.consumer_seq = 0
 
@@ -267,7 +266,7 @@ async def pending(js: JetStream, nc: Client, subjects: str) -> int:
     }
     reply = await js.api(nc, f"CONSUMER.CREATE.{js.stream}", {"stream_name": js.stream, "config": config})
     if "error" in reply:
-        raise NatsAgentError(f"agent {js.name!r}: cannot count {subjects}: {describe(reply)}")
+        raise NatsAgentError(f"agent {js.name!r}: cannot count {subjects}", reply)
     with contextlib.suppress(Exception):
         await js.api(nc, f"CONSUMER.DELETE.{js.stream}.{reply['name']}")
     return int(reply.get("num_pending", 0))

@@ -16,6 +16,8 @@ import orjson
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.errors import AuthorizationError
+from nats.protocol.parser import AUTHORIZATION_VIOLATION
 
 from jobmaster.agents.base import (
     AgentMessage,
@@ -47,7 +49,6 @@ from jobmaster.agents.nats.wire import (
     NatsAgentError,
     NatsUnavailableError,
     Request,
-    describe,
     err_code,
     header_float,
     header_int,
@@ -60,6 +61,12 @@ log = logging.getLogger("jobmaster.agents.nats")
 DUPLICATE_WINDOW_S = 120.0
 CONNECT_TIMEOUT = 2
 RECONNECT_WAIT = 1
+
+
+def refused_credentials(exc: BaseException) -> bool:
+    """The server refused the user, password or token: no later try will be let in (unlike a server
+    not reachable yet), so start-up stops at once."""
+    return isinstance(exc, AuthorizationError) or AUTHORIZATION_VIOLATION in str(exc).lower()
 
 
 # ---- the transport -------------------------------------------------------------------------------
@@ -80,6 +87,9 @@ class NatsAgent(AgentTransport):
         self._markers: dict[str, int] = {}
         self._listeners: list[Subscription] = []
         self._last_error: Exception | None = None
+        #: The server's refusal of our credentials, if it sent one: the connection's last error may
+        #: be the reset that follows it.
+        self._refused: Exception | None = None
 
     # ---- connection --------------------------------------------------------------------------
 
@@ -97,6 +107,7 @@ class NatsAgent(AgentTransport):
         if self._nc is not None:
             return
         options = self.options
+        self._refused = None
         nc = new_client()
         try:
             await asyncio.wait_for(
@@ -123,6 +134,9 @@ class NatsAgent(AgentTransport):
         except Exception as exc:
             with contextlib.suppress(Exception):
                 await nc.close()
+            if self._refused is not None:
+                refused = f"NATS at {options.safe_url} refused the credentials: {self._refused}"
+                raise NatsAgentError(f"agent {self.name!r}: {refused}") from None
             cause = self._last_error or exc  # the connection's own error says more than a timeout
             raise NatsUnavailableError(
                 f"agent {self.name!r}: cannot connect to NATS at {options.safe_url}: "
@@ -175,6 +189,8 @@ class NatsAgent(AgentTransport):
 
     async def _on_error(self, exc: Exception) -> None:
         self._last_error = exc
+        if refused_credentials(exc):
+            self._refused = exc
         level = logging.DEBUG if isinstance(exc, OSError | TimeoutError) else logging.WARNING
         log.log(level, "agent %s: NATS %s: %s", self.name, type(exc).__name__, exc)
 
@@ -225,23 +241,19 @@ class NatsAgent(AgentTransport):
                 return
             info = await self._js.api(nc, f"STREAM.INFO.{self.stream}")  # another process won the race
         if "error" in info:
-            raise NatsAgentError(f"agent {self.name!r}: stream {self.stream}: {describe(info)}")
+            raise NatsAgentError(f"agent {self.name!r}: stream {self.stream}", info)
         current = info.get("config", {})
         if any(current.get(k) != wanted[k] for k in ("subjects", "max_msgs_per_subject", "allow_direct")):
             updated = await self._js.api(nc, f"STREAM.UPDATE.{self.stream}", {**current, **wanted})
             if "error" in updated:
-                raise NatsAgentError(
-                    f"agent {self.name!r}: stream {self.stream} cannot be updated: {describe(updated)}"
-                )
+                raise NatsAgentError(f"agent {self.name!r}: stream {self.stream} cannot be updated", updated)
 
     async def drop(self) -> None:
         """Delete this agent's stream and every message in it (tests, decommissioning)."""
         nc = self._client()
         reply = await self._js.api(nc, f"STREAM.DELETE.{self.stream}")
         if "error" in reply and err_code(reply) not in NOT_FOUND_CODES:
-            raise NatsAgentError(
-                f"agent {self.name!r}: cannot delete stream {self.stream}: {describe(reply)}"
-            )
+            raise NatsAgentError(f"agent {self.name!r}: cannot delete stream {self.stream}", reply)
         self._views.clear()
         self._markers.clear()
 
@@ -279,7 +291,7 @@ class NatsAgent(AgentTransport):
         if "error" not in reply:
             self._markers[bucket_id] = int(reply["seq"])
         elif err_code(reply) != WRONG_LAST_SEQUENCE:  # that one means: it exists already
-            raise NatsAgentError(f"agent {self.name!r}: cannot create bucket {bucket_id}: {describe(reply)}")
+            raise NatsAgentError(f"agent {self.name!r}: cannot create bucket {bucket_id}", reply)
 
     async def _read_marker(self, nc: Client, bucket_id: str) -> int | None:
         """The marker's sequence, read from the stream leader (None: no such bucket)."""
@@ -289,7 +301,7 @@ class NatsAgent(AgentTransport):
         if "error" in reply:
             if err_code(reply) in NOT_FOUND_CODES:
                 return None
-            raise NatsAgentError(f"agent {self.name!r}: bucket {bucket_id}: {describe(reply)}")
+            raise NatsAgentError(f"agent {self.name!r}: bucket {bucket_id}", reply)
         return int(reply["message"]["seq"])
 
     async def destroy_bucket(self, bucket_id: str) -> bool:
@@ -334,7 +346,8 @@ class NatsAgent(AgentTransport):
         if failed:
             raise NatsAgentError(
                 f"agent {self.name!r}: {len(failed)} of {len(replies)} message(s) to bucket {bucket_id}"
-                f" not stored: {describe(failed[0])}"
+                " not stored",
+                failed[0],
             )
         with contextlib.suppress(Exception):
             await nc.publish(self.notify_subject, bucket_id.encode())
@@ -416,9 +429,7 @@ class NatsAgent(AgentTransport):
                     # whatever copy now exists.
                     del view.entries[job_id]
         if errors and not taken:
-            raise NatsAgentError(
-                f"agent {self.name!r}: bucket {view.bucket_id}: claim failed: {describe(errors[0])}"
-            )
+            raise NatsAgentError(f"agent {self.name!r}: bucket {view.bucket_id}: claim failed", errors[0])
         if view.dirty:
             try:
                 await packs.flush(self._js, nc, view)
@@ -525,7 +536,7 @@ class NatsAgent(AgentTransport):
                 if "error" not in reply:
                     seqs[job_id] = int(reply["message"]["seq"])
                 elif err_code(reply) not in NOT_FOUND_CODES:
-                    raise NatsAgentError(f"agent {self.name!r}: ack in bucket {bucket_id}: {describe(reply)}")
+                    raise NatsAgentError(f"agent {self.name!r}: ack in bucket {bucket_id}", reply)
         if seqs:
             await self._js.delete(nc, list(seqs.values()), f"ack in bucket {bucket_id}")
         if view is not None:

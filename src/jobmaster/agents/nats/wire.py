@@ -40,6 +40,11 @@ SETTLED = "Jm-Settled"
 #: JetStream error code: the subject's last sequence is not the expected one.
 WRONG_LAST_SEQUENCE = 10071
 NOT_FOUND_CODES = (10059, 10014, 10037, 10043)  # stream, consumer, message, sequence not found
+#: A cluster between leaders: "JetStream system temporarily unavailable", "JetStream cluster can not
+#: handle request". With no JetStream error code, a reply's 408 (none came in time: no leader yet)
+#: and 503 (no responders: the stream's leader is gone) mean the same.
+TRANSIENT_ERR_CODES = (10008, 10009)
+TRANSIENT_CODES = (408, 503)
 #: Requests in flight at once per batch (a batch of 2,000 acks goes out as two rounds).
 WINDOW = 1000
 API_TIMEOUT = 5.0
@@ -59,7 +64,20 @@ class NatsUnavailableError(UnavailableError):
 
 
 class NatsAgentError(StoreError):
-    """JetStream refused a request."""
+    """JetStream refused a request: `what` was asked, `reply` the API's error reply, if any.
+
+    The reply's `code` and `err_code` stay on the error, and decide `transient`: the answers of a
+    cluster electing a leader, which start-up waits for.
+    """
+
+    def __init__(self, what: str, reply: dict[str, Any] | None = None) -> None:
+        super().__init__(what if reply is None else f"{what}: {describe(reply)}")
+        error = reply.get("error") if reply is not None else None
+        self.code = int(error.get("code") or 0) if isinstance(error, dict) else 0
+        self.err_code = err_code(reply) if reply is not None else 0
+        self.transient = self.err_code in TRANSIENT_ERR_CODES or (
+            self.err_code == 0 and self.code in TRANSIENT_CODES
+        )
 
 
 def private_api_known(version: str) -> bool:
@@ -183,12 +201,25 @@ class Inbox:
             waiter.add(index, msg)
 
 
-def api_reply(msg: Msg | None) -> dict[str, Any]:
-    """A JetStream API reply as a dict; a missing or unreadable one as an error entry."""
+#: What a status without a description of its own means to a JetStream request.
+STATUS_MEANING = {"503": "no responders: JetStream is not available"}
+
+
+def status_reply(msg: Msg | None) -> dict[str, Any]:
+    """A reply that is only a status (none in time: 408; a `Status` header) as an API error entry."""
     if msg is None:
         return {"error": {"code": 408, "err_code": 0, "description": "no reply in time"}}
-    if msg.headers and msg.headers.get("Status") == "503":
-        return {"error": {"code": 503, "err_code": 0, "description": "JetStream is not available"}}
+    headers = msg.headers or {}
+    status = headers.get("Status", "")
+    description = headers.get("Description") or STATUS_MEANING.get(status, f"status {status}")
+    code = int(status) if status.isdigit() else 500
+    return {"error": {"code": code, "err_code": 0, "description": description}}
+
+
+def api_reply(msg: Msg | None) -> dict[str, Any]:
+    """A JetStream API reply as a dict; a missing, status-only or unreadable one as an error entry."""
+    if msg is None or (msg.headers and msg.headers.get("Status") == "503"):
+        return status_reply(msg)
     try:
         value = orjson.loads(msg.data)
     except orjson.JSONDecodeError:
@@ -365,16 +396,11 @@ class JetStream:
         """One stored message read from any replica (`DIRECT.GET`); None if there is none."""
         body = orjson.dumps(request)
         [msg] = await self.send(nc, [(f"$JS.API.DIRECT.GET.{self.stream}", body, None)])
-        if msg is None:
-            raise NatsAgentError(f"agent {self.name!r}: no reply to a read of {request}")
-        headers = msg.headers or {}
-        status = headers.get("Status")
+        status = msg.headers.get("Status") if msg is not None and msg.headers else None
         if status == "404":
             return None
-        if status:
-            raise NatsAgentError(
-                f"agent {self.name!r}: read of {request}: {status} {headers.get('Description', '')}"
-            )
+        if msg is None or status:
+            raise NatsAgentError(f"agent {self.name!r}: read of {request}", status_reply(msg))
         return msg
 
     async def delete(self, nc: Client, seqs: Sequence[int], what: str) -> list[bool]:
@@ -391,6 +417,6 @@ class JetStream:
         done = []
         for reply in replies:
             if "error" in reply and err_code(reply) not in NOT_FOUND_CODES:
-                raise NatsAgentError(f"agent {self.name!r}: {what}: {describe(reply)}")
+                raise NatsAgentError(f"agent {self.name!r}: {what}", reply)
             done.append("error" not in reply)
         return done

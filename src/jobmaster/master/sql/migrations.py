@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
 
+from jobmaster.errors import ConfigError
 from jobmaster.jobs import lifecycle as lc
 from jobmaster.master.sql.dialect import Dialect
 from jobmaster.master.sql.executor import Executor, Statements
@@ -118,6 +119,17 @@ def latest(dialect: Dialect) -> int:
     return len(migrations(dialect))
 
 
+def refuse_newer(current: int, latest: int) -> None:
+    """A schema newer than this code's is an older jobmaster run against an upgraded database: it
+    would misread rows the newer code writes, so it stops with what to do, before any work."""
+    if current > latest:
+        raise ConfigError(
+            f"the master database has jobmaster schema version {current}, newer than this "
+            f"jobmaster's version {latest}: upgrade jobmaster on this machine to the version the "
+            "other processes of the cluster run"
+        )
+
+
 async def migrate(sql: Executor, dialect: Dialect) -> int:
     """Apply the migrations the database lacks, in order; return its version now.
 
@@ -133,6 +145,7 @@ async def migrate(sql: Executor, dialect: Dialect) -> int:
     async def apply(t: Statements) -> int:
         await t.execute(dialect.version_table)
         current = int(await t.fetchval("SELECT COALESCE(MAX(version), 0) FROM jm_schema") or 0)
+        refuse_newer(current, len(pending))
         for migration in pending:
             if migration.number > current:
                 for statement in migration.statements:
