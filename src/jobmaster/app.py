@@ -363,15 +363,21 @@ class JobMaster:
         return [j.id for j in jobs]
 
     async def _publish(self, jobs: list[Job], connection: Any) -> None:
+        if self._schedule_middleware:
+            innermost = partial(self._write, connection=connection)
+            await compose_schedule(self._schedule_middleware, innermost)(jobs)
+        else:
+            await self._write(jobs, connection)
+
+    async def _write(self, jobs: list[Job], connection: Any) -> None:
+        """The innermost step of a scheduling call: it opens the cluster on first use, so a schedule
+        middleware that takes the jobs elsewhere (`jobmaster.testing`'s inline mode) needs no
+        database."""
         if self._publisher is None:
             await self.open()
         publisher = self._publisher
         assert publisher is not None
-        if self._schedule_middleware:
-            innermost = partial(publisher.publish, connection=connection)
-            await compose_schedule(self._schedule_middleware, innermost)(jobs)
-        else:
-            await publisher.publish(jobs, connection)
+        await publisher.publish(jobs, connection)
         if self.events.wants(JobScheduled):
             for job in jobs:
                 self.events.emit(JobScheduled(job))
