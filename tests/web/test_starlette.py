@@ -1,0 +1,125 @@
+"""jobmaster.contrib.starlette with a real uvicorn process and an HTTP client: a FastAPI view schedules
+a job that a real worker runs, on SQLite and PostgreSQL, with a separate `jobmaster worker` and with
+the workers embedded in the uvicorn process; the embedded stop is bounded."""
+
+from __future__ import annotations
+
+import os
+import signal
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from web_support import HERE, Served, uvicorn, worker
+
+from helpers import wait_until
+from jobmaster import ConfigError, JobMaster
+from jobmaster.contrib.starlette import get_jobmaster, lifespan
+
+#: uvicorn stops gracefully on SIGTERM, then raises the signal again so its exit status tells why it
+#: ended (the tests check its log for the lifespan's shutdown too).
+UVICORN_STOPPED = -signal.SIGTERM
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def web_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    if request.param == "sqlite":
+        master = f"sqlite:///{tmp_path}/web.db"
+    else:
+        master = request.getfixturevalue("pg_urls")["master"]
+    return {
+        **os.environ,
+        "WEB_MASTER": master,
+        "WEB_CLUSTER": f"web-{uuid.uuid4().hex[:10]}",
+        "WEB_RUNS": str(tmp_path / "runs.txt"),
+        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+    }
+
+
+def _runs(env: dict[str, str]) -> dict[str, int]:
+    path = Path(env["WEB_RUNS"])
+    lines = path.read_text().split("\n") if path.exists() else []
+    return {note: int(pid) for note, pid in (line.split() for line in lines if line)}
+
+
+def _schedule_and_wait(server: Served, note: str) -> str:
+    """POST to the view that schedules, then follow the job through the view that reads it."""
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        job_id = client.post("/record", params={"note": note}).raise_for_status().json()["job_id"]
+
+        def succeeded() -> bool:
+            status = client.get(f"/jobs/{job_id}").raise_for_status().json()["status"]
+            assert status not in ("Failed", "Cancelled"), status
+            return bool(status == "Succeeded")
+
+        wait_until(succeeded, f"job {job_id} succeeded")
+    return job_id
+
+
+def test_a_view_schedules_a_job_that_a_separate_worker_runs(web_env: dict[str, str], tmp_path: Path) -> None:
+    consumer = worker("web_app:jm", web_env, tmp_path / "worker.log")
+    server = uvicorn("web_app:app", web_env, tmp_path / "uvicorn.log")
+    try:
+        _schedule_and_wait(server, "separate")
+        ran_in = _runs(web_env)["separate"]
+        assert ran_in == consumer.proc.pid and ran_in != server.proc.pid
+    finally:
+        codes = (server.stop(), consumer.stop())
+    assert codes == (UVICORN_STOPPED, 0), server.text() + consumer.text()
+    assert "Application shutdown complete" in server.text()
+
+
+def test_embedded_workers_run_in_the_uvicorn_process(web_env: dict[str, str], tmp_path: Path) -> None:
+    server = uvicorn("web_app:app", {**web_env, "WEB_EMBED": "1"}, tmp_path / "uvicorn.log")
+    try:
+        _schedule_and_wait(server, "embedded")
+        assert _runs(web_env)["embedded"] == server.proc.pid
+        assert f"embedded jobmaster workers started in process {server.proc.pid}" in server.text()
+    finally:
+        code = server.stop()
+    assert code == UVICORN_STOPPED, server.text()
+    assert "Application shutdown complete" in server.text()
+
+
+def test_the_embedded_stop_is_bounded(tmp_path: Path) -> None:
+    """A job that never ends and a grace of 10 minutes: shutdown_timeout=2 still ends the server."""
+    env = {
+        **os.environ,
+        "WEB_MASTER": f"sqlite:///{tmp_path}/web.db",
+        "WEB_CLUSTER": "web-stop",
+        "WEB_RUNS": str(tmp_path / "runs.txt"),
+        "WEB_EMBED": "1",
+        "WEB_SHUTDOWN_GRACE": "600",
+        "WEB_SHUTDOWN_TIMEOUT": "2",
+    }
+    server = uvicorn("web_app:app", env, tmp_path / "uvicorn.log")
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            client.post("/hang").raise_for_status()
+        wait_until(lambda: "hang-started" in _runs(env), "the hanging job started")
+    finally:
+        code = server.stop(timeout=120)  # far below the 600 s grace the workers were given
+    assert code == UVICORN_STOPPED, server.text()
+    assert "embedded workers did not stop within 2s" in server.text()
+
+
+def test_bad_inputs_are_clear_errors(tmp_path: Path) -> None:
+    publisher = JobMaster("web-bad", f"sqlite:///{tmp_path}/bad.db")
+    with pytest.raises(ConfigError, match="needs a JobMaster object, got str"):
+        lifespan("app:jm")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"lifespan\(workers=True\) needs workers to run"):
+        lifespan(publisher, workers=True)
+    with pytest.raises(ConfigError, match="shutdown_timeout"):
+        lifespan(publisher, shutdown_timeout="soon")
+
+    bare = Starlette()
+    with pytest.raises(ConfigError, match="this app has no JobMaster"):
+        get_jobmaster(Request({"type": "http", "app": bare}))
+    # The lifespan state a server hands each request, or the app's state.
+    with_state = {"type": "http", "app": bare, "state": {"jobmaster": publisher}}
+    assert get_jobmaster(Request(with_state)) is publisher
+    bare.state.jobmaster = publisher
+    assert get_jobmaster(Request({"type": "http", "app": bare})) is publisher
