@@ -226,8 +226,11 @@ class JobMaster:
         self._manager = Manager(runtime.master, runtime.agents, self._wake)
 
     async def close(self) -> None:
+        """Close the connections; the app may be opened again (with a changed configuration too)."""
         if self._runtime is not None:
             runtime, self._runtime = self._runtime, None
+            # A scheduling call after this opens the cluster anew instead of reaching the closed one.
+            self._publisher = self._manager = None
             await runtime.close()
 
     async def __aenter__(self) -> JobMaster:
