@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask_site import create_app, jm, jobs, record
-from web_support import worker
 
 from helpers import wait_until
 from jobmaster import ConfigError, JobMaster
 from jobmaster.contrib.flask import JobMasterFlask, current_jobmaster
 from jobmaster.testing import assert_scheduled, inline
+from serving import worker
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -46,7 +46,7 @@ def test_a_view_schedules_and_a_real_worker_runs_in_the_app_context(
 ) -> None:
     client = _app(site_env).test_client()
     env = {**os.environ, **site_env, "FLASK_SITE_WORKER": "1"}
-    consumer = worker("flask_site:jm", env, tmp_path / "worker.log")
+    consumer = worker("flask_site:jm", env, tmp_path / "worker.log", Path(__file__).parent)
     try:
         ids = [
             client.post("/record", query_string={"note": "async"}).json["job_id"],

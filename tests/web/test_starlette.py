@@ -13,12 +13,13 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from web_support import HERE, Served, uvicorn, worker
 
 from helpers import wait_until
 from jobmaster import ConfigError, JobMaster
 from jobmaster.contrib.starlette import get_jobmaster, lifespan
+from serving import Served, uvicorn, worker
 
+HERE = Path(__file__).parent
 #: uvicorn stops gracefully on SIGTERM, then raises the signal again so its exit status tells why it
 #: ended (the tests check its log for the lifespan's shutdown too).
 UVICORN_STOPPED = -signal.SIGTERM
@@ -35,7 +36,6 @@ def web_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
         "WEB_MASTER": master,
         "WEB_CLUSTER": f"web-{uuid.uuid4().hex[:10]}",
         "WEB_RUNS": str(tmp_path / "runs.txt"),
-        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
     }
 
 
@@ -60,8 +60,8 @@ def _schedule_and_wait(server: Served, note: str) -> str:
 
 
 def test_a_view_schedules_a_job_that_a_separate_worker_runs(web_env: dict[str, str], tmp_path: Path) -> None:
-    consumer = worker("web_app:jm", web_env, tmp_path / "worker.log")
-    server = uvicorn("web_app:app", web_env, tmp_path / "uvicorn.log")
+    consumer = worker("web_app:jm", web_env, tmp_path / "worker.log", HERE)
+    server = uvicorn("web_app:app", web_env, tmp_path / "uvicorn.log", HERE)
     try:
         _schedule_and_wait(server, "separate")
         ran_in = _runs(web_env)["separate"]
@@ -73,7 +73,7 @@ def test_a_view_schedules_a_job_that_a_separate_worker_runs(web_env: dict[str, s
 
 
 def test_embedded_workers_run_in_the_uvicorn_process(web_env: dict[str, str], tmp_path: Path) -> None:
-    server = uvicorn("web_app:app", {**web_env, "WEB_EMBED": "1"}, tmp_path / "uvicorn.log")
+    server = uvicorn("web_app:app", {**web_env, "WEB_EMBED": "1"}, tmp_path / "uvicorn.log", HERE)
     try:
         _schedule_and_wait(server, "embedded")
         assert _runs(web_env)["embedded"] == server.proc.pid
@@ -95,7 +95,7 @@ def test_the_embedded_stop_is_bounded(tmp_path: Path) -> None:
         "WEB_SHUTDOWN_GRACE": "600",
         "WEB_SHUTDOWN_TIMEOUT": "2",
     }
-    server = uvicorn("web_app:app", env, tmp_path / "uvicorn.log")
+    server = uvicorn("web_app:app", env, tmp_path / "uvicorn.log", HERE)
     try:
         with httpx.Client(base_url=server.url, timeout=30) as client:
             client.post("/hang").raise_for_status()

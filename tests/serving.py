@@ -1,4 +1,5 @@
-"""Serving a web app with a real server process, and running a real worker next to it."""
+"""Serving a web app with a real server process, and running a real worker next to it (the web
+integration tests and the web examples)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,11 @@ from pathlib import Path
 
 from helpers import wait_until
 
-HERE = Path(__file__).parent
-
 
 class Served:
     """A server process started with its log in a file; `url` once it listens."""
 
-    def __init__(self, command: list[str], env: dict[str, str], log: Path, cwd: Path = HERE) -> None:
+    def __init__(self, command: list[str], env: dict[str, str], log: Path, cwd: Path) -> None:
         self.log = log
         output = log.open("wb")
         self.proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT)
@@ -50,15 +49,15 @@ class Served:
             raise AssertionError(f"{self.log.name} ran on {timeout:g}s:\n{self.text()}") from None
 
 
-def uvicorn(app: str, env: dict[str, str], log: Path, *extra: str) -> Served:
-    """`uvicorn app --port 0`, as a user runs it, listening once this returns."""
-    command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", "0", *extra]
-    served = Served(command, env, log)
+def uvicorn(app: str, env: dict[str, str], log: Path, cwd: Path) -> Served:
+    """`uvicorn app --port 0` run in `cwd`, as a user runs it, listening once this returns."""
+    command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", "0"]
+    served = Served(command, env, log, cwd)
     served.wait_listening(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")
     return served
 
 
-def worker(app: str, env: dict[str, str], log: Path, cwd: Path = HERE) -> Served:
-    """`jobmaster worker --app app`, a real worker process."""
+def worker(app: str, env: dict[str, str], log: Path, cwd: Path) -> Served:
+    """`jobmaster worker --app app` run in `cwd`, a real worker process."""
     command = [sys.executable, "-m", "jobmaster.cli.main", "worker", "--app", app]
     return Served(command, env, log, cwd)
