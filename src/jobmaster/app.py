@@ -31,6 +31,7 @@ from jobmaster.master.base import StatusCount
 from jobmaster.middleware import RunMiddleware, ScheduleMiddleware, compose_schedule
 from jobmaster.operations.management import Manager
 from jobmaster.operations.scheduling import Options, build_job, due_time, prepare
+from jobmaster.results import ResultWaiter
 from jobmaster.runtime.duties import Duty
 from jobmaster.runtime.publisher import Publisher
 from jobmaster.runtime.runtime import Runtime
@@ -84,6 +85,7 @@ class JobMaster:
         self._runtime: Runtime | None = None
         self._publisher: Publisher | None = None
         self._manager: Manager | None = None
+        self._results: ResultWaiter | None = None
         self._stop_requested: asyncio.Event | None = None
 
     # ---- configuration -----------------------------------------------------------------------
@@ -220,10 +222,13 @@ class JobMaster:
         if self._runtime is not None:
             return
         runtime = Runtime(self.services)
-        await runtime.open(_seconds(start_timeout))
+        await runtime.open(_seconds(start_timeout, "start_timeout"))
         self._runtime = runtime
         self._publisher = Publisher(runtime)
         self._manager = Manager(runtime.master, runtime.agents, self._wake)
+        self._results = ResultWaiter(
+            runtime.master, self._manager.get, self.events, runtime.hub, self.config.idle_poll_interval
+        )
 
     async def close(self) -> None:
         """Close the connections; the app may be opened again (with a changed configuration too)."""
@@ -396,6 +401,19 @@ class JobMaster:
     async def get_job(self, job_id: str) -> Job:
         return await self.manager.get(job_id)
 
+    async def result(self, job_id: str, *, timeout: float | timedelta | str | None = None) -> Any:
+        """Wait for the job to end and return what its handler returned (None if it returned None).
+
+        Raises `JobNotSucceededError` if the job ended Failed or Cancelled, `ResultTimeoutError` if it
+        has not ended within `timeout` (seconds, a `timedelta` or "30s"; None waits for as long as it
+        takes), and `JobNotFoundError` for an unknown id. The wait is woken by the job's end (see
+        `jobmaster.results` for how each master tells it).
+        """
+        seconds = _seconds(timeout, "timeout")
+        if self._results is None:
+            raise NotOpenError("JobMaster is not open: use `async with jm:` or `await jm.open()`")
+        return await self._results.result(job_id, seconds)
+
     async def job_attempts(self, job_id: str) -> list[Attempt]:
         return await self.runtime.master.attempts(job_id)
 
@@ -512,13 +530,13 @@ def _timestamp(value: datetime | None, what: str) -> float | None:
     return value.timestamp()
 
 
-def _seconds(value: float | str | None) -> float | None:
+def _seconds(value: float | timedelta | str | None, what: str) -> float | None:
     if value is None:
         return None
     try:
         seconds = parse_duration(value)
     except ValueError as exc:
-        raise ConfigError(f"start_timeout: {exc}") from None
+        raise ConfigError(f"{what}: {exc}") from None
     if seconds < 0:
-        raise ConfigError(f"start_timeout must be >= 0, got {value!r}")
+        raise ConfigError(f"{what} must be >= 0, got {value!r}")
     return seconds

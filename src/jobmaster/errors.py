@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from jobmaster.jobs.model import Job
+
 
 class JobMasterError(Exception):
     """Base class of every error this package raises on purpose."""
@@ -53,6 +58,25 @@ class JobTimeoutError(JobMasterError, TimeoutError):
 
 class JobCancelledError(JobMasterError):
     """A running handler was cancelled on request."""
+
+
+class ResultError(JobMasterError, ValueError):
+    """A handler returned what cannot be stored as its job's result (not JSON, or over
+    `max_result_bytes`): the job ends Failed with this error, without a retry, since the same code
+    would return the same kind of value again."""
+
+
+class JobNotSucceededError(JobMasterError):
+    """`jm.result()` of a job that ended Failed or Cancelled: it has no result. `job` is the job as
+    it ended (its `last_error`, `status`)."""
+
+    def __init__(self, message: str, job: Job) -> None:
+        super().__init__(message)
+        self.job = job
+
+
+class ResultTimeoutError(JobMasterError, TimeoutError):
+    """`jm.result()` gave up: the job had not ended within the timeout (it goes on regardless)."""
 
 
 class StoreError(JobMasterError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, Unpack
 
 from jobmaster.handlers.registry import HandlerFunc
@@ -69,6 +70,10 @@ class SyncJobMaster:
 
     def get_job(self, job_id: str) -> Job:
         return self._call(self._opened(self.app.get_job, job_id))
+
+    def result(self, job_id: str, *, timeout: float | timedelta | str | None = None) -> Any:
+        """Block until the job ends and return its result (see `JobMaster.result`)."""
+        return self._call(self._opened(self.app.result, job_id, timeout=timeout))
 
     def job_attempts(self, job_id: str) -> list[Attempt]:
         return self._call(self._opened(self.app.job_attempts, job_id))

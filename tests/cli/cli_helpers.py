@@ -26,8 +26,9 @@ jm = JobMaster(
 
 
 @jm.handler(name="greet")
-async def greet(name: str) -> None:
+async def greet(name: str) -> dict[str, str]:
     await asyncio.sleep(0.01)
+    return {"greeted": name}
 
 
 @jm.handler(name="fail", max_retries=0)

@@ -52,6 +52,7 @@ def test_schedule_show_list_cancel_retry_reschedule(app_dir: Path) -> None:
     assert shown["data"] == {"name": "Ada"}
     assert shown["metadata"] == {"tenant": "t1"}
     assert shown["attempt_history"] == []
+    assert shown["result"] is None
     due = datetime.fromisoformat(shown["scheduled_at"])
     assert due.utcoffset() == timedelta(0)
     assert abs(due - datetime.now(UTC) - timedelta(hours=1)) < timedelta(minutes=1)
@@ -134,6 +135,9 @@ def test_worker_runs_jobs_and_status_reports_it(app_dir: Path) -> None:
         done = _wait_for(app_dir, ok["id"], "Succeeded")
         assert done["status"] == "Succeeded"
         assert [a["outcome"] for a in done["attempt_history"]] == ["succeeded"]
+        assert done["result"] == {"greeted": "C"}
+        shown = run_cli("jobs", "show", "--app", APP, ok["id"], cwd=app_dir)
+        assert re.search(r'^result\s+\{"greeted": "C"\}\s*$', shown.stdout, re.MULTILINE), shown.stdout
         failed = _wait_for(app_dir, bad["id"], "Failed")
         assert failed["status"] == "Failed"
         assert failed["last_error"]["type"] == "ValueError"

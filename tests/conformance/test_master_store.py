@@ -16,9 +16,10 @@ from jobmaster.cluster.model import (
     WorkerRecord,
     WorkerStatus,
 )
+from jobmaster.jobs import codec
 from jobmaster.jobs.model import Attempt, Completion, Job, JobFilter, JobStatus, Priority
 from jobmaster.jobs.retry import RetryPolicy
-from jobmaster.master.base import Assignment, Fence, MasterStore, StartNow
+from jobmaster.master.base import ENDED_TOPIC, Assignment, Fence, MasterStore, StartNow
 
 
 def assign_all(bucket: str = "b1", worker: str = "w1", status: JobStatus = JobStatus.Queued):
@@ -290,6 +291,113 @@ async def test_complete_writes_outcomes_and_history(master: MasterStore) -> None
     history = await master.attempts(fail.id)
     assert [(a.attempt, a.outcome, a.error) for a in history] == [(1, "failed", err)]
     assert await master.attempts(stale.id) == []
+
+
+async def test_results_are_stored_with_their_jobs_and_fenced(master: MasterStore) -> None:
+    """Any JSON value a handler returned comes back as it went in; a run that returned None stores
+    nothing; a stale completion stores no result; results and plain successes share a batch."""
+    values: list[object] = [{"total": 3, "items": [1, "a", None]}, [1, 2.5], "text", 7, True]
+    jobs = await _queued(master, len(values) + 2)
+    now = time.time()
+    assert len(await master.start([Fence(j.id, j.version) for j in jobs], now, now + 30)) == len(jobs)
+    plain, stale, returned = jobs[0], jobs[1], jobs[2:]
+    done = await master.complete(
+        [
+            Completion(plain.id, plain.version + 1, JobStatus.Succeeded, _attempt(plain, 1, "succeeded")),
+            Completion(
+                stale.id, stale.version, JobStatus.Succeeded, _attempt(stale, 1, "succeeded"), result='"lost"'
+            ),
+            *(
+                Completion(
+                    j.id,
+                    j.version + 1,
+                    JobStatus.Succeeded,
+                    _attempt(j, 1, "succeeded"),
+                    result=codec.dumps(v).decode(),
+                )
+                for j, v in zip(returned, values, strict=True)
+            ),
+        ]
+    )
+    assert sorted(done) == sorted([plain.id, *(j.id for j in returned)])
+    for job, value in zip(returned, values, strict=True):
+        stored = await master.get_job(job.id)
+        assert stored is not None and stored.status is JobStatus.Succeeded and stored.finished_at
+        assert stored.result == value and type(stored.result) is type(value)
+    s_plain, s_stale = await master.get_job(plain.id), await master.get_job(stale.id)
+    assert s_plain is not None and (s_plain.status, s_plain.result) == (JobStatus.Succeeded, None)
+    assert s_stale is not None and (s_stale.status, s_stale.result) == (JobStatus.Processing, None)
+    listed = await master.list_jobs(JobFilter(statuses=(JobStatus.Succeeded,), limit=100))
+    assert {j.id: j.result for j in listed}[returned[0].id] == values[0]
+
+
+async def test_a_watched_job_s_end_is_announced_by_masters_that_notify(master: MasterStore) -> None:
+    """`watch_end` leaves the version alone (the owner keeps its fence); a master that notifies
+    then announces the job's final status, from any write, and nothing for unwatched jobs or for a
+    run that goes back to wait; the others answer False, so waiters read again instead."""
+    topics: list[str] = []
+    await master.listen(topics.append)
+    watched, failed, retried, unwatched = await _queued(master, 4)
+    assert await master.watch_end("no-such-job") is False
+    for job in (watched, failed, retried):
+        assert await master.watch_end(job.id) is master.supports_notify
+    stored = await master.get_job(watched.id)
+    assert stored is not None and stored.version == watched.version
+    now = time.time()
+    jobs = (watched, failed, retried, unwatched)
+    assert len(await master.start([Fence(j.id, j.version) for j in jobs], now, now + 30)) == 4
+    err = {"type": "ValueError", "message": "boom", "traceback": ""}
+    await master.complete(
+        [
+            Completion(
+                watched.id,
+                watched.version + 1,
+                JobStatus.Succeeded,
+                _attempt(watched, 1, "succeeded"),
+                result="1",
+            ),
+            Completion(failed.id, failed.version + 1, JobStatus.Failed, _attempt(failed, 1, "failed", err)),
+            Completion(
+                retried.id,
+                retried.version + 1,
+                JobStatus.HeldOnMaster,
+                _attempt(retried, 1, "failed", err),
+                scheduled_at=now + 60,
+                error=err,
+            ),
+            Completion(
+                unwatched.id, unwatched.version + 1, JobStatus.Succeeded, _attempt(unwatched, 1, "succeeded")
+            ),
+        ]
+    )
+    if not master.supports_notify:
+        assert not [t for t in topics if t.startswith(ENDED_TOPIC)]
+        return
+    expected = {f"{ENDED_TOPIC}{watched.id}", f"{ENDED_TOPIC}{failed.id}"}
+    deadline = time.monotonic() + 30
+    while not expected <= set(topics):
+        assert time.monotonic() < deadline, f"announced: {topics}"
+        await asyncio.sleep(0.02)
+    await master.notify("marker")  # sent after the writes: once it arrives, so has all they sent
+    while "marker" not in topics:
+        assert time.monotonic() < deadline, f"announced: {topics}"
+        await asyncio.sleep(0.02)
+    assert sorted(t for t in topics if t.startswith(ENDED_TOPIC)) == sorted(expected)
+
+
+async def test_a_result_goes_with_its_pruned_job(master: MasterStore) -> None:
+    (job,) = await _queued(master, 1)
+    now = time.time()
+    await master.start([Fence(job.id, job.version)], now, now + 30)
+    finished = Attempt(job.id, 1, "w1", now - 100, now - 100, "succeeded")
+    done = await master.complete(
+        [Completion(job.id, job.version + 1, JobStatus.Succeeded, finished, result='{"kept": false}')]
+    )
+    assert done == [job.id]
+    stored = await master.get_job(job.id)
+    assert stored is not None and stored.result == {"kept": False}
+    assert await master.prune(now - 50, 100) == 1
+    assert await master.get_job(job.id) is None
 
 
 async def test_a_snooze_grants_its_run_back(master: MasterStore) -> None:

@@ -166,7 +166,7 @@ def test_update_job_may_change_the_columns_it_always_could() -> None:
         "attempt_limit",
         "last_error",
     } == rows.UPDATABLE
-    assert {"data", "metadata", "last_error"} == rows.JSON_COLUMNS
+    assert {"data", "metadata", "last_error", "result"} == rows.JSON_COLUMNS
     assert POSTGRES.casts == {"last_error": "::jsonb"}
 
 

@@ -18,6 +18,7 @@ def test_defaults_follow_the_spec() -> None:
     assert cfg.default_job_timeout == 300
     assert cfg.default_max_retries == 3
     assert cfg.max_message_bytes == 128 * 1024
+    assert cfg.max_result_bytes == 64 * 1024
     assert cfg.data_retention == 30 * 86400
 
 

@@ -14,7 +14,7 @@ from jobmaster.master.sql.dialect import MYSQL, POSTGRES, SQLITE, TABLE_OPTIONS,
 #: Every released migration, by number: databases record these numbers, so a file is never renamed,
 #: renumbered or removed (a new one goes at the end).
 RELEASED = {
-    "sqlite": ["001_tables.sql", "002_bucket_queues.sql", "003_listing_index.sql"],
+    "sqlite": ["001_tables.sql", "002_bucket_queues.sql", "003_listing_index.sql", "004_results.sql"],
     "postgres": [
         "001_tables.sql",
         "002_final_and_queue_indexes.sql",
@@ -23,8 +23,9 @@ RELEASED = {
         "005_succeed_function.sql",
         "006_start_assign_release_functions.sql",
         "007_listing_index.sql",
+        "008_results.sql",
     ],
-    "mysql": ["001_tables.sql", "002_drop_status_indexes.sql", "003_listing_index.sql"],
+    "mysql": ["001_tables.sql", "002_drop_status_indexes.sql", "003_listing_index.sql", "004_results.sql"],
 }
 
 

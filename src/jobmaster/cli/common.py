@@ -383,6 +383,7 @@ def job_dict(job: Job) -> dict[str, Any]:
         "lease_expires_at": iso(job.lease_expires_at),
         "cancel_requested": job.cancel_requested,
         "last_error": job.last_error,
+        "result": job.result,
     }
 
 

@@ -243,7 +243,7 @@ def count(
 @click.argument("job_id")
 @json_option
 def show(source: ClusterSource, job_id: str, as_json: bool) -> None:
-    """Show every field of one job, its last error and its attempt history.
+    """Show every field of one job (its result as JSON), its last error and its attempt history.
 
     \b
     Example:
@@ -271,7 +271,8 @@ def _print_job(job: Job, attempts: list[Attempt]) -> None:
             continue
         if key == "status":
             fields.add_row(key, _styled_status(job))
-        elif isinstance(value, dict):
+        elif isinstance(value, dict) or (key == "result" and value is not None):
+            # a result as JSON: the string "5" is not the number 5
             fields.add_row(key, json.dumps(value, sort_keys=True))
         else:
             fields.add_row(key, "-" if value is None else str(value))

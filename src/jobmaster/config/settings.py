@@ -94,6 +94,7 @@ class ClusterConfig(BaseModel):
     default_job_timeout: Seconds = Field(default=300.0, gt=0.0, le=7 * 86400.0)
     default_max_retries: int = Field(default=3, ge=0, le=1000)
     max_message_bytes: int = Field(default=128 * 1024, ge=1024, le=64 * 1024 * 1024)
+    max_result_bytes: int = Field(default=64 * 1024, ge=16, le=64 * 1024 * 1024)
     timezone: str = "UTC"
     data_retention: Seconds = Field(default=30 * 86400.0, ge=60.0)
     mode: str = Field(default="Active", pattern=r"^(Active|Passive|Archived)$")

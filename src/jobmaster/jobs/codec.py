@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from jobmaster.errors import PayloadError
+from jobmaster.errors import JobMasterError, PayloadError, ResultError
 from jobmaster.jobs import columns as cols
 from jobmaster.jobs.model import Job
 
@@ -31,12 +31,28 @@ def encode_payload(value: Any, what: Callable[[], str], limit: int) -> bytes:
 
     `what` names the data in an error; it is called only then (this runs once per scheduled job).
     """
+    return _bounded(value, what, limit, "max_message_bytes", PayloadError)
+
+
+def encode_result(value: Any, handler: str, limit: int) -> str:
+    """A handler's return value as the JSON text its job stores, refusing what JSON cannot hold
+    and what exceeds `max_result_bytes` (`ResultError`)."""
+
+    def what() -> str:
+        return f"the result of handler {handler!r}"
+
+    return _bounded(value, what, limit, "max_result_bytes", ResultError).decode()
+
+
+def _bounded(
+    value: Any, what: Callable[[], str], limit: int, setting: str, error: type[JobMasterError]
+) -> bytes:
     try:
         raw = orjson.dumps(value)
     except TypeError as exc:
-        raise PayloadError(f"{what()} is not JSON-serialisable: {exc}") from None
+        raise error(f"{what()} is not JSON-serialisable: {exc}") from None
     if len(raw) > limit:
-        raise PayloadError(f"{what()} is {len(raw)} bytes once serialised, over max_message_bytes={limit}")
+        raise error(f"{what()} is {len(raw)} bytes once serialised, over {setting}={limit}")
     return raw
 
 

@@ -83,6 +83,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("finished_at", FLOAT, nullable=True, updatable=True),
     Column("cancel_requested", BOOL, updatable=True),
     Column("last_error", JSON, nullable=True, updatable=True),
+    Column("result", JSON, nullable=True),
+    Column("notify_channel", TEXT, nullable=True),
 )
 
 #: The columns an agent message carries, in their order there.

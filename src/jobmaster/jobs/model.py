@@ -141,6 +141,12 @@ class Job:
     finished_at: float | None = None
     cancel_requested: bool = False
     last_error: dict[str, Any] | None = None
+    #: What the handler returned, any JSON value; None if it returned None or has not succeeded.
+    #: Stored with the job in the master only: agent messages never carry it.
+    result: Any = None
+    #: The NOTIFY channel (PostgreSQL) told when the job ends, set by `jm.result` while it waits:
+    #: only jobs someone waits for cost a notification (`jobmaster/results.py`).
+    notify_channel: str | None = None
 
     def __post_init__(self) -> None:
         if self.original_scheduled_at is None:
@@ -204,3 +210,6 @@ class Completion(NamedTuple):
     error: dict[str, Any] | None = None
     #: Runs added to the job's `attempt_limit`: 1 for a snooze, whose run spends no retry.
     grant: int = 0
+    #: The handler's return value as JSON text, None when it returned None: those (most) completions
+    #: keep the succeed write that stores nothing more.
+    result: str | None = None

@@ -135,6 +135,15 @@ class MasterStore(abc.ABC):
         """
         return None
 
+    async def watch_end(self, job_id: str) -> bool:
+        """Have the master notify this cluster's listeners (`ENDED_TOPIC` + the id) when the job
+        reaches a final status, whichever write puts it there; True if it will.
+
+        False, the default, for masters that cannot notify and for a job not in the master yet (only
+        in an agent): the caller then re-reads the job (`jobmaster/results.py`).
+        """
+        return False
+
     # jobs: writes
     @abc.abstractmethod
     async def insert_jobs(self, jobs: Sequence[Job], connection: Any = None) -> list[str]:
@@ -309,6 +318,9 @@ class MasterStore(abc.ABC):
 
 #: Prefix of the notification topic that wakes the owner of a bucket queue: `bucket:<bucket id>`.
 BUCKET_TOPIC = "bucket:"
+#: Prefix of the notification topic that says a watched job ended: `ended:<job id>` (sent by the
+#: trigger of PostgreSQL's migration 8, `watch_end`).
+ENDED_TOPIC = "ended:"
 
 
 class QueueHost(abc.ABC):

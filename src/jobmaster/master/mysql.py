@@ -78,6 +78,17 @@ _COMPLETE_OK = f"""
         j.version = j.version + 1
 """
 
+#: Successful runs that returned something: the result as JSON text in a string of the table (as
+#: the errors below), kept out of `_COMPLETE_OK` so runs that returned None stay on the in-memory path.
+_COMPLETE_RESULT = f"""
+    UPDATE JSON_TABLE(%s, '$[*]' COLUMNS (
+        id VARCHAR(64) PATH '$[0]', version BIGINT PATH '$[1]', finished_at DOUBLE PATH '$[2]',
+        result LONGTEXT PATH '$[3]')) c
+    STRAIGHT_JOIN jm_jobs j ON j.id = c.id AND j.version = c.version
+    SET j.lease_expires_at = NULL, j.finished_at = c.finished_at, j.status = {lc.SUCCEEDED},
+        j.result = c.result, j.version = j.version + 1
+"""
+
 #: Every other outcome. A retry (status 2) goes back to the master with its new due time and no
 #: owner; a final status keeps the last error unless the run brought a new one. No right-hand side
 #: reads a column another assignment writes, so the order MySQL applies them in does not matter.
@@ -412,6 +423,11 @@ class MysqlMaster(MysqlClient, SqlMasterStore):
         ok = [c for c in completions if c.status is JobStatus.Succeeded and c.error is None]
         other = [c for c in completions if not (c.status is JobStatus.Succeeded and c.error is None)]
         matched = 0
+        returned = [c for c in ok if c.result is not None]
+        if returned:
+            ok = [c for c in ok if c.result is None]
+            table = [[c.job_id, c.version, c.attempt.finished_at, c.result] for c in returned]
+            matched += await s.execute(_COMPLETE_RESULT, (codec.dumps(table).decode(),))
         if ok:
             table = [[c.job_id, c.version, c.attempt.finished_at] for c in ok]
             matched += await s.execute(_COMPLETE_OK, (codec.dumps(table).decode(),))

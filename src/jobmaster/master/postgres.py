@@ -277,6 +277,10 @@ _COMPLETE = f"""
 #: sequential scan of the whole table, and was kept as the table grew, until an ANALYZE: 62 us a
 #: job instead of 13 over a cluster's first 50,000 jobs.
 _SUCCEED = "SELECT id FROM jm_succeed($1::text[], $2::bigint[], $3::float8[]) AS id"
+#: Successful runs that returned something (migration 8): the others keep `_SUCCEED`.
+_SUCCEED_RESULTS = (
+    "SELECT id FROM jm_succeed_results($1::text[], $2::bigint[], $3::float8[], $4::jsonb[]) AS id"
+)
 
 #: No notification: callers release as part of a larger step and notify once it is over.
 _RELEASE = "SELECT id FROM jm_release($1::text[], $2::bigint[]) AS id"
@@ -387,6 +391,17 @@ class PostgresMaster(PostgresClient, QueueHost, SqlMasterStore):
 
     async def notify(self, topic: str) -> None:
         await self.pool.execute("SELECT pg_notify($1, $2)", self.channel, topic)
+
+    async def watch_end(self, job_id: str) -> bool:
+        """Stamp the job with this cluster's channel: the trigger of migration 8 notifies it when
+        the job ends. The version stays, so the job's owner is not fenced out by it."""
+        status = await self.pool.execute(
+            "UPDATE jm_jobs SET notify_channel = $3 WHERE cluster_id = $1 AND id = $2",
+            self.cluster_id,
+            job_id,
+            self.channel,
+        )
+        return bool(status != "UPDATE 0")
 
     # ---- job writes -------------------------------------------------------------------------
 
@@ -582,6 +597,18 @@ class PostgresMaster(PostgresClient, QueueHost, SqlMasterStore):
         succeeded = [c for c in completions if c.status is JobStatus.Succeeded]
         others = [c for c in completions if c.status is not JobStatus.Succeeded]
         done: list[str] = []
+        returned = [c for c in succeeded if c.result is not None]
+        if returned:
+            succeeded = [c for c in succeeded if c.result is None]
+            records = await _batch_write(
+                self.pool,
+                _SUCCEED_RESULTS,
+                [c.job_id for c in returned],
+                [c.version for c in returned],
+                [c.attempt.finished_at for c in returned],
+                [c.result for c in returned],
+            )
+            done += [r[0] for r in records]
         if succeeded:
             records = await _batch_write(
                 self.pool,

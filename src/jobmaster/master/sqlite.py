@@ -343,6 +343,9 @@ class SqliteMaster(SqliteClient, QueueHost, SqlMasterStore):
         """The common outcome as one compare-and-swap statement per chunk (UPDATE ... FROM VALUES):
         a read of every version and then an update per job cost two index probes per job."""
         done: set[str] = set()
+        returned = [c for c in completions if c.result is not None]
+        if returned:
+            completions = [c for c in completions if c.result is None]
         for start in range(0, len(completions), 300):
             chunk = completions[start : start + 300]
             values = ", ".join("(?, ?, ?)" for _ in chunk)
@@ -355,6 +358,15 @@ class SqliteMaster(SqliteClient, QueueHost, SqlMasterStore):
                     f" version = version + 1 FROM (VALUES {values}) AS v"
                     " WHERE jm_jobs.id = v.column1 AND jm_jobs.version = v.column2 RETURNING jm_jobs.id",
                     params,
+                )
+            )
+        for c in returned:
+            done.update(
+                row[0]
+                for row in conn.execute(
+                    f"UPDATE jm_jobs SET status = {lc.SUCCEEDED}, finished_at = ?, lease_expires_at = NULL,"
+                    " result = ?, version = version + 1 WHERE id = ? AND version = ? RETURNING id",
+                    (c.attempt.finished_at, c.result, c.job_id, c.version),
                 )
             )
         return done

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from jobmaster.master.base import BUCKET_TOPIC
+from jobmaster.master.base import BUCKET_TOPIC, ENDED_TOPIC
 
 HELD = "held"
 BUCKETS = "buckets"
@@ -23,6 +23,8 @@ class Hub:
         self.cancel = asyncio.Event()
         self._buckets: dict[str, Callable[[], None]] = {}
         self._bucket_listeners: list[Callable[[], None]] = []
+        #: Told the id of every watched job the master says ended (`jobmaster/results.py`).
+        self._ended_listeners: list[Callable[[str], None]] = []
 
     def register_bucket(self, bucket_id: str, wake: Callable[[], None]) -> None:
         self._buckets[bucket_id] = wake
@@ -32,6 +34,9 @@ class Hub:
 
     def on_buckets_changed(self, callback: Callable[[], None]) -> None:
         self._bucket_listeners.append(callback)
+
+    def on_ended(self, callback: Callable[[str], None]) -> None:
+        self._ended_listeners.append(callback)
 
     def wake_bucket(self, bucket_id: str) -> None:
         wake = self._buckets.get(bucket_id)
@@ -49,6 +54,10 @@ class Hub:
                 callback()
         elif topic.startswith(BUCKET_TOPIC):
             self.wake_bucket(topic[len(BUCKET_TOPIC) :])
+        elif topic.startswith(ENDED_TOPIC):
+            job_id = topic[len(ENDED_TOPIC) :]
+            for ended in self._ended_listeners:
+                ended(job_id)
 
 
 async def wait_for(event: asyncio.Event, timeout: float | None) -> bool:

@@ -19,14 +19,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from jobmaster.cluster.model import Bucket
 from jobmaster.config.settings import WorkerConfig
-from jobmaster.errors import JobCancelledError, JobTimeoutError
+from jobmaster.errors import JobCancelledError, JobTimeoutError, ResultError
 from jobmaster.events import JobStarted, JobSucceeded
 from jobmaster.handlers.context import JobContext, context_for
 from jobmaster.handlers.registry import Handler
+from jobmaster.jobs import codec
 from jobmaster.jobs.model import Job, JobStatus, run_capacity
 from jobmaster.jobs.outcomes import Discard, Snooze
 from jobmaster.jobs.retry import RetryPolicy
@@ -298,6 +299,7 @@ class BucketExecutor:
     async def _run(self, running: Running, handler: Handler | None) -> None:
         job, ctx = running.job, running.ctx
         error: BaseException | None = None
+        result: Any = None
         CURRENT_JOB.set(job)
         try:
             if handler is None:
@@ -327,13 +329,21 @@ class BucketExecutor:
             self._dispatch_wake.set()
             if self.slot_wanted:
                 self._intake_wake.set()
-        self._report(running, handler, error)
+        self._report(running, handler, error, result)
 
-    def _report(self, running: Running, handler: Handler | None, error: BaseException | None) -> None:
+    def _report(
+        self, running: Running, handler: Handler | None, error: BaseException | None, result: Any
+    ) -> None:
         job, now, worker = running.job, time.time(), self.worker
         events = worker.events
+        encoded: str | None = None
+        if error is None and result is not None:
+            try:
+                encoded = codec.encode_result(result, job.definition_id, worker.cluster.max_result_bytes)
+            except ResultError as exc:
+                error = exc
         if error is None:
-            completion = outcome.succeeded(job, worker.id, running.started_at, now)
+            completion = outcome.succeeded(job, worker.id, running.started_at, now, encoded)
             worker.runtime.completions.post(completion)
             if events.wants(JobSucceeded):
                 events.emit(JobSucceeded(job, completion.attempt))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import traceback
 from typing import Any
 
-from jobmaster.errors import JobCancelledError, JobTimeoutError
+from jobmaster.errors import JobCancelledError, JobTimeoutError, ResultError
 from jobmaster.events import (
     JobCancelled,
     JobEnded,
@@ -42,9 +42,10 @@ def error_details(exc: BaseException) -> dict[str, Any]:
     }
 
 
-def succeeded(job: Job, worker_id: str, started_at: float, now: float) -> Completion:
+def succeeded(job: Job, worker_id: str, started_at: float, now: float, result: str | None) -> Completion:
+    """A run that returned: `result` is its return value as JSON text, None if it returned None."""
     done = Attempt(job.id, job.attempts, worker_id, started_at, now, "succeeded")
-    return Completion(job.id, job.version, JobStatus.Succeeded, done)
+    return Completion(job.id, job.version, JobStatus.Succeeded, done, result=result)
 
 
 def failed(
@@ -56,8 +57,8 @@ def failed(
     now: float,
     policy: RetryPolicy,
 ) -> Completion:
-    """A run that raised, timed out, snoozed, was discarded or was cancelled: a retry, a snooze, or a
-    final status."""
+    """A run that raised, timed out, snoozed, was discarded, was cancelled or returned a value that
+    cannot be stored: a retry, a snooze, or a final status."""
     details = error_details(error)
 
     def attempt(outcome: str) -> Attempt:
@@ -80,6 +81,8 @@ def failed(
         return Completion(job.id, job.version, JobStatus.HeldOnMaster, snoozed, scheduled_at=until, grant=1)
     if isinstance(error, Discard):
         return Completion(job.id, job.version, JobStatus.Failed, attempt("discarded"), error=details)
+    if isinstance(error, ResultError):
+        return Completion(job.id, job.version, JobStatus.Failed, attempt("failed"), error=details)
     outcome = "timeout" if isinstance(error, JobTimeoutError) else "failed"
     if job.attempts < job.attempt_limit:
         retry_at = now + policy.delay(job.attempts)
