@@ -7,7 +7,16 @@ from typing import Any
 
 import pytest
 
-from jobmaster import ConfigError, Discard, JobContext, JobMaster, JobStatus, ScheduleError, Snooze
+from jobmaster import (
+    ConfigError,
+    Discard,
+    JobContext,
+    JobMaster,
+    JobStatus,
+    ResultError,
+    ScheduleError,
+    Snooze,
+)
 from jobmaster.testing import (
     assert_not_scheduled,
     assert_scheduled,
@@ -37,15 +46,17 @@ async def test_inline_runs_each_handler_at_once_without_a_database(
         return a + b
 
     @jm.handler
-    def shout(text: str) -> str:
-        return text.upper()
+    def shout(text: str) -> tuple[str, int]:
+        return text.upper(), len(text)
 
     with inline(jm) as mode:
         await jm.schedule(add, {"a": 1, "b": 2})
         assert seen == [(1, "inline", True)]  # ran before schedule returned
         await jm.schedule_many(shout, [{"text": "a"}, {"text": "b"}])
     assert [r.status for r in mode.runs] == [JobStatus.Succeeded] * 3
-    assert mode.results(add) == [3] and mode.results(shout) == ["A", "B"]
+    # Results come back through JSON, as the master stores them: the tuple is a list.
+    assert mode.results(add) == [3] and mode.results(shout) == [["A", 1], ["B", 1]]
+    assert mode.runs[0].job.result == 3
     assert not jm.is_open and list(tmp_path.iterdir()) == []
 
 
@@ -64,14 +75,21 @@ async def test_inline_raises_handler_errors_and_keeps_outcomes() -> None:
     async def later() -> Snooze:
         return Snooze("1h")
 
+    @jm.handler
+    async def opaque() -> object:
+        return object()
+
     with inline(jm) as mode:
         with pytest.raises(ValueError, match="bad 1"):
             await jm.schedule(boom, {"n": 1})
         await jm.schedule(drop)
         await jm.schedule(later)
+        with pytest.raises(ResultError, match="the result of handler .*opaque' is not JSON-serialisable"):
+            await jm.schedule(opaque)
         with pytest.raises(ScheduleError, match="parameters"):
             await jm.schedule(boom, {"m": 1})  # refused before anything runs, as in a cluster
-    failed, dropped, snoozed = mode.runs
+    failed, dropped, snoozed, unstorable = mode.runs
+    assert unstorable.status is JobStatus.Failed and unstorable.result is None
     assert failed.status is JobStatus.Failed and failed.job.last_error is not None
     assert failed.job.last_error["type"] == "ValueError"
     assert dropped.status is JobStatus.Failed and isinstance(dropped.error, Discard)
@@ -194,12 +212,14 @@ async def test_cluster_runs_jobs_through_the_engine_and_drains(tmp_path: Path) -
             by_handler.setdefault(job.definition_id.rsplit(".", 1)[-1], []).append(job)
         assert len(by_handler["greet"]) == 4 and len(by_handler["fan_out"]) == 1
         assert all(j.status is JobStatus.Succeeded for j in by_handler["greet"] + by_handler["fan_out"])
+        assert sorted(j.result for j in by_handler["greet"]) == ["hello 0", "hello 1", "hello 2", "hello ada"]
         [failed] = by_handler["broken"]
         assert failed.status is JobStatus.Failed and failed.attempts == 2
         assert_scheduled(greet, {"name": "later"}, count=1)
         assert await c.drain() == []  # nothing new is due
         [late] = await c.drain(with_scheduled=True)
         assert late.data == {"name": "later"} and late.status is JobStatus.Succeeded
+        assert late.result == "hello later"
         assert c.database.exists() and len(await c.jobs(greet)) == 5
     assert jm.config is original and not jm.is_open
 

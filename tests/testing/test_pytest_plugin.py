@@ -51,6 +51,7 @@ async def test_cluster(jobmaster_cluster):
     ran = await jobmaster_cluster.drain()
     assert sorted(j.lane for j in ran) == ["Default", "Reports"]
     assert {j.status for j in ran} == {JobStatus.Succeeded}
+    assert sorted(map(str, (j.result for j in ran))) == ["15", "sent to eve@example.com"]
 
 
 async def test_assertion_failure_shows_what_was_scheduled(jobmaster_capture):

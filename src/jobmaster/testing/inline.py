@@ -16,9 +16,12 @@ from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from jobmaster.errors import JobTimeoutError
 from jobmaster.handlers.context import context_for
 from jobmaster.handlers.registry import Handler, HandlerFunc
+from jobmaster.jobs import codec
 from jobmaster.jobs.model import Job, JobStatus
 from jobmaster.jobs.outcomes import Discard, Snooze
 from jobmaster.runtime.executor.invoke import invoke
@@ -34,15 +37,19 @@ INLINE_WORKER = "inline"
 
 @dataclass(frozen=True, slots=True)
 class Run:
-    """One inline run: the job as it ended, what the handler returned, and what it raised."""
+    """One inline run: the job as it ended (its `result` as the master would store it: the return
+    value through JSON), and what the handler raised."""
 
     job: Job
-    result: Any = None
     error: BaseException | None = None
 
     @property
     def status(self) -> JobStatus:
         return self.job.status
+
+    @property
+    def result(self) -> Any:
+        return self.job.result
 
 
 class Capture:
@@ -108,16 +115,20 @@ class Inline(Capture):
         try:
             running = call() if handler.chain is None else handler.chain(call, job)
             result = await asyncio.wait_for(running, job.timeout_s)
+            if result is not None and not isinstance(result, Exception):
+                stored = codec.encode_result(result, job.definition_id, self.app.config.max_result_bytes)
+                result = orjson.loads(stored)
         except TimeoutError:
-            error: BaseException = JobTimeoutError(f"job ran past its timeout of {job.timeout_s}s")
-            return Run(self._ended(job, JobStatus.Failed, error), error=error)
+            result = JobTimeoutError(f"job ran past its timeout of {job.timeout_s}s")
         except Exception as exc:
             result = exc
         if isinstance(result, Snooze):
             return Run(job.copy(status=JobStatus.HeldOnMaster, scheduled_at=time.time() + result.seconds))
         if isinstance(result, Exception):
             return Run(self._ended(job, JobStatus.Failed, result), error=result)
-        return Run(self._ended(job, JobStatus.Succeeded, None), result=result)
+        ended = self._ended(job, JobStatus.Succeeded, None)
+        ended.result = result
+        return Run(ended)
 
     @staticmethod
     def _ended(job: Job, status: JobStatus, error: BaseException | None) -> Job:
@@ -131,7 +142,8 @@ class Inline(Capture):
         return self._threads
 
     def results(self, handler: str | HandlerFunc | None = None) -> list[Any]:
-        """What the handler (every handler, when None) returned, run by run."""
+        """What the handler (every handler, when None) returned, run by run, through JSON as the
+        master stores it (None for a run that failed)."""
         wanted = None if handler is None else self.app.registry.resolve(handler).definition_id
         return [r.result for r in self.runs if wanted is None or r.job.definition_id == wanted]
 
