@@ -49,9 +49,9 @@ class Served:
             raise AssertionError(f"{self.log.name} ran on {timeout:g}s:\n{self.text()}") from None
 
 
-def uvicorn(app: str, env: dict[str, str], log: Path, cwd: Path) -> Served:
-    """`uvicorn app --port 0` run in `cwd`, as a user runs it, listening once this returns."""
-    command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", "0"]
+def uvicorn(app: str, env: dict[str, str], log: Path, cwd: Path, *options: str) -> Served:
+    """`uvicorn app --port 0 [options]` run in `cwd`, as a user runs it, listening once this returns."""
+    command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", "0", *options]
     served = Served(command, env, log, cwd)
     served.wait_listening(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")
     return served

@@ -5,6 +5,8 @@ the workers embedded in the uvicorn process; the embedded stop is bounded."""
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
 import uuid
 from pathlib import Path
@@ -82,6 +84,40 @@ def test_embedded_workers_run_in_the_uvicorn_process(web_env: dict[str, str], tm
         code = server.stop()
     assert code == UVICORN_STOPPED, server.text()
     assert "Application shutdown complete" in server.text()
+
+
+def test_reload_stops_the_embedded_workers_and_starts_new_ones(tmp_path: Path) -> None:
+    """`uvicorn --reload`, as docs/web.md says: each reload stops the process's workers gracefully
+    and starts a new set in the new process, which runs the next jobs."""
+    shutil.copy(HERE / "web_app.py", tmp_path / "web_app.py")
+    env = {
+        **os.environ,
+        "WEB_MASTER": f"sqlite:///{tmp_path}/web.db",
+        "WEB_CLUSTER": "web-reload",
+        "WEB_RUNS": str(tmp_path / "runs.txt"),
+        "WEB_EMBED": "1",
+    }
+    options = ("--reload", "--reload-dir", str(tmp_path))
+    server = uvicorn("web_app:app", env, tmp_path / "uvicorn.log", tmp_path, *options)
+
+    def started() -> list[int]:
+        return [
+            int(pid)
+            for pid in re.findall(r"embedded jobmaster workers started in process (\d+)", server.text())
+        ]
+
+    try:
+        wait_until(lambda: len(started()) == 1, "the first process's workers started")
+        _schedule_and_wait(server, "before")
+        with (tmp_path / "web_app.py").open("a") as source:
+            source.write("# a code change\n")
+        wait_until(lambda: len(started()) == 2, "the reloaded process's workers started")
+        _schedule_and_wait(server, "after")
+    finally:
+        server.stop()
+    first, second = started()
+    assert first != second and _runs(env) == {"before": first, "after": second}
+    assert server.text().count("Application shutdown complete") == 2, server.text()
 
 
 def test_the_embedded_stop_is_bounded(tmp_path: Path) -> None:
