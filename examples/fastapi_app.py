@@ -5,6 +5,7 @@ layout: the web processes only schedule, however many uvicorn runs). From the re
     uvicorn examples.fastapi_app:app                          # the web app
     curl -X POST 'localhost:8000/signup?email=ada@example.com'  # -> {"job_id": "..."}
     curl localhost:8000/jobs/<job_id>                         # -> {"status": "Succeeded", ...}
+    curl localhost:8000/jobs/<job_id>/result                  # waits for it: {"result": {...}}
 
 One process instead, the workers embedded in the server (one set per uvicorn process, so not with
 `--workers N`; see docs/web.md):
@@ -32,8 +33,9 @@ JM = Annotated[JobMaster, Depends(get_jobmaster)]
 
 
 @jm.handler(max_retries=5, timeout="30s")
-async def send_welcome(ctx: JobContext, email: str) -> None:
+async def send_welcome(ctx: JobContext, email: str) -> dict[str, str]:
     ctx.logger.info("welcome mail to %s (attempt %d)", email, ctx.attempt)
+    return {"sent_to": email}
 
 
 app = FastAPI(lifespan=lifespan(jm, workers=os.environ.get("EXAMPLES_EMBED") == "1"))
@@ -48,3 +50,9 @@ async def signup(email: str, jm: JM) -> dict[str, str]:
 async def job(job_id: str, jm: JM) -> dict[str, Any]:
     found = await jm.get_job(job_id)
     return {"status": found.status.name, "attempts": found.attempts}
+
+
+@app.get("/jobs/{job_id}/result")
+async def job_result(job_id: str, jm: JM) -> dict[str, Any]:
+    """What the handler returned, once the job has ended (woken by its end, up to 30 s)."""
+    return {"result": await jm.result(job_id, timeout="30s")}

@@ -5,6 +5,7 @@ app's context (handlers see `current_app` and its config). From the repository r
     flask --app examples.flask_app run                        # the web app
     curl -X POST 'localhost:5000/signup?email=ada@example.com'  # -> {"job_id": "..."}
     curl localhost:5000/jobs/<job_id>                         # -> {"status": "Succeeded", ...}
+    curl localhost:5000/jobs/<job_id>/result                  # waits for it: {"result": {...}}
 
 It runs on an SQLite file in the current directory; EXAMPLES_MASTER names another master (a
 PostgreSQL URL for several machines), EXAMPLES_CLUSTER another cluster id.
@@ -25,8 +26,10 @@ jobs = JobMasterFlask(jm)
 
 
 @jm.handler(max_retries=5, timeout="30s")
-def send_welcome(ctx: JobContext, email: str) -> None:
-    ctx.logger.info("welcome mail to %s from %s", email, current_app.config["MAIL_SENDER"])
+def send_welcome(ctx: JobContext, email: str) -> dict[str, str]:
+    sender = current_app.config["MAIL_SENDER"]  # the app's config: handlers run in its context
+    ctx.logger.info("welcome mail to %s from %s", email, sender)
+    return {"sent_to": email, "sent_from": sender}
 
 
 def create_app() -> Flask:
@@ -44,6 +47,10 @@ def create_app() -> Flask:
     def job(job_id: str) -> dict[str, Any]:
         found = current_jobmaster().sync.get_job(job_id)
         return {"status": found.status.name, "attempts": found.attempts}
+
+    @app.get("/jobs/<job_id>/result")
+    def job_result(job_id: str) -> dict[str, Any]:
+        return {"result": current_jobmaster().sync.result(job_id, timeout="30s")}
 
     return app
 

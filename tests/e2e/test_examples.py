@@ -115,8 +115,9 @@ def test_blueprints_configure_what_the_guide_says() -> None:
     assert standard.bucket_count(Priority.Medium) == 3 and standard.bucket_count(Priority.High) == 2
 
 
-def _signup_runs(server: Served) -> None:
-    """What the web examples' docstrings do with curl: sign up, then follow the job to its end."""
+def _signup_runs(server: Served) -> dict[str, str]:
+    """What the web examples' docstrings do with curl: sign up, follow the job to its end, and
+    return what its result view says."""
     with httpx.Client(base_url=server.url, timeout=30) as client:
         signup = client.post("/signup", params={"email": "ada@example.com"}).raise_for_status()
         job_id = signup.json()["job_id"]
@@ -125,6 +126,8 @@ def _signup_runs(server: Served) -> None:
             return bool(client.get(f"/jobs/{job_id}").raise_for_status().json()["status"] == "Succeeded")
 
         wait_until(succeeded, f"the example's job {job_id} succeeded")
+        result: dict[str, str] = client.get(f"/jobs/{job_id}/result").raise_for_status().json()["result"]
+        return result
 
 
 def test_fastapi_example_with_a_separate_worker(pg_urls, tmp_path: Path) -> None:
@@ -132,7 +135,7 @@ def test_fastapi_example_with_a_separate_worker(pg_urls, tmp_path: Path) -> None
     consumer = worker("examples.fastapi_app:jm", env, tmp_path / "worker.log", ROOT)
     server = uvicorn("examples.fastapi_app:app", env, tmp_path / "uvicorn.log", ROOT)
     try:
-        _signup_runs(server)
+        assert _signup_runs(server) == {"sent_to": "ada@example.com"}
     finally:
         codes = (server.stop(), consumer.stop())
     # uvicorn raises the SIGTERM again once it has stopped gracefully (its exit status says why).
@@ -144,7 +147,7 @@ def test_fastapi_example_with_embedded_workers(tmp_path: Path) -> None:
     env["EXAMPLES_MASTER"] = f"sqlite:///{tmp_path}/examples.db"
     server = uvicorn("examples.fastapi_app:app", env, tmp_path / "uvicorn.log", ROOT)
     try:
-        _signup_runs(server)
+        assert _signup_runs(server) == {"sent_to": "ada@example.com"}
     finally:
         code = server.stop()
     assert code == -signal.SIGTERM and "Application shutdown complete" in server.text(), server.text()
@@ -157,7 +160,7 @@ def test_flask_example_with_a_worker(pg_urls, tmp_path: Path) -> None:
     server = Served(command, env, tmp_path / "flask.log", ROOT)
     try:
         server.wait_listening(r"Running on (http://127\.0\.0\.1:\d+)")
-        _signup_runs(server)
+        assert _signup_runs(server) == {"sent_to": "ada@example.com", "sent_from": "welcome@example.com"}
     finally:
         server.stop()  # the development server has no SIGTERM handler of its own
         code = consumer.stop()
