@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import signal
+import sys
 import uuid
 from pathlib import Path
 
@@ -140,6 +141,22 @@ def test_the_embedded_stop_is_bounded(tmp_path: Path) -> None:
         code = server.stop(timeout=120)  # far below the 600 s grace the workers were given
     assert code == UVICORN_STOPPED, server.text()
     assert "embedded workers did not stop within 2s" in server.text()
+
+
+def test_a_master_out_of_reach_fails_the_startup_saying_so(tmp_path: Path) -> None:
+    """A publisher lifespan fails at once (start_timeout=0): uvicorn exits instead of serving views
+    that cannot schedule, and its log names the master."""
+    env = {
+        **os.environ,
+        "WEB_MASTER": "postgresql://nobody@127.0.0.1:1/jobs",
+        "WEB_CLUSTER": "web-unreachable",
+        "WEB_RUNS": str(tmp_path / "runs.txt"),
+    }
+    command = [sys.executable, "-m", "uvicorn", "web_app:app", "--port", "0"]
+    server = Served(command, env, tmp_path / "uvicorn.log", HERE)
+    code = server.proc.wait(120)
+    assert code != 0 and "Application startup failed" in server.text(), server.text()
+    assert "cannot connect to postgresql://nobody@127.0.0.1:1/jobs" in server.text(), server.text()
 
 
 def test_bad_inputs_are_clear_errors(tmp_path: Path) -> None:
