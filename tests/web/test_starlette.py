@@ -4,6 +4,7 @@ the workers embedded in the uvicorn process; the embedded stop is bounded."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -23,6 +24,8 @@ from jobmaster.contrib.starlette import get_jobmaster, lifespan
 from serving import Served, uvicorn, worker
 
 HERE = Path(__file__).parent
+#: The line the lifespan logs when it has started a process's embedded workers.
+STARTED = re.compile(r"embedded jobmaster workers started in process (\d+)")
 #: uvicorn stops gracefully on SIGTERM, then raises the signal again so its exit status tells why it
 #: ended (the tests check its log for the lifespan's shutdown too).
 UVICORN_STOPPED = -signal.SIGTERM
@@ -87,6 +90,28 @@ def test_embedded_workers_run_in_the_uvicorn_process(web_env: dict[str, str], tm
     assert "Application shutdown complete" in server.text()
 
 
+def test_uvicorn_workers_n_runs_n_sets_of_embedded_workers(tmp_path: Path) -> None:
+    """`uvicorn --workers 2`, as docs/web.md warns: each server process runs the lifespan, so the
+    cluster gets a live worker in each process where the app configures one."""
+    master = f"sqlite:///{tmp_path}/web.db"
+    env = {**os.environ, "WEB_MASTER": master, "WEB_CLUSTER": "web-n", "WEB_RUNS": str(tmp_path / "runs.txt")}
+    log = tmp_path / "uvicorn.log"
+    server = uvicorn("web_app:app", {**env, "WEB_EMBED": "1"}, log, HERE, "--workers", "2")
+
+    def started() -> set[int]:
+        return {int(pid) for pid in STARTED.findall(server.text())}
+
+    async def live_worker_pids() -> set[int]:
+        async with JobMaster("web-n", master) as observer:
+            return {w.pid for w in await observer.inspect.workers()}
+
+    try:
+        wait_until(lambda: len(started()) == 2, "both server processes' workers started")
+        assert asyncio.run(live_worker_pids()) == started()
+    finally:
+        server.stop()
+
+
 def test_reload_stops_the_embedded_workers_and_starts_new_ones(tmp_path: Path) -> None:
     """`uvicorn --reload`, as docs/web.md says: each reload stops the process's workers gracefully
     and starts a new set in the new process, which runs the next jobs."""
@@ -102,10 +127,7 @@ def test_reload_stops_the_embedded_workers_and_starts_new_ones(tmp_path: Path) -
     server = uvicorn("web_app:app", env, tmp_path / "uvicorn.log", tmp_path, *options)
 
     def started() -> list[int]:
-        return [
-            int(pid)
-            for pid in re.findall(r"embedded jobmaster workers started in process (\d+)", server.text())
-        ]
+        return [int(pid) for pid in STARTED.findall(server.text())]
 
     try:
         wait_until(lambda: len(started()) == 1, "the first process's workers started")
