@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from jobmaster import (
     JobContext,
     JobMaster,
     JobStatus,
+    JobTimeoutError,
     ResultError,
     ScheduleError,
     Snooze,
@@ -79,6 +81,14 @@ async def test_inline_raises_handler_errors_and_keeps_outcomes() -> None:
     async def opaque() -> object:
         return object()
 
+    @jm.handler(timeout="50ms")
+    async def slow() -> None:
+        await asyncio.Event().wait()
+
+    @jm.handler
+    async def own_timeout() -> None:
+        raise TimeoutError("the handler's own")
+
     with inline(jm) as mode:
         with pytest.raises(ValueError, match="bad 1"):
             await jm.schedule(boom, {"n": 1})
@@ -97,7 +107,12 @@ async def test_inline_raises_handler_errors_and_keeps_outcomes() -> None:
 
     with inline(jm, raise_errors=False) as quiet:
         await jm.schedule(boom, {"n": 2})
-    assert isinstance(quiet.runs[0].error, ValueError)
+        await jm.schedule(slow)
+        await jm.schedule(own_timeout)
+    crashed, timed_out, raised = quiet.runs
+    assert isinstance(crashed.error, ValueError)
+    assert isinstance(timed_out.error, JobTimeoutError) and timed_out.status is JobStatus.Failed
+    assert type(raised.error) is TimeoutError and str(raised.error) == "the handler's own"
 
 
 async def test_inline_goes_through_the_apps_middleware_and_runs_nested_jobs() -> None:

@@ -112,16 +112,17 @@ class Inline(Capture):
         job = job.copy(status=JobStatus.Processing, attempts=1, started_at=started, worker_id=INLINE_WORKER)
         args = (context_for(job, INLINE_WORKER, self.app.state),) if handler.wants_context else ()
         call = partial(invoke, handler, args, job.data, self._thread_pool())
+        deadline = asyncio.timeout(job.timeout_s)
         try:
-            running = call() if handler.chain is None else handler.chain(call, job)
-            result = await asyncio.wait_for(running, job.timeout_s)
+            async with deadline:
+                result = await (call() if handler.chain is None else handler.chain(call, job))
             if result is not None and not isinstance(result, Exception):
                 stored = codec.encode_result(result, job.definition_id, self.app.config.max_result_bytes)
                 result = orjson.loads(stored)
-        except TimeoutError:
-            result = JobTimeoutError(f"job ran past its timeout of {job.timeout_s}s")
         except Exception as exc:
-            result = exc
+            # A TimeoutError the handler raised itself is its own error, not the job's timeout.
+            expired = deadline.expired()
+            result = JobTimeoutError(f"job ran past its timeout of {job.timeout_s}s") if expired else exc
         if isinstance(result, Snooze):
             return Run(job.copy(status=JobStatus.HeldOnMaster, scheduled_at=time.time() + result.seconds))
         if isinstance(result, Exception):
