@@ -176,9 +176,11 @@ class JobMaster:
         """
 
         def register(f: HandlerFunc) -> Any:
+            plain = unwrap(f)
             registered = self.registry.register(
-                unwrap(f), name=name, retry=retry, middleware=middleware, **options
+                plain, name=name, retry=retry, middleware=middleware, **options
             )
+            plain.__jobmaster_id__ = registered.definition_id  # type: ignore[attr-defined]
             return handler_object(self, registered)
 
         return register(func) if func is not None else register

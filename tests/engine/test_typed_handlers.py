@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from types import SimpleNamespace
 
 import pytest
 
@@ -32,6 +33,8 @@ async def test_the_handler_object_schedules_runs_and_stays_the_function(make_app
     app: JobMaster = make_app()
     add, tagged, _ = _handlers(app)
     assert await add(2, 3, scale=2) == 10  # still the function
+    assert tagged(ctx=SimpleNamespace(attempt=3), name="x")["attempt"] == 3  # type: ignore[call-arg, arg-type]
+    assert app.registry.resolve(add.func).definition_id == add.definition_id  # the plain function too
     assert (
         add.__name__ == "add"
         and add.__doc__ == "Adds."

@@ -112,8 +112,15 @@ class ContextJobHandler(HandlerCalls[P], Generic[P, R_co]):
         functools.update_wrapper(self, func)
         self.__jobmaster_id__ = handler.definition_id
 
-    def __call__(self, ctx: JobContext, /, *args: P.args, **kwargs: P.kwargs) -> R_co:
-        return self.func(ctx, *args, **kwargs)
+    if TYPE_CHECKING:
+
+        def __call__(self, ctx: JobContext, /, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
+
+    else:
+
+        def __call__(self, *args, **kwargs):
+            """As the function itself: the context may come by keyword too, as it could before."""
+            return self.func(*args, **kwargs)
 
     def __repr__(self) -> str:
         return f"<jobmaster handler {self.definition_id!r}>"
