@@ -14,14 +14,16 @@ from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, TypeVar, Unpack, overload
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, Unpack, overload
 
 from jobmaster.config.loading import KEYWORD, load_with_sources, validate
 from jobmaster.config.settings import WorkerConfig
 from jobmaster.durations import parse_duration
 from jobmaster.errors import ConfigError, NotOpenError, QueryError, ScheduleError
 from jobmaster.events import EventBus, JobScheduled
+from jobmaster.handlers.context import JobContext
 from jobmaster.handlers.registry import HandlerFunc, HandlerRegistry
+from jobmaster.handlers.typed import ContextJobHandler, HandlerDecorator, JobHandler, handler_object, unwrap
 from jobmaster.inspection import Inspector
 from jobmaster.jobs.model import Attempt, Job, JobFilter, JobStatus, new_job_ids
 from jobmaster.jobs.options import QUERY_NAMES, HandlerOptions, JobOptions, JobQuery, check_names
@@ -42,7 +44,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("jobmaster")
 
-F = TypeVar("F", bound=HandlerFunc)
+P = ParamSpec("P")
+R = TypeVar("R")
 RunMiddlewareT = TypeVar("RunMiddlewareT", bound=RunMiddleware)
 ScheduleMiddlewareT = TypeVar("ScheduleMiddlewareT", bound=ScheduleMiddleware)
 Hook = Callable[[SimpleNamespace], Awaitable[None] | None]
@@ -125,13 +128,24 @@ class JobMaster:
     @overload
     def handler(
         self,
-        func: F,
+        func: Callable[Concatenate[JobContext, P], R],
         *,
         name: str | None = None,
         retry: RetryPolicy | None = None,
         middleware: Sequence[RunMiddleware] = (),
         **options: Unpack[HandlerOptions],
-    ) -> F: ...
+    ) -> ContextJobHandler[P, R]: ...
+
+    @overload
+    def handler(
+        self,
+        func: Callable[P, R],
+        *,
+        name: str | None = None,
+        retry: RetryPolicy | None = None,
+        middleware: Sequence[RunMiddleware] = (),
+        **options: Unpack[HandlerOptions],
+    ) -> JobHandler[P, R]: ...
 
     @overload
     def handler(
@@ -142,27 +156,32 @@ class JobMaster:
         retry: RetryPolicy | None = None,
         middleware: Sequence[RunMiddleware] = (),
         **options: Unpack[HandlerOptions],
-    ) -> Callable[[F], F]: ...
+    ) -> HandlerDecorator: ...
 
     def handler(
         self,
-        func: F | None = None,
+        func: HandlerFunc | None = None,
         *,
         name: str | None = None,
         retry: RetryPolicy | None = None,
         middleware: Sequence[RunMiddleware] = (),
         **options: Unpack[HandlerOptions],
-    ) -> F | Callable[[F], F]:
+    ) -> Any:
         """Register an `async def` or plain `def` function as a job handler.
 
+        Returns a handler object (`jobmaster.handlers.typed`): callable as the function, and with
+        `.schedule(...)`, `.schedule_many(...)`, `.options(...)` and `.sync` typed by its parameters.
         `retry` replaces the cluster's retry policy for this handler; `middleware` wraps its runs,
         inside the app's own run middleware.
         """
 
-        def register(f: F) -> F:
-            registered = self.registry.register(f, name=name, retry=retry, middleware=middleware, **options)
-            f.__jobmaster_id__ = registered.definition_id  # type: ignore[attr-defined]
-            return f
+        def register(f: HandlerFunc) -> Any:
+            plain = unwrap(f)
+            registered = self.registry.register(
+                plain, name=name, retry=retry, middleware=middleware, **options
+            )
+            plain.__jobmaster_id__ = registered.definition_id  # type: ignore[attr-defined]
+            return handler_object(self, registered)
 
         return register(func) if func is not None else register
 
