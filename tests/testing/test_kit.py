@@ -55,9 +55,12 @@ async def test_inline_runs_each_handler_at_once_without_a_database(
         await jm.schedule(add, {"a": 1, "b": 2})
         assert seen == [(1, "inline", True)]  # ran before schedule returned
         await jm.schedule_many(shout, [{"text": "a"}, {"text": "b"}])
-    assert [r.status for r in mode.runs] == [JobStatus.Succeeded] * 3
+        await add.schedule(a=2, b=3)  # the typed call path goes through the same seam
+        await add.options(priority="high").schedule(4, 5)
+        assert_scheduled(add, {"a": 4, "b": 5}, priority="high", count=1)
+    assert [r.status for r in mode.runs] == [JobStatus.Succeeded] * 5
     # Results come back through JSON, as the master stores them: the tuple is a list.
-    assert mode.results(add) == [3] and mode.results(shout) == [["A", 1], ["B", 1]]
+    assert mode.results(add) == [3, 5, 9] and mode.results(shout) == [["A", 1], ["B", 1]]
     assert mode.runs[0].job.result == 3
     assert not jm.is_open and list(tmp_path.iterdir()) == []
 
