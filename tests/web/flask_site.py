@@ -1,5 +1,5 @@
-"""The Flask app the Flask tests use, made by a factory as Flask apps are; FLASK_SITE_MASTER and
-FLASK_SITE_CLUSTER name the cluster, and the worker process imports this module (`app` is made at
+"""The Flask app the Flask tests use, made by a factory as Flask apps are; JMTEST_FLASK_MASTER and
+JMTEST_FLASK_CLUSTER name the cluster, and the worker process imports this module (`app` is made at
 import) and runs `jobmaster worker --app flask_site:jm`."""
 
 from __future__ import annotations
@@ -40,10 +40,10 @@ def create_app(**config: Any) -> Flask:
     app = Flask("flask_site")
     app.config.update(
         SITE_LABEL="site",
-        RUNS_FILE=os.environ.get("FLASK_SITE_RUNS", "runs.txt"),
+        RUNS_FILE=os.environ.get("JMTEST_FLASK_RUNS", "runs.txt"),
         JOBMASTER={
-            "cluster_id": os.environ.get("FLASK_SITE_CLUSTER", "flask-site"),
-            "master": os.environ.get("FLASK_SITE_MASTER", "sqlite:///flask-site.db"),
+            "cluster_id": os.environ.get("JMTEST_FLASK_CLUSTER", "flask-site"),
+            "master": os.environ.get("JMTEST_FLASK_MASTER", "sqlite:///flask-site.db"),
         },
     )
     app.config.update(config)
@@ -61,5 +61,5 @@ def create_app(**config: Any) -> Flask:
     return app
 
 
-if os.environ.get("FLASK_SITE_WORKER") == "1":
+if os.environ.get("JMTEST_FLASK_WORKER") == "1":
     app = create_app()

@@ -28,24 +28,24 @@ def site_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[st
     else:
         master = request.getfixturevalue("pg_urls")["master"]
     yield {
-        "FLASK_SITE_MASTER": master,
-        "FLASK_SITE_CLUSTER": f"flask-{uuid.uuid4().hex[:10]}",
-        "FLASK_SITE_RUNS": str(tmp_path / "runs.txt"),
+        "JMTEST_FLASK_MASTER": master,
+        "JMTEST_FLASK_CLUSTER": f"flask-{uuid.uuid4().hex[:10]}",
+        "JMTEST_FLASK_RUNS": str(tmp_path / "runs.txt"),
     }
     jm.sync.close()  # the next test's app points the JobMaster elsewhere
 
 
 def _app(env: dict[str, str]) -> Flask:
     """The web process's app (in the test's process) for the same settings as the worker's."""
-    settings = {"cluster_id": env["FLASK_SITE_CLUSTER"], "master": env["FLASK_SITE_MASTER"]}
-    return create_app(TESTING=True, RUNS_FILE=env["FLASK_SITE_RUNS"], JOBMASTER=settings)
+    settings = {"cluster_id": env["JMTEST_FLASK_CLUSTER"], "master": env["JMTEST_FLASK_MASTER"]}
+    return create_app(TESTING=True, RUNS_FILE=env["JMTEST_FLASK_RUNS"], JOBMASTER=settings)
 
 
 def test_a_view_schedules_and_a_real_worker_runs_in_the_app_context(
     site_env: dict[str, str], tmp_path: Path
 ) -> None:
     client = _app(site_env).test_client()
-    env = {**os.environ, **site_env, "FLASK_SITE_WORKER": "1"}
+    env = {**os.environ, **site_env, "JMTEST_FLASK_WORKER": "1"}
     consumer = worker("flask_site:jm", env, tmp_path / "worker.log", Path(__file__).parent)
     try:
         ids = [
@@ -58,7 +58,7 @@ def test_a_view_schedules_and_a_real_worker_runs_in_the_app_context(
     finally:
         code = consumer.stop()
     assert code == 0, consumer.text()
-    lines = sorted(Path(site_env["FLASK_SITE_RUNS"]).read_text().splitlines())
+    lines = sorted(Path(site_env["JMTEST_FLASK_RUNS"]).read_text().splitlines())
     pid = consumer.proc.pid
     assert lines == [f"async {pid} flask_site site", f"sync {pid} flask_site site"]
 

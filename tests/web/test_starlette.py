@@ -39,14 +39,14 @@ def web_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
         master = request.getfixturevalue("pg_urls")["master"]
     return {
         **os.environ,
-        "WEB_MASTER": master,
-        "WEB_CLUSTER": f"web-{uuid.uuid4().hex[:10]}",
-        "WEB_RUNS": str(tmp_path / "runs.txt"),
+        "JMTEST_WEB_MASTER": master,
+        "JMTEST_WEB_CLUSTER": f"web-{uuid.uuid4().hex[:10]}",
+        "JMTEST_WEB_RUNS": str(tmp_path / "runs.txt"),
     }
 
 
 def _runs(env: dict[str, str]) -> dict[str, int]:
-    path = Path(env["WEB_RUNS"])
+    path = Path(env["JMTEST_WEB_RUNS"])
     lines = path.read_text().split("\n") if path.exists() else []
     return {note: int(pid) for note, pid in (line.split() for line in lines if line)}
 
@@ -79,7 +79,7 @@ def test_a_view_schedules_a_job_that_a_separate_worker_runs(web_env: dict[str, s
 
 
 def test_embedded_workers_run_in_the_uvicorn_process(web_env: dict[str, str], tmp_path: Path) -> None:
-    server = uvicorn("web_app:app", {**web_env, "WEB_EMBED": "1"}, tmp_path / "uvicorn.log", HERE)
+    server = uvicorn("web_app:app", {**web_env, "JMTEST_WEB_EMBED": "1"}, tmp_path / "uvicorn.log", HERE)
     try:
         _schedule_and_wait(server, "embedded")
         assert _runs(web_env)["embedded"] == server.proc.pid
@@ -94,9 +94,14 @@ def test_uvicorn_workers_n_runs_n_sets_of_embedded_workers(tmp_path: Path) -> No
     """`uvicorn --workers 2`, as docs/web.md warns: each server process runs the lifespan, so the
     cluster gets a live worker in each process where the app configures one."""
     master = f"sqlite:///{tmp_path}/web.db"
-    env = {**os.environ, "WEB_MASTER": master, "WEB_CLUSTER": "web-n", "WEB_RUNS": str(tmp_path / "runs.txt")}
+    env = {
+        **os.environ,
+        "JMTEST_WEB_MASTER": master,
+        "JMTEST_WEB_CLUSTER": "web-n",
+        "JMTEST_WEB_RUNS": str(tmp_path / "runs.txt"),
+    }
     log = tmp_path / "uvicorn.log"
-    server = uvicorn("web_app:app", {**env, "WEB_EMBED": "1"}, log, HERE, "--workers", "2")
+    server = uvicorn("web_app:app", {**env, "JMTEST_WEB_EMBED": "1"}, log, HERE, "--workers", "2")
 
     def started() -> set[int]:
         return {int(pid) for pid in STARTED.findall(server.text())}
@@ -118,10 +123,10 @@ def test_reload_stops_the_embedded_workers_and_starts_new_ones(tmp_path: Path) -
     shutil.copy(HERE / "web_app.py", tmp_path / "web_app.py")
     env = {
         **os.environ,
-        "WEB_MASTER": f"sqlite:///{tmp_path}/web.db",
-        "WEB_CLUSTER": "web-reload",
-        "WEB_RUNS": str(tmp_path / "runs.txt"),
-        "WEB_EMBED": "1",
+        "JMTEST_WEB_MASTER": f"sqlite:///{tmp_path}/web.db",
+        "JMTEST_WEB_CLUSTER": "web-reload",
+        "JMTEST_WEB_RUNS": str(tmp_path / "runs.txt"),
+        "JMTEST_WEB_EMBED": "1",
     }
     options = ("--reload", "--reload-dir", str(tmp_path))
     server = uvicorn("web_app:app", env, tmp_path / "uvicorn.log", tmp_path, *options)
@@ -147,12 +152,12 @@ def test_the_embedded_stop_is_bounded(tmp_path: Path) -> None:
     """A job that never ends and a grace of 10 minutes: shutdown_timeout=2 still ends the server."""
     env = {
         **os.environ,
-        "WEB_MASTER": f"sqlite:///{tmp_path}/web.db",
-        "WEB_CLUSTER": "web-stop",
-        "WEB_RUNS": str(tmp_path / "runs.txt"),
-        "WEB_EMBED": "1",
-        "WEB_SHUTDOWN_GRACE": "600",
-        "WEB_SHUTDOWN_TIMEOUT": "2",
+        "JMTEST_WEB_MASTER": f"sqlite:///{tmp_path}/web.db",
+        "JMTEST_WEB_CLUSTER": "web-stop",
+        "JMTEST_WEB_RUNS": str(tmp_path / "runs.txt"),
+        "JMTEST_WEB_EMBED": "1",
+        "JMTEST_WEB_SHUTDOWN_GRACE": "600",
+        "JMTEST_WEB_SHUTDOWN_TIMEOUT": "2",
     }
     server = uvicorn("web_app:app", env, tmp_path / "uvicorn.log", HERE)
     try:
@@ -170,9 +175,9 @@ def test_a_master_out_of_reach_fails_the_startup_saying_so(tmp_path: Path) -> No
     that cannot schedule, and its log names the master."""
     env = {
         **os.environ,
-        "WEB_MASTER": "postgresql://nobody@127.0.0.1:1/jobs",
-        "WEB_CLUSTER": "web-unreachable",
-        "WEB_RUNS": str(tmp_path / "runs.txt"),
+        "JMTEST_WEB_MASTER": "postgresql://nobody@127.0.0.1:1/jobs",
+        "JMTEST_WEB_CLUSTER": "web-unreachable",
+        "JMTEST_WEB_RUNS": str(tmp_path / "runs.txt"),
     }
     command = [sys.executable, "-m", "uvicorn", "web_app:app", "--port", "0"]
     server = Served(command, env, tmp_path / "uvicorn.log", HERE)

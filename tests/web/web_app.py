@@ -1,8 +1,8 @@
-"""The FastAPI app the Starlette/FastAPI tests serve with a real uvicorn, configured by WEB_* variables.
+"""The FastAPI app the Starlette/FastAPI tests serve with a real uvicorn, configured by JMTEST_WEB_*.
 
-WEB_MASTER and WEB_CLUSTER name the cluster, WEB_RUNS a file each run appends "job_id pid" to,
-WEB_EMBED=1 runs the workers in the uvicorn process (`lifespan(jm, workers=True)`), and
-WEB_SHUTDOWN_TIMEOUT bounds their stop.
+JMTEST_WEB_MASTER and JMTEST_WEB_CLUSTER name the cluster, JMTEST_WEB_RUNS a file each run appends
+"note pid" to, JMTEST_WEB_EMBED=1 runs the workers in the uvicorn process (`lifespan(jm,
+workers=True)`), JMTEST_WEB_SHUTDOWN_GRACE and JMTEST_WEB_SHUTDOWN_TIMEOUT bound their stop.
 """
 
 from __future__ import annotations
@@ -19,18 +19,18 @@ from jobmaster.contrib.starlette import get_jobmaster, lifespan
 
 logging.basicConfig(level=logging.INFO)  # as an app shows its own logs next to uvicorn's
 jm = JobMaster(
-    os.environ["WEB_CLUSTER"],
-    os.environ["WEB_MASTER"],
+    os.environ["JMTEST_WEB_CLUSTER"],
+    os.environ["JMTEST_WEB_MASTER"],
     workers=[{"name": "web"}],
     heartbeat_interval=0.3,
-    shutdown_grace=float(os.environ.get("WEB_SHUTDOWN_GRACE", "10")),
+    shutdown_grace=float(os.environ.get("JMTEST_WEB_SHUTDOWN_GRACE", "10")),
 )
 JM = Annotated[JobMaster, Depends(get_jobmaster)]
 
 
 @jm.handler
 async def record(note: str) -> None:
-    with open(os.environ["WEB_RUNS"], "a") as runs:
+    with open(os.environ["JMTEST_WEB_RUNS"], "a") as runs:
         runs.write(f"{note} {os.getpid()}\n")
 
 
@@ -44,8 +44,8 @@ async def hang() -> None:
 app = FastAPI(
     lifespan=lifespan(
         jm,
-        workers=os.environ.get("WEB_EMBED") == "1",
-        shutdown_timeout=os.environ.get("WEB_SHUTDOWN_TIMEOUT"),
+        workers=os.environ.get("JMTEST_WEB_EMBED") == "1",
+        shutdown_timeout=os.environ.get("JMTEST_WEB_SHUTDOWN_TIMEOUT"),
     )
 )
 
