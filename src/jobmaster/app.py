@@ -254,7 +254,7 @@ class JobMaster:
         if self._runtime is not None:
             runtime, self._runtime = self._runtime, None
             # A scheduling call after this opens the cluster anew instead of reaching the closed one.
-            self._publisher = self._manager = None
+            self._publisher = self._manager = self._results = None
             await runtime.close()
 
     async def __aenter__(self) -> JobMaster:
