@@ -219,8 +219,9 @@ async def test_cluster_runs_jobs_through_the_engine_and_drains(tmp_path: Path) -
     async def fan_out(count: int) -> None:
         await jm.schedule_many(greet, [{"name": str(i)} for i in range(count)])
 
-    async with cluster(jm) as c:
+    async with cluster(jm, lanes=["Extra"]) as c:
         await jm.schedule(greet, {"name": "ada"})
+        await jm.schedule(greet, {"name": "x"}, lane="Extra")  # a lane only a call names
         await jm.schedule(broken)
         await jm.schedule(greet, {"name": "later"}, delay="1h")
         await jm.schedule(fan_out, {"count": 3})
@@ -228,9 +229,17 @@ async def test_cluster_runs_jobs_through_the_engine_and_drains(tmp_path: Path) -
         by_handler: dict[str, list[Any]] = {}
         for job in ran:
             by_handler.setdefault(job.definition_id.rsplit(".", 1)[-1], []).append(job)
-        assert len(by_handler["greet"]) == 4 and len(by_handler["fan_out"]) == 1
+        assert len(by_handler["greet"]) == 5 and len(by_handler["fan_out"]) == 1
+        assert {j.lane for j in by_handler["greet"]} == {"Default", "Extra"}
+        assert by_handler["fan_out"][0].lane == "Mail"  # the handler's lane has a worker too
         assert all(j.status is JobStatus.Succeeded for j in by_handler["greet"] + by_handler["fan_out"])
-        assert sorted(j.result for j in by_handler["greet"]) == ["hello 0", "hello 1", "hello 2", "hello ada"]
+        assert sorted(j.result for j in by_handler["greet"]) == [
+            "hello 0",
+            "hello 1",
+            "hello 2",
+            "hello ada",
+            "hello x",
+        ]
         [failed] = by_handler["broken"]
         assert failed.status is JobStatus.Failed and failed.attempts == 2
         assert_scheduled(greet, {"name": "later"}, count=1)
@@ -238,7 +247,7 @@ async def test_cluster_runs_jobs_through_the_engine_and_drains(tmp_path: Path) -
         [late] = await c.drain(with_scheduled=True)
         assert late.data == {"name": "later"} and late.status is JobStatus.Succeeded
         assert late.result == "hello later"
-        assert c.database.exists() and len(await c.jobs(greet)) == 5
+        assert c.database.exists() and len(await c.jobs(greet)) == 6
     assert jm.config is original and not jm.is_open
 
 
