@@ -1,5 +1,6 @@
 """A FastAPI app whose views schedule jobs, and a separate worker that runs them (the recommended
-layout: the web processes only schedule, however many uvicorn runs). From the repository root:
+layout: the web processes only schedule, however many uvicorn runs). From the repository root,
+with `pip install 'jobmaster[web]'`:
 
     jobmaster worker --app examples.fastapi_app:jm            # the worker (any number of them)
     uvicorn examples.fastapi_app:app                          # the web app

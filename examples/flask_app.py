@@ -1,5 +1,6 @@
 """A Flask app whose views schedule jobs with the sync API, and a worker that runs them inside the
-app's context (handlers see `current_app` and its config). From the repository root:
+app's context (handlers see `current_app` and its config). From the repository root,
+with `pip install 'jobmaster[flask]'`:
 
     jobmaster worker --app examples.flask_app:jm              # the worker
     flask --app examples.flask_app run                        # the web app
