@@ -15,6 +15,9 @@ from jobmaster.agents.base import AgentTransport
 from jobmaster.backends import make_agent
 from jobmaster.master.base import MasterStore
 
+#: pytester runs a user's test file in a real pytest process (the testing kit's plugin, tests/testing).
+pytest_plugins = ["pytester"]
+
 #: The bench CPU test's bulk phases: a few clock ticks on a fast host, and a few dozen.
 BENCH_JOBS = (300, 3000)
 

@@ -176,3 +176,11 @@ def worker_through_outage(directory: Path, job_id: str, bring_up: Callable[[], N
         _, logs = worker.communicate(timeout=60)
     assert worker.returncode == 0, logs
     return logs
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    """Poll `check` until it holds; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"{what}: not reached within {timeout:g}s"
+        time.sleep(0.05)

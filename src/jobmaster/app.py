@@ -14,14 +14,16 @@ from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, TypeVar, Unpack, overload
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, Unpack, overload
 
 from jobmaster.config.loading import KEYWORD, load_with_sources, validate
 from jobmaster.config.settings import WorkerConfig
 from jobmaster.durations import parse_duration
 from jobmaster.errors import ConfigError, NotOpenError, QueryError, ScheduleError
 from jobmaster.events import EventBus, JobScheduled
+from jobmaster.handlers.context import JobContext
 from jobmaster.handlers.registry import HandlerFunc, HandlerRegistry
+from jobmaster.handlers.typed import ContextJobHandler, HandlerDecorator, JobHandler, handler_object, unwrap
 from jobmaster.inspection import Inspector
 from jobmaster.jobs.model import Attempt, Job, JobFilter, JobStatus, new_job_ids
 from jobmaster.jobs.options import QUERY_NAMES, HandlerOptions, JobOptions, JobQuery, check_names
@@ -43,7 +45,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("jobmaster")
 
-F = TypeVar("F", bound=HandlerFunc)
+P = ParamSpec("P")
+R = TypeVar("R")
 RunMiddlewareT = TypeVar("RunMiddlewareT", bound=RunMiddleware)
 ScheduleMiddlewareT = TypeVar("ScheduleMiddlewareT", bound=ScheduleMiddleware)
 Hook = Callable[[SimpleNamespace], Awaitable[None] | None]
@@ -126,13 +129,24 @@ class JobMaster:
     @overload
     def handler(
         self,
-        func: F,
+        func: Callable[Concatenate[JobContext, P], R],
         *,
         name: str | None = None,
         retry: RetryPolicy | None = None,
         middleware: Sequence[RunMiddleware] = (),
         **options: Unpack[HandlerOptions],
-    ) -> F: ...
+    ) -> ContextJobHandler[P, R]: ...
+
+    @overload
+    def handler(
+        self,
+        func: Callable[P, R],
+        *,
+        name: str | None = None,
+        retry: RetryPolicy | None = None,
+        middleware: Sequence[RunMiddleware] = (),
+        **options: Unpack[HandlerOptions],
+    ) -> JobHandler[P, R]: ...
 
     @overload
     def handler(
@@ -143,27 +157,32 @@ class JobMaster:
         retry: RetryPolicy | None = None,
         middleware: Sequence[RunMiddleware] = (),
         **options: Unpack[HandlerOptions],
-    ) -> Callable[[F], F]: ...
+    ) -> HandlerDecorator: ...
 
     def handler(
         self,
-        func: F | None = None,
+        func: HandlerFunc | None = None,
         *,
         name: str | None = None,
         retry: RetryPolicy | None = None,
         middleware: Sequence[RunMiddleware] = (),
         **options: Unpack[HandlerOptions],
-    ) -> F | Callable[[F], F]:
+    ) -> Any:
         """Register an `async def` or plain `def` function as a job handler.
 
+        Returns a handler object (`jobmaster.handlers.typed`): callable as the function, and with
+        `.schedule(...)`, `.schedule_many(...)`, `.options(...)` and `.sync` typed by its parameters.
         `retry` replaces the cluster's retry policy for this handler; `middleware` wraps its runs,
         inside the app's own run middleware.
         """
 
-        def register(f: F) -> F:
-            registered = self.registry.register(f, name=name, retry=retry, middleware=middleware, **options)
-            f.__jobmaster_id__ = registered.definition_id  # type: ignore[attr-defined]
-            return f
+        def register(f: HandlerFunc) -> Any:
+            plain = unwrap(f)
+            registered = self.registry.register(
+                plain, name=name, retry=retry, middleware=middleware, **options
+            )
+            plain.__jobmaster_id__ = registered.definition_id  # type: ignore[attr-defined]
+            return handler_object(self, registered)
 
         return register(func) if func is not None else register
 
@@ -235,8 +254,11 @@ class JobMaster:
         )
 
     async def close(self) -> None:
+        """Close the connections; the app may be opened again (with a changed configuration too)."""
         if self._runtime is not None:
             runtime, self._runtime = self._runtime, None
+            # A scheduling call after this opens the cluster anew instead of reaching the closed one.
+            self._publisher = self._manager = self._results = None
             await runtime.close()
 
     async def __aenter__(self) -> JobMaster:
@@ -374,15 +396,21 @@ class JobMaster:
         return [j.id for j in jobs]
 
     async def _publish(self, jobs: list[Job], connection: Any) -> None:
+        if self._schedule_middleware:
+            innermost = partial(self._write, connection=connection)
+            await compose_schedule(self._schedule_middleware, innermost)(jobs)
+        else:
+            await self._write(jobs, connection)
+
+    async def _write(self, jobs: list[Job], connection: Any) -> None:
+        """The innermost step of a scheduling call: it opens the cluster on first use, so a schedule
+        middleware that takes the jobs elsewhere (`jobmaster.testing`'s inline mode) needs no
+        database."""
         if self._publisher is None:
             await self.open()
         publisher = self._publisher
         assert publisher is not None
-        if self._schedule_middleware:
-            innermost = partial(publisher.publish, connection=connection)
-            await compose_schedule(self._schedule_middleware, innermost)(jobs)
-        else:
-            await publisher.publish(jobs, connection)
+        await publisher.publish(jobs, connection)
         if self.events.wants(JobScheduled):
             for job in jobs:
                 self.events.emit(JobScheduled(job))

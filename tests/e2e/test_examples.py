@@ -1,4 +1,5 @@
-"""The examples are runnable: blueprint A and the publisher/consumer split with real processes."""
+"""The examples are runnable: blueprint A, the publisher/consumer split, the mixed cluster and the web
+apps (FastAPI under uvicorn, Flask under its server) with real processes, as their docstrings say."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ import uuid
 from pathlib import Path
 
 import asyncpg
+import httpx
 
-from helpers import drop_agent
+from helpers import drop_agent, wait_until
 from jobmaster import JobMaster, Priority, WorkerMode
+from serving import Served, uvicorn, worker
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The NATS agent of the examples that have one; its stream is the test cluster's own.
@@ -110,3 +113,56 @@ def test_blueprints_configure_what_the_guide_says() -> None:
     assert standard.mode is WorkerMode.full
     assert (standard.transfer_batch_size, standard.bucket_buffer_size) == (500, 100)
     assert standard.bucket_count(Priority.Medium) == 3 and standard.bucket_count(Priority.High) == 2
+
+
+def _signup_runs(server: Served) -> dict[str, str]:
+    """What the web examples' docstrings do with curl: sign up, follow the job to its end, and
+    return what its result view says."""
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        signup = client.post("/signup", params={"email": "ada@example.com"}).raise_for_status()
+        job_id = signup.json()["job_id"]
+
+        def succeeded() -> bool:
+            return bool(client.get(f"/jobs/{job_id}").raise_for_status().json()["status"] == "Succeeded")
+
+        wait_until(succeeded, f"the example's job {job_id} succeeded")
+        result: dict[str, str] = client.get(f"/jobs/{job_id}/result").raise_for_status().json()["result"]
+        return result
+
+
+def test_fastapi_example_with_a_separate_worker(pg_urls, tmp_path: Path) -> None:
+    env = _env(pg_urls, f"example-{uuid.uuid4().hex[:10]}")
+    consumer = worker("examples.fastapi_app:jm", env, tmp_path / "worker.log", ROOT)
+    server = uvicorn("examples.fastapi_app:app", env, tmp_path / "uvicorn.log", ROOT)
+    try:
+        assert _signup_runs(server) == {"sent_to": "ada@example.com"}
+    finally:
+        codes = (server.stop(), consumer.stop())
+    # uvicorn raises the SIGTERM again once it has stopped gracefully (its exit status says why).
+    assert codes == (-signal.SIGTERM, 0), server.text() + consumer.text()
+
+
+def test_fastapi_example_with_embedded_workers(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "EXAMPLES_EMBED": "1"}
+    env["EXAMPLES_MASTER"] = f"sqlite:///{tmp_path}/examples.db"
+    server = uvicorn("examples.fastapi_app:app", env, tmp_path / "uvicorn.log", ROOT)
+    try:
+        assert _signup_runs(server) == {"sent_to": "ada@example.com"}
+    finally:
+        code = server.stop()
+    assert code == -signal.SIGTERM and "Application shutdown complete" in server.text(), server.text()
+
+
+def test_flask_example_with_a_worker(pg_urls, tmp_path: Path) -> None:
+    env = _env(pg_urls, f"example-{uuid.uuid4().hex[:10]}")
+    consumer = worker("examples.flask_app:jm", env, tmp_path / "worker.log", ROOT)
+    command = [sys.executable, "-m", "flask", "--app", "examples.flask_app", "run", "--port", "0"]
+    server = Served(command, env, tmp_path / "flask.log", ROOT)
+    try:
+        server.wait_listening(r"Running on (http://127\.0\.0\.1:\d+)")
+        assert _signup_runs(server) == {"sent_to": "ada@example.com", "sent_from": "welcome@example.com"}
+    finally:
+        server.stop()  # the development server has no SIGTERM handler of its own
+        code = consumer.stop()
+    assert code == 0, consumer.text()
+    assert "welcome mail to ada@example.com from welcome@example.com" in consumer.text()

@@ -46,6 +46,21 @@ async def test_a_returned_value_is_stored_and_none_stores_nothing(make_app, star
     assert [a.outcome for a in await app.job_attempts(ids[0])] == ["succeeded"]
 
 
+async def test_run_middleware_passes_the_result_on_or_replaces_it(make_app, start) -> None:
+    app: JobMaster = make_app()
+
+    async def wrapped(call_next, job):  # type: ignore[no-untyped-def]
+        return {"wrapped": await call_next(), "handler": job.definition_id.rsplit(".", 1)[-1]}
+
+    @app.handler(middleware=[wrapped])
+    def three() -> int:
+        return 3
+
+    running = await start(app)
+    job = await running.wait_status(await app.schedule(three), "Succeeded")
+    assert job.result == {"wrapped": 3, "handler": "three"}
+
+
 async def test_a_result_over_max_result_bytes_fails_the_job_without_a_retry(make_app, start) -> None:
     app: JobMaster = make_app(max_result_bytes=64)
 

@@ -1,5 +1,6 @@
-"""The backend drivers are optional: SQLite runs without them, and a URL that needs one says which
-extra installs it. Each test runs a fresh interpreter, since this one has every driver loaded."""
+"""The backend drivers and the web frameworks are optional: SQLite runs without them, and a URL or an
+integration that needs one says which extra installs it. Each test runs a fresh interpreter, since
+this one has every driver loaded."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ import textwrap
 from pathlib import Path
 
 DRIVERS = ("asyncpg", "asyncmy", "nats")
+#: The frameworks of jobmaster.contrib (the `web` and `flask` extras).
+FRAMEWORKS = ("starlette", "fastapi", "uvicorn", "flask")
 
-#: Makes the drivers impossible to import, as in an environment installed without the extras.
+#: Makes the drivers and frameworks impossible to import, as in an environment installed without
+#: the extras.
 BLOCK_DRIVERS = f"""
 import sys
 
-BLOCKED = {DRIVERS!r}
+BLOCKED = {DRIVERS + FRAMEWORKS!r}
 
 
 class NotInstalled:
@@ -123,6 +127,27 @@ except ConfigError as exc:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("nats:// needs the 'nats' extra: pip install 'jobmaster[nats]'")
+
+
+def test_an_integration_without_its_framework_names_the_extra(tmp_path: Path) -> None:
+    result = _run(
+        BLOCK_DRIVERS
+        + """
+for module in ("jobmaster.contrib.starlette", "jobmaster.contrib.flask"):
+    try:
+        __import__(module)
+    except ModuleNotFoundError as exc:
+        print(exc)
+""",
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "jobmaster.contrib.starlette needs the 'web' extra (starlette is not installed):"
+        " pip install 'jobmaster[web]'",
+        "jobmaster.contrib.flask needs the 'flask' extra (flask is not installed):"
+        " pip install 'jobmaster[flask]'",
+    ]
 
 
 def test_validating_a_config_of_every_backend_imports_no_driver(tmp_path: Path) -> None:

@@ -7,7 +7,10 @@ import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from jobmaster.jobs.model import Job
 
 
 @dataclass(slots=True)
@@ -39,3 +42,20 @@ class JobContext:
     @staticmethod
     def utc(ts: float) -> datetime:
         return datetime.fromtimestamp(ts, UTC)
+
+
+def context_for(job: Job, worker_id: str, state: SimpleNamespace) -> JobContext:
+    """The context of one run of `job` (a worker's bucket, or `jobmaster.testing`'s inline mode)."""
+    return JobContext(
+        job_id=job.id,
+        definition_id=job.definition_id,
+        attempt=job.attempts,
+        scheduled_at=JobContext.utc(job.scheduled_at),
+        data=job.data,
+        metadata=job.metadata,
+        priority=job.priority.name,
+        lane=job.lane,
+        worker_id=worker_id,
+        logger=logging.getLogger(f"jobmaster.job.{job.definition_id}"),
+        state=state,
+    )

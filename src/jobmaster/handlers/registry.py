@@ -95,6 +95,33 @@ class Handler:
                 f"job data does not match the parameters of handler {self.definition_id!r}: {exc}"
             ) from None
 
+    def data_of(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The job data of a typed call (`handler.schedule(...)`): positional arguments named after
+        the parameters they bind to, since job data travels by keyword."""
+        if not args:
+            return kwargs
+        context = (None,) if self.wants_context else ()
+        try:
+            bound = self.signature.bind(*context, *args, **kwargs)
+        except TypeError as exc:
+            raise ScheduleError(
+                f"arguments do not match the parameters of handler {self.definition_id!r}: {exc}"
+            ) from None
+        data: dict[str, Any] = {}
+        parameters = self.signature.parameters
+        for name, value in list(bound.arguments.items())[len(context) :]:
+            kind = parameters[name].kind
+            if kind is inspect.Parameter.VAR_KEYWORD:
+                data.update(value)
+            elif kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.VAR_POSITIONAL):
+                raise ScheduleError(
+                    f"handler {self.definition_id!r} takes {name!r} only by position, and job data"
+                    " is passed by keyword: make it a keyword parameter to schedule it"
+                )
+            else:
+                data[name] = value
+        return data
+
 
 def definition_id_of(func: HandlerFunc) -> str:
     """Module-qualified name: stable across processes and restarts, unlike object ids."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
+from operator import attrgetter
 from typing import Any
 
 from jobmaster.db.sqlite import SqliteClient
@@ -74,6 +75,15 @@ def _placed(
 _INSERT_JOB = (
     f"INSERT INTO jm_jobs (cluster_id, {rows.JOB_SELECT}) "
     f"VALUES (?, {', '.join('?' for _ in rows.JOB_COLUMNS)})"
+)
+
+
+#: The VALUES of a succeed statement: its row of placeholders, the SET of a result, the values.
+_PLAIN = ("(?, ?, ?)", "", attrgetter("job_id", "version", "attempt.finished_at"))
+_RESULTS = (
+    "(?, ?, ?, ?)",
+    " result = v.column4,",
+    attrgetter("job_id", "version", "attempt.finished_at", "result"),
 )
 
 
@@ -341,32 +351,33 @@ class SqliteMaster(SqliteClient, QueueHost, SqlMasterStore):
     @staticmethod
     def _succeed(conn: sqlite3.Connection, completions: Sequence[Completion]) -> set[str]:
         """The common outcome as one compare-and-swap statement per chunk (UPDATE ... FROM VALUES):
-        a read of every version and then an update per job cost two index probes per job."""
-        done: set[str] = set()
+        a read of every version and then an update per job cost two index probes per job. Runs that
+        returned something go in statements of their own, so the others' keep their text."""
         returned = [c for c in completions if c.result is not None]
-        if returned:
-            completions = [c for c in completions if c.result is None]
+        if not returned:
+            return SqliteMaster._succeed_chunks(conn, completions, with_result=False)
+        plain = [c for c in completions if c.result is None]
+        done = SqliteMaster._succeed_chunks(conn, plain, with_result=False)
+        return done | SqliteMaster._succeed_chunks(conn, returned, with_result=True)
+
+    @staticmethod
+    def _succeed_chunks(
+        conn: sqlite3.Connection, completions: Sequence[Completion], with_result: bool
+    ) -> set[str]:
+        done: set[str] = set()
+        marks, store, fields = _RESULTS if with_result else _PLAIN
         for start in range(0, len(completions), 300):
             chunk = completions[start : start + 300]
-            values = ", ".join("(?, ?, ?)" for _ in chunk)
-            params = [v for c in chunk for v in (c.job_id, c.version, c.attempt.finished_at)]
+            values = ", ".join(marks for _ in chunk)
+            params = [v for c in chunk for v in fields(c)]
             done.update(
                 row[0]
                 for row in conn.execute(
                     f"UPDATE jm_jobs SET status = {lc.SUCCEEDED}, finished_at = v.column3,"
-                    " lease_expires_at = NULL,"
+                    f" lease_expires_at = NULL,{store}"
                     f" version = version + 1 FROM (VALUES {values}) AS v"
                     " WHERE jm_jobs.id = v.column1 AND jm_jobs.version = v.column2 RETURNING jm_jobs.id",
                     params,
-                )
-            )
-        for c in returned:
-            done.update(
-                row[0]
-                for row in conn.execute(
-                    f"UPDATE jm_jobs SET status = {lc.SUCCEEDED}, finished_at = ?, lease_expires_at = NULL,"
-                    " result = ?, version = version + 1 WHERE id = ? AND version = ? RETURNING id",
-                    (c.attempt.finished_at, c.result, c.job_id, c.version),
                 )
             )
         return done

@@ -25,7 +25,7 @@ from jobmaster.cluster.model import Bucket
 from jobmaster.config.settings import WorkerConfig
 from jobmaster.errors import JobCancelledError, JobTimeoutError, ResultError
 from jobmaster.events import JobStarted, JobSucceeded
-from jobmaster.handlers.context import JobContext
+from jobmaster.handlers.context import JobContext, context_for
 from jobmaster.handlers.registry import Handler
 from jobmaster.jobs import codec
 from jobmaster.jobs.model import Job, JobStatus, run_capacity
@@ -294,19 +294,7 @@ class BucketExecutor:
             self._watch(earliest)
 
     def _context(self, job: Job) -> JobContext:
-        return JobContext(
-            job_id=job.id,
-            definition_id=job.definition_id,
-            attempt=job.attempts,
-            scheduled_at=JobContext.utc(job.scheduled_at),
-            data=job.data,
-            metadata=job.metadata,
-            priority=job.priority.name,
-            lane=job.lane,
-            worker_id=self.worker.id,
-            logger=logging.getLogger(f"jobmaster.job.{job.definition_id}"),
-            state=self.worker.services.state,
-        )
+        return context_for(job, self.worker.id, self.worker.services.state)
 
     async def _run(self, running: Running, handler: Handler | None) -> None:
         job, ctx = running.job, running.ctx
