@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -9,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -126,3 +127,25 @@ def worker_through_outage(directory: Path, job_id: str, bring_up: Callable[[], N
         _, logs = worker.communicate(timeout=60)
     assert worker.returncode == 0, logs
     return logs
+
+
+async def wait_until(
+    check: Callable[[], Awaitable[object]], what: str, timeout: float = 60, every: float = 0.05
+) -> object:
+    """Await `check()` until it returns something truthy, and return that; fail naming `what` once
+    `timeout` seconds have passed. Tests wait for the condition they need, never a fixed time: the
+    machine is loaded, so the deadline is generous and the wait usually ends far sooner."""
+    deadline = time.monotonic() + timeout
+    while not (result := await check()):
+        assert time.monotonic() < deadline, f"{what}: not reached within {timeout:.0f}s"
+        await asyncio.sleep(every)
+    return result
+
+
+def wait_for(check: Callable[[], object], what: str, timeout: float = 60, every: float = 0.05) -> object:
+    """`wait_until` for synchronous code."""
+    deadline = time.monotonic() + timeout
+    while not (result := check()):
+        assert time.monotonic() < deadline, f"{what}: not reached within {timeout:.0f}s"
+        time.sleep(every)
+    return result

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
 import time
 from types import SimpleNamespace
@@ -103,6 +104,13 @@ async def flaky(ctx: JobContext, n: int) -> None:
     await _record(ctx)
     if ctx.attempt == 1:
         raise ConnectionError("first attempt always fails")
+
+
+@app.handler(max_retries=2)
+async def dies(ctx: JobContext, n: int) -> None:
+    """Kills its own worker process on every attempt, as an out-of-memory kill or a segfault would."""
+    await _record(ctx)
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 @app.handler(timeout=0.3, max_retries=1)
