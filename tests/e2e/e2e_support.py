@@ -15,6 +15,8 @@ from typing import Any
 
 import asyncpg
 
+from helpers import wait_until
+
 HERE = Path(__file__).parent
 
 
@@ -117,6 +119,27 @@ async def wait_registered(master: str, cluster: str, workers: int, timeout: floa
                 return
             assert time.monotonic() < deadline, f"{running} of {workers} workers registered"
             await asyncio.sleep(0.1)
+    finally:
+        await conn.close()
+
+
+async def wait_executors(master: str, cluster: str, executors: int, timeout: float = 60) -> None:
+    """Until `executors` workers of the cluster have active buckets: a worker registers before it
+    creates its buckets, and a publisher that finds no bucket takes the NO path."""
+    conn = await asyncpg.connect(master)
+    try:
+
+        async def enough() -> bool:
+            try:
+                with_buckets: int = await conn.fetchval(
+                    "SELECT count(DISTINCT worker_id) FROM jm_buckets WHERE cluster_id = $1 AND status = 1",
+                    cluster,
+                )
+            except asyncpg.UndefinedTableError:
+                return False
+            return with_buckets >= executors
+
+        await wait_until(enough, f"{executors} workers with active buckets", timeout)
     finally:
         await conn.close()
 
