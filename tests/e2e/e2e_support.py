@@ -168,6 +168,12 @@ async def status_counts(master: str, cluster: str) -> Counter[int]:
     return Counter({r[0]: r[1] for r in rows})
 
 
+def claims(logs: Path, name: str) -> int:
+    """How many jobs the coordinator of the worker process `name` claimed, as its log says."""
+    lines = (logs / f"{name}.log").read_text(errors="replace").splitlines()
+    return sum(int(line.split()[1]) for line in lines if line.startswith("claimed "))
+
+
 #: Statuses of a job a worker holds: assigned to its bucket, buffered in its memory, or running.
 HELD_STATUSES = [3, 4, 6]
 
