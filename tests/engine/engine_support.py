@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from jobmaster import JobMaster
@@ -84,3 +89,25 @@ async def on_mysql(url: str, statement: str) -> None:
             await cursor.execute(statement)
     finally:
         await conn.ensure_closed()
+
+
+#: The script of `killed_holding_jobs`.
+VICTIM = Path(__file__).with_name("victim_app.py")
+
+
+async def killed_holding_jobs(spec: dict[str, Any]) -> list[str]:
+    """Run `victim_app.py` with `spec` as a real process, wait until its buckets hold the jobs it
+    scheduled, SIGKILL it, and return the ids of those jobs."""
+    victim = subprocess.Popen(
+        [sys.executable, str(VICTIM), json.dumps(spec)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert victim.stdout is not None
+        line = await asyncio.wait_for(asyncio.to_thread(victim.stdout.readline), 120)
+        assert line, f"the victim exited with {victim.wait()} before its buckets held its jobs"
+        ids: list[str] = json.loads(line)
+    finally:
+        victim.send_signal(signal.SIGKILL)
+        code = victim.wait(30)
+    assert code == -signal.SIGKILL, f"the victim exited with {code} before the kill"
+    return ids
