@@ -123,6 +123,14 @@ async def dies(ctx: JobContext, n: int) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+@app.handler(max_retries=3)
+async def stalls_once(ctx: JobContext, n: int) -> None:
+    """Its first run outlasts any stop test's patience (two minutes); a later run returns at once."""
+    await _record(ctx)
+    if ctx.attempt == 1:
+        await asyncio.sleep(120)
+
+
 @app.handler(timeout=0.3, max_retries=1)
 async def too_slow(ctx: JobContext, n: int) -> None:
     await _record(ctx)
