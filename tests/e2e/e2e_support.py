@@ -123,17 +123,22 @@ async def wait_registered(master: str, cluster: str, workers: int, timeout: floa
         await conn.close()
 
 
-async def wait_executors(master: str, cluster: str, executors: int, timeout: float = 60) -> None:
-    """Until `executors` workers of the cluster have active buckets: a worker registers before it
-    creates its buckets, and a publisher that finds no bucket takes the NO path."""
+async def wait_executors(
+    master: str, cluster: str, executors: int, timeout: float = 60, name: str | None = None
+) -> None:
+    """Until `executors` workers of the cluster (named `name` if given) have active buckets: a
+    worker registers before it creates its buckets, and a publisher that finds no bucket takes the
+    NO path."""
     conn = await asyncpg.connect(master)
     try:
 
         async def enough() -> bool:
             try:
                 with_buckets: int = await conn.fetchval(
-                    "SELECT count(DISTINCT worker_id) FROM jm_buckets WHERE cluster_id = $1 AND status = 1",
+                    "SELECT count(DISTINCT worker_id) FROM jm_buckets WHERE cluster_id = $1 AND status = 1"
+                    " AND worker_id LIKE $2",
                     cluster,
+                    "%" if name is None else f"{name}-%",
                 )
             except asyncpg.UndefinedTableError:
                 return False

@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 import asyncpg
+from e2e_support import wait_registered
 
 from helpers import drop_agent
 from jobmaster import JobMaster, Priority, WorkerMode
@@ -60,7 +61,7 @@ async def _run_example(
     env = _env(pg_urls, cluster)
     procs = [_worker(app, env, tmp_path / f"{i}.log") for i, app in enumerate(apps)]
     try:
-        await asyncio.sleep(2.0)  # workers up, schema migrated
+        await wait_registered(pg_urls["master"], cluster, len(procs))  # workers up, schema migrated
         before = await _succeeded(pg_urls["master"], cluster)
         subprocess.run([sys.executable, "-m", module, str(count)], cwd=ROOT, env=env, check=True, timeout=120)
         deadline = time.monotonic() + 60
