@@ -51,7 +51,8 @@ async def test_publisher_killed_after_calls_return_loses_nothing(processes: Proc
     assert publisher.stdout is not None
     ids: list[str] = []
     while len(ids) < 1500:
-        line = await asyncio.to_thread(publisher.stdout.readline)
+        line = await asyncio.wait_for(asyncio.to_thread(publisher.stdout.readline), 60)
+        assert line, f"the publisher ended after {len(ids)} jobs"
         ids.append(line.decode().strip())
     publisher.send_signal(signal.SIGKILL)
     publisher.wait()
