@@ -13,6 +13,7 @@ import signal
 import time
 
 import asyncpg
+import pytest
 from e2e_support import (
     Processes,
     check_runs_against_attempts,
@@ -40,6 +41,7 @@ def _role(kind: str, generation: int) -> list[dict[str, object]]:
     return [{"name": name, "agent": "pg-agent", "mode": "drain"}]
 
 
+@pytest.mark.timeout(900)  # its own deadline is 600 s
 async def test_random_worker_kills_lose_nothing(processes: Processes, pg_urls) -> None:
     master = pg_urls["master"]
     await create_runs_table(master)
@@ -165,6 +167,7 @@ async def test_recovery_time_with_default_settings(processes: Processes, pg_urls
     assert recovery < 20
 
 
+@pytest.mark.timeout(600)
 async def test_a_job_that_kills_its_worker_every_time_ends_failed(processes: Processes, pg_urls) -> None:
     """A job whose run SIGKILLs its worker process each time spends its retry budget on lost runs:
     each run is recorded as `lost`, the next one waits the retry back-off, and the job ends Failed

@@ -7,6 +7,7 @@ import signal
 import time
 
 import asyncpg
+import pytest
 from e2e_support import Processes, claims, create_runs_table, status_counts, wait_executors, wait_registered
 
 from helpers import wait_until
@@ -37,6 +38,7 @@ async def _runs(master: str, ids: list[str]) -> dict[str, list[asyncpg.Record]]:
     return runs
 
 
+@pytest.mark.timeout(600)
 async def test_split_fleet_runs_every_job_once_on_the_right_workers(processes: Processes, pg_urls) -> None:
     """Publisher-only, coordinator-only and two execution processes; general and critical fleets."""
     await create_runs_table(pg_urls["master"])

@@ -104,6 +104,7 @@ async def _wait_executors(master: str, cluster: str, executors: int) -> None:
     await wait_until(enough, f"{executors} workers with active buckets")
 
 
+@pytest.mark.timeout(600)
 async def test_mariadb_standalone_publisher_and_two_workers(
     mysql_processes: MysqlProcesses, mysql_urls: dict[str, str]
 ) -> None:
@@ -147,6 +148,7 @@ async def test_mariadb_standalone_publisher_and_two_workers(
     print(f"\n5000 jobs, MariaDB standalone, 2 worker processes, {took:.1f}s; per process {dict(workers)}")
 
 
+@pytest.mark.timeout(600)
 async def test_mixed_cluster_postgres_master_with_mariadb_and_postgres_agents(
     pg_urls: dict[str, str], mysql_urls: dict[str, str], cluster_id: str, tmp_path: Path
 ) -> None:

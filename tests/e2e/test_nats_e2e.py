@@ -188,6 +188,7 @@ async def test_nats_agent_split_fleet(shared_nats: str, processes: Processes, pg
     )
 
 
+@pytest.mark.timeout(600)
 async def test_nats_server_killed_mid_run(processes: Processes, pg_urls, tmp_path: Path) -> None:
     """SIGKILL the agent's nats-server mid-run, restart it on the same store: every job runs once.
 
@@ -268,6 +269,7 @@ def _chaos_role(kind: str, generation: int) -> list[dict[str, object]]:
     return [{"name": name, "agent": AGENT, "mode": "drain"}]
 
 
+@pytest.mark.timeout(600 + CHAOS_JOBS / 50)  # publishing, then its own limit
 async def test_nats_kill_test(shared_nats: str, processes: Processes, pg_urls) -> None:
     """test_chaos.py's kill test with the agent on NATS: random SIGKILL and replacement of workers."""
     master = pg_urls["master"]

@@ -6,6 +6,7 @@ import asyncio
 import time
 
 import asyncpg
+import pytest
 from e2e_support import Processes, create_runs_table, status_counts, wait_executors
 
 from jobmaster import Priority
@@ -21,6 +22,7 @@ async def _final_counts(master: str, cluster: str) -> dict[str, int]:
     return {names.get(status, f"open:{status}"): n for status, n in counts.items()}
 
 
+@pytest.mark.timeout(600)
 async def test_publisher_and_two_worker_processes(processes: Processes, pg_urls) -> None:
     master = pg_urls["master"]
     await create_runs_table(master)
