@@ -62,7 +62,9 @@ async def test_master_restart_mid_run(private_pg: PrivatePostgres, tmp_path: Pat
             return await _succeeded(url, ids) >= 500
 
         await wait_until(under_way, "500 jobs done before the crash", timeout=120)
+        left = len(ids) - await _succeeded(url, ids)
         await asyncio.to_thread(private_pg.stop, "immediate")  # a crash, not a clean shutdown
+        assert left > 0, "every job was done before the crash"
         await asyncio.sleep(2.0)  # the outage (the fault itself, not a wait for anything)
         await asyncio.to_thread(private_pg.start)
         restarted = time.monotonic()
