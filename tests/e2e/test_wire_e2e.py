@@ -100,7 +100,7 @@ async def test_garbage_pushed_while_a_worker_runs_is_shown_by_jobmaster_jobs(
     processes.agents = {"agent": agent_url}
     processes.settings = SETTINGS
     processes.worker("worker", [{"name": "w", "agent": "agent"}])
-    await wait_registered(pg_urls["master"], processes.cluster, 1)
+    await wait_executors(pg_urls["master"], processes.cluster, 1)  # its buckets, read below
     master = make_master(pg_urls["master"], processes.cluster)
     agent = make_agent(agent_url, processes.cluster, "agent")
     await master.open()

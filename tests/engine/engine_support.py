@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from helpers import wait_until
 from jobmaster import JobMaster
 from jobmaster.db.mysql import connect_args
 
@@ -37,7 +38,7 @@ class Running:
 
     async def start(self) -> Running:
         self.task = asyncio.create_task(self.app.run(handle_signals=False))
-        await self.app.wait_ready()
+        await self.app.wait_ready(timeout=60)  # a loaded machine: room to open and migrate
         return self
 
     async def stop(self) -> None:
@@ -58,11 +59,8 @@ class Running:
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
+    """`helpers.wait_until` at the engine tests' pace (their loops run in this process)."""
+    await wait_until(check, "condition", timeout, every=0.02)
 
 
 #: The database of the `fresh_url` fixture on the PostgreSQL and MySQL servers.
@@ -98,8 +96,12 @@ VICTIM = Path(__file__).with_name("victim_app.py")
 async def killed_holding_jobs(spec: dict[str, Any]) -> list[str]:
     """Run `victim_app.py` with `spec` as a real process, wait until its buckets hold the jobs it
     scheduled, SIGKILL it, and return the ids of those jobs."""
+    tests = str(VICTIM.parent.parent)  # for `helpers`, which engine_support imports
     victim = subprocess.Popen(
-        [sys.executable, str(VICTIM), json.dumps(spec)], stdout=subprocess.PIPE, text=True
+        [sys.executable, str(VICTIM), json.dumps(spec)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")])},
     )
     try:
         assert victim.stdout is not None
