@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 
 from helpers import wait_until
+from jobmaster import JobMaster
 
 HERE = Path(__file__).parent
 
@@ -200,7 +201,7 @@ async def held_by(master: str, cluster: str, worker_name: str) -> int:
     return held
 
 
-async def check_runs_against_attempts(master: str, ids: list[str], killed: list[str]) -> int:
+async def check_runs_against_attempts(master: str, cluster: str, ids: list[str], killed: list[str]) -> int:
     """Cross-check every handler run recorded in `e2e_runs` with the master's `attempts` and the
     attempts `job_attempts()` returns, for jobs that all succeeded; returns how many runs were lost.
 
@@ -246,4 +247,10 @@ async def check_runs_against_attempts(master: str, ids: list[str], killed: list[
                 lost += 1
         for number, worker in ran[job_id].items():
             assert mine.get(number, ("", ""))[0] == worker, (job_id, number, worker, mine)
+    # and through the API itself, for every job that ran more than once
+    app = JobMaster(cluster, master)
+    async with app:
+        for job_id in (j for j in ids if attempts[j] > 1):
+            seen = [(a.attempt, a.worker_id, a.outcome) for a in await app.job_attempts(job_id)]
+            assert seen == [(n, *recorded[job_id][n]) for n in sorted(recorded[job_id])], (job_id, seen)
     return lost

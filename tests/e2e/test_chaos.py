@@ -106,7 +106,7 @@ async def test_random_worker_kills_lose_nothing(processes: Processes, pg_urls) -
     extra = sum(len(r) - 1 for r in repeated.values())
     # The fault happened and mattered: a victim held jobs when it was killed, and runs were lost.
     assert any(held.values()), f"no victim held a job when it was killed: {held}"
-    lost = await check_runs_against_attempts(master, ids, killed)
+    lost = await check_runs_against_attempts(master, processes.cluster, ids, killed)
     assert lost > 0, "no run was lost to a kill: the kills did not hit running jobs"
     print(
         f"\nchaos: {JOBS} jobs, {len(killed)} SIGKILLs (victim: jobs held {held}), {took:.1f}s;"
