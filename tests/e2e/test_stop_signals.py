@@ -11,8 +11,9 @@ from e2e_support import Processes, create_runs_table, wait_registered
 from helpers import wait_until
 from jobmaster import JobMaster, JobStatus
 
-#: Short leases, so the recovery after a stop at once takes seconds.
-SETTINGS = {"heartbeat_interval": 0.3, "worker_timeout": 1.5, "job_lease": 2}
+#: Leases short enough that the recovery after a stop at once takes seconds, long enough that a
+#: loaded machine does not let one lapse while the first worker still runs.
+SETTINGS = {"heartbeat_interval": 0.5, "worker_timeout": 5, "job_lease": 6}
 
 
 async def _running_stalled_job(processes: Processes, master: str) -> tuple[subprocess.Popen[bytes], str]:
