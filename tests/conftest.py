@@ -36,7 +36,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "bench_jobs" in metafunc.fixturenames:
         sizes = [*BENCH_JOBS, *metafunc.config.getoption("--bench-jobs")]
-        metafunc.parametrize("bench_jobs", sizes, ids=[f"{n}-jobs" for n in sizes])
+        # the test gives the bench 120 s + 2 ms a job: so does its timeout, on top of the default
+        params = [pytest.param(n, marks=pytest.mark.timeout(300 + n / 500)) for n in sizes]
+        metafunc.parametrize("bench_jobs", params, ids=[f"{n}-jobs" for n in sizes])
 
 
 PG_BASE = PG_ADMIN_URL.rsplit("/", 1)[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -9,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -178,9 +179,23 @@ def worker_through_outage(directory: Path, job_id: str, bring_up: Callable[[], N
     return logs
 
 
-def wait_until(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    """Poll `check` until it holds; fail naming `what` after `timeout` seconds."""
+async def wait_until(
+    check: Callable[[], Awaitable[object]], what: str, timeout: float = 60, every: float = 0.05
+) -> object:
+    """Await `check()` until it returns something truthy, and return that; fail naming `what` once
+    `timeout` seconds have passed. Tests wait for the condition they need, never a fixed time: the
+    machine is loaded, so the deadline is generous and the wait usually ends far sooner."""
     deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"{what}: not reached within {timeout:g}s"
-        time.sleep(0.05)
+    while not (result := await check()):
+        assert time.monotonic() < deadline, f"{what}: not reached within {timeout:.0f}s"
+        await asyncio.sleep(every)
+    return result
+
+
+def wait_for(check: Callable[[], object], what: str, timeout: float = 60, every: float = 0.05) -> object:
+    """`wait_until` for synchronous code."""
+    deadline = time.monotonic() + timeout
+    while not (result := check()):
+        assert time.monotonic() < deadline, f"{what}: not reached within {timeout:.0f}s"
+        time.sleep(every)
+    return result

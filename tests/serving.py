@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from helpers import wait_until
+from helpers import wait_for
 
 
 class Served:
@@ -34,7 +34,7 @@ class Served:
                 self.url = found.group(1)
             return found is not None
 
-        wait_until(listening, f"server listening ({self.log.name})", timeout)
+        wait_for(listening, f"server listening ({self.log.name})", timeout)
         return self.url
 
     def stop(self, timeout: float = 60.0) -> int:

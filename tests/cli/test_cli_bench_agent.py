@@ -54,7 +54,9 @@ def test_the_reader_process_shows_no_password(pg_urls: dict[str, str]) -> None:
     command = [sys.executable, "-m", "jobmaster.cli.main", "bench-agent", "--agent", url, "--jobs", "20000"]
     bench = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     readers: list[str] = []
+    deadline = time.monotonic() + 300
     while bench.poll() is None:
+        assert time.monotonic() < deadline, "the bench never ended"
         for process in psutil.process_iter(["cmdline"]):
             cmdline = " ".join(process.info["cmdline"] or [])
             if "jobmaster.bench.agent" in cmdline:

@@ -8,7 +8,8 @@ Configured from the environment so the test can start several processes of the s
   E2E_NEXT_WIRE_FORMAT     - set: agent messages are written as a publisher of the next version
                              would, in format FORMAT + 1 with a field this version does not know
 Every handler run is recorded in the table `e2e_runs` of the master database, by the handler itself,
-so the test can count real executions independently of the engine's own bookkeeping.
+so the test can count real executions independently of the engine's own bookkeeping; each claim of
+a coordinator prints `claimed N by WORKER-ID` to its process's log (see `claims` in e2e_support).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
 import time
 from types import SimpleNamespace
@@ -25,6 +27,7 @@ import asyncpg
 from e2e_plan import publish_plan
 
 from jobmaster import JobContext, JobMaster
+from jobmaster.events import JobsClaimed
 from jobmaster.jobs import codec
 
 # once: this module runs as __main__ and is imported again as e2e_app
@@ -53,6 +56,14 @@ app = JobMaster(
     workers=json.loads(os.environ.get("E2E_WORKERS", "[]")),
     **SETTINGS,
 )
+
+
+def _print_claims(event: JobsClaimed) -> None:
+    """One line per claim in the worker's log, so a test sees which coordinator claimed what."""
+    print(f"claimed {event.count} by {event.worker_id}", flush=True)
+
+
+app.events.subscribe(JobsClaimed, _print_claims)
 
 
 @app.on_startup
@@ -103,6 +114,21 @@ async def flaky(ctx: JobContext, n: int) -> None:
     await _record(ctx)
     if ctx.attempt == 1:
         raise ConnectionError("first attempt always fails")
+
+
+@app.handler(max_retries=2)
+async def dies(ctx: JobContext, n: int) -> None:
+    """Kills its own worker process on every attempt, as an out-of-memory kill or a segfault would."""
+    await _record(ctx)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@app.handler(max_retries=3)
+async def stalls_once(ctx: JobContext, n: int) -> None:
+    """Its first run outlasts any stop test's patience (two minutes); a later run returns at once."""
+    await _record(ctx)
+    if ctx.attempt == 1:
+        await asyncio.sleep(120)
 
 
 @app.handler(timeout=0.3, max_retries=1)

@@ -15,6 +15,9 @@ from typing import Any
 
 import asyncpg
 
+from helpers import wait_until
+from jobmaster import JobMaster
+
 HERE = Path(__file__).parent
 
 
@@ -121,6 +124,32 @@ async def wait_registered(master: str, cluster: str, workers: int, timeout: floa
         await conn.close()
 
 
+async def wait_executors(
+    master: str, cluster: str, executors: int, timeout: float = 60, name: str | None = None
+) -> None:
+    """Until `executors` workers of the cluster (named `name` if given) have active buckets: a
+    worker registers before it creates its buckets, and a publisher that finds no bucket takes the
+    NO path."""
+    conn = await asyncpg.connect(master)
+    try:
+
+        async def enough() -> bool:
+            try:
+                with_buckets: int = await conn.fetchval(
+                    "SELECT count(DISTINCT worker_id) FROM jm_buckets WHERE cluster_id = $1 AND status = 1"
+                    " AND worker_id LIKE $2",
+                    cluster,
+                    "%" if name is None else f"{name}-%",
+                )
+            except asyncpg.UndefinedTableError:
+                return False
+            return with_buckets >= executors
+
+        await wait_until(enough, f"{executors} workers with active buckets", timeout)
+    finally:
+        await conn.close()
+
+
 async def create_runs_table(master: str) -> None:
     """Each handler run is recorded here by the handler itself (see e2e_app)."""
     conn = await asyncpg.connect(master)
@@ -143,3 +172,85 @@ async def status_counts(master: str, cluster: str) -> Counter[int]:
     finally:
         await conn.close()
     return Counter({r[0]: r[1] for r in rows})
+
+
+def claims(logs: Path, name: str) -> int:
+    """How many jobs the coordinator of the worker process `name` claimed, as its log says."""
+    lines = (logs / f"{name}.log").read_text(errors="replace").splitlines()
+    return sum(int(line.split()[1]) for line in lines if line.startswith("claimed "))
+
+
+#: Statuses of a job a worker holds: assigned to its bucket, buffered in its memory, or running.
+HELD_STATUSES = [3, 4, 6]
+
+
+async def held_by(master: str, cluster: str, worker_name: str) -> int:
+    """How many jobs the master has owned by the worker of `worker_name` (in its buckets or memory):
+    asked right before a kill, it shows whether the kill can matter."""
+    conn = await asyncpg.connect(master)
+    try:
+        held: int = await conn.fetchval(
+            "SELECT count(*) FROM jm_jobs WHERE cluster_id = $1 AND worker_id LIKE $2"
+            " AND status = ANY($3::smallint[])",
+            cluster,
+            f"{worker_name}-%",
+            HELD_STATUSES,
+        )
+    finally:
+        await conn.close()
+    return held
+
+
+async def check_runs_against_attempts(master: str, cluster: str, ids: list[str], killed: list[str]) -> int:
+    """Cross-check every handler run recorded in `e2e_runs` with the master's `attempts` and the
+    attempts `job_attempts()` returns, for jobs that all succeeded; returns how many runs were lost.
+
+    Each job's attempt rows are numbered 1..`attempts`; the last succeeded and every earlier one is
+    `lost` on a worker of `killed`; each recorded run is one of those attempts, on the same worker,
+    and no attempt ran twice. A lost attempt may have no recorded run (killed before the handler
+    wrote it); the succeeded one always has.
+    """
+    conn = await asyncpg.connect(master)
+    try:
+        jobs = await conn.fetch("SELECT id, attempts, worker_id FROM jm_jobs WHERE id = ANY($1::text[])", ids)
+        rows = await conn.fetch(
+            "SELECT job_id, attempt, worker_id, outcome FROM jm_attempts WHERE job_id = ANY($1::text[])", ids
+        )
+        runs = await conn.fetch(
+            "SELECT job_id, attempt, worker_id FROM e2e_runs WHERE job_id = ANY($1::text[])", ids
+        )
+    finally:
+        await conn.close()
+    # As `MasterStore.attempts` (behind `job_attempts()`) has them: the stored rows of the runs that
+    # did not succeed, and the succeeded one read off the job row.
+    attempts = {job["id"]: job["attempts"] for job in jobs}
+    recorded: dict[str, dict[int, tuple[str, str]]] = {
+        job["id"]: {job["attempts"]: (job["worker_id"], "succeeded")} for job in jobs
+    }
+    for row in rows:
+        assert row["attempt"] not in recorded[row["job_id"]], f"a stored attempt is the succeeded one: {row}"
+        recorded[row["job_id"]][row["attempt"]] = (row["worker_id"], row["outcome"])
+    ran: dict[str, dict[int, str]] = {j: {} for j in ids}
+    for run in runs:
+        assert run["attempt"] not in ran[run["job_id"]], f"attempt ran twice: {run}"
+        ran[run["job_id"]][run["attempt"]] = run["worker_id"]
+    lost = 0
+    for job_id in ids:
+        mine = recorded[job_id]
+        assert sorted(mine) == list(range(1, attempts[job_id] + 1)), (job_id, attempts[job_id], mine)
+        for number, (worker, outcome) in mine.items():
+            if number == attempts[job_id]:
+                assert outcome == "succeeded" and ran[job_id].get(number) == worker, (job_id, mine)
+            else:
+                assert outcome == "lost", (job_id, mine)
+                assert any(worker.startswith(f"{k}-") for k in killed), (job_id, mine, "not killed")
+                lost += 1
+        for number, worker in ran[job_id].items():
+            assert mine.get(number, ("", ""))[0] == worker, (job_id, number, worker, mine)
+    # and through the API itself, for every job that ran more than once
+    app = JobMaster(cluster, master)
+    async with app:
+        for job_id in (j for j in ids if attempts[j] > 1):
+            seen = [(a.attempt, a.worker_id, a.outcome) for a in await app.job_attempts(job_id)]
+            assert seen == [(n, *recorded[job_id][n]) for n in sorted(recorded[job_id])], (job_id, seen)
+    return lost

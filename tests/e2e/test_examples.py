@@ -15,8 +15,9 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+from e2e_support import wait_registered
 
-from helpers import drop_agent, wait_until
+from helpers import drop_agent, wait_for
 from jobmaster import JobMaster, Priority, WorkerMode
 from serving import Served, uvicorn, worker
 
@@ -63,7 +64,7 @@ async def _run_example(
     env = _env(pg_urls, cluster)
     procs = [_worker(app, env, tmp_path / f"{i}.log") for i, app in enumerate(apps)]
     try:
-        await asyncio.sleep(2.0)  # workers up, schema migrated
+        await wait_registered(pg_urls["master"], cluster, len(procs))  # workers up, schema migrated
         before = await _succeeded(pg_urls["master"], cluster)
         subprocess.run([sys.executable, "-m", module, str(count)], cwd=ROOT, env=env, check=True, timeout=120)
         deadline = time.monotonic() + 60
@@ -125,7 +126,7 @@ def _signup_runs(server: Served) -> dict[str, str]:
         def succeeded() -> bool:
             return bool(client.get(f"/jobs/{job_id}").raise_for_status().json()["status"] == "Succeeded")
 
-        wait_until(succeeded, f"the example's job {job_id} succeeded")
+        wait_for(succeeded, f"the example's job {job_id} succeeded")
         result: dict[str, str] = client.get(f"/jobs/{job_id}/result").raise_for_status().json()["result"]
         return result
 

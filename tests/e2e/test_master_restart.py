@@ -10,8 +10,10 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from e2e_support import Processes, create_runs_table
+from e2e_support import Processes, create_runs_table, wait_executors
 from private_pg import PrivatePostgres
+
+from helpers import wait_until
 
 
 @pytest.fixture
@@ -53,12 +55,17 @@ async def test_master_restart_mid_run(private_pg: PrivatePostgres, tmp_path: Pat
     processes.settings = {"heartbeat_interval": 0.5, "worker_timeout": 5, "job_lease": 10}
     try:
         processes.worker("worker", [{"name": "w", "parallelism_factor": 4.0}])
-        await asyncio.sleep(1.5)
+        await wait_executors(url, processes.cluster, 1)
         ids = processes.publish([{"name": "jobs", "handler": "e2e_app.busy", "count": 3000}])["jobs"]
-        while await _succeeded(url, ids) < 500:
-            await asyncio.sleep(0.1)
+
+        async def under_way() -> bool:
+            return await _succeeded(url, ids) >= 500
+
+        await wait_until(under_way, "500 jobs done before the crash", timeout=120)
+        left = len(ids) - await _succeeded(url, ids)
         await asyncio.to_thread(private_pg.stop, "immediate")  # a crash, not a clean shutdown
-        await asyncio.sleep(2.0)
+        assert left > 0, "every job was done before the crash"
+        await asyncio.sleep(2.0)  # the outage (the fault itself, not a wait for anything)
         await asyncio.to_thread(private_pg.start)
         restarted = time.monotonic()
         while await _succeeded(url, ids) < len(ids):

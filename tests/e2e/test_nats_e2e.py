@@ -23,10 +23,17 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from e2e_support import Processes, create_runs_table, status_counts
+from e2e_support import (
+    Processes,
+    check_runs_against_attempts,
+    create_runs_table,
+    held_by,
+    status_counts,
+    wait_executors,
+)
 from tests.nats.nats_support import PrivateNats
 
-from helpers import NATS_URL, drop_agent
+from helpers import NATS_URL, drop_agent, wait_until
 
 AGENT = "nats-1"
 FAST = {"heartbeat_interval": 0.3, "worker_timeout": 1.5, "job_lease": 2}
@@ -146,7 +153,7 @@ async def test_nats_agent_split_fleet(shared_nats: str, processes: Processes, pg
         processes.worker(
             name, [{"name": name, "agent": AGENT, "mode": "execution", "parallelism_factor": 16.0}]
         )
-    await asyncio.sleep(1.5)
+    await wait_executors(master, processes.cluster, 2)  # the YES path needs their buckets
     began = time.monotonic()
     ids = processes.publish(
         [
@@ -181,6 +188,7 @@ async def test_nats_agent_split_fleet(shared_nats: str, processes: Processes, pg
     )
 
 
+@pytest.mark.timeout(600)
 async def test_nats_server_killed_mid_run(processes: Processes, pg_urls, tmp_path: Path) -> None:
     """SIGKILL the agent's nats-server mid-run, restart it on the same store: every job runs once.
 
@@ -201,23 +209,31 @@ async def test_nats_server_killed_mid_run(processes: Processes, pg_urls, tmp_pat
             )
             for name in ("full-1", "full-2")
         }
-        await asyncio.sleep(1.5)
+        await wait_executors(master, processes.cluster, 2)
         ids = (
             await asyncio.to_thread(
                 processes.publish, [{"name": "jobs", "handler": "e2e_app.busy", "count": 10_000}]
             )
         )["jobs"]
         assert len(set(ids)) == 10_000
-        while (done := (await _statuses(master, ids))[SUCCEEDED]) < 2_000:
-            await asyncio.sleep(0.05)
+
+        async def some_done() -> bool:
+            return (await _statuses(master, ids))[SUCCEEDED] >= 2_000
+
+        await wait_until(some_done, "2,000 jobs succeeded before the kill", timeout=120)
         server.kill()
         killed_at = time.monotonic()
         at_kill = await _statuses(master, ids)
-        await asyncio.sleep(2.0)
+        done = at_kill[SUCCEEDED]
+        await asyncio.sleep(2.0)  # the outage (the fault itself, not a wait for anything)
         _check_alive(workers, processes.logs)  # an agent outage must not take a worker down
+        at_restart = await _statuses(master, ids)
         server.start()
         restarted = time.monotonic()
-        at_restart = await _statuses(master, ids)
+        # The fault mattered: these acknowledged jobs had no master row all through the outage, so
+        # the dead server's store held their only copy.
+        only_in_nats = len(ids) - sum(at_restart.values())
+        assert only_in_nats > 0, f"every job was in the master before the kill: {dict(at_restart)}"
         while (await _statuses(master, ids))[SUCCEEDED] <= at_restart[SUCCEEDED]:
             _check_alive(workers, processes.logs)
             assert time.monotonic() - restarted < 30, "no job succeeded within 30s of the restart"
@@ -235,7 +251,8 @@ async def test_nats_server_killed_mid_run(processes: Processes, pg_urls, tmp_pat
     runs = await _runs(master, ids)
     _assert_each_ran_once(runs, ids)
     print(
-        f"\nnats-server SIGKILLed with {done} of 10,000 done (statuses {dict(at_kill)}), restarted"
+        f"\nnats-server SIGKILLed with {done} of 10,000 done (statuses {dict(at_kill)}, {only_in_nats}"
+        f" only in NATS), restarted"
         f" {restarted - killed_at:.1f}s later (statuses {dict(at_restart)}); first job done again"
         f" {resumed:.1f}s and every job done {after_restart:.1f}s after the restart, each exactly once"
     )
@@ -252,6 +269,7 @@ def _chaos_role(kind: str, generation: int) -> list[dict[str, object]]:
     return [{"name": name, "agent": AGENT, "mode": "drain"}]
 
 
+@pytest.mark.timeout(600 + CHAOS_JOBS / 50)  # publishing, then its own limit
 async def test_nats_kill_test(shared_nats: str, processes: Processes, pg_urls) -> None:
     """test_chaos.py's kill test with the agent on NATS: random SIGKILL and replacement of workers."""
     master = pg_urls["master"]
@@ -264,7 +282,7 @@ async def test_nats_kill_test(shared_nats: str, processes: Processes, pg_urls) -
         generation += 1
         name = f"{kind}-g{generation}"
         live[name] = (kind, processes.worker(name, _chaos_role(kind, generation)))
-    await asyncio.sleep(1.5)
+    await wait_executors(master, processes.cluster, 3)
     publishing = asyncio.create_task(
         asyncio.to_thread(
             processes.publish, [{"name": "jobs", "handler": "e2e_app.busy", "count": CHAOS_JOBS}], 300
@@ -272,6 +290,7 @@ async def test_nats_kill_test(shared_nats: str, processes: Processes, pg_urls) -
     )
     rng = random.Random(1234)
     killed: list[str] = []
+    held: dict[str, int] = {}  # per victim, the jobs it owned right before its kill
     began = time.monotonic()
     limit = 120 + CHAOS_JOBS / 100
     while (counts := await status_counts(master, processes.cluster))[SUCCEEDED] < CHAOS_JOBS:
@@ -281,6 +300,7 @@ async def test_nats_kill_test(shared_nats: str, processes: Processes, pg_urls) -
             break
         victim = rng.choice(sorted(live))
         kind, proc = live.pop(victim)
+        held[victim] = await held_by(master, processes.cluster, victim)
         proc.send_signal(signal.SIGKILL)
         killed.append(victim)
         generation += 1
@@ -303,7 +323,11 @@ async def test_nats_kill_test(shared_nats: str, processes: Processes, pg_urls) -
                 [(r["worker_id"], r["attempt"]) for r in job_runs],
             )
     extra = sum(len(rs) - 1 for rs in repeated.values())
+    # The fault happened and mattered: a victim held jobs when it was killed, and runs were lost.
+    assert any(held.values()), f"no victim held a job when it was killed: {held}"
+    lost = await check_runs_against_attempts(master, processes.cluster, ids, killed)
+    assert lost > 0, "no run was lost to a kill: the kills did not hit running jobs"
     print(
-        f"\nNATS chaos: {CHAOS_JOBS} jobs, {len(killed)} SIGKILLs ({', '.join(killed)}), {took:.1f}s;"
-        f" {len(repeated)} job(s) ran again after their worker died ({extra} extra runs)"
+        f"\nNATS chaos: {CHAOS_JOBS} jobs, {len(killed)} SIGKILLs (jobs held {held}), {took:.1f}s;"
+        f" {len(repeated)} job(s) ran again after their worker died ({extra} extra runs, {lost} lost runs)"
     )

@@ -6,7 +6,8 @@ import asyncio
 import time
 
 import asyncpg
-from e2e_support import Processes, create_runs_table, status_counts
+import pytest
+from e2e_support import Processes, create_runs_table, status_counts, wait_executors
 
 from jobmaster import Priority
 
@@ -21,6 +22,7 @@ async def _final_counts(master: str, cluster: str) -> dict[str, int]:
     return {names.get(status, f"open:{status}"): n for status, n in counts.items()}
 
 
+@pytest.mark.timeout(600)
 async def test_publisher_and_two_worker_processes(processes: Processes, pg_urls) -> None:
     master = pg_urls["master"]
     await create_runs_table(master)
@@ -56,7 +58,7 @@ async def test_publisher_and_two_worker_processes(processes: Processes, pg_urls)
         {"name": "slow", "handler": "e2e_app.too_slow", "count": 10},
         {"name": "cancelled", "handler": "e2e_app.work", "count": 40, "delay": 20, "cancel": True},
     ]
-    await asyncio.sleep(1.0)  # let the workers register their buckets (YES path from the start)
+    await wait_executors(master, processes.cluster, 4)  # their buckets: the YES path from the start
     began = time.monotonic()
     ids = processes.publish(plan)
     total = sum(len(v) for v in ids.values())

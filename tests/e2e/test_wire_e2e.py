@@ -17,10 +17,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from e2e_support import Processes, create_runs_table, status_counts, wait_registered
+from e2e_support import Processes, create_runs_table, status_counts, wait_executors, wait_registered
 from test_durability import _run_counts, _wait_succeeded
 
-from helpers import NATS_URL, drop_agent
+from helpers import NATS_URL, drop_agent, wait_until
 from jobmaster.agents.base import AgentMessage
 from jobmaster.backends import make_agent, make_master
 from jobmaster.jobs.model import new_job_id
@@ -64,10 +64,14 @@ async def test_a_rolling_update_while_a_publisher_writes_the_next_format(
     newer = asyncio.create_task(
         asyncio.to_thread(processes.publish, plan, env={"E2E_NEXT_WIRE_FORMAT": "1"}, name="next")
     )
+
+    async def publishing() -> bool:
+        return (await status_counts(pg_urls["master"], processes.cluster))[5] > 0
+
+    await wait_until(publishing, "the publisher's first jobs ran")
     for generation, proc in enumerate(old, start=2):
-        await asyncio.sleep(0.7)
         executor(generation)  # the new pod first, then the old one is told to stop
-        await asyncio.sleep(0.7)
+        await wait_executors(pg_urls["master"], processes.cluster, 1, name=f"exec-{generation}")
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(proc.wait, 30) == 0
     ids = (await newer)["jobs"]
@@ -96,7 +100,7 @@ async def test_garbage_pushed_while_a_worker_runs_is_shown_by_jobmaster_jobs(
     processes.agents = {"agent": agent_url}
     processes.settings = SETTINGS
     processes.worker("worker", [{"name": "w", "agent": "agent"}])
-    await wait_registered(pg_urls["master"], processes.cluster, 1)
+    await wait_executors(pg_urls["master"], processes.cluster, 1)  # its buckets, read below
     master = make_master(pg_urls["master"], processes.cluster)
     agent = make_agent(agent_url, processes.cluster, "agent")
     await master.open()

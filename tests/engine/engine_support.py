@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
+from helpers import wait_until
 from jobmaster import JobMaster
 from jobmaster.db.mysql import connect_args
 
@@ -32,7 +38,7 @@ class Running:
 
     async def start(self) -> Running:
         self.task = asyncio.create_task(self.app.run(handle_signals=False))
-        await self.app.wait_ready()
+        await self.app.wait_ready(timeout=60)  # a loaded machine: room to open and migrate
         return self
 
     async def stop(self) -> None:
@@ -53,11 +59,8 @@ class Running:
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
+    """`helpers.wait_until` at the engine tests' pace (their loops run in this process)."""
+    await wait_until(check, "condition", timeout, every=0.02)
 
 
 #: The database of the `fresh_url` fixture on the PostgreSQL and MySQL servers.
@@ -84,3 +87,29 @@ async def on_mysql(url: str, statement: str) -> None:
             await cursor.execute(statement)
     finally:
         await conn.ensure_closed()
+
+
+#: The script of `killed_holding_jobs`.
+VICTIM = Path(__file__).with_name("victim_app.py")
+
+
+async def killed_holding_jobs(spec: dict[str, Any]) -> list[str]:
+    """Run `victim_app.py` with `spec` as a real process, wait until its buckets hold the jobs it
+    scheduled, SIGKILL it, and return the ids of those jobs."""
+    tests = str(VICTIM.parent.parent)  # for `helpers`, which engine_support imports
+    victim = subprocess.Popen(
+        [sys.executable, str(VICTIM), json.dumps(spec)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")])},
+    )
+    try:
+        assert victim.stdout is not None
+        line = await asyncio.wait_for(asyncio.to_thread(victim.stdout.readline), 120)
+        assert line, f"the victim exited with {victim.wait()} before its buckets held its jobs"
+        ids: list[str] = json.loads(line)
+    finally:
+        victim.send_signal(signal.SIGKILL)
+        code = victim.wait(30)
+    assert code == -signal.SIGKILL, f"the victim exited with {code} before the kill"
+    return ids

@@ -67,19 +67,6 @@ async def test_management_errors_are_jobmaster_errors(make_app) -> None:
         assert issubclass(error, JobMasterError)
 
 
-async def test_an_archived_cluster_refuses_new_jobs(make_app) -> None:
-    app = make_app(mode="Archived")
-
-    @app.handler
-    async def noop() -> None:
-        pass
-
-    async with app:
-        with pytest.raises(ClusterArchivedError, match="is Archived: scheduling is disabled"):
-            await app.schedule(noop)
-        assert await app.count_jobs() == 0
-
-
 async def test_a_master_that_cannot_join_a_transaction_refuses_connection(make_app, backend) -> None:
     app = make_app()
 

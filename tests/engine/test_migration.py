@@ -7,17 +7,11 @@ import time
 
 import pytest
 from click.testing import CliRunner
-from engine_support import FAST, eventually
+from engine_support import FAST, eventually, killed_holding_jobs
 
+from helpers import wait_until
 from jobmaster import JobContext, JobMaster, JobStatus
 from jobmaster.cli.main import cli
-
-
-async def _crash(app: JobMaster, task: asyncio.Task[None]) -> None:
-    """Stop without the graceful path: what a SIGKILL leaves behind, minus the process."""
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
@@ -33,13 +27,18 @@ async def test_standalone_jobs_move_to_a_distributed_agent(urls, cluster_id) -> 
 
         return app
 
-    standalone = build(workers=[{"name": "old", "bucket_buffer_lead_time": 0.2}])
-    old_run = asyncio.create_task(standalone.run(handle_signals=False))
-    await standalone.wait_ready()
-    ids = await standalone.schedule_many("tests.migrate", [{} for _ in range(50)], delay=4)
-    await asyncio.sleep(0.5)  # saved to the master as AssignedToBucket, still in the old agent
-    await _crash(standalone, old_run)
-    assert ran == {}
+    # The standalone worker is SIGKILLed with the jobs saved to the master as AssignedToBucket,
+    # still in its buckets of the old agent.
+    ids = await killed_holding_jobs(
+        {
+            "master": urls["master"],
+            "cluster": cluster_id,
+            "workers": [{"name": "old", "bucket_buffer_lead_time": 0.2}],
+            "handler": "tests.migrate",
+            "count": 50,
+            "delay": 6,
+        }
+    )
 
     distributed = build(
         agents={"pg-agent": urls["agent"]},
@@ -47,7 +46,13 @@ async def test_standalone_jobs_move_to_a_distributed_agent(urls, cluster_id) -> 
     )
     new_run = asyncio.create_task(distributed.run(handle_signals=False))
     await distributed.wait_ready()
-    await asyncio.sleep(FAST["worker_timeout"] + 0.5)  # the old worker is now dead
+
+    async def old_worker_dead() -> bool:
+        silent_since = time.time() - FAST["worker_timeout"] - 0.2
+        workers = await distributed.inspect.workers()
+        return all(w.heartbeat_at < silent_since for w in workers if w.name == "old")
+
+    await wait_until(old_worker_dead, "the old worker counted as dead")
     result = await asyncio.to_thread(
         CliRunner().invoke,
         cli,
@@ -77,29 +82,34 @@ async def test_standalone_jobs_move_to_a_distributed_agent(urls, cluster_id) -> 
     await new_run
 
 
-async def test_drain_worker_adopts_a_dead_workers_buckets(make_app, start) -> None:
+async def test_drain_worker_adopts_a_dead_workers_buckets(make_app, start, urls, cluster_id) -> None:
+    """A worker process SIGKILLed with jobs in its buckets: a drain worker adopts the buckets and
+    sends their jobs back to the master, and a healthy worker runs each once."""
     ran: list[str] = []
-    victim = make_app(workers=[{"name": "victim", "bucket_buffer_lead_time": 0.2}])
+    ids = await killed_holding_jobs(
+        {
+            "master": urls["master"],
+            "cluster": cluster_id,
+            "workers": [{"name": "victim", "bucket_buffer_lead_time": 0.2}],
+            "handler": "tests.adopted",
+            "count": 30,
+            "delay": 6,
+        }
+    )
 
-    @victim.handler(name="tests.adopted")
+    rescuer = make_app(workers=[{"name": "drainer", "mode": "drain"}, {"name": "healthy"}])
+
+    @rescuer.handler(name="tests.adopted")
     async def task(ctx: JobContext) -> None:
         ran.append(ctx.worker_id)
 
-    victim_run = asyncio.create_task(victim.run(handle_signals=False))
-    await victim.wait_ready()
-    ids = await victim.schedule_many("tests.adopted", [{} for _ in range(30)], delay=3)
-    await asyncio.sleep(0.3)
-    await _crash(victim, victim_run)
-
-    rescuer = make_app(workers=[{"name": "drainer", "mode": "drain"}, {"name": "healthy"}])
-    rescuer.handler(name="tests.adopted")(task)
     began = time.monotonic()
     running = await start(rescuer)
 
     async def all_done() -> bool:
         return await rescuer.count_jobs(status="Succeeded") == 30
 
-    await eventually(all_done, timeout=20)
+    await eventually(all_done, timeout=60)
     assert len(ran) == 30 and all(w.startswith("healthy-") for w in ran)
     for job_id in ids:
         assert (await running.app.get_job(job_id)).status is JobStatus.Succeeded

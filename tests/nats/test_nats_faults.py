@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from nats_support import PrivateNats, free_port
 
+from helpers import wait_until
 from jobmaster import JobContext, JobMaster, JobStatus
 from jobmaster.agents.base import AgentMessage, AgentTransport, BucketGoneError
 from jobmaster.agents.nats import NatsAgent, NatsAgentError, NatsUnavailableError, parse_url, token
@@ -153,7 +154,20 @@ async def test_unreachable_nats_at_schedule_time_takes_the_no_path(
             await asyncio.sleep(0.05)
 
         nats_server.kill()
-        await asyncio.sleep(0.3)  # the client notices the closed socket
+        agent = app.runtime.agents["nats-1"]
+        bucket = next(iter(app.runtime.workers[0].executors))
+
+        async def client_noticed() -> bool:
+            """The client saw the closed socket: a call now fails at once instead of timing out."""
+            try:
+                await agent.count(bucket)
+            except NatsUnavailableError:
+                return True
+            except Exception:  # a call that began before the client noticed
+                return False
+            return False
+
+        await wait_until(client_noticed, "the NATS client noticed the server is gone", timeout=30)
         started = time.monotonic()
         job_id = await app.schedule("tests.nats.noop")
         assert time.monotonic() - started < 2.0
@@ -162,8 +176,6 @@ async def test_unreachable_nats_at_schedule_time_takes_the_no_path(
 
         # Back up: the worker reconnects, and then stops gracefully (its buckets drain and go).
         nats_server.start()
-        agent = app.runtime.agents["nats-1"]
-        bucket = next(iter(app.runtime.workers[0].executors))
         await _until(lambda: agent.count(bucket))
     finally:
         app.stop()

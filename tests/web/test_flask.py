@@ -13,7 +13,7 @@ import pytest
 from flask import Flask
 from flask_site import create_app, jm, jobs, record
 
-from helpers import wait_until
+from helpers import wait_for
 from jobmaster import ConfigError, JobMaster
 from jobmaster.contrib.flask import JobMasterFlask, current_jobmaster
 from jobmaster.testing import assert_scheduled, inline
@@ -54,7 +54,7 @@ def test_a_view_schedules_and_a_real_worker_runs_in_the_app_context(
         ]
         for job_id in ids:
             url = f"/jobs/{job_id}"
-            wait_until(lambda: client.get(url).json["status"] == "Succeeded", f"job {job_id} succeeded")  # noqa: B023
+            wait_for(lambda: client.get(url).json["status"] == "Succeeded", f"job {job_id} succeeded")  # noqa: B023
     finally:
         code = consumer.stop()
     assert code == 0, consumer.text()

@@ -18,7 +18,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 
-from helpers import wait_until
+from helpers import wait_for
 from jobmaster import ConfigError, JobMaster
 from jobmaster.contrib.starlette import get_jobmaster, lifespan
 from serving import Served, uvicorn, worker
@@ -61,7 +61,7 @@ def _schedule_and_wait(server: Served, note: str) -> str:
             assert status not in ("Failed", "Cancelled"), status
             return bool(status == "Succeeded")
 
-        wait_until(succeeded, f"job {job_id} succeeded")
+        wait_for(succeeded, f"job {job_id} succeeded")
     return job_id
 
 
@@ -111,7 +111,7 @@ def test_uvicorn_workers_n_runs_n_sets_of_embedded_workers(tmp_path: Path) -> No
             return {w.pid for w in await observer.inspect.workers()}
 
     try:
-        wait_until(lambda: len(started()) == 2, "both server processes' workers started")
+        wait_for(lambda: len(started()) == 2, "both server processes' workers started")
         assert asyncio.run(live_worker_pids()) == started()
     finally:
         server.stop()
@@ -135,11 +135,11 @@ def test_reload_stops_the_embedded_workers_and_starts_new_ones(tmp_path: Path) -
         return [int(pid) for pid in STARTED.findall(server.text())]
 
     try:
-        wait_until(lambda: len(started()) == 1, "the first process's workers started")
+        wait_for(lambda: len(started()) == 1, "the first process's workers started")
         _schedule_and_wait(server, "before")
         with (tmp_path / "web_app.py").open("a") as source:
             source.write("# a code change\n")
-        wait_until(lambda: len(started()) == 2, "the reloaded process's workers started")
+        wait_for(lambda: len(started()) == 2, "the reloaded process's workers started")
         _schedule_and_wait(server, "after")
     finally:
         server.stop()
@@ -163,7 +163,7 @@ def test_the_embedded_stop_is_bounded(tmp_path: Path) -> None:
     try:
         with httpx.Client(base_url=server.url, timeout=30) as client:
             client.post("/hang").raise_for_status()
-        wait_until(lambda: "hang-started" in _runs(env), "the hanging job started")
+        wait_for(lambda: "hang-started" in _runs(env), "the hanging job started")
     finally:
         code = server.stop(timeout=120)  # far below the 600 s grace the workers were given
     assert code == UVICORN_STOPPED, server.text()
