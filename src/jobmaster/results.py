@@ -22,7 +22,7 @@ listening connection was being re-established.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from jobmaster.errors import JobNotSucceededError, ResultTimeoutError
@@ -43,7 +43,12 @@ class ResultWaiter:
     """The waits of one open `JobMaster`: one wake-up event per waiting call, by job id."""
 
     def __init__(
-        self, master: MasterStore, read: Callable[[str], Any], events: EventBus, hub: Hub, poll: float
+        self,
+        master: MasterStore,
+        read: Callable[[str], Awaitable[Job]],
+        events: EventBus,
+        hub: Hub,
+        poll: float,
     ) -> None:
         self._master = master
         #: Reads the job as management does (the master, or an agent's SavePending copy).
@@ -76,7 +81,7 @@ class ResultWaiter:
             while True:
                 if not watched:
                     watched = await self._master.watch_end(job_id)
-                job: Job = await self._read(job_id)
+                job = await self._read(job_id)
                 if job.status.is_final:
                     return job
                 wait = RECHECK if watched else pause

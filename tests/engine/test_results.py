@@ -161,3 +161,21 @@ async def test_result_times_out_and_refuses_unknown_ids_and_bad_timeouts(make_ap
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_result_of_a_job_only_an_agent_holds_yet(make_app, urls, start) -> None:
+    """A YES-path job is first only a message in its agent: the master cannot be asked to announce
+    its end yet, so the waiter reads it again until a worker adopts it, and then is woken."""
+    app: JobMaster = make_app(
+        agents={"a": urls["agent"]},
+        workers=[{"name": "w1", "agent": "a", "bucket_buffer_lead_time": 0}],
+    )
+
+    @app.handler
+    async def answer() -> int:
+        return 42
+
+    await start(app)
+    job_id = await app.schedule(answer, delay="5s")  # stays in the agent until due
+    assert (await app.get_job(job_id)).status is JobStatus.SavePending
+    assert await app.result(job_id, timeout=60) == 42

@@ -5,11 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import pickle
 from types import SimpleNamespace
 
 import pytest
 
 from jobmaster import JobContext, JobMaster, ScheduleError
+
+#: A module-level handler, as real ones are: pickled by reference like the function it was.
+_MODULE_APP = JobMaster("typed-module", "sqlite:///unused.db")
+
+
+@_MODULE_APP.handler
+async def module_level(n: int) -> int:
+    return n
+
+
+def test_a_module_level_handler_object_pickles_by_reference() -> None:
+    assert pickle.loads(pickle.dumps(module_level)) is module_level
+    assert repr(module_level) == "<jobmaster handler 'test_typed_handlers.module_level'>"
 
 
 def _handlers(app: JobMaster):  # type: ignore[no-untyped-def]

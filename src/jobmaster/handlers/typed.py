@@ -21,7 +21,18 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, Unpack, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Concatenate,
+    Generic,
+    ParamSpec,
+    Protocol,
+    TypeVar,
+    Unpack,
+    cast,
+    overload,
+)
 
 from jobmaster.handlers.context import JobContext
 from jobmaster.handlers.registry import Handler
@@ -85,32 +96,44 @@ class SyncHandlerCalls(Generic[P]):
         return calls._app.sync.schedule_many(calls.definition_id, [dict(i) for i in items], **calls._options)
 
 
-class JobHandler(HandlerCalls[P], Generic[P, R_co]):
-    """A handler that takes no context: called as the function, scheduled with its parameters."""
+class _Registered(HandlerCalls[P]):
+    """What both kinds of handler object share: the function's identity, under its own name."""
 
-    def __init__(self, app: JobMaster, handler: Handler, func: Callable[P, R_co]) -> None:
+    #: The function's, set by `update_wrapper` (as are its name, module, docstring and signature).
+    __qualname__: str
+
+    def __init__(self, app: JobMaster, handler: Handler, func: Callable[..., Any]) -> None:
         super().__init__(app, handler, {})
-        self.func = func
-        functools.update_wrapper(self, func)
+        functools.update_wrapper(cast(Callable[..., Any], self), func)
         self.__jobmaster_id__ = handler.definition_id
-
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co:
-        return self.func(*args, **kwargs)
 
     def __repr__(self) -> str:
         return f"<jobmaster handler {self.definition_id!r}>"
 
+    def __reduce__(self) -> str:
+        """Pickled by reference, as the function was: the module's attribute of this name."""
+        return self.__qualname__
 
-class ContextJobHandler(HandlerCalls[P], Generic[P, R_co]):
+
+class JobHandler(_Registered[P], Generic[P, R_co]):
+    """A handler that takes no context: called as the function, scheduled with its parameters."""
+
+    def __init__(self, app: JobMaster, handler: Handler, func: Callable[P, R_co]) -> None:
+        super().__init__(app, handler, func)
+        self.func = func
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co:
+        return self.func(*args, **kwargs)
+
+
+class ContextJobHandler(_Registered[P], Generic[P, R_co]):
     """A handler whose first parameter is its `JobContext`: scheduled with the parameters after it."""
 
     def __init__(
         self, app: JobMaster, handler: Handler, func: Callable[Concatenate[JobContext, P], R_co]
     ) -> None:
-        super().__init__(app, handler, {})
+        super().__init__(app, handler, func)
         self.func = func
-        functools.update_wrapper(self, func)
-        self.__jobmaster_id__ = handler.definition_id
 
     if TYPE_CHECKING:
 
@@ -121,9 +144,6 @@ class ContextJobHandler(HandlerCalls[P], Generic[P, R_co]):
         def __call__(self, *args, **kwargs):
             """As the function itself: the context may come by keyword too, as it could before."""
             return self.func(*args, **kwargs)
-
-    def __repr__(self) -> str:
-        return f"<jobmaster handler {self.definition_id!r}>"
 
 
 class HandlerDecorator(Protocol):
