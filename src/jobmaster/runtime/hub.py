@@ -23,6 +23,7 @@ class Hub:
         self.cancel = asyncio.Event()
         self._buckets: dict[str, Callable[[], None]] = {}
         self._bucket_listeners: list[Callable[[], None]] = []
+        self._topic_listeners: dict[str, list[Callable[[], None]]] = {}
 
     def register_bucket(self, bucket_id: str, wake: Callable[[], None]) -> None:
         self._buckets[bucket_id] = wake
@@ -32,6 +33,13 @@ class Hub:
 
     def on_buckets_changed(self, callback: Callable[[], None]) -> None:
         self._bucket_listeners.append(callback)
+
+    def on_topic(self, topic: str, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` at each notification of a feature's own `topic` (the recurring scheduler
+        wakes on `schedules`); returns the function that stops it."""
+        listeners = self._topic_listeners.setdefault(topic, [])
+        listeners.append(callback)
+        return lambda: listeners.remove(callback)
 
     def wake_bucket(self, bucket_id: str) -> None:
         wake = self._buckets.get(bucket_id)
@@ -49,6 +57,9 @@ class Hub:
                 callback()
         elif topic.startswith(BUCKET_TOPIC):
             self.wake_bucket(topic[len(BUCKET_TOPIC) :])
+        else:
+            for callback in self._topic_listeners.get(topic, ()):
+                callback()
 
 
 async def wait_for(event: asyncio.Event, timeout: float | None) -> bool:

@@ -1,0 +1,337 @@
+"""Schedules in the master: the same SQL on every database, written once through the master's
+executor and dialect (`master/sql`).
+
+Two tables: `jm_schedules` (one row per schedule: its spec, its place in time and its counters) and
+`jm_schedule_declarations` (one row per schedule and process that declares it in code, with when that
+process last said so). Every change of a schedule's place in time is a compare-and-swap on `next_at`,
+so any number of schedulers may pass over the same schedule; the uniqueness of each occurrence's job
+is the job table's primary key (see `scheduler.occurrence_id`), not these rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from jobmaster.errors import ConfigError
+from jobmaster.jobs import lifecycle as lc
+from jobmaster.master.base import MasterStore
+from jobmaster.master.sql.executor import Row, Statements
+from jobmaster.master.sql.store import CHUNK, SqlMasterStore, marks
+from jobmaster.schedules.declarations import ScheduleSpec, Source
+
+COLUMNS = (
+    "name, source, spec, paused, retired_at, next_at, last_at, last_job_id, skipped, missed,"
+    " created_at, updated_at"
+)
+ACTIVE = "paused = 0 AND retired_at IS NULL"
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRow:
+    """A schedule as the master holds it."""
+
+    spec: ScheduleSpec
+    source: Source
+    paused: bool
+    retired_at: float | None
+    #: The first occurrence no scheduler has dealt with yet.
+    next_at: float
+    #: The last scheduled occurrence (run, skipped or missed).
+    last_at: float | None
+    last_job_id: str | None
+    skipped: int
+    missed: int
+    created_at: float
+    updated_at: float
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def active(self) -> bool:
+        return not self.paused and self.retired_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class Advance:
+    """What a pass made of one due schedule, written only if `next_at` is still `expected`."""
+
+    name: str
+    expected: float
+    next_at: float
+    last_at: float
+    last_job_id: str | None
+    skipped: int
+    missed: int
+
+    def values(self) -> tuple[float, float, str | None, int, int]:
+        """What the advance sets, in the order of its statement."""
+        return self.next_at, self.last_at, self.last_job_id, self.skipped, self.missed
+
+
+def _row(found: Row) -> ScheduleRow:
+    (
+        name,
+        source,
+        spec,
+        paused,
+        retired_at,
+        next_at,
+        last_at,
+        last_job_id,
+        skipped,
+        missed,
+        created,
+        updated,
+    ) = found
+    return ScheduleRow(
+        ScheduleSpec.from_json(name, spec),
+        cast(Source, source),
+        bool(paused),
+        retired_at,
+        float(next_at),
+        None if last_at is None else float(last_at),
+        last_job_id,
+        int(skipped),
+        int(missed),
+        float(created),
+        float(updated),
+    )
+
+
+class ScheduleStore:
+    """The schedule operations of one cluster's master."""
+
+    def __init__(self, master: MasterStore) -> None:
+        if not isinstance(master, SqlMasterStore):
+            raise ConfigError(f"recurring schedules need a SQL master, got {type(master).__name__}")
+        self.master = master
+        self.dialect = master.dialect
+        self.cluster_id = master.cluster_id
+
+    def _sql(self, text: str) -> str:
+        return self.dialect.sql(text)
+
+    # ---- reads -------------------------------------------------------------------------------
+
+    async def get(self, name: str) -> ScheduleRow | None:
+        found = await self.master.sql.fetch(
+            self._sql(f"SELECT {COLUMNS} FROM jm_schedules WHERE cluster_id = ? AND name = ?"),
+            (self.cluster_id, name),
+        )
+        return _row(found[0]) if found else None
+
+    async def rows(self) -> list[ScheduleRow]:
+        found = await self.master.sql.fetch(
+            self._sql(f"SELECT {COLUMNS} FROM jm_schedules WHERE cluster_id = ? ORDER BY name"),
+            (self.cluster_id,),
+        )
+        return [_row(r) for r in found]
+
+    async def due(self, now: float, limit: int) -> list[ScheduleRow]:
+        """Active schedules whose next occurrence is due by `now`, the most overdue first."""
+        found = await self.master.sql.fetch(
+            self._sql(
+                f"SELECT {COLUMNS} FROM jm_schedules WHERE cluster_id = ? AND next_at <= ? AND {ACTIVE}"
+                " ORDER BY next_at LIMIT ?"
+            ),
+            (self.cluster_id, now, limit),
+        )
+        return [_row(r) for r in found]
+
+    async def next_due(self) -> float | None:
+        """The earliest next occurrence of an active schedule, to time the scheduler's sleep."""
+        value = await self.master.sql.fetchval(
+            self._sql(f"SELECT MIN(next_at) FROM jm_schedules WHERE cluster_id = ? AND {ACTIVE}"),
+            (self.cluster_id,),
+        )
+        return None if value is None else float(value)
+
+    async def running(self, job_ids: Sequence[str]) -> set[str]:
+        """Those of `job_ids` still waiting or running (not in a final status)."""
+        ids = list(dict.fromkeys(job_ids))
+        busy: set[str] = set()
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start : start + CHUNK]
+            found = await self.master.sql.fetch(
+                self._sql(
+                    f"SELECT id FROM jm_jobs WHERE id IN ({marks(len(chunk))})"
+                    f" AND status NOT IN {lc.FINAL_SQL}"
+                ),
+                chunk,
+            )
+            busy.update(r[0] for r in found)
+        return busy
+
+    # ---- writes ------------------------------------------------------------------------------
+
+    async def add(self, spec: ScheduleSpec, source: Source, next_at: float, now: float) -> bool:
+        """Insert a schedule unless one of its name exists; True if it was new."""
+        return await self._insert(self.master.sql, [(spec, next_at)], source, now) > 0
+
+    async def _insert(
+        self, t: Statements, specs: Sequence[tuple[ScheduleSpec, float]], source: Source, now: float
+    ) -> int:
+        columns = "cluster_id, name, source, spec, paused, next_at, skipped, missed, created_at, updated_at"
+        inserted = 0
+        for start in range(0, len(specs), CHUNK // 10):
+            chunk = specs[start : start + CHUNK // 10]
+            values: list[Any] = []
+            for spec, next_at in chunk:
+                values += [self.cluster_id, spec.name, source, spec.to_json(), 0, next_at, 0, 0, now, now]
+            inserted += await t.execute(
+                self._sql(self.dialect.insert_new("jm_schedules", columns, len(chunk))), values
+            )
+        return inserted
+
+    async def declare(
+        self, specs: Sequence[tuple[ScheduleSpec, float]], declarer: str, now: float
+    ) -> tuple[list[str], list[str]]:
+        """Bring the code schedules of one process into the master: new ones inserted, changed or
+        retired ones brought up to date (a changed one starts afresh at its given `next_at`); and
+        record that `declarer` declares them. Returns (new or changed names, names refused because
+        a dynamic schedule holds them)."""
+        stored = {
+            r[0]: (r[1], r[2], r[3])
+            for r in await self.master.sql.fetch(
+                self._sql("SELECT name, source, spec, retired_at FROM jm_schedules WHERE cluster_id = ?"),
+                (self.cluster_id,),
+            )
+        }
+        fresh = [(s, n) for s, n in specs if s.name not in stored]
+        changed = [
+            (s, n)
+            for s, n in specs
+            if s.name in stored
+            and stored[s.name][0] == "code"
+            and (stored[s.name][1] != s.to_json() or stored[s.name][2] is not None)
+        ]
+        refused = [s.name for s, _ in specs if s.name in stored and stored[s.name][0] != "code"]
+        update = self._sql(
+            "UPDATE jm_schedules SET spec = ?, next_at = ?, retired_at = NULL, updated_at = ?"
+            " WHERE cluster_id = ? AND name = ? AND source = 'code'"
+        )
+
+        async def write(t: Statements) -> None:
+            await self._insert(t, fresh, "code", now)
+            for spec, next_at in changed:
+                await t.execute(update, (spec.to_json(), next_at, now, self.cluster_id, spec.name))
+            await t.execute(
+                self._sql("DELETE FROM jm_schedule_declarations WHERE cluster_id = ? AND declarer = ?"),
+                (self.cluster_id, declarer),
+            )
+            names = [s.name for s, _ in specs if s.name not in refused]
+            columns = "cluster_id, name, declarer, seen_at"
+            for start in range(0, len(names), CHUNK // 4):
+                chunk = names[start : start + CHUNK // 4]
+                await t.execute(
+                    self._sql(self.dialect.insert_new("jm_schedule_declarations", columns, len(chunk))),
+                    [v for name in chunk for v in (self.cluster_id, name, declarer, now)],
+                )
+
+        await self.master.sql.transaction(write)
+        return [s.name for s, _ in (*fresh, *changed)], refused
+
+    async def refresh(self, declarer: str, now: float) -> None:
+        """`declarer` still declares its schedules (one statement, whatever their number)."""
+        await self.master.sql.execute(
+            self._sql(
+                "UPDATE jm_schedule_declarations SET seen_at = ? WHERE cluster_id = ? AND declarer = ?"
+            ),
+            (now, self.cluster_id, declarer),
+        )
+
+    async def retire(self, now: float, unseen_since: float) -> list[str]:
+        """Retire the code schedules no process has declared since `unseen_since`, and forget those
+        declarations; returns the names retired. Dynamic schedules are never retired."""
+        stale = (
+            "source = 'code' AND retired_at IS NULL AND NOT EXISTS (SELECT 1 FROM"
+            " jm_schedule_declarations d WHERE d.cluster_id = jm_schedules.cluster_id"
+            " AND d.name = jm_schedules.name AND d.seen_at >= ?)"
+        )
+        params = (self.cluster_id, unseen_since)
+
+        async def write(t: Statements) -> list[str]:
+            found = [
+                r[0]
+                for r in await t.fetch(
+                    self._sql(f"SELECT name FROM jm_schedules WHERE cluster_id = ? AND {stale}"), params
+                )
+            ]
+            if found:
+                await t.execute(
+                    self._sql(
+                        "UPDATE jm_schedules SET retired_at = ?, updated_at = ?"
+                        f" WHERE cluster_id = ? AND {stale}"
+                    ),
+                    (now, now, *params),
+                )
+            await t.execute(
+                self._sql("DELETE FROM jm_schedule_declarations WHERE cluster_id = ? AND seen_at < ?"), params
+            )
+            return found
+
+        return await self.master.sql.transaction(write)
+
+    async def advance(self, advances: Sequence[Advance], now: float) -> int:
+        """Move schedules past the occurrences a pass dealt with, each only if no other scheduler
+        moved it first; returns how many moved. Rows are written in name order, so two schedulers
+        writing the same rows never deadlock."""
+        update = self._sql(
+            "UPDATE jm_schedules SET next_at = ?, last_at = ?, last_job_id = COALESCE(?, last_job_id),"
+            " skipped = skipped + ?, missed = missed + ?, updated_at = ?"
+            " WHERE cluster_id = ? AND name = ? AND next_at = ?"
+        )
+        ordered = sorted(advances, key=lambda a: a.name)
+
+        async def write(t: Statements, chunk: Sequence[Advance]) -> int:
+            moved = 0
+            for a in chunk:
+                moved += await t.execute(
+                    update,
+                    (*a.values(), now, self.cluster_id, a.name, a.expected),
+                )
+            return moved
+
+        moved = 0
+        for start in range(0, len(ordered), CHUNK):
+            chunk = ordered[start : start + CHUNK]
+            moved += await self.master.sql.transaction(lambda t, c=chunk: write(t, c))  # type: ignore[misc]
+        return moved
+
+    async def set_paused(self, name: str, paused: bool, next_at: float | None, now: float) -> bool:
+        """Pause, or resume from `next_at`; False if there is no such active-or-paused schedule."""
+        matched = await self.master.sql.execute(
+            self._sql(
+                "UPDATE jm_schedules SET paused = ?, next_at = COALESCE(?, next_at), updated_at = ?"
+                " WHERE cluster_id = ? AND name = ? AND retired_at IS NULL"
+            ),
+            (int(paused), next_at, now, self.cluster_id, name),
+        )
+        return matched > 0
+
+    async def set_last_job(self, name: str, job_id: str, now: float) -> None:
+        await self.master.sql.execute(
+            self._sql(
+                "UPDATE jm_schedules SET last_job_id = ?, updated_at = ? WHERE cluster_id = ? AND name = ?"
+            ),
+            (job_id, now, self.cluster_id, name),
+        )
+
+    async def remove(self, name: str) -> bool:
+        """Delete a schedule and its declarations; its jobs stay. False if there was none."""
+
+        async def write(t: Statements) -> int:
+            await t.execute(
+                self._sql("DELETE FROM jm_schedule_declarations WHERE cluster_id = ? AND name = ?"),
+                (self.cluster_id, name),
+            )
+            return await t.execute(
+                self._sql("DELETE FROM jm_schedules WHERE cluster_id = ? AND name = ?"),
+                (self.cluster_id, name),
+            )
+
+        return await self.master.sql.transaction(write) > 0
