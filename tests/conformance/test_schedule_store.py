@@ -44,7 +44,9 @@ async def jobs_of(master: MasterStore, name: str) -> list[Any]:
 
 async def test_a_schedule_round_trips_and_a_name_is_taken_once(master: MasterStore) -> None:
     store = ScheduleStore(master)
-    s = await added(store, spec("nightly", "0 3 * * *", tz="Europe/Riga", data={"day": "tue"}, overlap="skip"))
+    s = await added(
+        store, spec("nightly", "0 3 * * *", tz="Europe/Riga", data={"day": "tue"}, overlap="skip")
+    )
     row = await store.get("nightly")
     assert row is not None
     assert row.spec == s and row.source == "dynamic" and row.active
@@ -111,10 +113,15 @@ async def test_overlap_skip_counts_the_occurrences_it_skips(master: MasterStore)
     assert (result.inserted, result.skipped) == (1, 1)
     job = await master.get_job(first)
     assert job is not None
-    assert await master.update_job(first, job.version, {"status": JobStatus.Succeeded, "finished_at": T0 + 1.5})
+    assert await master.update_job(
+        first, job.version, {"status": JobStatus.Succeeded, "finished_at": T0 + 1.5}
+    )
     assert (await run_pass(master, T0 + 2.1)).inserted == 2
     row = await store.get("slow")
-    assert row is not None and (row.skipped, row.last_job_id) == (1, occurrence_id(master.cluster_id, "slow", T0 + 2))
+    assert row is not None and (row.skipped, row.last_job_id) == (
+        1,
+        occurrence_id(master.cluster_id, "slow", T0 + 2),
+    )
     assert len(await jobs_of(master, "slow")) == 2 and len(await jobs_of(master, "fast")) == 3
 
 

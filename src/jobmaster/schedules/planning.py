@@ -6,8 +6,9 @@ looks at every occurrence from `next_at` up to `now`:
 
 - an occurrence reached within `ON_TIME_S` of its time is on time; one reached later was missed
   while no scheduler ran (a deploy, an outage);
-- `skip` runs only an on-time occurrence (the latest), `latest` runs the latest occurrence within the
-  catch-up window, `all` runs every occurrence within the window, the latest `limit` of them;
+- `skip` runs the latest due occurrence only if the first one was reached on time (no scheduler was
+  away when it came due), `latest` runs the latest occurrence within the catch-up window, `all`
+  runs every occurrence within the window, the latest `limit` of them;
 - every due occurrence not run is counted as missed, and `next_at` moves past `now`.
 """
 
@@ -69,16 +70,11 @@ def plan(timing: Schedule, policy: CatchUpPolicy, next_at: float, now: float) ->
             occurrence = first_after(timing, max(occurrence, window_start - 1e-6))
         else:
             occurrence = first_after(timing, occurrence)
-    runs = _chosen(due, policy, now)
+    runs = _chosen(due, policy, now - next_at > ON_TIME_S)
     return Plan(tuple(runs), walked - len(runs), last, occurrence)
 
 
-def _chosen(due: list[float], policy: CatchUpPolicy, now: float) -> list[float]:
-    if not due:
+def _chosen(due: list[float], policy: CatchUpPolicy, late: bool) -> list[float]:
+    if not due or (late and policy.mode == "skip"):
         return []
-    if policy.mode == "all":
-        return due[-policy.limit :]
-    latest = due[-1]
-    if policy.mode == "skip" and now - latest > ON_TIME_S:
-        return []
-    return [latest]
+    return due[-policy.limit :] if policy.mode == "all" else due[-1:]
