@@ -17,7 +17,7 @@ from datetime import timedelta
 from functools import cached_property
 from typing import Any, Literal, get_args
 
-from jobmaster.config.settings import NAME_PATTERN, ClusterConfig
+from jobmaster.config.settings import ClusterConfig
 from jobmaster.durations import parse_duration
 from jobmaster.errors import ScheduleError
 from jobmaster.handlers.registry import Handler
@@ -36,7 +36,9 @@ DEFAULT_CATCH_UP_LIMIT = 100
 MAX_CATCH_UP_LIMIT = 10_000
 MAX_CATCH_UP_WINDOW = 366 * 86400.0
 
-_NAME = re.compile(NAME_PATTERN)
+#: A schedule's name: a handler's id by default, so dots, colons and `<locals>` are fine; no blank
+#: or control characters, and short enough for every database's key (MySQL's 191 characters).
+_NAME = re.compile(r"^[^\s\x00-\x1f]{1,191}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,8 +170,7 @@ def check_name(name: str) -> str:
 def _check_name(name: Any, label: str) -> str:
     if not isinstance(name, str) or not _NAME.match(name):
         raise ScheduleError(
-            f"{label}: a schedule name is 1-100 letters, digits and _.:- starting with a letter or"
-            f" digit, got {name!r}"
+            f"{label}: a schedule name is 1-191 characters without spaces or control characters, got {name!r}"
         )
     return name
 
