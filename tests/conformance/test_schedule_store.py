@@ -33,7 +33,7 @@ def spec(name: str, expression: str = "every 1 second", **options: Any) -> Sched
 
 
 async def added(store: ScheduleStore, s: ScheduleSpec, now: float = T0 - 0.5) -> ScheduleSpec:
-    assert await store.add(s, "dynamic", first_after(s.timing, now), now)
+    assert await store.add([(s, first_after(s.timing, now))], "dynamic", now) == 1
     return s
 
 
@@ -51,9 +51,9 @@ async def test_a_schedule_round_trips_and_a_name_is_taken_once(master: MasterSto
     assert row is not None
     assert row.spec == s and row.source == "dynamic" and row.active
     assert row.next_at == datetime(2026, 3, 3, 1, 0, tzinfo=UTC).timestamp()  # 03:00 in Riga (UTC+2)
-    assert not await store.add(spec("nightly", "0 4 * * *"), "dynamic", T0, T0)
+    assert await store.add([(spec("nightly", "0 4 * * *"), T0), (spec("other"), T0)], "dynamic", T0) == 1
     assert (await store.get("nightly")).spec.expression == "0 3 * * *"  # type: ignore[union-attr]
-    assert [r.name for r in await store.rows()] == ["nightly"]
+    assert [r.name for r in await store.rows()] == ["nightly", "other"]
     assert await store.remove("nightly") and not await store.remove("nightly")
     assert await store.get("nightly") is None
 

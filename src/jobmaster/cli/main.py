@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from jobmaster.bench.schedules import bench_schedules
 from jobmaster.cli.agents import agents
 from jobmaster.cli.common import EVENT_LOOP_ENV, EXIT_BAD_INPUT, EXIT_FAILURE, CliError
 from jobmaster.cli.config import config
@@ -119,6 +120,7 @@ def _bench_commands() -> list[click.Command]:
 cli.add_command(agents)
 for command in _bench_commands():
     cli.add_command(command)
+cli.add_command(bench_schedules)
 cli.add_command(config)
 cli.add_command(db)
 cli.add_command(demo)

@@ -10,6 +10,7 @@ the CLI) can run or operate a schedule whatever code it has imported.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import asdict, dataclass, field
@@ -71,8 +72,9 @@ class ScheduleSpec:
 
     @cached_property
     def timing(self) -> Schedule:
-        """The parsed timing; parsed once per spec (a scheduler keeps specs between passes)."""
-        return parse_schedule(self.expression, tz=self.tz, jitter=_delta(self.jitter_s))
+        """The parsed timing, shared by every spec of the same timing (a pass reads each due row's
+        spec afresh, and thousands of schedules tend to share a few expressions)."""
+        return timing_of(self.expression, self.tz, self.jitter_s)
 
     def to_json(self) -> str:
         """The stored form: sorted keys, so an unchanged declaration is byte-for-byte the same."""
@@ -85,6 +87,11 @@ class ScheduleSpec:
         document = json.loads(text)
         document["catch_up"] = CatchUpPolicy(**document["catch_up"])
         return cls(name=name, **document)
+
+
+@functools.lru_cache(maxsize=4096)
+def timing_of(expression: str, tz: str, jitter_s: float | None) -> Schedule:
+    return parse_schedule(expression, tz=tz, jitter=_delta(jitter_s))
 
 
 def declare(

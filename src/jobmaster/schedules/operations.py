@@ -153,7 +153,7 @@ class Schedules:
         await self._app.open()
         spec = self._spec(handler, expression, name, options)
         now = time.time()
-        if not await self.store.add(spec, "dynamic", first_after(spec.timing, now), now):
+        if not await self.store.add([(spec, first_after(spec.timing, now))], "dynamic", now):
             raise ScheduleError(
                 f"schedule {spec.name!r} exists already: remove it first, or pick another name"
             )

@@ -14,6 +14,7 @@ looks at every occurrence from `next_at` up to `now`:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -47,8 +48,10 @@ def at(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
+@functools.lru_cache(maxsize=65536)
 def first_after(timing: Schedule, ts: float) -> float:
-    """The first occurrence strictly after `ts`."""
+    """The first occurrence strictly after `ts`; cached, since the schedules of one expression due
+    at one time all ask the same question in a pass."""
     return timing.next_after(at(ts)).timestamp()
 
 

@@ -168,9 +168,10 @@ class ScheduleStore:
 
     # ---- writes ------------------------------------------------------------------------------
 
-    async def add(self, spec: ScheduleSpec, source: Source, next_at: float, now: float) -> bool:
-        """Insert a schedule unless one of its name exists; True if it was new."""
-        return await self._insert(self.master.sql, [(spec, next_at)], source, now) > 0
+    async def add(self, specs: Sequence[tuple[ScheduleSpec, float]], source: Source, now: float) -> int:
+        """Insert schedules (each with its first `next_at`), leaving alone any whose name exists;
+        returns how many were new."""
+        return await self._insert(self.master.sql, specs, source, now)
 
     async def _insert(
         self, t: Statements, specs: Sequence[tuple[ScheduleSpec, float]], source: Source, now: float
