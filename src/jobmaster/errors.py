@@ -12,7 +12,8 @@ class ConfigError(JobMasterError, ValueError):
 
 
 class ScheduleError(JobMasterError, ValueError):
-    """A scheduling call was refused; nothing was written."""
+    """A scheduling call, or a recurring schedule's expression, time zone or interval, was refused;
+    nothing was written."""
 
 
 class UnknownHandlerError(ScheduleError):

@@ -70,16 +70,18 @@ def parse_schedule(
 ) -> Schedule:
     """A `Schedule` from a cron or readable `expression`, or from an interval `every`; a
     `ScheduleError` naming the input and what is wrong with it otherwise."""
-    if (expression is None) == (every is None):
-        raise ScheduleError("a schedule needs either an expression or every=, not both and not neither")
-    if every is not None:
-        expression = f"every {_interval_seconds(every)} seconds"
-    assert expression is not None
-    return Schedule(" ".join(expression.split()), tz, jitter)
+    if every is None and expression is not None:
+        text = " ".join(expression.split()) if isinstance(expression, str) else expression
+        return Schedule(text, tz, jitter)
+    if every is not None and expression is None:
+        return Schedule(f"every {_interval_seconds(every)} seconds", tz, jitter)
+    raise ScheduleError("a schedule needs either an expression or every=, not both and not neither")
 
 
 def _compile(expression: str, tz: str, jitter: timedelta | None) -> Rule:
-    if not isinstance(expression, str) or not expression.strip():
+    if not isinstance(expression, str):
+        raise ScheduleError(f"a schedule expression is a string, got {type(expression).__name__}")
+    if not expression.strip():
         raise ScheduleError(f"schedule {expression!r}: the expression is empty")
     zone = _zone(expression, tz)
     if jitter is not None and (not isinstance(jitter, timedelta) or jitter <= timedelta(0)):
