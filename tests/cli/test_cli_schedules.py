@@ -59,3 +59,29 @@ def test_list_show_pause_resume_trigger_remove(tmp_path: Path) -> None:
     for command in ("show", "pause", "resume", "trigger", "remove"):
         missing = run_cli("schedules", command, "--app", APP, "hourly", cwd=tmp_path)
         assert_one_line_error(missing, 2, "no schedule named 'hourly'")
+
+
+def test_bench_schedules_reports_lateness_and_idle_cost(pg_urls: dict[str, str]) -> None:
+    report = run_json(
+        "bench-schedules",
+        "--master",
+        pg_urls["master"],
+        "--schedules",
+        "50",
+        "--expression",
+        "every 1 second",
+        "--rounds",
+        "2",
+        "--idle",
+        "2s",
+        timeout=180,
+    )
+    assert (report["schedules"], report["rounds"]) == (50, 2)
+    for key in ("round_1", "round_2"):
+        measured = report[key]
+        assert measured["jobs"] == 50
+        assert 0 <= measured["first_s"] <= measured["p50_s"] <= measured["p99_s"] <= measured["last_s"]
+        assert 0 <= measured["within_1s"] <= 50
+    assert report["round_1"]["occurrence"] < report["round_2"]["occurrence"]
+    for key in ("idle_without_scheduler", "idle_with_scheduler"):
+        assert report[key]["commits_per_s"] >= 0 and report[key]["schedule_rows_written_per_min"] >= 0
