@@ -83,7 +83,10 @@ class ScheduleSpec:
         return json.dumps(document, sort_keys=True, separators=(",", ":"))
 
     @classmethod
+    @functools.lru_cache(maxsize=65536)
     def from_json(cls, name: str, text: str) -> ScheduleSpec:
+        """The stored spec; cached, since a pass reads every due schedule's spec again and a spec
+        is immutable (frozen, and its `data` never changed by the scheduler)."""
         document = json.loads(text)
         document["catch_up"] = CatchUpPolicy(**document["catch_up"])
         return cls(name=name, **document)
