@@ -5,6 +5,7 @@ with nothing written."""
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from engine_support import Running, eventually
 
 from conftest import AppFactory
 from jobmaster import JobContext, JobMaster, ScheduleError, ScheduleNotFoundError
+from jobmaster.schedules.scheduler import MAX_SLEEP_S
 from jobmaster.schedules.store import ScheduleStore
 
 
@@ -144,3 +146,48 @@ async def _at_least(items: list[Any], count: int) -> bool:
 
 async def _more_jobs(jm: JobMaster, count: int) -> bool:
     return await jm.count_jobs(metadata={"schedule": "tick"}) > count
+
+
+async def test_an_idle_scheduler_writes_nothing(make_app: AppFactory, start: Any) -> None:
+    """Nothing due: the scheduler sleeps (reads at most every few seconds) and writes neither the
+    schedule nor its declaration, which it renews once a minute at the default settings."""
+    jm = make_app()
+
+    @jm.recurring("0 0 1 1 *", name="yearly")
+    @jm.handler
+    async def yearly() -> None: ...
+
+    await start(jm)
+    store = ScheduleStore(jm.runtime.master)
+    await eventually(lambda: _declared(store, "yearly"), timeout=30)
+    before = await store.get("yearly")
+    seen = await _seen(jm)
+    observed_until = time.monotonic() + 2 * MAX_SLEEP_S + 1  # two full sleeps of the scheduler
+    while time.monotonic() < observed_until:
+        await asyncio.sleep(0.5)
+    assert await store.get("yearly") == before
+    assert await _seen(jm) == seen
+    # The scheduler was alive all along: a schedule added now is run.
+    ran = asyncio.Event()
+
+    @jm.handler
+    async def now() -> None:
+        ran.set()
+
+    await jm.add_schedule(now, every=1, name="now")
+    await asyncio.wait_for(ran.wait(), 30)
+
+
+async def _declared(store: ScheduleStore, name: str) -> bool:
+    return await store.get(name) is not None
+
+
+async def _seen(jm: JobMaster) -> list[Any]:
+    master = ScheduleStore(jm.runtime.master).master
+    rows = await master.sql.fetch(
+        master.dialect.sql(
+            "SELECT name, declarer, seen_at FROM jm_schedule_declarations WHERE cluster_id = ?"
+        ),
+        (master.cluster_id,),
+    )
+    return sorted(tuple(r) for r in rows)
