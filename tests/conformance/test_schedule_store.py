@@ -15,8 +15,8 @@ from jobmaster.jobs.model import JobFilter, JobStatus
 from jobmaster.master.base import MasterStore
 from jobmaster.schedules.declarations import ScheduleSpec, declare
 from jobmaster.schedules.planning import first_after
-from jobmaster.schedules.scheduler import occurrence_id, run_pass
-from jobmaster.schedules.store import ScheduleStore
+from jobmaster.schedules.scheduler import run_pass
+from jobmaster.schedules.store import ScheduleStore, occurrence_id
 
 #: A whole minute, so every-second and every-minute occurrences line up with it.
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC).timestamp()

@@ -10,7 +10,7 @@ import pytest
 from jobmaster.schedules.declarations import CatchUpPolicy
 from jobmaster.schedules.expressions import parse_schedule
 from jobmaster.schedules.planning import ON_TIME_S, SCAN_LIMIT, Plan, plan
-from jobmaster.schedules.scheduler import occurrence_id
+from jobmaster.schedules.store import occurrence_id
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC).timestamp()
 EVERY_SECOND = parse_schedule("every 1 second")

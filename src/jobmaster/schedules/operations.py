@@ -192,7 +192,7 @@ class Schedules:
         now = time.time()
         job = occurrence_job(row.spec, new_job_id(), now, now, triggered=True)
         await self._app.runtime.master.insert_jobs([job])
-        await self.store.set_last_job(row.name, job.id, now)
+        await self.store.set_triggered(row.name, job.id, now)
         await self._app._wake("held")
         return job.id
 

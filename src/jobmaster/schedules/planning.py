@@ -48,6 +48,12 @@ def at(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
+@functools.lru_cache(maxsize=1024)
+def iso(ts: float) -> str:
+    """An occurrence in ISO 8601 UTC, as jobs carry it (the schedules due at once share it)."""
+    return at(ts).isoformat()
+
+
 @functools.lru_cache(maxsize=65536)
 def first_after(timing: Schedule, ts: float) -> float:
     """The first occurrence strictly after `ts`; cached, since the schedules of one expression due

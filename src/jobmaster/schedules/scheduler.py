@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import time
@@ -34,8 +33,8 @@ from jobmaster.logs.outages import MASTER
 from jobmaster.master.base import MasterStore
 from jobmaster.runtime.hub import HELD
 from jobmaster.schedules.declarations import ScheduleSpec
-from jobmaster.schedules.planning import at, first_after, plan
-from jobmaster.schedules.store import Advance, ScheduleRow, ScheduleStore
+from jobmaster.schedules.planning import at, first_after, iso, plan
+from jobmaster.schedules.store import Advance, ScheduleRow, ScheduleStore, occurrence_id
 
 if TYPE_CHECKING:
     from jobmaster.runtime.worker import Worker
@@ -49,7 +48,7 @@ SCHEDULES = "schedules"
 MAX_SLEEP_S = 5.0
 #: Due schedules read per statement; a pass reads batches until none is due.
 BATCH = 1000
-#: Batches per pass at most (a pass never loops on rows it cannot move).
+#: Batches per pass at most (100,000 due schedules; the rest wait for the next pass).
 MAX_BATCHES = 100
 #: Metadata keys of an occurrence's job.
 SCHEDULE_KEY = "schedule"
@@ -57,19 +56,11 @@ OCCURRENCE_KEY = "occurrence"
 TRIGGER_KEY = "triggered"
 
 
-def occurrence_id(cluster_id: str, name: str, occurrence: float) -> str:
-    """The job id of one occurrence: its time in milliseconds (12 hex digits, so ids sort by
-    occurrence as `new_job_id`'s sort by creation) then 80 bits of a hash of the cluster and the
-    schedule's name. The master's primary key on it is the occurrence's uniqueness."""
-    digest = hashlib.blake2b(f"{cluster_id}\0{name}".encode(), digest_size=10).hexdigest()
-    return f"{round(occurrence * 1000):012x}{digest}"
-
-
 def occurrence_job(spec: ScheduleSpec, job_id: str, occurrence: float, now: float, *, triggered: bool) -> Job:
     """The job of one occurrence, as the spec's resolved options make it; jitter moves its due
     time, never its key."""
     due = spec.timing.jittered(at(occurrence), spec.name).timestamp() if spec.jitter_s else occurrence
-    metadata = {**spec.metadata, SCHEDULE_KEY: spec.name, OCCURRENCE_KEY: at(occurrence).isoformat()}
+    metadata = {**spec.metadata, SCHEDULE_KEY: spec.name, OCCURRENCE_KEY: iso(occurrence)}
     if triggered:
         metadata[TRIGGER_KEY] = True
     return Job(
@@ -111,12 +102,22 @@ async def run_pass(
     events: EventBus | None = None,
     wake: Callable[[], None] | None = None,
 ) -> PassResult:
-    """Insert the jobs of every occurrence due by `now` and move each schedule past `now`."""
+    """Insert the jobs of every occurrence due by `now`, then move each schedule past `now`.
+
+    Every due schedule's jobs are inserted (page by page) before any schedule moves, so the last
+    job of a large pass is not queued behind the bookkeeping of the others.
+    """
     store = ScheduleStore(master)
     result = PassResult()
+    advances: list[Advance] = []
+    after: tuple[float, str] | None = None
     for _ in range(MAX_BATCHES):
-        rows = await store.due(now, BATCH)
+        rows = await store.due(now, BATCH, after)
+        if not rows:
+            break
+        after = (rows[-1].next_at, rows[-1].name)
         batch = await _plan_batch(store, master.cluster_id, rows, now, result)
+        advances += batch.advances
         if batch.jobs:
             new = set(await master.insert_jobs(batch.jobs))
             result.inserted += len(new)
@@ -126,9 +127,9 @@ async def run_pass(
                 for job in batch.jobs:
                     if job.id in new:
                         events.emit(JobScheduled(job))
-        result.moved += await store.advance(batch.advances, now)
         if len(rows) < BATCH:
             break
+    result.moved = await store.advance(advances, now)
     return result
 
 
@@ -137,7 +138,7 @@ async def _plan_batch(
 ) -> _Batch:
     batch = _Batch()
     plans = [(row, plan(row.spec.timing, row.spec.catch_up, row.next_at, now)) for row in rows]
-    watched = [r.last_job_id for r, p in plans if p and p.runs and r.spec.overlap == "skip" and r.last_job_id]
+    watched = [i for r, p in plans if p and p.runs and r.spec.overlap == "skip" for i in r.recent_job_ids]
     busy = await store.running(watched) if watched else set()
     for row, p in plans:
         if p is None:
@@ -148,12 +149,11 @@ async def _plan_batch(
             # One occurrence at most, and none while the previous one waits or runs.
             skipped = len(runs) - 1
             runs = runs[-1:]
-            if row.last_job_id in busy:
+            if busy.intersection(row.recent_job_ids):
                 skipped, runs = skipped + 1, ()
-        last_job_id = None
         for occurrence in runs:
-            last_job_id = occurrence_id(cluster_id, row.name, occurrence)
-            batch.jobs.append(occurrence_job(row.spec, last_job_id, occurrence, now, triggered=False))
+            job_id = occurrence_id(cluster_id, row.name, occurrence)
+            batch.jobs.append(occurrence_job(row.spec, job_id, occurrence, now, triggered=False))
         if p.missed:
             log.warning(
                 "schedule %s: %d occurrence(s) missed (catch_up=%s), last at %s",
@@ -165,7 +165,9 @@ async def _plan_batch(
         result.skipped += skipped
         result.missed += p.missed
         batch.advances.append(
-            Advance(row.name, row.next_at, p.next_at, p.last_at, last_job_id, skipped, p.missed)
+            Advance(
+                row.name, row.next_at, p.next_at, p.last_at, runs[-1] if runs else None, skipped, p.missed
+            )
         )
     return batch
 

@@ -10,6 +10,7 @@ is the job table's primary key (see `scheduler.occurrence_id`), not these rows.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -22,8 +23,8 @@ from jobmaster.master.sql.store import CHUNK, SqlMasterStore, marks
 from jobmaster.schedules.declarations import ScheduleSpec, Source
 
 COLUMNS = (
-    "name, source, spec, paused, retired_at, next_at, last_at, last_job_id, skipped, missed,"
-    " created_at, updated_at"
+    "name, source, spec, paused, retired_at, next_at, last_at, last_run_at, triggered_job_id, triggered_at,"
+    " skipped, missed, created_at, updated_at"
 )
 ACTIVE = "paused = 0 AND retired_at IS NULL"
 
@@ -40,7 +41,10 @@ class ScheduleRow:
     next_at: float
     #: The last scheduled occurrence (run, skipped or missed).
     last_at: float | None
+    #: The last job of the schedule: of its last run occurrence, or of a later trigger.
     last_job_id: str | None
+    #: The jobs to look at for overlap: of the last run occurrence and of the last trigger.
+    recent_job_ids: tuple[str, ...]
     skipped: int
     missed: int
     created_at: float
@@ -63,26 +67,33 @@ class Advance:
     expected: float
     next_at: float
     last_at: float
-    last_job_id: str | None
+    #: The occurrence of the last job inserted, if the pass inserted any.
+    last_run_at: float | None
     skipped: int
     missed: int
 
 
-def _row(found: Row) -> ScheduleRow:
-    (
-        name,
-        source,
-        spec,
-        paused,
-        retired_at,
-        next_at,
-        last_at,
-        last_job_id,
-        skipped,
-        missed,
-        created,
-        updated,
-    ) = found
+def occurrence_id(cluster_id: str, name: str, occurrence: float) -> str:
+    """The job id of one occurrence: its time in milliseconds (12 hex digits, so ids sort by
+    occurrence as `new_job_id`'s sort by creation) then 80 bits of a hash of the cluster and the
+    schedule's name. The master's primary key on it is the occurrence's uniqueness, and the
+    schedule row need not store it: the last run's occurrence names its job."""
+    digest = hashlib.blake2b(f"{cluster_id}\0{name}".encode(), digest_size=10).hexdigest()
+    return f"{round(occurrence * 1000):012x}{digest}"
+
+
+def _row(found: Row, cluster_id: str) -> ScheduleRow:
+    name, source, spec, paused, retired_at, next_at, last_at, last_run_at, triggered_id, triggered_at = found[
+        :10
+    ]
+    skipped, missed, created, updated = found[10:]
+    run_id = None if last_run_at is None else occurrence_id(cluster_id, name, last_run_at)
+    recent = tuple(i for i in (run_id, triggered_id) if i is not None)
+    last = (
+        triggered_id
+        if triggered_at is not None and (last_run_at is None or triggered_at > last_run_at)
+        else run_id
+    )
     return ScheduleRow(
         ScheduleSpec.from_json(name, spec),
         cast(Source, source),
@@ -90,7 +101,8 @@ def _row(found: Row) -> ScheduleRow:
         retired_at,
         float(next_at),
         None if last_at is None else float(last_at),
-        last_job_id,
+        last,
+        recent,
         int(skipped),
         int(missed),
         float(created),
@@ -118,25 +130,30 @@ class ScheduleStore:
             self._sql(f"SELECT {COLUMNS} FROM jm_schedules WHERE cluster_id = ? AND name = ?"),
             (self.cluster_id, name),
         )
-        return _row(found[0]) if found else None
+        return _row(found[0], self.cluster_id) if found else None
 
     async def rows(self) -> list[ScheduleRow]:
         found = await self.master.sql.fetch(
             self._sql(f"SELECT {COLUMNS} FROM jm_schedules WHERE cluster_id = ? ORDER BY name"),
             (self.cluster_id,),
         )
-        return [_row(r) for r in found]
+        return [_row(r, self.cluster_id) for r in found]
 
-    async def due(self, now: float, limit: int) -> list[ScheduleRow]:
-        """Active schedules whose next occurrence is due by `now`, the most overdue first."""
+    async def due(self, now: float, limit: int, after: tuple[float, str] | None = None) -> list[ScheduleRow]:
+        """Active schedules whose next occurrence is due by `now`, the most overdue first (by
+        `next_at`, then name), from after the position `after` of a previous page."""
+        seek, params = "", [self.cluster_id, now]
+        if after is not None:
+            seek = " AND (next_at > ? OR (next_at = ? AND name > ?))"
+            params += [after[0], after[0], after[1]]
         found = await self.master.sql.fetch(
             self._sql(
                 f"SELECT {COLUMNS} FROM jm_schedules WHERE cluster_id = ? AND next_at <= ? AND {ACTIVE}"
-                " ORDER BY next_at LIMIT ?"
+                f"{seek} ORDER BY next_at, name LIMIT ?"
             ),
-            (self.cluster_id, now, limit),
+            [*params, limit],
         )
-        return [_row(r) for r in found]
+        return [_row(r, self.cluster_id) for r in found]
 
     async def next_due(self) -> float | None:
         """The earliest next occurrence of an active schedule, to time the scheduler's sleep."""
@@ -278,55 +295,32 @@ class ScheduleStore:
         moved it first (`next_at` still as read); returns how many moved.
 
         Schedules that moved alike (the same times and counts: thousands of one expression due at
-        one time) move in one statement of up to `CHUNK` names, their last job ids set by a CASE on
-        the name, so a pass over 10,000 of them is a few statements, not 10,000 round trips.
-        Statements run in name order, so two schedulers moving the same rows never deadlock.
+        one time) move in one statement of up to `CHUNK` names, so a pass over 10,000 of them is a
+        few statements, not 10,000 round trips, in one transaction (one commit). Statements run in
+        name order, so two schedulers moving the same rows never deadlock.
         """
-        groups: dict[tuple[float, float, float, int, int], list[Advance]] = {}
+        groups: dict[tuple[float, float, float, float | None, int, int], list[str]] = {}
         for a in sorted(advances, key=lambda a: a.name):
-            groups.setdefault((a.expected, a.next_at, a.last_at, a.skipped, a.missed), []).append(a)
-        moved = 0
-        for (expected, next_at, last_at, skipped, missed), members in groups.items():
-            for start in range(0, len(members), CHUNK):
-                moved += await self._move(
-                    members[start : start + CHUNK], expected, next_at, last_at, skipped, missed, now
-                )
-        return moved
+            key = (a.expected, a.next_at, a.last_at, a.last_run_at, a.skipped, a.missed)
+            groups.setdefault(key, []).append(a.name)
 
-    async def _move(
-        self,
-        members: Sequence[Advance],
-        expected: float,
-        next_at: float,
-        last_at: float,
-        skipped: int,
-        missed: int,
-        now: float,
-    ) -> int:
-        jobs = [a for a in members if a.last_job_id is not None]
-        case = ""
-        case_params: list[Any] = []
-        if jobs:
-            case = f", last_job_id = CASE name{' WHEN ? THEN ?' * len(jobs)} ELSE last_job_id END"
-            case_params = [v for a in jobs for v in (a.name, a.last_job_id)]
-        return await self.master.sql.execute(
-            self._sql(
-                "UPDATE jm_schedules SET next_at = ?, last_at = ?, skipped = skipped + ?,"
-                f" missed = missed + ?, updated_at = ?{case}"
-                f" WHERE cluster_id = ? AND next_at = ? AND name IN ({marks(len(members))})"
-            ),
-            [
-                next_at,
-                last_at,
-                skipped,
-                missed,
-                now,
-                *case_params,
-                self.cluster_id,
-                expected,
-                *(a.name for a in members),
-            ],
-        )
+        async def write(t: Statements) -> int:
+            moved = 0
+            for (expected, *values), names in groups.items():
+                for start in range(0, len(names), CHUNK):
+                    chunk = names[start : start + CHUNK]
+                    moved += await t.execute(
+                        self._sql(
+                            "UPDATE jm_schedules SET next_at = ?, last_at = ?,"
+                            " last_run_at = COALESCE(?, last_run_at), skipped = skipped + ?,"
+                            " missed = missed + ?, updated_at = ?"
+                            f" WHERE cluster_id = ? AND next_at = ? AND name IN ({marks(len(chunk))})"
+                        ),
+                        [*values, now, self.cluster_id, expected, *chunk],
+                    )
+            return moved
+
+        return await self.master.sql.transaction(write) if groups else 0
 
     async def set_paused(self, name: str, paused: bool, next_at: float | None, now: float) -> bool:
         """Pause, or resume from `next_at`; False if there is no such active-or-paused schedule."""
@@ -339,12 +333,14 @@ class ScheduleStore:
         )
         return matched > 0
 
-    async def set_last_job(self, name: str, job_id: str, now: float) -> None:
+    async def set_triggered(self, name: str, job_id: str, now: float) -> None:
+        """Record a manual run, so overlap and the last outcome see it."""
         await self.master.sql.execute(
             self._sql(
-                "UPDATE jm_schedules SET last_job_id = ?, updated_at = ? WHERE cluster_id = ? AND name = ?"
+                "UPDATE jm_schedules SET triggered_job_id = ?, triggered_at = ?, updated_at = ?"
+                " WHERE cluster_id = ? AND name = ?"
             ),
-            (job_id, now, self.cluster_id, name),
+            (job_id, now, now, self.cluster_id, name),
         )
 
     async def remove(self, name: str) -> bool:

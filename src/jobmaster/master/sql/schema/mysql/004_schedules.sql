@@ -10,13 +10,15 @@ CREATE TABLE IF NOT EXISTS jm_schedules (
     retired_at DOUBLE,
     next_at DOUBLE NOT NULL,
     last_at DOUBLE,
-    last_job_id VARCHAR(64),
+    last_run_at DOUBLE,
+    triggered_job_id VARCHAR(64),
+    triggered_at DOUBLE,
     skipped BIGINT NOT NULL DEFAULT 0,
     missed BIGINT NOT NULL DEFAULT 0,
     created_at DOUBLE NOT NULL,
     updated_at DOUBLE NOT NULL,
     PRIMARY KEY (cluster_id, name),
-    INDEX jm_schedules_due (cluster_id, next_at)
+    INDEX jm_schedules_due (cluster_id, next_at, name)
 ) {TABLE_OPTIONS};
 
 CREATE TABLE IF NOT EXISTS jm_schedule_declarations (

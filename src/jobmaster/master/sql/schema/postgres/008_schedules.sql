@@ -10,7 +10,9 @@ CREATE TABLE IF NOT EXISTS jm_schedules (
     retired_at double precision,
     next_at double precision NOT NULL,
     last_at double precision,
-    last_job_id text,
+    last_run_at double precision,
+    triggered_job_id text,
+    triggered_at double precision,
     skipped bigint NOT NULL DEFAULT 0,
     missed bigint NOT NULL DEFAULT 0,
     created_at double precision NOT NULL,
@@ -18,7 +20,7 @@ CREATE TABLE IF NOT EXISTS jm_schedules (
     PRIMARY KEY (cluster_id, name)
 );
 
-CREATE INDEX IF NOT EXISTS jm_schedules_due ON jm_schedules (cluster_id, next_at);
+CREATE INDEX IF NOT EXISTS jm_schedules_due ON jm_schedules (cluster_id, next_at, name);
 
 CREATE TABLE IF NOT EXISTS jm_schedule_declarations (
     cluster_id text COLLATE "C" NOT NULL,

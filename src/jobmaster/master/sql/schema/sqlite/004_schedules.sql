@@ -10,7 +10,9 @@ CREATE TABLE IF NOT EXISTS jm_schedules (
     retired_at REAL,
     next_at REAL NOT NULL,
     last_at REAL,
-    last_job_id TEXT,
+    last_run_at REAL,
+    triggered_job_id TEXT,
+    triggered_at REAL,
     skipped INTEGER NOT NULL DEFAULT 0,
     missed INTEGER NOT NULL DEFAULT 0,
     created_at REAL NOT NULL,
@@ -18,7 +20,7 @@ CREATE TABLE IF NOT EXISTS jm_schedules (
     PRIMARY KEY (cluster_id, name)
 );
 
-CREATE INDEX IF NOT EXISTS jm_schedules_due ON jm_schedules (cluster_id, next_at);
+CREATE INDEX IF NOT EXISTS jm_schedules_due ON jm_schedules (cluster_id, next_at, name);
 
 CREATE TABLE IF NOT EXISTS jm_schedule_declarations (
     cluster_id TEXT NOT NULL,
