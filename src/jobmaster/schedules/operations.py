@@ -27,7 +27,6 @@ from jobmaster.schedules.store import ScheduleRow, ScheduleStore
 
 if TYPE_CHECKING:
     from jobmaster.app import JobMaster
-    from jobmaster.runtime.worker import Worker
 
 F = TypeVar("F", bound=HandlerFunc)
 
@@ -95,7 +94,7 @@ class Schedules:
     def __init__(self, app: JobMaster) -> None:
         self._app = app
         #: The scheduler duty of this app's workers; it holds the schedules declared in code.
-        self.duty = SchedulerDuty(_retire_after)
+        self.duty = SchedulerDuty()
 
     # ---- declaring in code -------------------------------------------------------------------
 
@@ -234,7 +233,3 @@ class Schedules:
             overlap=spec.overlap,
             data=spec.data,
         )
-
-
-def _retire_after(worker: Worker) -> float:
-    return worker.cluster.schedule_retire_after

@@ -178,13 +178,9 @@ class SchedulerDuty:
 
     name = "scheduler"
 
-    def __init__(
-        self, retire_after: Callable[[Worker], float], clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self) -> None:
         #: The schedules this process declares in code, by name.
         self.declared: dict[str, ScheduleSpec] = {}
-        self._retire_after = retire_after
-        self._clock = clock
         self._active = False
 
     def wanted(self, mode: WorkerMode) -> bool:
@@ -205,12 +201,12 @@ class SchedulerDuty:
     async def _loop(self, worker: Worker, wake: asyncio.Event) -> None:
         store = ScheduleStore(worker.master)
         declarer = f"{os.getpid()}-{uuid.uuid4().hex[:16]}"
-        retire_after = self._retire_after(worker)
+        retire_after = worker.cluster.schedule_retire_after
         refresh_every = min(60.0, max(1.0, retire_after / 4))
         declared_at: float | None = None
         hub = worker.runtime.hub
         while not worker.stopping.is_set():
-            now = self._clock()
+            now = time.time()
             sleep = worker.cluster.heartbeat_interval
             try:
                 if declared_at is None:
@@ -224,7 +220,7 @@ class SchedulerDuty:
                 until = min(declared_at + refresh_every, now + MAX_SLEEP_S)
                 if following is not None:
                     until = min(until, following)
-                sleep = max(0.0, until - self._clock())
+                sleep = max(0.0, until - time.time())
                 worker.runtime.outages.ok(MASTER)
             except Exception as exc:
                 worker.runtime.outages.failed(MASTER, exc, f"the scheduler pass of worker {worker.id}")
