@@ -39,7 +39,7 @@ app = JobMaster(
 
 @app.on_startup
 async def open_pool(state: SimpleNamespace) -> None:
-    state.pool = await asyncpg.create_pool(MASTER, min_size=1, max_size=4)
+    state.pool = await asyncpg.create_pool(MASTER, min_size=1, max_size=2)
 
 
 @app.on_shutdown

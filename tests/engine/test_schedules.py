@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from engine_support import Running, eventually
 
-from conftest import AppFactory
 from jobmaster import JobContext, JobMaster, ScheduleError, ScheduleNotFoundError
 from jobmaster.schedules.scheduler import MAX_SLEEP_S
 from jobmaster.schedules.store import ScheduleStore
@@ -74,7 +73,7 @@ def test_two_schedules_with_one_name_are_refused(tmp_path: Path) -> None:
     assert sorted(jm.schedules.duty.declared) == ["evening", report.__jobmaster_id__]  # type: ignore[attr-defined]
 
 
-async def test_add_schedule_refuses_bad_input_and_a_taken_name_writing_nothing(make_app: AppFactory) -> None:
+async def test_add_schedule_refuses_bad_input_and_a_taken_name_writing_nothing(make_app: Any) -> None:
     jm = make_app()
 
     @jm.handler
@@ -96,9 +95,7 @@ async def test_add_schedule_refuses_bad_input_and_a_taken_name_writing_nothing(m
             await jm.remove_schedule("t")
 
 
-async def test_recurring_jobs_run_with_their_schedule_and_occurrence(
-    make_app: AppFactory, start: Any
-) -> None:
+async def test_recurring_jobs_run_with_their_schedule_and_occurrence(make_app: Any, start: Any) -> None:
     jm = make_app()
     runs: list[tuple[str | None, Any, bool]] = []
 
@@ -125,7 +122,7 @@ async def test_recurring_jobs_run_with_their_schedule_and_occurrence(
     await eventually(lambda: _more_jobs(jm, count), timeout=30)
 
 
-async def test_a_dynamic_schedule_added_while_running_is_picked_up(make_app: AppFactory, start: Any) -> None:
+async def test_a_dynamic_schedule_added_while_running_is_picked_up(make_app: Any, start: Any) -> None:
     jm = make_app()
     ran = asyncio.Event()
 
@@ -148,7 +145,7 @@ async def _more_jobs(jm: JobMaster, count: int) -> bool:
     return await jm.count_jobs(metadata={"schedule": "tick"}) > count
 
 
-async def test_an_idle_scheduler_writes_nothing(make_app: AppFactory, start: Any) -> None:
+async def test_an_idle_scheduler_writes_nothing(make_app: Any, start: Any) -> None:
     """Nothing due: the scheduler sleeps (reads at most every few seconds) and writes neither the
     schedule nor its declaration, which it renews once a minute at the default settings."""
     jm = make_app()
