@@ -60,8 +60,20 @@ RUNS_TABLE = (
 )
 
 
+async def _connect(master: str) -> asyncpg.Connection:
+    """A connection, waiting for a free one while the shared server is full (other test runs)."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return await asyncpg.connect(master)
+        except asyncpg.TooManyConnectionsError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
 async def _execute(master: str, statement: str) -> None:
-    conn = await asyncpg.connect(master)
+    conn = await _connect(master)
     try:
         await conn.execute(statement)
     finally:
@@ -69,7 +81,7 @@ async def _execute(master: str, statement: str) -> None:
 
 
 async def _fetch(master: str, query: str, *args: Any) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(master)
+    conn = await _connect(master)
     try:
         return list(await conn.fetch(query, *args))
     finally:
