@@ -1,5 +1,5 @@
 """Which occurrences of a due schedule a pass runs, misses and where it goes next (pure logic), and
-the key each occurrence's job gets."""
+the key and due time each occurrence's job gets."""
 
 from __future__ import annotations
 
@@ -7,9 +7,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from jobmaster.schedules.declarations import CatchUpPolicy
+from jobmaster.config.settings import ClusterConfig
+from jobmaster.handlers.registry import HandlerRegistry
+from jobmaster.jobs.model import JobStatus, Priority
+from jobmaster.schedules.declarations import CatchUpPolicy, ScheduleSpec, declare
 from jobmaster.schedules.expressions import parse_schedule
 from jobmaster.schedules.planning import ON_TIME_S, SCAN_LIMIT, Plan, plan
+from jobmaster.schedules.scheduler import occurrence_job
 from jobmaster.schedules.store import occurrence_id
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC).timestamp()
@@ -66,3 +70,24 @@ def test_occurrence_ids_are_one_per_schedule_and_occurrence_and_sort_by_time() -
     assert len(a0) == 32 and int(a0, 16) >= 0
     assert a0 == occurrence_id("c", "a", T0) and a0 < a1
     assert len({a0, occurrence_id("c", "b", T0), occurrence_id("d", "a", T0)}) == 3
+
+
+def _spec(**options: object) -> ScheduleSpec:
+    def report() -> None: ...
+
+    handler = HandlerRegistry().register(report)
+    return declare(handler, "* * * * *", name="r", cluster=ClusterConfig(cluster_id="c"), **options)  # type: ignore[arg-type]
+
+
+def test_jitter_moves_the_due_time_never_the_key() -> None:
+    spec = _spec(jitter="30s", metadata={"team": "ops"}, priority="high")
+    jobs = [occurrence_job(spec, f"id{m}", T0 + 60 * m, T0, triggered=False) for m in range(20)]
+    delays = [j.scheduled_at - (T0 + 60 * m) for m, j in enumerate(jobs)]
+    assert all(0 <= d < 30 for d in delays) and len(set(delays)) > 1
+    # Every process computes the same due time for an occurrence.
+    assert occurrence_job(spec, "x", T0, T0 + 5, triggered=False).scheduled_at == jobs[0].scheduled_at
+    job = jobs[0]
+    assert job.metadata == {"team": "ops", "schedule": "r", "occurrence": "2026-03-02T12:00:00+00:00"}
+    assert job.status is JobStatus.HeldOnMaster and job.priority is Priority.High
+    plain = occurrence_job(_spec(), "y", T0, T0, triggered=True)
+    assert plain.scheduled_at == T0 and plain.metadata["triggered"] is True

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from jobmaster.errors import ConfigError
-from jobmaster.jobs import lifecycle as lc
+from jobmaster.jobs.model import JobStatus
 from jobmaster.master.base import MasterStore
 from jobmaster.master.sql.executor import Row, Statements
 from jobmaster.master.sql.store import CHUNK, SqlMasterStore, marks
@@ -163,21 +163,21 @@ class ScheduleStore:
         )
         return None if value is None else float(value)
 
-    async def running(self, job_ids: Sequence[str]) -> set[str]:
-        """Those of `job_ids` still waiting or running (not in a final status)."""
+    async def statuses(self, job_ids: Sequence[str]) -> dict[str, JobStatus]:
+        """The status of each of `job_ids` the master still holds (pruned ones are left out)."""
         ids = list(dict.fromkeys(job_ids))
-        busy: set[str] = set()
+        found: dict[str, JobStatus] = {}
         for start in range(0, len(ids), CHUNK):
             chunk = ids[start : start + CHUNK]
-            found = await self.master.sql.fetch(
-                self._sql(
-                    f"SELECT id FROM jm_jobs WHERE id IN ({marks(len(chunk))})"
-                    f" AND status NOT IN {lc.FINAL_SQL}"
-                ),
-                chunk,
+            rows = await self.master.sql.fetch(
+                self._sql(f"SELECT id, status FROM jm_jobs WHERE id IN ({marks(len(chunk))})"), chunk
             )
-            busy.update(r[0] for r in found)
-        return busy
+            found.update((r[0], JobStatus(r[1])) for r in rows)
+        return found
+
+    async def running(self, job_ids: Sequence[str]) -> set[str]:
+        """Those of `job_ids` still waiting or running (not in a final status)."""
+        return {i for i, status in (await self.statuses(job_ids)).items() if not status.is_final}
 
     # ---- writes ------------------------------------------------------------------------------
 
