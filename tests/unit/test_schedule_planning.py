@@ -89,5 +89,6 @@ def test_jitter_moves_the_due_time_never_the_key() -> None:
     job = jobs[0]
     assert job.metadata == {"team": "ops", "schedule": "r", "occurrence": "2026-03-02T12:00:00+00:00"}
     assert job.status is JobStatus.HeldOnMaster and job.priority is Priority.High
-    plain = occurrence_job(_spec(), "y", T0, T0, triggered=True)
-    assert plain.scheduled_at == T0 and plain.metadata["triggered"] is True
+    triggered = occurrence_job(spec, "y", T0 + 7, T0 + 7, triggered=True)
+    assert triggered.scheduled_at == T0 + 7 and triggered.metadata["triggered"] is True  # runs now
+    assert occurrence_job(_spec(), "z", T0, T0, triggered=False).scheduled_at == T0

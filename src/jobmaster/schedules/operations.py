@@ -14,6 +14,7 @@ from jobmaster.errors import ScheduleError, ScheduleNotFoundError
 from jobmaster.handlers.registry import HandlerFunc
 from jobmaster.jobs.model import JobStatus, new_job_id
 from jobmaster.jobs.options import HandlerOptions, unknown_option
+from jobmaster.runtime.hub import HELD
 from jobmaster.schedules.declarations import (
     CatchUp,
     Overlap,
@@ -192,7 +193,7 @@ class Schedules:
         job = occurrence_job(row.spec, new_job_id(), now, now, triggered=True)
         await self._app.runtime.master.insert_jobs([job])
         await self.store.set_triggered(row.name, job.id, now)
-        await self._app._wake("held")
+        await self._app._wake(HELD)
         return job.id
 
     async def get(self, name: str) -> ScheduleInfo:

@@ -46,6 +46,8 @@ SCHEDULES = "schedules"
 #: The longest a scheduler sleeps without looking at the master (bounds how late a schedule added
 #: from another process, on a master that cannot notify, is first seen).
 MAX_SLEEP_S = 5.0
+#: The shortest, so a schedule that stays due (a pass cut at MAX_BATCHES) never spins the loop.
+MIN_SLEEP_S = 0.01
 #: Due schedules read per statement; a pass reads batches until none is due.
 BATCH = 1000
 #: Batches per pass at most (100,000 due schedules; the rest wait for the next pass).
@@ -57,9 +59,10 @@ TRIGGER_KEY = "triggered"
 
 
 def occurrence_job(spec: ScheduleSpec, job_id: str, occurrence: float, now: float, *, triggered: bool) -> Job:
-    """The job of one occurrence, as the spec's resolved options make it; jitter moves its due
-    time, never its key."""
-    due = spec.timing.jittered(at(occurrence), spec.name).timestamp() if spec.jitter_s else occurrence
+    """The job of one occurrence (or of a manual run, `triggered`), as the spec's resolved options
+    make it; jitter moves a scheduled occurrence's due time, never its key."""
+    jittered = spec.jitter_s and not triggered  # a manual run runs now
+    due = spec.timing.jittered(at(occurrence), spec.name).timestamp() if jittered else occurrence
     metadata = {**spec.metadata, SCHEDULE_KEY: spec.name, OCCURRENCE_KEY: iso(occurrence)}
     if triggered:
         metadata[TRIGGER_KEY] = True
@@ -206,6 +209,7 @@ class SchedulerDuty:
         declared_at: float | None = None
         hub = worker.runtime.hub
         while not worker.stopping.is_set():
+            wake.clear()  # before the pass: a schedule added during it wakes the next one
             now = time.time()
             sleep = worker.cluster.heartbeat_interval
             try:
@@ -220,15 +224,16 @@ class SchedulerDuty:
                 until = min(declared_at + refresh_every, now + MAX_SLEEP_S)
                 if following is not None:
                     until = min(until, following)
-                sleep = max(0.0, until - time.time())
+                sleep = max(MIN_SLEEP_S, until - time.time())
                 worker.runtime.outages.ok(MASTER)
             except Exception as exc:
                 worker.runtime.outages.failed(MASTER, exc, f"the scheduler pass of worker {worker.id}")
-            wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(_first(worker.stopping, wake), sleep)
 
     async def _declare(self, store: ScheduleStore, declarer: str, now: float) -> None:
+        if not self.declared:
+            return
         specs = [(s, first_after(s.timing, now)) for s in self.declared.values()]
         changed, refused = await store.declare(specs, declarer, now)
         for name in changed:
