@@ -4,6 +4,7 @@ times (the pass takes `now`; nothing here waits for real time)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -84,7 +85,9 @@ async def test_concurrent_passes_make_one_job_per_occurrence(master: MasterStore
     ("catch_up", "runs", "missed"),
     [("skip", [], 20), ("latest", [19], 19), ("all", [12, 13, 14, 15, 16, 17, 18, 19], 12)],
 )
-async def test_catch_up_after_a_gap(master: MasterStore, catch_up: str, runs: list[int], missed: int) -> None:
+async def test_catch_up_after_a_gap(
+    master: MasterStore, catch_up: str, runs: list[int], missed: int, caplog: pytest.LogCaptureFixture
+) -> None:
     """20 minutely occurrences came due while no scheduler ran; the window reaches back 9 minutes
     and `all` runs the latest 8 of those in it."""
     store = ScheduleStore(master)
@@ -92,8 +95,10 @@ async def test_catch_up_after_a_gap(master: MasterStore, catch_up: str, runs: li
         store, spec("gap", "* * * * *", catch_up=catch_up, catch_up_window="9m", catch_up_limit=8), T0 - 1
     )
     now = T0 + 19 * 60 + 30  # 30 s after the 20th occurrence: the latest is no longer on time
-    result = await run_pass(master, now)
+    with caplog.at_level(logging.WARNING, "jobmaster.schedules"):
+        result = await run_pass(master, now)
     assert (result.inserted, result.missed) == (len(runs), missed)
+    assert f"{missed} occurrence(s) of 1 schedule(s) missed" in caplog.text and "gap (" in caplog.text
     assert [j.metadata["occurrence"] for j in await jobs_of(master, s.name)] == [
         datetime.fromtimestamp(T0 + 60 * m, UTC).isoformat() for m in runs
     ]

@@ -52,6 +52,8 @@ MIN_SLEEP_S = 0.01
 BATCH = 1000
 #: Batches per pass at most (100,000 due schedules; the rest wait for the next pass).
 MAX_BATCHES = 100
+#: Schedules named in the warning of a pass that missed occurrences.
+MISSED_NAMED = 10
 #: Metadata keys of an occurrence's job.
 SCHEDULE_KEY = "schedule"
 OCCURRENCE_KEY = "occurrence"
@@ -90,6 +92,23 @@ class PassResult:
     skipped: int = 0
     missed: int = 0
     moved: int = 0
+    #: Occurrences missed, by schedule.
+    missed_by: dict[str, int] = field(default_factory=dict)
+
+    def log_missed(self) -> None:
+        """One warning a pass, naming the first schedules: after an outage thousands may have
+        missed occurrences, and a line each would bury the log."""
+        if not self.missed_by:
+            return
+        named = ", ".join(f"{name} ({count})" for name, count in list(self.missed_by.items())[:MISSED_NAMED])
+        more = len(self.missed_by) - MISSED_NAMED
+        log.warning(
+            "%d occurrence(s) of %d schedule(s) missed while no scheduler ran (not run, per catch_up): %s%s",
+            self.missed,
+            len(self.missed_by),
+            named,
+            f" and {more} more" if more > 0 else "",
+        )
 
 
 @dataclass(slots=True)
@@ -133,6 +152,7 @@ async def run_pass(
         if len(rows) < BATCH:
             break
     result.moved = await store.advance(advances, now)
+    result.log_missed()
     return result
 
 
@@ -158,13 +178,7 @@ async def _plan_batch(
             job_id = occurrence_id(cluster_id, row.name, occurrence)
             batch.jobs.append(occurrence_job(row.spec, job_id, occurrence, now, triggered=False))
         if p.missed:
-            log.warning(
-                "schedule %s: %d occurrence(s) missed (catch_up=%s), last at %s",
-                row.name,
-                p.missed,
-                row.spec.catch_up.mode,
-                at(p.last_at).isoformat(),
-            )
+            result.missed_by[row.name] = p.missed
         result.skipped += skipped
         result.missed += p.missed
         batch.advances.append(
