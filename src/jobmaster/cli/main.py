@@ -7,7 +7,6 @@ from typing import Any
 
 import click
 
-from jobmaster.bench.schedules import bench_schedules
 from jobmaster.cli.agents import agents
 from jobmaster.cli.common import EVENT_LOOP_ENV, EXIT_BAD_INPUT, EXIT_FAILURE, CliError
 from jobmaster.cli.config import config
@@ -106,21 +105,23 @@ def _needs_bench_extra(name: str) -> click.Command:
 
 
 def _bench_commands() -> list[click.Command]:
-    """`bench` and `bench-agent`, or stand-ins naming the extra when psutil is not installed."""
+    """`bench` and `bench-agent`, or stand-ins naming the extra when psutil is not installed, and
+    `bench-schedules` (no psutil). Imported here: the bench package imports the CLI's helpers."""
+    from jobmaster.bench.schedules import bench_schedules
+
     try:
         from jobmaster.bench.agent import bench_agent
         from jobmaster.bench.engine import bench
     except ModuleNotFoundError as exc:
         if exc.name != "psutil":
             raise
-        return [_needs_bench_extra("bench"), _needs_bench_extra("bench-agent")]
-    return [bench, bench_agent]
+        return [_needs_bench_extra("bench"), _needs_bench_extra("bench-agent"), bench_schedules]
+    return [bench, bench_agent, bench_schedules]
 
 
 cli.add_command(agents)
 for command in _bench_commands():
     cli.add_command(command)
-cli.add_command(bench_schedules)
 cli.add_command(config)
 cli.add_command(db)
 cli.add_command(demo)
