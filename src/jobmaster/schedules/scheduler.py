@@ -9,7 +9,7 @@ the next one to repeat. Moving a schedule on is a compare-and-swap on its `next_
 scheduler counts a pass's skipped and missed occurrences.
 
 The duty sleeps until the next occurrence of any schedule is due (at most `MAX_SLEEP_S`, and woken at
-once by `schedules` notifications when a schedule is added, resumed or triggered), so an idle
+once by `schedules` notifications when a schedule is added or resumed), so an idle
 cluster costs two reads per process every few seconds and one write a minute to say which schedules
 its code declares.
 """
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("jobmaster.schedules")
 
-#: The notification topic that wakes schedulers: a schedule was added, resumed or triggered.
+#: The notification topic that wakes schedulers: a schedule was added or resumed.
 SCHEDULES = "schedules"
 #: The longest a scheduler sleeps without looking at the master (bounds how late a schedule added
 #: from another process, on a master that cannot notify, is first seen).
