@@ -238,5 +238,5 @@ def _info(row: ScheduleRow, statuses: dict[str, JobStatus]) -> ScheduleInfo:
         missed=row.missed,
         catch_up=spec.catch_up.mode,
         overlap=spec.overlap,
-        data=spec.data,
+        data=dict(spec.data),
     )
