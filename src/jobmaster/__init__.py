@@ -18,6 +18,7 @@ from jobmaster.errors import (
     ResultError,
     ResultTimeoutError,
     ScheduleError,
+    ScheduleNotFoundError,
     UnavailableError,
     UnknownHandlerError,
 )
@@ -29,6 +30,7 @@ from jobmaster.jobs.paging import JobPage
 from jobmaster.jobs.retry import RetryPolicy
 from jobmaster.runtime.process import run_worker_process, tune_worker_gc
 from jobmaster.schedules import Schedule, parse_schedule
+from jobmaster.schedules.operations import ScheduleInfo
 from jobmaster.sync import SyncJobMaster
 
 __all__ = [
@@ -62,6 +64,8 @@ __all__ = [
     "RetryPolicy",
     "Schedule",
     "ScheduleError",
+    "ScheduleInfo",
+    "ScheduleNotFoundError",
     "Snooze",
     "SyncJobMaster",
     "UnavailableError",

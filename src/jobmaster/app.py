@@ -39,6 +39,7 @@ from jobmaster.runtime.publisher import Publisher
 from jobmaster.runtime.runtime import Runtime
 from jobmaster.runtime.services import AppServices
 from jobmaster.runtime.startup import StartWait
+from jobmaster.schedules.operations import RecurringOptions, ScheduleInfo, Schedules
 
 if TYPE_CHECKING:
     from jobmaster.sync import SyncJobMaster
@@ -47,6 +48,7 @@ log = logging.getLogger("jobmaster")
 
 P = ParamSpec("P")
 R = TypeVar("R")
+HandlerT = TypeVar("HandlerT", bound=HandlerFunc)
 RunMiddlewareT = TypeVar("RunMiddlewareT", bound=RunMiddleware)
 ScheduleMiddlewareT = TypeVar("ScheduleMiddlewareT", bound=ScheduleMiddleware)
 Hook = Callable[[SimpleNamespace], Awaitable[None] | None]
@@ -83,6 +85,9 @@ class JobMaster:
         self._schedule_middleware: list[ScheduleMiddleware] = []
         #: Background loops of this app's workers besides the built-in ones (`add_duty`).
         self.duties: list[Duty] = []
+        #: Recurring schedules: declared with `recurring`, added with `add_schedule`, operated here.
+        self.schedules = Schedules(self)
+        self.duties.append(self.schedules.duty)
         self.state = SimpleNamespace()
         self._startup: list[Hook] = []
         self._shutdown: list[Hook] = []
@@ -185,6 +190,34 @@ class JobMaster:
             return handler_object(self, registered)
 
         return register(func) if func is not None else register
+
+    def recurring(
+        self, expression: str | None = None, *, name: str | None = None, **options: Unpack[RecurringOptions]
+    ) -> Callable[[HandlerT], HandlerT]:
+        """Declare a recurring schedule of the decorated handler (several per handler, each with its
+        own `name`; the handler's id by default): a cron or readable `expression`, or `every=`.
+
+        Validated now (a bad expression, zone, interval or name is a `ScheduleError`, with nothing
+        written); the workers write it to the master when they start, and retire it once a deploy
+        has removed it from the code of every running process (`schedule_retire_after`).
+        """
+        if self._runtime is not None:
+            raise ConfigError("schedules cannot be declared while the cluster is open")
+        return self.schedules.recurring(expression, name=name, **options)
+
+    async def add_schedule(
+        self,
+        handler: str | HandlerFunc,
+        expression: str | None = None,
+        *,
+        name: str | None = None,
+        **options: Unpack[RecurringOptions],
+    ) -> ScheduleInfo:
+        """Add a dynamic schedule at run time: kept in the master until `remove_schedule`."""
+        return await self.schedules.add(handler, expression, name=name, **options)
+
+    async def remove_schedule(self, name: str) -> None:
+        await self.schedules.remove(name)
 
     def run_middleware(self, layer: RunMiddlewareT) -> RunMiddlewareT:
         """Wrap every handler's runs in this process: `async def layer(call_next, job)` (see

@@ -37,6 +37,10 @@ class JobNotFoundError(JobMasterError, LookupError):
     pass
 
 
+class ScheduleNotFoundError(JobMasterError, LookupError):
+    """No recurring schedule of that name in the cluster."""
+
+
 class QueryError(JobMasterError, ValueError):
     """A listing or counting call asked for something that cannot be (a bad status, limit or time)."""
 

@@ -17,6 +17,7 @@ from jobmaster.handlers.registry import HandlerFunc
 from jobmaster.jobs.model import Attempt, Job
 from jobmaster.jobs.options import JobOptions, JobQuery
 from jobmaster.jobs.paging import JobPage
+from jobmaster.schedules.operations import RecurringOptions, ScheduleInfo
 
 if TYPE_CHECKING:
     from jobmaster.app import JobMaster
@@ -72,6 +73,19 @@ class SyncJobMaster:
         **options: Unpack[JobOptions],
     ) -> list[str]:
         return self._call(self.app.schedule_many(handler, list(items), **options))
+
+    def add_schedule(
+        self,
+        handler: str | HandlerFunc,
+        expression: str | None = None,
+        *,
+        name: str | None = None,
+        **options: Unpack[RecurringOptions],
+    ) -> ScheduleInfo:
+        return self._call(self.app.add_schedule(handler, expression, name=name, **options))
+
+    def remove_schedule(self, name: str) -> None:
+        self._call(self.app.remove_schedule(name))
 
     def get_job(self, job_id: str) -> Job:
         return self._call(self._opened(self.app.get_job, job_id))

@@ -14,7 +14,13 @@ from jobmaster.master.sql.dialect import MYSQL, POSTGRES, SQLITE, TABLE_OPTIONS,
 #: Every released migration, by number: databases record these numbers, so a file is never renamed,
 #: renumbered or removed (a new one goes at the end).
 RELEASED = {
-    "sqlite": ["001_tables.sql", "002_bucket_queues.sql", "003_listing_index.sql", "004_results.sql"],
+    "sqlite": [
+        "001_tables.sql",
+        "002_bucket_queues.sql",
+        "003_listing_index.sql",
+        "004_results.sql",
+        "005_schedules.sql",
+    ],
     "postgres": [
         "001_tables.sql",
         "002_final_and_queue_indexes.sql",
@@ -24,8 +30,15 @@ RELEASED = {
         "006_start_assign_release_functions.sql",
         "007_listing_index.sql",
         "008_results.sql",
+        "009_schedules.sql",
     ],
-    "mysql": ["001_tables.sql", "002_drop_status_indexes.sql", "003_listing_index.sql", "004_results.sql"],
+    "mysql": [
+        "001_tables.sql",
+        "002_drop_status_indexes.sql",
+        "003_listing_index.sql",
+        "004_results.sql",
+        "005_schedules.sql",
+    ],
 }
 
 

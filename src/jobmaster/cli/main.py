@@ -13,6 +13,7 @@ from jobmaster.cli.config import config
 from jobmaster.cli.db import db
 from jobmaster.cli.demo import demo
 from jobmaster.cli.jobs import jobs, schedule
+from jobmaster.cli.schedules import schedules
 from jobmaster.cli.status import status
 from jobmaster.cli.worker import worker
 from jobmaster.config.urls import describe
@@ -23,11 +24,19 @@ from jobmaster.errors import (
     JobNotFoundError,
     QueryError,
     ScheduleError,
+    ScheduleNotFoundError,
 )
 from jobmaster.runtime.process import EVENT_LOOPS
 
 #: Errors that mean the user asked for something wrong, as opposed to something going wrong.
-BAD_INPUT = (ConfigError, ScheduleError, JobNotFoundError, InvalidTransitionError, QueryError)
+BAD_INPUT = (
+    ConfigError,
+    ScheduleError,
+    JobNotFoundError,
+    ScheduleNotFoundError,
+    InvalidTransitionError,
+    QueryError,
+)
 
 
 def _leaf(exc: BaseException) -> BaseException:
@@ -96,15 +105,18 @@ def _needs_bench_extra(name: str) -> click.Command:
 
 
 def _bench_commands() -> list[click.Command]:
-    """`bench` and `bench-agent`, or stand-ins naming the extra when psutil is not installed."""
+    """`bench` and `bench-agent`, or stand-ins naming the extra when psutil is not installed, and
+    `bench-schedules` (no psutil). Imported here: the bench package imports the CLI's helpers."""
+    from jobmaster.bench.schedules import bench_schedules
+
     try:
         from jobmaster.bench.agent import bench_agent
         from jobmaster.bench.engine import bench
     except ModuleNotFoundError as exc:
         if exc.name != "psutil":
             raise
-        return [_needs_bench_extra("bench"), _needs_bench_extra("bench-agent")]
-    return [bench, bench_agent]
+        return [_needs_bench_extra("bench"), _needs_bench_extra("bench-agent"), bench_schedules]
+    return [bench, bench_agent, bench_schedules]
 
 
 cli.add_command(agents)
@@ -115,6 +127,7 @@ cli.add_command(db)
 cli.add_command(demo)
 cli.add_command(jobs)
 cli.add_command(schedule)
+cli.add_command(schedules)
 cli.add_command(status)
 cli.add_command(worker)
 

@@ -39,6 +39,19 @@ class JobContext:
     def cancelled(self) -> bool:
         return self.cancel_event.is_set()
 
+    @property
+    def schedule(self) -> str | None:
+        """The recurring schedule that made this job, if one did."""
+        name = self.metadata.get("schedule")
+        return name if isinstance(name, str) else None
+
+    @property
+    def occurrence(self) -> datetime | None:
+        """The occurrence (UTC) of the recurring schedule this job runs, if one made it: its
+        scheduled time, before any jitter."""
+        value = self.metadata.get("occurrence")
+        return datetime.fromisoformat(value) if self.schedule and isinstance(value, str) else None
+
     @staticmethod
     def utc(ts: float) -> datetime:
         return datetime.fromtimestamp(ts, UTC)

@@ -26,6 +26,8 @@ class Hub:
         #: Told the id of every watched job the master says ended (`jobmaster/results.py`).
         self._ended_listeners: list[Callable[[str], None]] = []
 
+        self._topic_listeners: dict[str, list[Callable[[], None]]] = {}
+
     def register_bucket(self, bucket_id: str, wake: Callable[[], None]) -> None:
         self._buckets[bucket_id] = wake
 
@@ -37,6 +39,13 @@ class Hub:
 
     def on_ended(self, callback: Callable[[str], None]) -> None:
         self._ended_listeners.append(callback)
+
+    def on_topic(self, topic: str, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` at each notification of a feature's own `topic` (the recurring scheduler
+        wakes on `schedules`); returns the function that stops it."""
+        listeners = self._topic_listeners.setdefault(topic, [])
+        listeners.append(callback)
+        return lambda: listeners.remove(callback)
 
     def wake_bucket(self, bucket_id: str) -> None:
         wake = self._buckets.get(bucket_id)
@@ -58,6 +67,10 @@ class Hub:
             job_id = topic[len(ENDED_TOPIC) :]
             for ended in self._ended_listeners:
                 ended(job_id)
+
+        else:
+            for callback in self._topic_listeners.get(topic, ()):
+                callback()
 
 
 async def wait_for(event: asyncio.Event, timeout: float | None) -> bool:

@@ -79,6 +79,17 @@ def _replace_into(table: str, columns: str, key: str, verb: str) -> str:
     return f"{verb} INTO {table} ({columns}) VALUES ({', '.join('?' for _ in columns.split(','))})"
 
 
+def _insert_new(verb: str, tail: str = "") -> Callable[[str, str, int], str]:
+    """`insert_new(table, columns, rows)`: an INSERT of `rows` rows that skips each whose key is
+    stored already, the rest going in (its count of rows matched is the rows inserted)."""
+
+    def render(table: str, columns: str, count: int) -> str:
+        row = f"({', '.join('?' for _ in columns.split(','))})"
+        return f"{verb} INTO {table} ({columns}) VALUES {', '.join([row] * count)}{tail}"
+
+    return render
+
+
 def _pg_upsert(table: str, columns: str, key: str) -> str:
     names = [c.strip() for c in columns.split(",")]
     updates = ", ".join(f"{c} = excluded.{c}" for c in names if c != key)
@@ -114,6 +125,8 @@ class Dialect:
     filter: rows.FilterDialect
     #: `upsert(table, columns, key)`: an INSERT of one row that replaces the row of the same key.
     upsert: Callable[[str, str, str], str]
+    #: `insert_new(table, columns, rows)`: a multi-row INSERT that leaves rows of stored keys alone.
+    insert_new: Callable[[str, str, int], str]
     #: An `update_job` value as the column's type takes it.
     value: Callable[[str, Any], Any]
     #: Appended to a SELECT whose rows the transaction then writes (SQLite's write lock is the
@@ -155,6 +168,7 @@ SQLITE = Dialect(
     true="1",
     filter=rows.FilterDialect(lambda _: "?", rows.status_in, _sqlite_metadata),
     upsert=lambda table, columns, key: _replace_into(table, columns, key, "INSERT OR REPLACE"),
+    insert_new=_insert_new("INSERT OR IGNORE"),
     value=_plain,
     lock_rows="",
     skip_locked="",
@@ -189,6 +203,7 @@ POSTGRES = Dialect(
     true="true",
     filter=rows.FilterDialect(lambda _: "?", _pg_statuses, _pg_metadata),
     upsert=_pg_upsert,
+    insert_new=_insert_new("INSERT", " ON CONFLICT DO NOTHING"),
     value=_pg_value,
     lock_rows=" FOR UPDATE",
     skip_locked=" FOR UPDATE SKIP LOCKED",
@@ -214,6 +229,9 @@ MYSQL = Dialect(
     true="TRUE",
     filter=rows.FilterDialect(lambda _: "%s", rows.status_in, _mysql_metadata, rows.after_split),
     upsert=lambda table, columns, key: _replace_into(table, columns, key, "REPLACE"),
+    # INSERT IGNORE also turns other errors into warnings (a value too long is cut): callers check
+    # their values before (schedule names are validated against NAME_PATTERN).
+    insert_new=_insert_new("INSERT IGNORE"),
     value=_plain,
     lock_rows=" FOR UPDATE",
     skip_locked=" FOR UPDATE SKIP LOCKED",
