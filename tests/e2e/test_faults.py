@@ -1,0 +1,131 @@
+"""Faults injected with real processes and servers, each while its victim holds jobs, each followed by
+the promise of docs/guarantees.md that it tests, and by a cross-check of every handler run against
+the attempts the master counted (`fault_support.account`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+from e2e_support import create_runs_table, wait_registered
+from fault_support import (
+    FaultProcesses,
+    PausableProxy,
+    account,
+    create_interrupts_table,
+    fetch,
+    held_by,
+    log_lines,
+    wait_until,
+    worker_id,
+)
+from private_pg import PrivatePostgres
+
+from jobmaster import JobStatus
+
+#: Short leases, so that a fault outlasts them within seconds.
+LEASES = {"heartbeat_interval": 0.3, "job_lease": 2, "worker_timeout": 1.5, "shutdown_grace": 1}
+LEASE_LOST = "no heartbeat for longer than job_lease"
+REPLACED = "had been adopted as lost; replaced"
+
+
+async def _all_succeeded(url: str, ids: list[str]) -> bool:
+    rows = await fetch(url, "SELECT count(*) FROM jm_jobs WHERE id = ANY($1::text[]) AND status = 5", ids)
+    return bool(rows[0][0] == len(ids))
+
+
+async def test_master_unreachable_past_job_lease(private_master: PrivatePostgres, tmp_path: Path) -> None:
+    """A worker cut from its master (a paused TCP relay: its calls hang, as in a partition) for longer
+    than `job_lease`, while it runs jobs and buffers more, interrupts its runs and drops its buffer;
+    the rest of the fleet, which still reaches the master, recovers those jobs and adopts its bucket;
+    back online, the worker replaces its bucket and runs jobs again. Every job succeeds, and a job
+    runs twice only when its first run was the cut worker's, cut short and counted as `lost`."""
+    url = private_master.url
+    await create_runs_table(url)
+    await create_interrupts_table(url)
+    proxy = PausableProxy(private_master.port)
+    await proxy.start()
+    cluster = f"cut-{uuid.uuid4().hex[:8]}"
+    fleet = FaultProcesses(url, cluster, tmp_path)
+    fleet.settings = LEASES
+    cut = FaultProcesses(url.replace(f":{private_master.port}/", f":{proxy.port}/"), cluster, tmp_path)
+    cut.settings = LEASES
+    cut.extra_env = {"E2E_RUNS": url}  # its handlers record their runs past the cut
+    try:
+        cut.worker(
+            "victim",
+            [{"name": "victim", "mode": "execution", "parallelism_factor": 1.0, "bucket_buffer_size": 8}],
+        )
+        fleet.worker("brain", [{"name": "brain", "mode": "coordinator"}])
+        await wait_registered(url, cluster, 2)
+        victim = await worker_id(url, cluster, "victim")
+        # due now: 4 run, the rest wait in its bucket; due soon: buffered (only jobs not due yet are)
+        plan = [
+            {"name": "now", "handler": "fault_app.stalls", "count": 30},
+            {"name": "soon", "handler": "fault_app.stalls", "count": 30, "delay": 5},
+        ]
+        published = await asyncio.to_thread(fleet.publish, plan)  # the relay runs in this loop
+        ids = [job_id for group in published.values() for job_id in group]
+
+        async def running_and_buffering() -> bool:
+            held = await held_by(url, victim)
+            return held[JobStatus.Processing] == 4 and held[JobStatus.Queued] == 8
+
+        # its 4 slots busy and its buffer full: it writes nothing until the cut, so the master
+        # knows exactly what it holds
+        await wait_until(running_and_buffering, "the victim to run 4 jobs and buffer 8")
+        proxy.pause()
+        cut_at = time.time()
+        at_cut = await held_by(url, victim)
+        fleet.worker("rescuer", [{"name": "rescuer", "parallelism_factor": 4.0}])
+
+        async def lease_lost() -> list[str]:
+            return log_lines(cut, "victim", LEASE_LOST)
+
+        dropped = (await wait_until(lease_lost, "the victim to give its jobs up"))[0]
+        assert "dropped 12 buffered or running job(s)" in dropped, dropped
+        await wait_until(lambda: _all_succeeded(url, ids), "every job to succeed", 120)
+        assert cut.running[0].poll() is None, "the victim died instead of waiting for its master"
+
+        async def adopted() -> bool:
+            return not await fetch(url, "SELECT id FROM jm_buckets WHERE worker_id = $1", victim)
+
+        await wait_until(adopted, "the victim's buckets to be adopted and emptied")
+        proxy.resume()
+        healed_at = time.time()
+
+        async def replaced() -> list[asyncpg.Record]:
+            return await fetch(url, "SELECT id FROM jm_buckets WHERE worker_id = $1", victim)
+
+        buckets = await wait_until(replaced, "the victim to replace its adopted bucket")
+        assert all(b["id"].endswith(".r1") for b in buckets), buckets
+        assert log_lines(cut, "victim", REPLACED)
+        plan = [{"name": "later", "handler": "e2e_app.work", "count": 200}]
+        later = (await asyncio.to_thread(fleet.publish, plan))["later"]
+        await wait_until(lambda: _all_succeeded(url, later), "the later jobs to succeed", 120)
+        assert await asyncio.to_thread(fleet.stop_all) == [0, 0]
+        assert await asyncio.to_thread(cut.stop_all) == [0]
+    finally:
+        await asyncio.to_thread(fleet.stop_all)
+        await asyncio.to_thread(cut.stop_all)
+        await proxy.close()
+
+    interrupted = await fetch(url, "SELECT job_id, attempt, at FROM e2e_interrupts")
+    assert interrupted, "no run of the victim was interrupted"
+    assert all(cut_at < r["at"] < healed_at for r in interrupted), "a run was interrupted outside the cut"
+    books = await account(url, cluster, ids, faulty="victim")
+    victim_runs = books.runs_on("victim")
+    assert {(r["job_id"], r["attempt"]) for r in interrupted} == set(victim_runs) and len(victim_runs) == 4
+    for job_id, attempt in victim_runs:
+        assert books.attempts[job_id][attempt - 1].outcome == "lost"
+        assert len(books.runs[job_id]) == 2  # once cut short on the victim, once to the end elsewhere
+    assert sum(len(runs) for runs in books.runs.values()) == len(ids) + len(victim_runs)
+    assert (await account(url, cluster, later)).runs_on("victim"), "the victim ran none of the later jobs"
+    print(
+        f"\ncut: the victim held {dict(at_cut)}; {dropped.split('] ')[-1]};"
+        f" {len(victim_runs)} run(s) interrupted and run again elsewhere, outcomes {dict(books.outcomes())}"
+    )
