@@ -6,6 +6,7 @@ the attempts the master counted (`fault_support.account`).
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 import uuid
 from pathlib import Path
@@ -31,11 +32,68 @@ from jobmaster import JobStatus
 LEASES = {"heartbeat_interval": 0.3, "job_lease": 2, "worker_timeout": 1.5, "shutdown_grace": 1}
 LEASE_LOST = "no heartbeat for longer than job_lease"
 REPLACED = "had been adopted as lost; replaced"
+#: The worker a test harms: one bucket of 4 slots and a buffer of 8 (see `_victim_holding_jobs`).
+VICTIM = {"name": "victim", "mode": "execution", "parallelism_factor": 1.0, "bucket_buffer_size": 8}
+HOLDING = {JobStatus.Processing: 4, JobStatus.Queued: 8}
 
 
 async def _all_succeeded(url: str, ids: list[str]) -> bool:
     rows = await fetch(url, "SELECT count(*) FROM jm_jobs WHERE id = ANY($1::text[]) AND status = 5", ids)
     return bool(rows[0][0] == len(ids))
+
+
+async def _victim_holding_jobs(victim: FaultProcesses, fleet: FaultProcesses) -> tuple[str, list[str]]:
+    """Start the victim (execution only) and a coordinator, publish jobs, and wait until the victim
+    runs 4 and buffers 8: its slots busy and its buffer full, it writes nothing until the fault, so
+    the master knows exactly what it holds then. Returns its worker id and the jobs' ids."""
+    url, cluster = fleet.master, fleet.cluster
+    victim.worker("victim", [VICTIM])
+    fleet.worker("brain", [{"name": "brain", "mode": "coordinator"}])
+    await wait_registered(url, cluster, 2)
+    victim_id = await worker_id(url, cluster, "victim")
+    # due now: 4 run, the rest wait in its bucket; due soon: buffered (only jobs not due yet are)
+    plan = [
+        {"name": "now", "handler": "fault_app.stalls", "count": 30},
+        {"name": "soon", "handler": "fault_app.stalls", "count": 30, "delay": 5},
+    ]
+    published = await asyncio.to_thread(fleet.publish, plan)  # a relay may run in this loop
+    ids = [job_id for group in published.values() for job_id in group]
+
+    async def holding() -> bool:
+        return await held_by(url, victim_id) == HOLDING
+
+    await wait_until(holding, "the victim to run 4 jobs and buffer 8")
+    return victim_id, ids
+
+
+async def _wait_buckets_adopted(url: str, victim: str) -> None:
+    async def adopted() -> bool:
+        return not await fetch(url, "SELECT id FROM jm_buckets WHERE worker_id = $1", victim)
+
+    await wait_until(adopted, "the victim's buckets to be adopted and emptied")
+
+
+async def _victim_runs_again(victim: FaultProcesses, fleet: FaultProcesses, victim_id: str) -> list[str]:
+    """Back from its fault, the victim replaces its adopted buckets once and runs jobs again; returns
+    the ids of quick jobs published meanwhile, some of which it ran."""
+    url = fleet.master
+
+    async def replaced() -> list[asyncpg.Record]:
+        return await fetch(url, "SELECT id FROM jm_buckets WHERE worker_id = $1", victim_id)
+
+    buckets = await wait_until(replaced, "the victim to replace its adopted buckets")
+    assert all(b["id"].endswith(".r1") for b in buckets), buckets
+    assert log_lines(victim, "victim", REPLACED)
+    plan = [{"name": "later", "handler": "e2e_app.work", "count": 200}]
+    later = (await asyncio.to_thread(fleet.publish, plan))["later"]
+    await wait_until(lambda: _all_succeeded(url, later), "the later jobs to succeed", 120)
+
+    async def ran_later() -> list[asyncpg.Record]:
+        query = "SELECT 1 FROM e2e_runs WHERE job_id = ANY($1::text[]) AND worker_id = $2"
+        return await fetch(url, query, later, victim_id)
+
+    assert await ran_later(), "the victim ran none of the jobs published after its fault"
+    return later
 
 
 async def test_master_unreachable_past_job_lease(private_master: PrivatePostgres, tmp_path: Path) -> None:
@@ -56,31 +114,9 @@ async def test_master_unreachable_past_job_lease(private_master: PrivatePostgres
     cut.settings = LEASES
     cut.extra_env = {"E2E_RUNS": url}  # its handlers record their runs past the cut
     try:
-        cut.worker(
-            "victim",
-            [{"name": "victim", "mode": "execution", "parallelism_factor": 1.0, "bucket_buffer_size": 8}],
-        )
-        fleet.worker("brain", [{"name": "brain", "mode": "coordinator"}])
-        await wait_registered(url, cluster, 2)
-        victim = await worker_id(url, cluster, "victim")
-        # due now: 4 run, the rest wait in its bucket; due soon: buffered (only jobs not due yet are)
-        plan = [
-            {"name": "now", "handler": "fault_app.stalls", "count": 30},
-            {"name": "soon", "handler": "fault_app.stalls", "count": 30, "delay": 5},
-        ]
-        published = await asyncio.to_thread(fleet.publish, plan)  # the relay runs in this loop
-        ids = [job_id for group in published.values() for job_id in group]
-
-        async def running_and_buffering() -> bool:
-            held = await held_by(url, victim)
-            return held[JobStatus.Processing] == 4 and held[JobStatus.Queued] == 8
-
-        # its 4 slots busy and its buffer full: it writes nothing until the cut, so the master
-        # knows exactly what it holds
-        await wait_until(running_and_buffering, "the victim to run 4 jobs and buffer 8")
+        victim, ids = await _victim_holding_jobs(cut, fleet)
         proxy.pause()
         cut_at = time.time()
-        at_cut = await held_by(url, victim)
         fleet.worker("rescuer", [{"name": "rescuer", "parallelism_factor": 4.0}])
 
         async def lease_lost() -> list[str]:
@@ -91,22 +127,10 @@ async def test_master_unreachable_past_job_lease(private_master: PrivatePostgres
         await wait_until(lambda: _all_succeeded(url, ids), "every job to succeed", 120)
         assert cut.running[0].poll() is None, "the victim died instead of waiting for its master"
 
-        async def adopted() -> bool:
-            return not await fetch(url, "SELECT id FROM jm_buckets WHERE worker_id = $1", victim)
-
-        await wait_until(adopted, "the victim's buckets to be adopted and emptied")
+        await _wait_buckets_adopted(url, victim)
         proxy.resume()
         healed_at = time.time()
-
-        async def replaced() -> list[asyncpg.Record]:
-            return await fetch(url, "SELECT id FROM jm_buckets WHERE worker_id = $1", victim)
-
-        buckets = await wait_until(replaced, "the victim to replace its adopted bucket")
-        assert all(b["id"].endswith(".r1") for b in buckets), buckets
-        assert log_lines(cut, "victim", REPLACED)
-        plan = [{"name": "later", "handler": "e2e_app.work", "count": 200}]
-        later = (await asyncio.to_thread(fleet.publish, plan))["later"]
-        await wait_until(lambda: _all_succeeded(url, later), "the later jobs to succeed", 120)
+        later = await _victim_runs_again(cut, fleet, victim)
         assert await asyncio.to_thread(fleet.stop_all) == [0, 0]
         assert await asyncio.to_thread(cut.stop_all) == [0]
     finally:
@@ -124,8 +148,61 @@ async def test_master_unreachable_past_job_lease(private_master: PrivatePostgres
         assert books.attempts[job_id][attempt - 1].outcome == "lost"
         assert len(books.runs[job_id]) == 2  # once cut short on the victim, once to the end elsewhere
     assert sum(len(runs) for runs in books.runs.values()) == len(ids) + len(victim_runs)
-    assert (await account(url, cluster, later)).runs_on("victim"), "the victim ran none of the later jobs"
+    await account(url, cluster, later)  # quick jobs: none cut short, each run once
     print(
-        f"\ncut: the victim held {dict(at_cut)}; {dropped.split('] ')[-1]};"
+        f"\ncut: {dropped.split('] ')[-1]};"
         f" {len(victim_runs)} run(s) interrupted and run again elsewhere, outcomes {dict(books.outcomes())}"
     )
+
+
+async def test_worker_paused_past_job_lease_never_starts_its_stale_copies(
+    private_master: PrivatePostgres, cluster_id: str, tmp_path: Path
+) -> None:
+    """A worker SIGSTOPped for longer than `job_lease` while it runs 4 jobs and buffers 8, then
+    SIGCONTed once another worker ran them all: the runs it was in finish late (their outcomes are
+    refused, the attempts stay `lost`), and its buffered copies, due and stale, are never started
+    (their start writes are fenced on the version), before it goes on with new jobs."""
+    url = private_master.url
+    await create_runs_table(url)
+    fleet = FaultProcesses(url, cluster_id, tmp_path)
+    fleet.settings = LEASES
+    paused = FaultProcesses(url, cluster_id, tmp_path)
+    paused.settings = LEASES
+    paused.extra_env = {"E2E_VICTIM_RUN": "4"}  # its runs end by themselves once it is let go on
+    try:
+        victim, ids = await _victim_holding_jobs(paused, fleet)
+        process = paused.running[0]
+        process.send_signal(signal.SIGSTOP)
+        stopped_at = time.time()
+        held = await held_by(url, victim)
+        fleet.worker("rescuer", [{"name": "rescuer", "parallelism_factor": 4.0}])
+        await wait_until(lambda: _all_succeeded(url, ids), "every job to succeed", 120)
+        await _wait_buckets_adopted(url, victim)
+        assert time.time() - stopped_at > LEASES["job_lease"]
+        process.send_signal(signal.SIGCONT)
+        # a due job it buffered keeps new jobs from starting there until it was dispatched, so new
+        # jobs run on the victim only once every stale copy was tried
+        await _victim_runs_again(paused, fleet, victim)
+        assert await asyncio.to_thread(fleet.stop_all) == [0, 0]
+        assert await asyncio.to_thread(paused.stop_all) == [0]
+    finally:
+        await asyncio.to_thread(fleet.stop_all)
+        await asyncio.to_thread(paused.stop_all)
+
+    assert held == HOLDING, held  # what it held while stopped: the fault mattered
+    books = await account(url, cluster_id, ids, faulty="victim")
+    victim_runs = books.runs_on("victim")
+    assert len(victim_runs) == 4, f"the victim ran {victim_runs}: a stale copy started"
+    late = await fetch(
+        url,
+        "SELECT job_id FROM e2e_runs WHERE job_id = ANY($1::text[]) AND worker_id = $2 AND started > $3",
+        ids,
+        victim,
+        stopped_at,
+    )
+    assert not late, f"stale copies started after the pause: {late}"
+    for job_id, attempt in victim_runs:
+        assert books.attempts[job_id][attempt - 1].outcome == "lost"
+        assert len(books.runs[job_id]) == 2  # the run it was in, and one to the end elsewhere
+    assert sum(len(runs) for runs in books.runs.values()) == len(ids) + len(victim_runs)
+    print(f"\npause: the victim held {dict(held)}; outcomes {dict(books.outcomes())}")
