@@ -6,12 +6,16 @@ the attempts the master counted (`fault_support.account`).
 from __future__ import annotations
 
 import asyncio
+import base64
 import signal
 import time
 import uuid
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
+import pytest
 from e2e_support import create_runs_table, wait_registered
 from fault_support import (
     FaultProcesses,
@@ -25,8 +29,14 @@ from fault_support import (
     worker_id,
 )
 from private_pg import PrivatePostgres
+from test_wire_e2e import _cli
 
+from helpers import NATS_URL, drop_agent
 from jobmaster import JobStatus
+from jobmaster.agents.base import AgentMessage
+from jobmaster.backends import make_agent, make_master
+from jobmaster.jobs.model import new_job_id
+from jobmaster.runtime.poison import UNDECODABLE
 
 #: Short leases, so that a fault outlasts them within seconds.
 LEASES = {"heartbeat_interval": 0.3, "job_lease": 2, "worker_timeout": 1.5, "shutdown_grace": 1}
@@ -206,3 +216,85 @@ async def test_worker_paused_past_job_lease_never_starts_its_stale_copies(
         assert len(books.runs[job_id]) == 2  # the run it was in, and one to the end elsewhere
     assert sum(len(runs) for runs in books.runs.values()) == len(ids) + len(victim_runs)
     print(f"\npause: the victim held {dict(held)}; outcomes {dict(books.outcomes())}")
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mysql", "nats"])
+def any_agent(request: pytest.FixtureRequest, tmp_path: Path, cluster_id: str) -> Iterator[str]:
+    """An agent of each kind; its NATS stream is deleted afterwards (ask for it before the processes
+    fixture, so that the workers stop before the stream goes)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/agent.db"
+    elif request.param == "nats":
+        yield NATS_URL
+        asyncio.run(drop_agent(NATS_URL, cluster_id, "agent"))
+    else:
+        urls = request.getfixturevalue("mysql_urls" if request.param == "mysql" else "pg_urls")
+        yield str(urls["agent"])
+
+
+async def test_poison_pushed_into_each_agent_kind_while_a_worker_runs(
+    any_agent: str, private_master: PrivatePostgres, cluster_id: str, tmp_path: Path
+) -> None:
+    """Undecodable messages pushed into the bucket a worker is taking jobs from, amid the jobs: each
+    is kept in the master as a Failed `jobmaster.undecodable` job under its message's id, with its
+    bytes, visible to `jobmaster jobs list` and `show`, and leaves the agent; the worker runs every
+    job around them, and more afterwards, each once, and stops cleanly."""
+    url = private_master.url
+    await create_runs_table(url)
+    processes = FaultProcesses(url, cluster_id, tmp_path)
+    processes.agents = {"agent": any_agent}
+    processes.settings = LEASES
+    garbage = {
+        new_job_id(): b"\xff\x00 not a job",
+        new_job_id(): b'{"id": "a dict"}',
+        new_job_id(): b'[2, "cut short"',
+    }
+    master = make_master(url, cluster_id)
+    agent = make_agent(any_agent, cluster_id, "agent")
+    try:
+        processes.worker("worker", [{"name": "worker", "agent": "agent", "parallelism_factor": 2.0}])
+        await wait_registered(url, cluster_id, 1)
+        worker = await worker_id(url, cluster_id, "worker")
+        plan = [{"name": "before", "handler": "e2e_app.busy", "count": 400}]
+        before = (await asyncio.to_thread(processes.publish, plan))["before"]
+        await master.open()
+        await agent.open()
+        bucket = next(b.id for b in await master.list_buckets() if ".Medium." in b.id)
+
+        async def running() -> Counter[JobStatus] | None:
+            held = await held_by(url, worker)
+            return held if held[JobStatus.Processing] else None
+
+        held = await wait_until(running, "the worker to run jobs")
+        await agent.push(bucket, [AgentMessage(i, time.time(), 0, raw) for i, raw in garbage.items()])
+        pushed_amid = await fetch(
+            url, "SELECT count(*) FROM jm_jobs WHERE id = ANY($1::text[]) AND status <> 5", before
+        )
+        plan = [{"name": "after", "handler": "e2e_app.work", "count": 100}]
+        after = (await asyncio.to_thread(processes.publish, plan))["after"]
+        await wait_until(lambda: _all_succeeded(url, before + after), "every job to succeed", 120)
+        for job_id, raw in garbage.items():
+            kept = await wait_until(lambda job_id=job_id: master.get_job(job_id), f"{job_id} kept")
+            assert kept.status is JobStatus.Failed and kept.definition_id == UNDECODABLE
+            assert base64.b64decode(kept.data["payload_base64"]) == raw
+            assert kept.metadata["bucket"] == bucket and kept.last_error is not None
+
+        async def acknowledged() -> bool:
+            return await agent.count(bucket) == 0
+
+        await wait_until(acknowledged, "the agent to let the undecodable messages go")
+        assert processes.running[0].poll() is None, "the worker died of the poison"
+        assert await asyncio.to_thread(processes.stop_all) == [0]
+    finally:
+        await asyncio.to_thread(processes.stop_all)
+        await agent.close()
+        await master.close()
+
+    assert held[JobStatus.Processing] > 0 and pushed_amid[0][0] > 0, "nothing ran when the poison came"
+    await account(url, cluster_id, before + after)
+    where = ("--master", url, "--cluster", cluster_id)
+    listed = _cli("jobs", "list", *where, "--handler", UNDECODABLE, "--status", "Failed")
+    assert all(job_id in listed for job_id in garbage), listed
+    for job_id in garbage:
+        shown = _cli("jobs", "show", *where, job_id)
+        assert "jobmaster.UndecodableMessage" in shown and bucket in shown
