@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import signal
+import subprocess
 import time
 import uuid
 from collections import Counter
@@ -298,3 +299,67 @@ async def test_poison_pushed_into_each_agent_kind_while_a_worker_runs(
     for job_id in garbage:
         shown = _cli("jobs", "show", *where, job_id)
         assert "jobmaster.UndecodableMessage" in shown and bucket in shown
+
+
+async def _read_ids(publisher: subprocess.Popen[bytes], ids: list[str]) -> None:
+    """Collect the ids a `stream` publisher prints, each once its schedule call returned, until it ends."""
+    assert publisher.stdout is not None
+    while line := await asyncio.to_thread(publisher.stdout.readline):
+        ids.append(line.decode().strip())
+
+
+async def test_postgres_agent_crash_keeps_every_acknowledged_push(
+    private_master: PrivatePostgres, cluster_id: str, tmp_path: Path
+) -> None:
+    """The agent's own PostgreSQL server crashes (`pg_ctl stop -m immediate`: no checkpoint, what is
+    not in the WAL on disk is gone) while a publisher streams jobs into it and two workers run them,
+    and restarts: every job whose schedule call returned runs, those that were only in the agent at
+    the crash too, each once."""
+    url = private_master.url
+    await create_runs_table(url)
+    agent_server = PrivatePostgres()
+    agent_server.start()
+    processes = FaultProcesses(url, cluster_id, tmp_path)
+    processes.agents = {"pg-agent": agent_server.url}
+    processes.settings = LEASES
+    ids: list[str] = []
+    try:
+        for name in ("a", "b"):
+            processes.worker(name, [{"name": name, "agent": "pg-agent", "parallelism_factor": 0.5}])
+        await wait_registered(url, cluster_id, 2)
+        publisher = processes.stream()
+        reading = asyncio.create_task(_read_ids(publisher, ids))
+
+        async def backlog() -> list[asyncpg.Record]:
+            query = "SELECT job_id FROM jm_agent_messages WHERE version = 0"
+            return await fetch(agent_server.url, query) if len(ids) > 1000 else []
+
+        in_agent = {r["job_id"] for r in await wait_until(backlog, "jobs waiting in the agent")}
+        await asyncio.to_thread(agent_server.stop, "immediate")
+        published_at_crash = len(ids)
+        in_master = await fetch(url, "SELECT id FROM jm_jobs WHERE id = ANY($1::text[])", list(in_agent))
+        only_in_agent = in_agent - {r["id"] for r in in_master}
+        await wait_until(lambda: _more(ids, published_at_crash + 200), "calls to return during the crash")
+        await asyncio.to_thread(agent_server.start)
+        await wait_until(lambda: _more(ids, published_at_crash + 400), "calls to return after the restart")
+        publisher.kill()
+        await reading
+        publisher.wait()
+        assert set(only_in_agent) <= set(ids)
+        await wait_until(lambda: _all_succeeded(url, ids), "every published job to succeed", 120)
+        assert await asyncio.to_thread(processes.stop_all) == [0, 0]
+    finally:
+        await asyncio.to_thread(processes.stop_all)
+        agent_server.destroy()
+
+    assert only_in_agent, "no job was only in the agent when its server crashed"
+    books = await account(url, cluster_id, ids)
+    assert all(len(runs) == 1 for runs in books.runs.values()), "a job ran twice"
+    print(
+        f"\nagent crash: {published_at_crash} calls returned before it, {len(ids)} in all;"
+        f" {len(only_in_agent)} job(s) only in the agent at the crash; all ran once"
+    )
+
+
+async def _more(ids: list[str], count: int) -> bool:
+    return len(ids) >= count
