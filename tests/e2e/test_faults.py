@@ -32,10 +32,11 @@ from fault_support import (
 from private_pg import PrivatePostgres
 from test_wire_e2e import _cli
 
-from helpers import NATS_URL, drop_agent
+from helpers import NATS_URL, drop_agent, make_job
 from jobmaster import JobStatus
 from jobmaster.agents.base import AgentMessage
 from jobmaster.backends import make_agent, make_master
+from jobmaster.cluster.model import Bucket, BucketStatus
 from jobmaster.jobs.model import new_job_id
 from jobmaster.runtime.poison import UNDECODABLE
 
@@ -363,3 +364,79 @@ async def test_postgres_agent_crash_keeps_every_acknowledged_push(
 
 async def _more(ids: list[str], count: int) -> bool:
     return len(ids) >= count
+
+
+async def test_drainer_killed_mid_drain(
+    private_master: PrivatePostgres, cluster_id: str, tmp_path: Path
+) -> None:
+    """A drainer SIGKILLed while it empties a dead worker's bucket of 6,000 messages into the master
+    (asserted: the bucket is Draining, its own, partly moved and still holding messages when it
+    dies) leaves the
+    bucket to the next drainer, which adopts it again from the dead drainer and
+    finishes; every job runs, once."""
+    url = private_master.url
+    await create_runs_table(url)
+    agent_url = await _second_database(url, "agent")
+    processes = FaultProcesses(url, cluster_id, tmp_path)
+    processes.agents = {"agent": agent_url}
+    processes.settings = LEASES
+    master = make_master(url, cluster_id)
+    agent = make_agent(agent_url, cluster_id, "agent")
+    try:
+        dead = processes.worker("dead", [{"name": "dead", "agent": "agent", "mode": "execution"}])
+        await wait_registered(url, cluster_id, 1)
+        await master.open()
+        await agent.open()
+        bucket = next(b.id for b in await master.list_buckets() if ".Medium." in b.id)
+        dead.kill()
+        dead.wait()
+        # what publishers that still saw the bucket pushed into it: the only copies of these jobs
+        jobs = [make_job(definition_id="e2e_app.work", data={"n": n}) for n in range(6000)]
+        for first in range(0, len(jobs), 1000):
+            await agent.push_jobs(bucket, jobs[first : first + 1000])
+        drainer = processes.worker("drainer", [{"name": "drainer", "agent": "agent", "mode": "drain"}])
+        drainer_id = await worker_id(url, cluster_id, "drainer")
+
+        ids = [job.id for job in jobs]
+
+        async def midway() -> tuple[int, int, list[Bucket]]:
+            moved = await fetch(url, "SELECT count(*) FROM jm_jobs WHERE id = ANY($1::text[])", ids)
+            owned = [b for b in await master.list_buckets(BucketStatus.Draining) if b.id == bucket]
+            return moved[0][0], await agent.count(bucket), owned
+
+        async def partly_drained() -> bool:
+            moved, left, owned = await midway()
+            return moved > 0 and left > 0 and bool(owned) and owned[0].worker_id == drainer_id
+
+        await wait_until(partly_drained, "the drainer to move part of the bucket")
+        drainer.kill()
+        drainer.wait()
+        moved, left, owned = await midway()
+        assert moved and left and owned and owned[0].worker_id == drainer_id, "it was not mid-drain"
+        processes.worker("rescuer", [{"name": "rescuer", "agent": "agent", "parallelism_factor": 8.0}])
+        await wait_until(lambda: _all_succeeded(url, ids), "every job to succeed", 240)
+
+        async def gone() -> bool:
+            return all(b.id != bucket for b in await master.list_buckets()) and await agent.count(bucket) == 0
+
+        await wait_until(gone, "the bucket to be drained and deleted")
+        assert log_lines(processes, "rescuer", f"adopting bucket {bucket} of dead worker {drainer_id}")
+        assert await asyncio.to_thread(processes.stop_all) == [-signal.SIGKILL, -signal.SIGKILL, 0]
+    finally:
+        await asyncio.to_thread(processes.stop_all)
+        await agent.close()
+        await master.close()
+
+    books = await account(url, cluster_id, ids)
+    assert all(len(runs) == 1 for runs in books.runs.values()), "a job ran twice"
+    print(f"\ndrainer killed with {moved} job(s) moved and {left} message(s) left; all ran once")
+
+
+async def _second_database(url: str, name: str) -> str:
+    """A new database `name` on the server of `url`: an agent of its own, not the master's job table."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return url.rsplit("/", 1)[0] + f"/{name}"
