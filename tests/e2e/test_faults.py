@@ -30,6 +30,7 @@ from fault_support import (
     worker_id,
 )
 from private_pg import PrivatePostgres
+from test_nats_e2e import RELAXED_LEASES, YES_PATH_MAX_VERSION
 from test_wire_e2e import _cli
 
 from helpers import NATS_URL, drop_agent, make_job
@@ -303,10 +304,12 @@ async def test_poison_pushed_into_each_agent_kind_while_a_worker_runs(
 
 
 async def _read_ids(publisher: subprocess.Popen[bytes], ids: list[str]) -> None:
-    """Collect the ids a `stream` publisher prints, each once its schedule call returned, until it ends."""
+    """Collect the ids a `stream` publisher prints, each once its schedule call returned, until it
+    ends; a line cut short by a kill names no job."""
     assert publisher.stdout is not None
     while line := await asyncio.to_thread(publisher.stdout.readline):
-        ids.append(line.decode().strip())
+        if line.endswith(b"\n"):
+            ids.append(line.decode().strip())
 
 
 async def test_postgres_agent_crash_keeps_every_acknowledged_push(
@@ -440,3 +443,46 @@ async def _second_database(url: str, name: str) -> str:
     finally:
         await conn.close()
     return url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.mark.parametrize("any_agent", ["nats"], indirect=True)
+async def test_publisher_killed_on_the_yes_path_to_nats(
+    any_agent: str, private_master: PrivatePostgres, cluster_id: str, tmp_path: Path
+) -> None:
+    """A publisher with a PostgreSQL master and a NATS agent, scheduling jobs due now (the YES path:
+    straight into a bucket on NATS), SIGKILLed mid-stream while some of its jobs exist only in NATS
+    (asserted): every job whose schedule call returned runs, once, having gone through NATS."""
+    url = private_master.url
+    await create_runs_table(url)
+    processes = FaultProcesses(url, cluster_id, tmp_path)
+    processes.agents = {"agent": any_agent}
+    # long leases: a lapse on a loaded machine would send jobs through the master, off the path tested
+    processes.settings = {**LEASES, **RELAXED_LEASES}
+    ids: list[str] = []
+    try:
+        for name in ("a", "b"):
+            processes.worker(name, [{"name": name, "agent": "agent", "parallelism_factor": 2.0}])
+        await wait_registered(url, cluster_id, 2)
+        publisher = processes.stream()
+        reading = asyncio.create_task(_read_ids(publisher, ids))
+        await wait_until(lambda: _more(ids, 1500), "1,500 schedule calls to return")
+        publisher.kill()
+        await reading
+        publisher.wait()
+        in_master = await fetch(url, "SELECT id FROM jm_jobs WHERE id = ANY($1::text[])", ids)
+        only_in_nats = set(ids) - {r["id"] for r in in_master}
+        await wait_until(lambda: _all_succeeded(url, ids), "every job whose call returned to succeed", 120)
+        assert await asyncio.to_thread(processes.stop_all) == [0, 0]
+    finally:
+        await asyncio.to_thread(processes.stop_all)
+
+    assert publisher.returncode == -signal.SIGKILL
+    assert only_in_nats, "no job was only in NATS when the publisher died"
+    books = await account(url, cluster_id, ids)
+    assert all(len(runs) == 1 for runs in books.runs.values()), "a job ran twice"
+    versions = await fetch(url, "SELECT version FROM jm_jobs WHERE id = ANY($1::text[])", ids)
+    assert all(r["version"] <= YES_PATH_MAX_VERSION for r in versions), "a job skipped the YES path"
+    print(
+        f"\npublisher killed after {len(ids)} calls returned, {len(only_in_nats)} job(s) then only"
+        " in NATS; all ran once"
+    )
