@@ -171,15 +171,17 @@ def _check_job(
 
 
 class PausableProxy:
-    """A TCP relay to a server that a test can cut: while paused no byte passes either way and new
-    connections wait, as in a network partition (no reset, no refusal: calls simply hang); resumed,
-    what was held goes through, as after the partition heals."""
+    """A TCP relay to a server that a test can cut: while paused no byte passes either way, as in a
+    network partition (no reset, no refusal: calls simply hang); resumed, what was held goes
+    through, as after the partition heals. Paused with `answers_only`, requests still reach the
+    server and only its answers are held: writes sent meanwhile commit, and are answered late."""
 
     def __init__(self, port: int, host: str = "127.0.0.1") -> None:
         self.target = (host, port)
         self.port = 0
-        self._flowing = asyncio.Event()
-        self._flowing.set()
+        self._requests = asyncio.Event()
+        self._answers = asyncio.Event()
+        self.resume()
         self._server: asyncio.Server | None = None
         self._relays: set[asyncio.Task[None]] = set()
 
@@ -187,11 +189,14 @@ class PausableProxy:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         self.port = int(self._server.sockets[0].getsockname()[1])
 
-    def pause(self) -> None:
-        self._flowing.clear()
+    def pause(self, answers_only: bool = False) -> None:
+        self._answers.clear()
+        if not answers_only:
+            self._requests.clear()
 
     def resume(self) -> None:
-        self._flowing.set()
+        self._requests.set()
+        self._answers.set()
 
     async def close(self) -> None:
         if self._server is not None:
@@ -205,10 +210,11 @@ class PausableProxy:
         assert relay is not None
         self._relays.add(relay)
         try:
-            await self._flowing.wait()
+            await self._requests.wait()
             server_reader, server_writer = await asyncio.open_connection(*self.target)
             await asyncio.gather(
-                self._pipe(client_reader, server_writer), self._pipe(server_reader, client_writer)
+                self._pipe(client_reader, server_writer, self._requests),
+                self._pipe(server_reader, client_writer, self._answers),
             )
         except OSError:
             pass
@@ -216,10 +222,11 @@ class PausableProxy:
             client_writer.close()
             self._relays.discard(relay)
 
-    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    @staticmethod
+    async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter, flowing: asyncio.Event) -> None:
         with contextlib.suppress(ConnectionError, OSError):
             while data := await source.read(65536):
-                await self._flowing.wait()
+                await flowing.wait()
                 sink.write(data)
                 await sink.drain()
         sink.close()

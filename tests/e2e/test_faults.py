@@ -45,6 +45,7 @@ from jobmaster.runtime.poison import UNDECODABLE
 LEASES = {"heartbeat_interval": 0.3, "job_lease": 2, "worker_timeout": 1.5, "shutdown_grace": 1}
 LEASE_LOST = "no heartbeat for longer than job_lease"
 REPLACED = "had been adopted as lost; replaced"
+LATE_ANSWER = "was answered after the lease it asked for ran out"
 #: The worker a test harms: one bucket of 4 slots and a buffer of 8 (see `_victim_holding_jobs`).
 VICTIM = {"name": "victim", "mode": "execution", "parallelism_factor": 1.0, "bucket_buffer_size": 8}
 HOLDING = {JobStatus.Processing: 4, JobStatus.Queued: 8}
@@ -53,6 +54,19 @@ HOLDING = {JobStatus.Processing: 4, JobStatus.Queued: 8}
 async def _all_succeeded(url: str, ids: list[str]) -> bool:
     rows = await fetch(url, "SELECT count(*) FROM jm_jobs WHERE id = ANY($1::text[]) AND status = 5", ids)
     return bool(rows[0][0] == len(ids))
+
+
+def _fleet_and_cut(
+    server: PrivatePostgres, proxy: PausableProxy, cluster: str, logs: Path
+) -> tuple[FaultProcesses, FaultProcesses]:
+    """Processes that reach the master directly, and processes that reach it through `proxy` (their
+    handlers record their runs directly, past the cut)."""
+    fleet = FaultProcesses(server.url, cluster, logs)
+    fleet.settings = LEASES
+    cut = FaultProcesses(server.url.replace(f":{server.port}/", f":{proxy.port}/"), cluster, logs)
+    cut.settings = LEASES
+    cut.extra_env = {"E2E_RUNS": server.url}
+    return fleet, cut
 
 
 async def _victim_holding_jobs(victim: FaultProcesses, fleet: FaultProcesses) -> tuple[str, list[str]]:
@@ -120,12 +134,8 @@ async def test_master_unreachable_past_job_lease(private_master: PrivatePostgres
     await create_interrupts_table(url)
     proxy = PausableProxy(private_master.port)
     await proxy.start()
-    cluster = f"cut-{uuid.uuid4().hex[:8]}"
-    fleet = FaultProcesses(url, cluster, tmp_path)
-    fleet.settings = LEASES
-    cut = FaultProcesses(url.replace(f":{private_master.port}/", f":{proxy.port}/"), cluster, tmp_path)
-    cut.settings = LEASES
-    cut.extra_env = {"E2E_RUNS": url}  # its handlers record their runs past the cut
+    fleet, cut = _fleet_and_cut(private_master, proxy, f"cut-{uuid.uuid4().hex[:8]}", tmp_path)
+    cluster = fleet.cluster
     try:
         victim, ids = await _victim_holding_jobs(cut, fleet)
         proxy.pause()
@@ -486,3 +496,74 @@ async def test_publisher_killed_on_the_yes_path_to_nats(
         f"\npublisher killed after {len(ids)} calls returned, {len(only_in_nats)} job(s) then only"
         " in NATS; all ran once"
     )
+
+
+async def test_a_take_answered_after_its_lease_starts_nothing(
+    private_master: PrivatePostgres, tmp_path: Path
+) -> None:
+    """A worker's take (the write that makes due jobs of its bucket its own and starts them) reaches
+    the master just after the master's answers stop reaching the worker; the answer comes after the
+    lease it asked for ran out, when the fleet has recovered those jobs (a `lost` attempt each) and
+    run them: the worker runs none of them, and runs new jobs afterwards.
+
+    The answers are held from a moment set by the jobs' due time, when the worker's intake, with
+    nothing buffered (`bucket_buffer_lead_time` 0), sleeps until they are due; a start write of
+    buffered jobs or an agent's adopt cannot be placed so: the intake's own queries at the same
+    moment can take the last pooled connection, and a new connection hangs before the write is sent.
+    """
+    url = private_master.url
+    await create_runs_table(url)
+    proxy = PausableProxy(private_master.port)
+    await proxy.start()
+    fleet, cut = _fleet_and_cut(private_master, proxy, f"late-{uuid.uuid4().hex[:8]}", tmp_path)
+
+    async def victim_runs() -> list[asyncpg.Record]:
+        return await fetch(
+            url, "SELECT job_id FROM e2e_runs WHERE job_id = ANY($1::text[]) AND worker_id = $2", ids, victim
+        )
+
+    try:
+        cut.worker("victim", [{**VICTIM, "bucket_buffer_lead_time": 0}])
+        fleet.worker("brain", [{"name": "brain", "mode": "coordinator"}])
+        await wait_registered(url, fleet.cluster, 2)
+        victim = await worker_id(url, fleet.cluster, "victim")
+        plan = [{"name": "jobs", "handler": "e2e_app.work", "count": 20, "delay": 4.5}]
+        ids = (await asyncio.to_thread(fleet.publish, plan))["jobs"]
+        due = (await fetch(url, "SELECT min(scheduled_at) FROM jm_jobs WHERE id = ANY($1::text[])", ids))[0][
+            0
+        ]
+
+        async def in_its_bucket() -> bool:
+            query = "SELECT count(*) FROM jm_jobs WHERE id = ANY($1::text[]) AND bucket_id LIKE $2"
+            return bool((await fetch(url, query, ids, f"{victim}.%"))[0][0] == len(ids))
+
+        await wait_until(in_its_bucket, "the jobs to be assigned to the victim")
+        assert time.time() < due - 0.7, "the jobs came due before the cut could be placed"
+        await wait_until(lambda: _clock_past(due - 0.7), "the jobs to be nearly due")
+        proxy.pause(answers_only=True)
+        fleet.worker("rescuer", [{"name": "rescuer", "parallelism_factor": 4.0}])
+        await wait_until(lambda: _all_succeeded(url, ids), "every job to succeed", 120)
+        await _wait_buckets_adopted(url, victim)
+        proxy.resume()
+
+        async def answered() -> bool:
+            return bool(log_lines(cut, "victim", LATE_ANSWER) or await victim_runs())
+
+        await wait_until(answered, "the victim to read the late answer")
+        assert not await victim_runs(), "the victim ran jobs whose lease ran out before it knew them"
+        await _victim_runs_again(cut, fleet, victim)
+        assert await asyncio.to_thread(fleet.stop_all) == [0, 0]
+        assert await asyncio.to_thread(cut.stop_all) == [0]
+    finally:
+        await asyncio.to_thread(fleet.stop_all)
+        await asyncio.to_thread(cut.stop_all)
+        await proxy.close()
+
+    books = await account(url, fleet.cluster, ids, faulty="victim")
+    lost = [a for rows in books.attempts.values() for a in rows if a.outcome == "lost"]
+    assert lost and all(a.worker_id == victim for a in lost), "the late write claimed nothing"
+    print(f"\nlate take: {len(lost)} job(s) claimed by the take answered late; none ran there")
+
+
+async def _clock_past(moment: float) -> bool:
+    return time.time() >= moment
