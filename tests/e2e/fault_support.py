@@ -184,6 +184,7 @@ class PausableProxy:
         self.resume()
         self._server: asyncio.Server | None = None
         self._relays: set[asyncio.Task[None]] = set()
+        self._trigger: tuple[Callable[[bytes], bool], asyncio.Event] | None = None
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -197,6 +198,14 @@ class PausableProxy:
     def resume(self) -> None:
         self._requests.set()
         self._answers.set()
+
+    def hold_answers_after(self, request: Callable[[bytes], bool]) -> asyncio.Event:
+        """From the first request for which `request(its bytes)` is true, hold every answer, its own
+        too: it reaches the server and commits, but is answered only once resumed. The event is set
+        when that request passed."""
+        passed = asyncio.Event()
+        self._trigger = (request, passed)
+        return passed
 
     async def close(self) -> None:
         if self._server is not None:
@@ -213,7 +222,7 @@ class PausableProxy:
             await self._requests.wait()
             server_reader, server_writer = await asyncio.open_connection(*self.target)
             await asyncio.gather(
-                self._pipe(client_reader, server_writer, self._requests),
+                self._pipe(client_reader, server_writer, self._requests, self._watch),
                 self._pipe(server_reader, client_writer, self._answers),
             )
         except OSError:
@@ -222,11 +231,24 @@ class PausableProxy:
             client_writer.close()
             self._relays.discard(relay)
 
+    def _watch(self, request: bytes) -> None:
+        if self._trigger is not None and self._trigger[0](request):
+            self._answers.clear()
+            self._trigger[1].set()
+            self._trigger = None
+
     @staticmethod
-    async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter, flowing: asyncio.Event) -> None:
+    async def _pipe(
+        source: asyncio.StreamReader,
+        sink: asyncio.StreamWriter,
+        flowing: asyncio.Event,
+        watch: Callable[[bytes], None] | None = None,
+    ) -> None:
         with contextlib.suppress(ConnectionError, OSError):
             while data := await source.read(65536):
                 await flowing.wait()
+                if watch is not None:
+                    watch(data)
                 sink.write(data)
                 await sink.drain()
         sink.close()

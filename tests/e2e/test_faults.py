@@ -498,50 +498,67 @@ async def test_publisher_killed_on_the_yes_path_to_nats(
     )
 
 
-async def test_a_take_answered_after_its_lease_starts_nothing(
-    private_master: PrivatePostgres, tmp_path: Path
+@pytest.mark.parametrize("write", ["take", "start", "adopt"])
+async def test_a_claim_answered_after_its_lease_starts_nothing(
+    write: str, private_master: PrivatePostgres, tmp_path: Path
 ) -> None:
-    """A worker's take (the write that makes due jobs of its bucket its own and starts them) reaches
-    the master just after the master's answers stop reaching the worker; the answer comes after the
-    lease it asked for ran out, when the fleet has recovered those jobs (a `lost` attempt each) and
-    run them: the worker runs none of them, and runs new jobs afterwards.
+    """A worker's write that makes due jobs its own (`take`: from its bucket in the job table, started
+    at once; `start`: of jobs it buffered ahead; `adopt`: of messages read from an agent, started at
+    once) reaches the master, and its answer, held by the relay, comes after the lease it asked for
+    ran out, when the fleet has recovered those jobs (a `lost` attempt each) and run them: the
+    worker runs none of them, and runs new jobs afterwards.
 
-    The answers are held from a moment set by the jobs' due time, when the worker's intake, with
-    nothing buffered (`bucket_buffer_lead_time` 0), sleeps until they are due; a start write of
-    buffered jobs or an agent's adopt cannot be placed so: the intake's own queries at the same
-    moment can take the last pooled connection, and a new connection hangs before the write is sent.
+    The take is placed by the jobs' due time, when the worker's intake sleeps until they are due;
+    the start and the adopt by the relay, which holds the answers from the first request that names
+    the jobs (a start names them but not the worker; an adopt names them and the bucket).
     """
     url = private_master.url
     await create_runs_table(url)
     proxy = PausableProxy(private_master.port)
     await proxy.start()
     fleet, cut = _fleet_and_cut(private_master, proxy, f"late-{uuid.uuid4().hex[:8]}", tmp_path)
+    agent: dict[str, str] = {}
+    if write == "adopt":
+        fleet.agents = cut.agents = {"agent": await _second_database(url, "agent")}
+        agent = {"agent": "agent"}
+    # take and adopt: nothing buffered, due jobs are made its own and started in one write; start:
+    # buffered ahead, and started by a write of their own once due
+    lead = 15.0 if write == "start" else 0.0
 
     async def victim_runs() -> list[asyncpg.Record]:
-        return await fetch(
-            url, "SELECT job_id FROM e2e_runs WHERE job_id = ANY($1::text[]) AND worker_id = $2", ids, victim
-        )
+        query = "SELECT job_id FROM e2e_runs WHERE job_id = ANY($1::text[]) AND worker_id = $2"
+        return await fetch(url, query, ids, victim)
 
     try:
-        cut.worker("victim", [{**VICTIM, "bucket_buffer_lead_time": 0}])
-        fleet.worker("brain", [{"name": "brain", "mode": "coordinator"}])
+        cut.worker("victim", [{**VICTIM, **agent, "bucket_buffer_lead_time": lead}])
+        fleet.worker("brain", [{"name": "brain", "mode": "coordinator", **agent}])
         await wait_registered(url, fleet.cluster, 2)
         victim = await worker_id(url, fleet.cluster, "victim")
         plan = [{"name": "jobs", "handler": "e2e_app.work", "count": 20, "delay": 4.5}]
         ids = (await asyncio.to_thread(fleet.publish, plan))["jobs"]
-        due = (await fetch(url, "SELECT min(scheduled_at) FROM jm_jobs WHERE id = ANY($1::text[])", ids))[0][
-            0
-        ]
 
-        async def in_its_bucket() -> bool:
-            query = "SELECT count(*) FROM jm_jobs WHERE id = ANY($1::text[]) AND bucket_id LIKE $2"
-            return bool((await fetch(url, query, ids, f"{victim}.%"))[0][0] == len(ids))
+        async def in_its_bucket() -> list[asyncpg.Record]:
+            """The jobs in the master (assigned, or saved from the agent), all in the victim's bucket."""
+            query = "SELECT scheduled_at FROM jm_jobs WHERE id = ANY($1::text[]) AND bucket_id LIKE $2"
+            rows = await fetch(url, query, ids, f"{victim}.%")
+            return rows if len(rows) == len(ids) else []
 
-        await wait_until(in_its_bucket, "the jobs to be assigned to the victim")
-        assert time.time() < due - 0.7, "the jobs came due before the cut could be placed"
-        await wait_until(lambda: _clock_past(due - 0.7), "the jobs to be nearly due")
-        proxy.pause(answers_only=True)
-        fleet.worker("rescuer", [{"name": "rescuer", "parallelism_factor": 4.0}])
+        due = min(r[0] for r in await wait_until(in_its_bucket, "the jobs to reach the victim's bucket"))
+        if write == "take":
+            assert time.time() < due - 0.7, "the jobs came due before the cut could be placed"
+            await wait_until(lambda: _clock_past(due - 0.7), "the jobs to be nearly due")
+            proxy.pause(answers_only=True)
+        else:
+            named, worker, bucket = [i.encode() for i in ids], victim.encode(), f"{victim}.Medium.".encode()
+
+            def the_write(request: bytes) -> bool:
+                if not any(job_id in request for job_id in named):
+                    return False
+                return bucket in request if write == "adopt" else worker not in request
+
+            held = proxy.hold_answers_after(the_write)
+            await wait_until(lambda: _is_set(held), f"the {write} to reach the master")
+        fleet.worker("rescuer", [{"name": "rescuer", "parallelism_factor": 4.0, **agent}])
         await wait_until(lambda: _all_succeeded(url, ids), "every job to succeed", 120)
         await _wait_buckets_adopted(url, victim)
         proxy.resume()
@@ -561,8 +578,12 @@ async def test_a_take_answered_after_its_lease_starts_nothing(
 
     books = await account(url, fleet.cluster, ids, faulty="victim")
     lost = [a for rows in books.attempts.values() for a in rows if a.outcome == "lost"]
-    assert lost and all(a.worker_id == victim for a in lost), "the late write claimed nothing"
-    print(f"\nlate take: {len(lost)} job(s) claimed by the take answered late; none ran there")
+    assert lost and all(a.worker_id == victim for a in lost), f"the late {write} claimed nothing"
+    print(f"\nlate {write}: {len(lost)} job(s) made its own by a write answered late; none ran there")
+
+
+async def _is_set(event: asyncio.Event) -> bool:
+    return event.is_set()
 
 
 async def _clock_past(moment: float) -> bool:
