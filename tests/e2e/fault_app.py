@@ -1,10 +1,10 @@
 """The app of the fault tests (test_faults.py): `e2e_app` with one handler more, run the same way.
 
-`stalls` runs for a long while on the worker a test harms (named `victim...`), so that the fault
-lands while its runs are going, and briefly everywhere else, so that the jobs it gives up run fast
-on the rescuers. E2E_VICTIM_RUN sets how long a victim's run takes (default: 120 s, until it is
-interrupted). A victim's run that is interrupted says so in the table `e2e_interrupts` (the test
-creates it), next to `e2e_runs`: the proof that the worker itself cut it short.
+`stalls` runs on the worker a test harms (named `victim...`) for as long as the file named by
+E2E_VICTIM_GATE exists, so that the fault lands while its runs are going and the test lets them end
+when it wants, and briefly everywhere else, so that the jobs it gives up run fast on the rescuers.
+A victim's run that is interrupted says so in the table `e2e_interrupts` (the test creates it), next
+to `e2e_runs`: the proof that the worker itself cut it short.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from e2e_app import _record, app, main
 from jobmaster import JobContext
 
 VICTIM = "victim"
-VICTIM_RUN = float(os.environ.get("E2E_VICTIM_RUN", "120"))
+GATE = os.environ.get("E2E_VICTIM_GATE", "")
 
 __all__ = ["main", "stalls"]
 
@@ -31,7 +31,8 @@ async def stalls(ctx: JobContext, n: int) -> None:
         await asyncio.sleep(0.02)
         return
     try:
-        await asyncio.sleep(VICTIM_RUN)
+        while os.path.exists(GATE):
+            await asyncio.sleep(0.05)
     except asyncio.CancelledError:
         await ctx.state.pool.execute(
             "INSERT INTO e2e_interrupts (job_id, attempt, worker_id, at) VALUES ($1, $2, $3, $4)",

@@ -117,6 +117,7 @@ async def account(
     ids: Collection[str],
     faulty: str | None = None,
     final: JobStatus = JobStatus.Succeeded,
+    runs: str | None = None,
 ) -> Accounting:
     """Cross-check each job's handler-recorded runs (`e2e_runs`) with its `attempts` and
     `job_attempts()`, as a user reads them; fails on the first job that breaks a rule.
@@ -125,11 +126,13 @@ async def account(
     them, on the worker the master names, and no attempt ran twice; an attempt with no recorded run
     is one cut short before its handler began; a run cut short (`CUT_SHORT`) was on a worker whose
     id starts with `faulty`, the one the test harmed (None: no run may be cut short); and only the
-    last attempt may have succeeded.
+    last attempt may have succeeded. `runs` is the database of `e2e_runs` if it is not the master's.
     """
     result = Accounting()
     for row in await fetch(
-        url, "SELECT job_id, attempt, worker_id FROM e2e_runs WHERE job_id = ANY($1::text[])", list(ids)
+        runs or url,
+        "SELECT job_id, attempt, worker_id FROM e2e_runs WHERE job_id = ANY($1::text[])",
+        list(ids),
     ):
         result.runs.setdefault(row["job_id"], []).append((row["attempt"], row["worker_id"]))
     app = JobMaster(cluster, url)

@@ -19,6 +19,7 @@ import asyncpg
 import pytest
 from e2e_support import create_runs_table, wait_registered
 from fault_support import (
+    CUT_SHORT,
     FaultProcesses,
     PausableProxy,
     account,
@@ -69,11 +70,15 @@ def _fleet_and_cut(
     return fleet, cut
 
 
-async def _victim_holding_jobs(victim: FaultProcesses, fleet: FaultProcesses) -> tuple[str, list[str]]:
+async def _victim_holding_jobs(victim: FaultProcesses, fleet: FaultProcesses) -> tuple[str, list[str], Path]:
     """Start the victim (execution only) and a coordinator, publish jobs, and wait until the victim
     runs 4 and buffers 8: its slots busy and its buffer full, it writes nothing until the fault, so
-    the master knows exactly what it holds then. Returns its worker id and the jobs' ids."""
+    the master knows exactly what it holds then. Returns its worker id, the jobs' ids, and the gate
+    (`fault_app.stalls`) whose removal lets its runs end."""
     url, cluster = fleet.master, fleet.cluster
+    gate = victim.logs / "victim-gate"
+    gate.touch()
+    victim.extra_env["E2E_VICTIM_GATE"] = str(gate)
     victim.worker("victim", [VICTIM])
     fleet.worker("brain", [{"name": "brain", "mode": "coordinator"}])
     await wait_registered(url, cluster, 2)
@@ -90,7 +95,7 @@ async def _victim_holding_jobs(victim: FaultProcesses, fleet: FaultProcesses) ->
         return await held_by(url, victim_id) == HOLDING
 
     await wait_until(holding, "the victim to run 4 jobs and buffer 8")
-    return victim_id, ids
+    return victim_id, ids, gate
 
 
 async def _wait_buckets_adopted(url: str, victim: str) -> None:
@@ -137,7 +142,7 @@ async def test_master_unreachable_past_job_lease(private_master: PrivatePostgres
     fleet, cut = _fleet_and_cut(private_master, proxy, f"cut-{uuid.uuid4().hex[:8]}", tmp_path)
     cluster = fleet.cluster
     try:
-        victim, ids = await _victim_holding_jobs(cut, fleet)
+        victim, ids, _ = await _victim_holding_jobs(cut, fleet)
         proxy.pause()
         cut_at = time.time()
         fleet.worker("rescuer", [{"name": "rescuer", "parallelism_factor": 4.0}])
@@ -178,6 +183,56 @@ async def test_master_unreachable_past_job_lease(private_master: PrivatePostgres
     )
 
 
+async def test_master_down_past_job_lease(
+    private_master: PrivatePostgres, cluster_id: str, tmp_path: Path
+) -> None:
+    """The master server crashes (`pg_ctl stop -m immediate`) and stays down for longer than
+    `job_lease` while a worker runs 4 jobs and buffers 8: every call fails at once, and past the
+    lease the worker interrupts its runs and drops its buffer; back up, each interrupted run is
+    counted (`interrupted` as the worker reports it, or `lost` if recovery came first) and every job
+    runs to the end, the worker staying up throughout."""
+    records = PrivatePostgres()  # the runs are recorded where the crash is not
+    records.start()
+    url, runs = private_master.url, records.url
+    await create_runs_table(runs)
+    await create_interrupts_table(runs)
+    fleet = FaultProcesses(url, cluster_id, tmp_path)
+    fleet.settings = LEASES
+    down = FaultProcesses(url, cluster_id, tmp_path)
+    down.settings = LEASES
+    down.extra_env = {"E2E_RUNS": runs}
+    fleet.extra_env = {"E2E_RUNS": runs}
+    try:
+        victim, ids, gate = await _victim_holding_jobs(down, fleet)
+        await asyncio.to_thread(private_master.stop, "immediate")
+        stopped_at = time.time()
+
+        async def lease_lost() -> list[str]:
+            return log_lines(down, "victim", LEASE_LOST)
+
+        dropped = (await wait_until(lease_lost, "the victim to give its jobs up"))[0]
+        assert "dropped 12 buffered or running job(s)" in dropped, dropped
+        gate.unlink()  # its later runs end at once
+        await asyncio.to_thread(private_master.start)
+        started_at = time.time()
+        await wait_until(lambda: _all_succeeded(url, ids), "every job to succeed", 120)
+        assert down.running[0].poll() is None, "the victim died while its master was down"
+        assert await asyncio.to_thread(fleet.stop_all) == [0]
+        assert await asyncio.to_thread(down.stop_all) == [0]
+        query = "SELECT job_id, attempt, at FROM e2e_interrupts WHERE job_id = ANY($1::text[])"
+        interrupted = await fetch(runs, query, ids)
+        books = await account(url, cluster_id, ids, faulty="victim", runs=runs)
+    finally:
+        await asyncio.to_thread(fleet.stop_all)
+        await asyncio.to_thread(down.stop_all)
+        records.destroy()
+
+    assert len(interrupted) == 4 and all(stopped_at < r["at"] < started_at for r in interrupted)
+    for r in interrupted:
+        assert books.attempts[r["job_id"]][r["attempt"] - 1].outcome in CUT_SHORT
+    print(f"\nmaster down: {dropped.split('] ')[-1]}; outcomes {dict(books.outcomes())}")
+
+
 async def test_worker_paused_past_job_lease_never_starts_its_stale_copies(
     private_master: PrivatePostgres, cluster_id: str, tmp_path: Path
 ) -> None:
@@ -191,9 +246,8 @@ async def test_worker_paused_past_job_lease_never_starts_its_stale_copies(
     fleet.settings = LEASES
     paused = FaultProcesses(url, cluster_id, tmp_path)
     paused.settings = LEASES
-    paused.extra_env = {"E2E_VICTIM_RUN": "4"}  # its runs end by themselves once it is let go on
     try:
-        victim, ids = await _victim_holding_jobs(paused, fleet)
+        victim, ids, gate = await _victim_holding_jobs(paused, fleet)
         process = paused.running[0]
         process.send_signal(signal.SIGSTOP)
         stopped_at = time.time()
@@ -202,6 +256,7 @@ async def test_worker_paused_past_job_lease_never_starts_its_stale_copies(
         await wait_until(lambda: _all_succeeded(url, ids), "every job to succeed", 120)
         await _wait_buckets_adopted(url, victim)
         assert time.time() - stopped_at > LEASES["job_lease"]
+        gate.unlink()  # the runs it was in end as soon as it goes on
         process.send_signal(signal.SIGCONT)
         # a due job it buffered keeps new jobs from starting there until it was dispatched, so new
         # jobs run on the victim only once every stale copy was tried
