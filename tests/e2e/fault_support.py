@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
@@ -32,7 +33,7 @@ class FaultProcesses(Processes):
 
     app_script = HERE / "fault_app.py"
 
-    def __init__(self, master: str, cluster: str, logs: Any) -> None:
+    def __init__(self, master: str, cluster: str, logs: Path) -> None:
         super().__init__(master, cluster, logs)
         self.extra_env: dict[str, str] = {}
 

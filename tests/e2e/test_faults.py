@@ -39,7 +39,7 @@ from jobmaster import JobStatus
 from jobmaster.agents.base import AgentMessage
 from jobmaster.backends import make_agent, make_master
 from jobmaster.cluster.model import Bucket, BucketStatus
-from jobmaster.jobs.model import new_job_id
+from jobmaster.jobs.model import Job, new_job_id
 from jobmaster.runtime.poison import UNDECODABLE
 
 #: Short leases, so that a fault outlasts them within seconds.
@@ -329,9 +329,9 @@ async def test_poison_pushed_into_each_agent_kind_while_a_worker_runs(
         await agent.open()
         bucket = next(b.id for b in await master.list_buckets() if ".Medium." in b.id)
 
-        async def running() -> Counter[JobStatus] | None:
+        async def running() -> Counter[JobStatus]:
             held = await held_by(url, worker)
-            return held if held[JobStatus.Processing] else None
+            return held if held[JobStatus.Processing] else Counter()
 
         held = await wait_until(running, "the worker to run jobs")
         await agent.push(bucket, [AgentMessage(i, time.time(), 0, raw) for i, raw in garbage.items()])
@@ -341,8 +341,13 @@ async def test_poison_pushed_into_each_agent_kind_while_a_worker_runs(
         plan = [{"name": "after", "handler": "e2e_app.work", "count": 100}]
         after = (await asyncio.to_thread(processes.publish, plan))["after"]
         await wait_until(lambda: _all_succeeded(url, before + after), "every job to succeed", 120)
-        for job_id, raw in garbage.items():
-            kept = await wait_until(lambda job_id=job_id: master.get_job(job_id), f"{job_id} kept")
+
+        async def all_kept() -> list[Job]:
+            jobs = [await master.get_job(job_id) for job_id in garbage]
+            return [job for job in jobs if job is not None] if all(jobs) else []
+
+        kept_jobs = await wait_until(all_kept, "the undecodable messages to be kept in the master")
+        for kept, raw in zip(kept_jobs, garbage.values(), strict=True):
             assert kept.status is JobStatus.Failed and kept.definition_id == UNDECODABLE
             assert base64.b64decode(kept.data["payload_base64"]) == raw
             assert kept.metadata["bucket"] == bucket and kept.last_error is not None
