@@ -7,9 +7,12 @@ Configured from the environment so the test can start several processes of the s
   E2E_SETTINGS             - JSON object of extra cluster settings (optional)
   E2E_NEXT_WIRE_FORMAT     - set: agent messages are written as a publisher of the next version
                              would, in format FORMAT + 1 with a field this version does not know
+  E2E_RUNS                 - the PostgreSQL database of `e2e_runs` (default: the master's URL)
 Every handler run is recorded in the table `e2e_runs` of the master database, by the handler itself,
 so the test can count real executions independently of the engine's own bookkeeping; each claim of
-a coordinator prints `claimed N by WORKER-ID` to its process's log (see `claims` in e2e_support).
+a coordinator prints `claimed N by WORKER-ID` to its process's log (see `claims` in e2e_support). A
+worker whose master connection a test cuts records its runs through E2E_RUNS, which the cut does not
+reach.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ if os.environ.get("E2E_NEXT_WIRE_FORMAT") and codec.job_to_bytes.__name__ != "_n
     codec.job_to_bytes = _next_format
 
 MASTER = os.environ["E2E_MASTER"]
+RUNS = os.environ.get("E2E_RUNS", MASTER)
 SETTINGS = {
     "heartbeat_interval": 0.5,
     "job_lease": 3,
@@ -68,7 +72,7 @@ app.events.subscribe(JobsClaimed, _print_claims)
 
 @app.on_startup
 async def open_pool(state: SimpleNamespace) -> None:
-    state.pool = await asyncpg.create_pool(MASTER, min_size=1, max_size=4)
+    state.pool = await asyncpg.create_pool(RUNS, min_size=1, max_size=4)
 
 
 @app.on_shutdown

@@ -12,9 +12,10 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Coroutine
 from dataclasses import replace
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from jobmaster.agents.base import BucketQueue
 from jobmaster.cluster.model import Bucket, BucketStatus, WorkerRecord, WorkerStatus
@@ -169,23 +170,31 @@ class Worker:
         hub, outages = self.runtime.hub, self.runtime.outages
         last_ok = time.time()
         beats = 0
+        repair = False
         while not self._heartbeat_stop:
             now = time.time()
             try:
                 held = [job_id for ex in self.executors.values() for job_id in ex.held_ids()]
-                cancels = await self.master.renew(self.id, now, now + self.cluster.job_lease, held)
+                renewal = self.master.renew(self.id, now, now + self.cluster.job_lease, held)
+                cancels = await self._renewed(renewal, last_ok)
             except Exception as exc:
                 outages.failed(MASTER, exc, f"renewing the leases of worker {self.id}")
-                if now - last_ok > self.cluster.job_lease:
+                if time.time() - last_ok > self.cluster.job_lease:
                     self._lease_lost()
                 await wait_for(hub.cancel, interval)
                 continue
             outages.ok(MASTER)
             if self._heartbeat_stop:
                 return
-            silent, last_ok = now - last_ok, now
             beats += 1
-            if self.executors and (silent > self.cluster.worker_timeout or beats % 10 == 0):
+            # Silence runs from the last renewal to this answer: a renewal can hang as long as a
+            # partition lasts. The heartbeat it wrote is then as old as the call, and a drainer would
+            # take replacement buckets for a dead worker's too: they wait for a fresh heartbeat.
+            answered = time.time()
+            repair = repair or answered - last_ok > self.cluster.worker_timeout or beats % 10 == 0
+            last_ok = now
+            if self.executors and repair and answered - now < self.cluster.worker_timeout:
+                repair = False
                 try:
                     await self._repair_buckets()
                 except Exception as exc:
@@ -194,6 +203,24 @@ class Worker:
                 for executor in self.executors.values():
                     executor.cancel(job_id, "cancelled by request")
             await wait_for(hub.cancel, interval)
+
+    async def _renewed(self, renewal: Coroutine[Any, Any, list[str]], last_ok: float) -> list[str]:
+        """The renewal's answer, the cancel requests; the runs are interrupted once the lease is gone.
+
+        A master that does not answer at all (a network partition: no reset, no refusal, found by
+        tests/e2e/test_faults.py) holds the call for minutes, and the lease must not outlive its
+        lapse in this worker while the master hands its jobs to others.
+        """
+        answer = asyncio.ensure_future(renewal)
+        left = last_ok + self.cluster.job_lease - time.time()
+        try:
+            if left > 0:
+                done, _ = await asyncio.wait({answer}, timeout=left)
+                if not done:
+                    self._lease_lost()
+            return await answer
+        finally:
+            answer.cancel()
 
     def _lease_lost(self) -> None:
         dropped = sum(executor.abandon() for executor in self.executors.values())

@@ -111,6 +111,21 @@ class BucketExecutor:
     def wake(self) -> None:
         self._intake_wake.set()
 
+    def outlived(self, lease_until: float, count: int) -> bool:
+        """True if a write that made `count` jobs ours was answered after the lease it asked for ran
+        out: the master may have recovered and handed them out meanwhile (a partition held the
+        answer, found by tests/e2e/test_faults.py), so they are left to it, never run or buffered."""
+        if time.time() <= lease_until:
+            return False
+        if count:
+            log.warning(
+                "bucket %s: a write of %d job(s) was answered after the lease it asked for ran out;"
+                " they are left to the master",
+                self.bucket.id,
+                count,
+            )
+        return True
+
     def buffer_push(self, job: Job) -> None:
         heapq.heappush(self._buffer, (job.scheduled_at, next(self._arrivals), job))
 
@@ -245,6 +260,8 @@ class BucketExecutor:
             return
         finally:
             self._starting -= len(jobs)
+        if self.outlived(lease, sum(results)):
+            return
         for job, started in zip(jobs, results, strict=True):
             if not started:
                 continue

@@ -169,6 +169,8 @@ class ReadAdoptAck(Intake):
         lease = now + worker.cluster.job_lease
         with ex.reserving(len(start.ids)):
             owned = set(await worker.master.adopt(jobs, bucket_id, worker.id, lease, start))
+        if ex.outlived(lease, len(owned)):
+            owned = set()  # the master holds them all the same: the messages are acknowledged
         buffered, started = False, 0
         for job in jobs:
             if job.id not in owned:
@@ -233,16 +235,19 @@ class TakeFromJobTable(Intake):
         room, start = ex.room, ex.startable(now)
         if start == 0 and room == 0:
             return False
+        lease_until = now + ex.worker.cluster.job_lease
         with ex.reserving(start):
             jobs = await self.jobs.take(
                 ex.bucket.id,
                 ex.worker.id,
-                now + ex.worker.cluster.job_lease,
+                lease_until,
                 now=now,
                 start=start,
                 due_before=now + ex.config.bucket_buffer_lead_time,
                 limit=room,
             )
+        if ex.outlived(lease_until, len(jobs)):
+            return False
         started = 0
         for job in jobs:
             if job.status is JobStatus.Processing:
