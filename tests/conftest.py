@@ -122,6 +122,17 @@ def urls(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> dict[s
     return pg
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def master_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The master of a test that runs a real app and its worker processes on the two masters they
+    are most used with: a SQLite file of the test's own, or the PostgreSQL test database (the test
+    picks a fresh cluster id)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/master.db"
+    url: str = request.getfixturevalue("pg_urls")["master"]
+    return url
+
+
 @pytest.fixture
 async def master(urls: dict[str, str], cluster_id: str) -> AsyncIterator[MasterStore]:
     async with opened_master(urls["master"], cluster_id) as store:

@@ -8,6 +8,7 @@ for all its request threads.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from datetime import timedelta
@@ -34,6 +35,8 @@ class SyncJobMaster:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="jobmaster-sync", daemon=True)
         self._thread.start()
+        #: Blocking twins of `jm.schedules`' run-time operations.
+        self.schedules = SyncSchedules(self)
 
     @classmethod
     def for_app(cls, app: JobMaster) -> SyncJobMaster:
@@ -122,3 +125,29 @@ class SyncJobMaster:
     async def _opened(self, method: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         await self.app.open()
         return await method(*args, **kwargs)
+
+
+class SyncSchedules:
+    """`jm.sync.schedules`: the recurring schedules' operations (see `jm.schedules`), blocking.
+    Each opens the app as its async twin does."""
+
+    def __init__(self, sync: SyncJobMaster) -> None:
+        self._sync = sync
+
+    def list(self) -> builtins.list[ScheduleInfo]:
+        return self._sync._call(self._sync.app.schedules.list())
+
+    def get(self, name: str) -> ScheduleInfo:
+        return self._sync._call(self._sync.app.schedules.get(name))
+
+    def pause(self, name: str) -> ScheduleInfo:
+        return self._sync._call(self._sync.app.schedules.pause(name))
+
+    def resume(self, name: str) -> ScheduleInfo:
+        return self._sync._call(self._sync.app.schedules.resume(name))
+
+    def trigger(self, name: str) -> str:
+        return self._sync._call(self._sync.app.schedules.trigger(name))
+
+    def remove(self, name: str) -> None:
+        self._sync._call(self._sync.app.schedules.remove(name))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import pytest
 
@@ -253,6 +254,12 @@ def _attempt(job: Job, n: int, outcome: str, error=None) -> Attempt:
     return Attempt(job.id, n, "w1", time.time() - 0.01, time.time(), outcome, error)
 
 
+def _first_run(job: Job, status: JobStatus, outcome: str, run_error=None, **fields: Any) -> Completion:
+    """The end of `job`'s first run as its worker reports it (fenced on the started version);
+    `run_error` is the attempt's, `fields` the completion's own (`error`, `scheduled_at`...)."""
+    return Completion(job.id, job.version + 1, status, _attempt(job, 1, outcome, run_error), **fields)
+
+
 async def test_complete_writes_outcomes_and_history(master: MasterStore) -> None:
     ok, retry, fail, stale = await _queued(master, 4)
     now = time.time()
@@ -261,22 +268,9 @@ async def test_complete_writes_outcomes_and_history(master: MasterStore) -> None
     err = {"type": "ValueError", "message": "boom", "traceback": "Traceback..."}
     done = await master.complete(
         [
-            Completion(ok.id, ok.version + 1, JobStatus.Succeeded, _attempt(ok, 1, "succeeded")),
-            Completion(
-                retry.id,
-                retry.version + 1,
-                JobStatus.HeldOnMaster,
-                _attempt(retry, 1, "failed", err),
-                scheduled_at=now + 42,
-                error=err,
-            ),
-            Completion(
-                fail.id,
-                fail.version + 1,
-                JobStatus.Failed,
-                _attempt(fail, 1, "failed", err),
-                error=err,
-            ),
+            _first_run(ok, JobStatus.Succeeded, "succeeded"),
+            _first_run(retry, JobStatus.HeldOnMaster, "failed", err, scheduled_at=now + 42, error=err),
+            _first_run(fail, JobStatus.Failed, "failed", err, error=err),
             Completion(stale.id, stale.version, JobStatus.Succeeded, _attempt(stale, 1, "succeeded")),
         ]
     )
@@ -303,18 +297,12 @@ async def test_results_are_stored_with_their_jobs_and_fenced(master: MasterStore
     plain, stale, returned = jobs[0], jobs[1], jobs[2:]
     done = await master.complete(
         [
-            Completion(plain.id, plain.version + 1, JobStatus.Succeeded, _attempt(plain, 1, "succeeded")),
+            _first_run(plain, JobStatus.Succeeded, "succeeded"),
             Completion(
                 stale.id, stale.version, JobStatus.Succeeded, _attempt(stale, 1, "succeeded"), result='"lost"'
             ),
             *(
-                Completion(
-                    j.id,
-                    j.version + 1,
-                    JobStatus.Succeeded,
-                    _attempt(j, 1, "succeeded"),
-                    result=codec.dumps(v).decode(),
-                )
+                _first_run(j, JobStatus.Succeeded, "succeeded", result=codec.dumps(v).decode())
                 for j, v in zip(returned, values, strict=True)
             ),
         ]
@@ -349,25 +337,10 @@ async def test_a_watched_job_s_end_is_announced_by_masters_that_notify(master: M
     err = {"type": "ValueError", "message": "boom", "traceback": ""}
     await master.complete(
         [
-            Completion(
-                watched.id,
-                watched.version + 1,
-                JobStatus.Succeeded,
-                _attempt(watched, 1, "succeeded"),
-                result="1",
-            ),
-            Completion(failed.id, failed.version + 1, JobStatus.Failed, _attempt(failed, 1, "failed", err)),
-            Completion(
-                retried.id,
-                retried.version + 1,
-                JobStatus.HeldOnMaster,
-                _attempt(retried, 1, "failed", err),
-                scheduled_at=now + 60,
-                error=err,
-            ),
-            Completion(
-                unwatched.id, unwatched.version + 1, JobStatus.Succeeded, _attempt(unwatched, 1, "succeeded")
-            ),
+            _first_run(watched, JobStatus.Succeeded, "succeeded", result="1"),
+            _first_run(failed, JobStatus.Failed, "failed", err),
+            _first_run(retried, JobStatus.HeldOnMaster, "failed", err, scheduled_at=now + 60, error=err),
+            _first_run(unwatched, JobStatus.Succeeded, "succeeded"),
         ]
     )
     if not master.supports_notify:
@@ -409,21 +382,8 @@ async def test_a_snooze_grants_its_run_back(master: MasterStore) -> None:
     limit = snoozed.attempt_limit
     done = await master.complete(
         [
-            Completion(
-                snoozed.id,
-                snoozed.version + 1,
-                JobStatus.HeldOnMaster,
-                _attempt(snoozed, 1, "snoozed"),
-                scheduled_at=now + 5,
-                grant=1,
-            ),
-            Completion(
-                retried.id,
-                retried.version + 1,
-                JobStatus.HeldOnMaster,
-                _attempt(retried, 1, "failed"),
-                scheduled_at=now + 5,
-            ),
+            _first_run(snoozed, JobStatus.HeldOnMaster, "snoozed", scheduled_at=now + 5, grant=1),
+            _first_run(retried, JobStatus.HeldOnMaster, "failed", scheduled_at=now + 5),
         ]
     )
     assert sorted(done) == sorted([snoozed.id, retried.id])
@@ -445,7 +405,7 @@ async def test_opposite_batches_on_the_same_jobs_never_deadlock(master: MasterSt
     assert len(await master.start([Fence(j.id, j.version) for j in jobs], now, now + 30)) == len(jobs)
 
     def batch(order: list[Job], status: JobStatus) -> list[Completion]:
-        return [Completion(j.id, j.version + 1, status, _attempt(j, 1, "failed")) for j in order]
+        return [_first_run(j, status, "failed") for j in order]
 
     forward, backward = await asyncio.gather(
         master.complete(batch(jobs, JobStatus.Succeeded)),

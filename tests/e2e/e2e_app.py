@@ -23,11 +23,10 @@ import os
 import signal
 import sys
 import time
-from types import SimpleNamespace
 from typing import Any
 
-import asyncpg
 from e2e_plan import publish_plan
+from e2e_pool import record_pool
 
 from jobmaster import JobContext, JobMaster
 from jobmaster.events import JobsClaimed
@@ -70,14 +69,7 @@ def _print_claims(event: JobsClaimed) -> None:
 app.events.subscribe(JobsClaimed, _print_claims)
 
 
-@app.on_startup
-async def open_pool(state: SimpleNamespace) -> None:
-    state.pool = await asyncpg.create_pool(RUNS, min_size=1, max_size=4)
-
-
-@app.on_shutdown
-async def close_pool(state: SimpleNamespace) -> None:
-    await state.pool.close()
+record_pool(app, RUNS, max_size=4)
 
 
 async def _record(ctx: JobContext) -> None:

@@ -17,9 +17,8 @@ import os
 import signal
 import sys
 import time
-from types import SimpleNamespace
 
-import asyncpg
+from e2e_pool import record_pool
 
 from jobmaster import JobContext, JobMaster
 
@@ -37,14 +36,7 @@ app = JobMaster(
 )
 
 
-@app.on_startup
-async def open_pool(state: SimpleNamespace) -> None:
-    state.pool = await asyncpg.create_pool(MASTER, min_size=1, max_size=2)
-
-
-@app.on_shutdown
-async def close_pool(state: SimpleNamespace) -> None:
-    await state.pool.close()
+record_pool(app, MASTER, max_size=2)
 
 
 @app.handler(name="record")

@@ -24,14 +24,6 @@ from jobmaster import JobMaster, JobNotSucceededError, results
 HERE = Path(__file__).parent
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def master_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/results.db"
-    url: str = request.getfixturevalue("pg_urls")["master"]
-    return url
-
-
 @pytest.fixture
 def worker(master_url: str, cluster_id: str, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - lives as long as the process

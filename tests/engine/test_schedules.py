@@ -188,3 +188,31 @@ async def _seen(jm: JobMaster) -> list[Any]:
         (master.cluster_id,),
     )
     return sorted(tuple(r) for r in rows)
+
+
+def test_the_sync_twins_operate_schedules_from_sync_code(tmp_path: Path) -> None:
+    """`jm.sync.schedules` from plain sync code (no loop of the caller's) on a real SQLite master:
+    each operation reaches the master, read back through the sync API and the async one alike."""
+    jm = JobMaster("sync-schedules", f"sqlite:///{tmp_path}/jobs.db", workers=[])
+
+    @jm.handler
+    def report() -> None:
+        return None
+
+    jm.sync.add_schedule(report, "0 9 * * *", name="daily")
+    try:
+        assert [s.name for s in jm.sync.schedules.list()] == ["daily"]
+        assert jm.sync.schedules.get("daily").state == "active"
+        assert jm.sync.schedules.pause("daily").state == "paused"
+        assert jm.sync.schedules.get("daily").state == "paused"
+        resumed = jm.sync.schedules.resume("daily")
+        assert resumed.state == "active" and resumed.next_run is not None
+        job_id = jm.sync.schedules.trigger("daily")
+        assert jm.sync.get_job(job_id).definition_id == report.__jobmaster_id__
+        assert jm.sync.schedules.get("daily").last_job_id == job_id
+        jm.sync.schedules.remove("daily")
+        assert jm.sync.schedules.list() == []
+        with pytest.raises(ScheduleNotFoundError, match="no schedule named 'daily'"):
+            jm.sync.schedules.get("daily")
+    finally:
+        jm.sync.close()

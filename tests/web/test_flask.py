@@ -20,15 +20,11 @@ from jobmaster.testing import assert_scheduled, inline
 from serving import worker
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def site_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
+@pytest.fixture
+def site_env(master_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
     """The settings of the site (a fresh cluster) as the worker process reads them."""
-    if request.param == "sqlite":
-        master = f"sqlite:///{tmp_path}/site.db"
-    else:
-        master = request.getfixturevalue("pg_urls")["master"]
     yield {
-        "JMTEST_FLASK_MASTER": master,
+        "JMTEST_FLASK_MASTER": master_url,
         "JMTEST_FLASK_CLUSTER": f"flask-{uuid.uuid4().hex[:10]}",
         "JMTEST_FLASK_RUNS": str(tmp_path / "runs.txt"),
     }

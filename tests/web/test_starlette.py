@@ -31,15 +31,11 @@ STARTED = re.compile(r"embedded jobmaster workers started in process (\d+)")
 UVICORN_STOPPED = -signal.SIGTERM
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def web_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
-    if request.param == "sqlite":
-        master = f"sqlite:///{tmp_path}/web.db"
-    else:
-        master = request.getfixturevalue("pg_urls")["master"]
+@pytest.fixture
+def web_env(master_url: str, tmp_path: Path) -> dict[str, str]:
     return {
         **os.environ,
-        "JMTEST_WEB_MASTER": master,
+        "JMTEST_WEB_MASTER": master_url,
         "JMTEST_WEB_CLUSTER": f"web-{uuid.uuid4().hex[:10]}",
         "JMTEST_WEB_RUNS": str(tmp_path / "runs.txt"),
     }

@@ -9,26 +9,19 @@ from __future__ import annotations
 
 import click
 
-from jobmaster.app import JobMaster
 from jobmaster.cli.common import (
     ClusterSource,
     cluster_options,
     console,
     emit_json,
     json_option,
-    opened,
-    run_coroutine,
+    run_opened,
 )
 
 
 @click.group()
 def agents() -> None:
     """Operate on agent connections (drain the buckets of dead workers)."""
-
-
-async def _drain(app: JobMaster, agent: str | None) -> dict[str, int]:
-    async with opened(app) as live:
-        return await live.inspect.drain_orphans(agent)
 
 
 @agents.command()
@@ -42,8 +35,7 @@ def drain(source: ClusterSource, agent: str | None, as_json: bool) -> None:
     Example:
       jobmaster agents drain --master postgresql://db/jobs --cluster shop --agent standalone
     """
-    app = source.load()
-    drained = run_coroutine(_drain(app, agent))
+    drained = run_opened(source.load(), lambda app: app.inspect.drain_orphans(agent))
     if as_json:
         emit_json({"buckets": drained, "jobs": sum(drained.values())})
         return

@@ -14,7 +14,7 @@ import os
 import sys
 import threading
 import traceback
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -269,6 +269,16 @@ async def opened(app: JobMaster, *, must_exist: bool = True) -> AsyncIterator[Jo
         await app.close()
 
 
+def run_opened(app: JobMaster, action: Callable[[JobMaster], Awaitable[T]], *, must_exist: bool = True) -> T:
+    """Run one command's `action` on `app`, opened for it (see `opened`) and closed after."""
+
+    async def run() -> T:
+        async with opened(app, must_exist=must_exist):
+            return await action(app)
+
+    return run_coroutine(run())
+
+
 def check_exists(url: str) -> None:
     if not url.lower().startswith("sqlite:"):
         return
@@ -407,6 +417,23 @@ def attempt_dict(attempt: Attempt) -> dict[str, Any]:
 
 def emit_json(document: Any) -> None:
     click.echo(json.dumps(document, indent=2, default=str))
+
+
+def emit_value(as_json: bool, key: str, value: Any) -> None:
+    """A command's one value (an id, a count): `{key: value}` with --json, else the bare value
+    (plain, so a script can capture it)."""
+    if as_json:
+        emit_json({key: value})
+    else:
+        click.echo(value)
+
+
+def emit_or_say(as_json: bool, document: Any, message: str) -> None:
+    """A command's outcome: the document with --json, else a line for people (rich markup)."""
+    if as_json:
+        emit_json(document)
+    else:
+        console.print(message)
 
 
 def emit_report(report: dict[str, Any], title: str, as_json: bool) -> None:

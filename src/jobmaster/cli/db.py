@@ -16,6 +16,7 @@ from jobmaster.cli.common import (
     cluster_options,
     console,
     emit_json,
+    emit_or_say,
     json_option,
     run_coroutine,
 )
@@ -93,7 +94,6 @@ def version(source: ClusterSource, as_json: bool) -> None:
     """
     app = source.load()
     number = run_coroutine(_version(app))
-    if as_json:
-        emit_json({"master": redact(app.config.master), "schema_version": number})
-    else:
-        console.print(f"master {redact(app.config.master)} is at schema version {number}")
+    master = redact(app.config.master)
+    message = f"master {master} is at schema version {number}"
+    emit_or_say(as_json, {"master": master, "schema_version": number}, message)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -24,11 +24,12 @@ from jobmaster.cli.common import (
     cluster_options,
     console,
     emit_json,
+    emit_or_say,
+    emit_value,
     import_app,
     job_dict,
     json_option,
-    opened,
-    run_coroutine,
+    run_opened,
     show_time,
     status_names,
     when_options,
@@ -78,27 +79,22 @@ def schedule(
       jobmaster schedule --app shop.jobs:jm shop.jobs.send_mail --data '{"to": "a@b.c"}'
     """
     check_when(at, delay, required=False)
-    app = import_app(app_path)
-
-    async def run() -> str:
-        async with opened(app, must_exist=False):
-            return await app.schedule(
-                handler_id,
-                data,
-                at=at,
-                delay=delay,
-                priority=priority,
-                lane=lane,
-                timeout=timeout,
-                max_retries=max_retries,
-                metadata=metadata,
-            )
-
-    job_id = run_coroutine(run())
-    if as_json:
-        emit_json({"id": job_id})
-    else:
-        click.echo(job_id)
+    job_id = run_opened(
+        import_app(app_path),
+        lambda app: app.schedule(
+            handler_id,
+            data,
+            at=at,
+            delay=delay,
+            priority=priority,
+            lane=lane,
+            timeout=timeout,
+            max_retries=max_retries,
+            metadata=metadata,
+        ),
+        must_exist=False,
+    )
+    emit_value(as_json, "id", job_id)
 
 
 # ---- jobs --------------------------------------------------------------------------------------
@@ -155,25 +151,23 @@ def list_command(
       jobmaster jobs list --app shop.jobs:jm --status Failed --limit 20
       jobmaster jobs list --app shop.jobs:jm --status Failed --limit 20 --after CURSOR
     """
-    app = source.load()
     status = status_names(statuses) or None
 
-    async def run() -> tuple[list[Job], str | None, int]:
-        async with opened(app):
-            if offset:
-                found = await app.list_jobs(
-                    status=status, handler=handler_id, lane=lane, limit=limit, offset=offset, after=after
-                )
-                following = encode_cursor(found[-1]) if len(found) == limit else None
-            else:
-                page = await app.list_jobs_page(
-                    status=status, handler=handler_id, lane=lane, limit=limit, after=after
-                )
-                found, following = page.jobs, page.next_cursor
-            total = await app.count_jobs(status=status, handler=handler_id, lane=lane)
-            return found, following, total
+    async def read(app: JobMaster) -> tuple[list[Job], str | None, int]:
+        if offset:
+            found = await app.list_jobs(
+                status=status, handler=handler_id, lane=lane, limit=limit, offset=offset, after=after
+            )
+            following = encode_cursor(found[-1]) if len(found) == limit else None
+        else:
+            page = await app.list_jobs_page(
+                status=status, handler=handler_id, lane=lane, limit=limit, after=after
+            )
+            found, following = page.jobs, page.next_cursor
+        total = await app.count_jobs(status=status, handler=handler_id, lane=lane)
+        return found, following, total
 
-    found, following, total = run_coroutine(run())
+    found, following, total = run_opened(source.load(), read)
     if as_json:
         listing = {"total": total, "offset": offset, "limit": limit, "jobs": [job_dict(j) for j in found]}
         # Present while more jobs follow, so a script pages until the key is gone (null in jq).
@@ -225,17 +219,11 @@ def count(
     Example:
       jobmaster jobs count --app shop.jobs:jm --status Queued --status Processing
     """
-    app = source.load()
-
-    async def run() -> int:
-        async with opened(app):
-            return await app.count_jobs(status=status_names(statuses) or None, handler=handler_id, lane=lane)
-
-    number = run_coroutine(run())
-    if as_json:
-        emit_json({"count": number})
-    else:
-        click.echo(number)
+    number = run_opened(
+        source.load(),
+        lambda app: app.count_jobs(status=status_names(statuses) or None, handler=handler_id, lane=lane),
+    )
+    emit_value(as_json, "count", number)
 
 
 @jobs.command()
@@ -249,13 +237,11 @@ def show(source: ClusterSource, job_id: str, as_json: bool) -> None:
     Example:
       jobmaster jobs show --app shop.jobs:jm 5f0c...
     """
-    app = source.load()
 
-    async def run() -> tuple[Job, list[Attempt]]:
-        async with opened(app):
-            return await app.get_job(job_id), await app.job_attempts(job_id)
+    async def read(app: JobMaster) -> tuple[Job, list[Attempt]]:
+        return await app.get_job(job_id), await app.job_attempts(job_id)
 
-    job, attempts = run_coroutine(run())
+    job, attempts = run_opened(source.load(), read)
     if as_json:
         emit_json({**job_dict(job), "attempt_history": [attempt_dict(a) for a in attempts]})
         return
@@ -306,21 +292,10 @@ def _styled_status(job: Job) -> Text:
     return Text(label, style=style)
 
 
-def _report(job: Job, as_json: bool, message: str) -> None:
-    if as_json:
-        emit_json(job_dict(job))
-    else:
-        console.print(message)
-
-
-def _change(source: ClusterSource, action: Callable[[JobMaster], Awaitable[Job]]) -> Job:
-    app = source.load()
-
-    async def run() -> Job:
-        async with opened(app):
-            return await action(app)
-
-    return run_coroutine(run())
+def _report_due(job: Job, as_json: bool) -> None:
+    """What `retry` and `reschedule` print: the job's status and when it is due now."""
+    message = f"job {job.id} is {job.status.name}, due {show_time(job.scheduled_at)}"
+    emit_or_say(as_json, job_dict(job), message)
 
 
 @jobs.command()
@@ -334,12 +309,12 @@ def cancel(source: ClusterSource, job_id: str, as_json: bool) -> None:
     Example:
       jobmaster jobs cancel --app shop.jobs:jm 5f0c...
     """
-    job = _change(source, lambda app: app.cancel(job_id))
+    job = run_opened(source.load(), lambda app: app.cancel(job_id))
     if job.status.is_final:
         message = f"job {job_id} is {job.status.name}"
     else:
         message = f"job {job_id} is running: cancellation requested"
-    _report(job, as_json, message)
+    emit_or_say(as_json, job_dict(job), message)
 
 
 @jobs.command()
@@ -353,8 +328,8 @@ def retry(source: ClusterSource, job_id: str, as_json: bool) -> None:
     Example:
       jobmaster jobs retry --app shop.jobs:jm 5f0c...
     """
-    job = _change(source, lambda app: app.retry(job_id))
-    _report(job, as_json, f"job {job_id} is {job.status.name}, due {show_time(job.scheduled_at)}")
+    job = run_opened(source.load(), lambda app: app.retry(job_id))
+    _report_due(job, as_json)
 
 
 @jobs.command()
@@ -372,5 +347,5 @@ def reschedule(
       jobmaster jobs reschedule --app shop.jobs:jm 5f0c... --delay 1h
     """
     check_when(at, delay, required=True)
-    job = _change(source, lambda app: app.reschedule(job_id, at=at, delay=delay))
-    _report(job, as_json, f"job {job_id} is {job.status.name}, due {show_time(job.scheduled_at)}")
+    job = run_opened(source.load(), lambda app: app.reschedule(job_id, at=at, delay=delay))
+    _report_due(job, as_json)

@@ -7,27 +7,25 @@ with `--app`.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 from rich.table import Table
 from rich.text import Text
 
-from jobmaster.app import JobMaster
 from jobmaster.cli.common import (
     ClusterSource,
     cluster_options,
     console,
     emit_json,
+    emit_or_say,
+    emit_value,
     json_option,
-    opened,
-    run_coroutine,
+    run_opened,
 )
 from jobmaster.schedules.operations import ScheduleInfo
-
-T = TypeVar("T")
 
 _STATE_STYLE = {"active": "green", "paused": "yellow", "retired": "dim"}
 _OUTCOME_STYLE = {"Succeeded": "green", "Failed": "red", "Cancelled": "yellow"}
@@ -38,14 +36,9 @@ def schedules() -> None:
     """List, show, pause, resume, trigger and remove recurring schedules."""
 
 
-def _run(source: ClusterSource, action: Callable[[JobMaster], Awaitable[T]]) -> T:
-    app = source.load()
-
-    async def run() -> T:
-        async with opened(app):
-            return await action(app)
-
-    return run_coroutine(run())
+def _on_one(func: Callable[..., None]) -> click.Command:
+    """A `schedules` command on the schedule NAME: the cluster options, NAME and --json."""
+    return schedules.command()(cluster_options(click.argument("name")(json_option(func))))
 
 
 def _when(value: datetime | None) -> str:
@@ -66,7 +59,7 @@ def list_command(source: ClusterSource, as_json: bool) -> None:
     Example:
       jobmaster schedules list --app shop.jobs:jm
     """
-    found = _run(source, lambda app: app.schedules.list())
+    found = run_opened(source.load(), lambda app: app.schedules.list())
     if as_json:
         emit_json({"schedules": [s.to_dict() for s in found]})
         return
@@ -100,17 +93,7 @@ def _print(info: ScheduleInfo) -> None:
     console.print(fields)
 
 
-def _report(info: ScheduleInfo, as_json: bool, message: str) -> None:
-    if as_json:
-        emit_json(info.to_dict())
-    else:
-        console.print(message)
-
-
-@schedules.command()
-@cluster_options
-@click.argument("name")
-@json_option
+@_on_one
 def show(source: ClusterSource, name: str, as_json: bool) -> None:
     """Show every field of one schedule.
 
@@ -118,17 +101,14 @@ def show(source: ClusterSource, name: str, as_json: bool) -> None:
     Example:
       jobmaster schedules show --app shop.jobs:jm daily-report
     """
-    info = _run(source, lambda app: app.schedules.get(name))
+    info = run_opened(source.load(), lambda app: app.schedules.get(name))
     if as_json:
         emit_json(info.to_dict())
     else:
         _print(info)
 
 
-@schedules.command()
-@cluster_options
-@click.argument("name")
-@json_option
+@_on_one
 def pause(source: ClusterSource, name: str, as_json: bool) -> None:
     """Stop inserting the schedule's occurrences (jobs already inserted still run).
 
@@ -136,14 +116,11 @@ def pause(source: ClusterSource, name: str, as_json: bool) -> None:
     Example:
       jobmaster schedules pause --app shop.jobs:jm daily-report
     """
-    info = _run(source, lambda app: app.schedules.pause(name))
-    _report(info, as_json, f"schedule {name} paused")
+    info = run_opened(source.load(), lambda app: app.schedules.pause(name))
+    emit_or_say(as_json, info.to_dict(), f"schedule {name} paused")
 
 
-@schedules.command()
-@cluster_options
-@click.argument("name")
-@json_option
+@_on_one
 def resume(source: ClusterSource, name: str, as_json: bool) -> None:
     """Run a paused schedule again from its next occurrence (what came due while paused is not run).
 
@@ -151,14 +128,11 @@ def resume(source: ClusterSource, name: str, as_json: bool) -> None:
     Example:
       jobmaster schedules resume --app shop.jobs:jm daily-report
     """
-    info = _run(source, lambda app: app.schedules.resume(name))
-    _report(info, as_json, f"schedule {name} resumed, next run {_when(info.next_run)}")
+    info = run_opened(source.load(), lambda app: app.schedules.resume(name))
+    emit_or_say(as_json, info.to_dict(), f"schedule {name} resumed, next run {_when(info.next_run)}")
 
 
-@schedules.command()
-@cluster_options
-@click.argument("name")
-@json_option
+@_on_one
 def trigger(source: ClusterSource, name: str, as_json: bool) -> None:
     """Insert a job of the schedule now (its own key: the scheduled occurrences still run).
 
@@ -166,17 +140,11 @@ def trigger(source: ClusterSource, name: str, as_json: bool) -> None:
     Example:
       jobmaster schedules trigger --app shop.jobs:jm daily-report
     """
-    job_id = _run(source, lambda app: app.schedules.trigger(name))
-    if as_json:
-        emit_json({"id": job_id})
-    else:
-        click.echo(job_id)
+    job_id = run_opened(source.load(), lambda app: app.schedules.trigger(name))
+    emit_value(as_json, "id", job_id)
 
 
-@schedules.command()
-@cluster_options
-@click.argument("name")
-@json_option
+@_on_one
 def remove(source: ClusterSource, name: str, as_json: bool) -> None:
     """Delete a schedule (its jobs stay). One still declared in code comes back when a process
     declaring it starts: pause it instead, or remove it from the code.
@@ -185,8 +153,5 @@ def remove(source: ClusterSource, name: str, as_json: bool) -> None:
     Example:
       jobmaster schedules remove --app shop.jobs:jm nightly-export
     """
-    _run(source, lambda app: app.schedules.remove(name))
-    if as_json:
-        emit_json({"removed": name})
-    else:
-        console.print(f"schedule {name} removed")
+    run_opened(source.load(), lambda app: app.schedules.remove(name))
+    emit_or_say(as_json, {"removed": name}, f"schedule {name} removed")

@@ -17,8 +17,7 @@ from jobmaster.cli.common import (
     emit_json,
     iso,
     json_option,
-    opened,
-    run_coroutine,
+    run_opened,
     show_time,
 )
 from jobmaster.cluster.model import WorkerRecord, WorkerStatus
@@ -110,13 +109,7 @@ def status(source: ClusterSource, include_stopped: bool, as_json: bool) -> None:
     Example:
       jobmaster status --master sqlite:///jobs.db --cluster shop
     """
-    app = source.load()
-
-    async def run() -> dict[str, Any]:
-        async with opened(app):
-            return await collect(app, include_stopped)
-
-    report = run_coroutine(run())
+    report = run_opened(source.load(), lambda app: collect(app, include_stopped))
     if as_json:
         emit_json(report)
         return

@@ -600,27 +600,24 @@ class PostgresMaster(PostgresClient, QueueHost, SqlMasterStore):
         returned = [c for c in succeeded if c.result is not None]
         if returned:
             succeeded = [c for c in succeeded if c.result is None]
-            records = await _batch_write(
-                self.pool,
-                _SUCCEED_RESULTS,
-                [c.job_id for c in returned],
-                [c.version for c in returned],
-                [c.attempt.finished_at for c in returned],
-                [c.result for c in returned],
-            )
-            done += [r[0] for r in records]
+            done += await self._succeed(_SUCCEED_RESULTS, returned, [c.result for c in returned])
         if succeeded:
-            records = await _batch_write(
-                self.pool,
-                _SUCCEED,
-                [c.job_id for c in succeeded],
-                [c.version for c in succeeded],
-                [c.attempt.finished_at for c in succeeded],
-            )
-            done += [r[0] for r in records]
+            done += await self._succeed(_SUCCEED, succeeded)
         if others:
             done += await self._complete_others(others)
         return done
+
+    async def _succeed(self, sql: str, batch: list[Completion], *extra: list[Any]) -> list[str]:
+        """Mark `batch` Succeeded: `_SUCCEED`, or `_SUCCEED_RESULTS` with the results as `extra`."""
+        records = await _batch_write(
+            self.pool,
+            sql,
+            [c.job_id for c in batch],
+            [c.version for c in batch],
+            [c.attempt.finished_at for c in batch],
+            *extra,
+        )
+        return [r[0] for r in records]
 
     async def _complete_others(self, completions: list[Completion]) -> list[str]:
         records = await _batch_write(

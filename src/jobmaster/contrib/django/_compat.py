@@ -30,38 +30,34 @@ if TYPE_CHECKING:
     #: A TextChoices, whose members mypy cannot see without Django's stubs.
     TaskResultStatus: Any = _TaskResultStatus
 else:
+    import importlib
+
+    #: Where each name lives below the package root: the two packages lay the API out alike.
+    _NAMES = {
+        "": ("TaskContext", "TaskResult", "TaskResultStatus", "task_backends"),
+        ".backends.base": ("BaseTaskBackend",),
+        ".base": ("DEFAULT_TASK_QUEUE_NAME", "TASK_MAX_PRIORITY", "TASK_MIN_PRIORITY", "Task", "TaskError"),
+        ".signals": ("task_enqueued", "task_finished", "task_started"),
+        ".exceptions": ("TaskResultDoesNotExist",),
+    }
+
+    def _api(root: str, json_module: str) -> dict[str, Any]:
+        """The names this package uses, from `root` (`django.tasks` or `django_tasks`)."""
+        modules = {part: importlib.import_module(f"{root}{part}") for part in _NAMES}
+        found = {name: getattr(modules[part], name) for part, names in _NAMES.items() for name in names}
+        exceptions = modules[".exceptions"]
+        # Django 6 and the newest backport say InvalidTask, the backport 0.12 InvalidTaskError.
+        found["InvalidTask"] = getattr(exceptions, "InvalidTask", None) or exceptions.InvalidTaskError
+        found["normalize_json"] = importlib.import_module(json_module).normalize_json
+        return found
+
     try:
-        from django.tasks import TaskContext, TaskResult, TaskResultStatus, task_backends
-        from django.tasks import exceptions as _exceptions
-        from django.tasks.backends.base import BaseTaskBackend
-        from django.tasks.base import (
-            DEFAULT_TASK_QUEUE_NAME,
-            TASK_MAX_PRIORITY,
-            TASK_MIN_PRIORITY,
-            Task,
-            TaskError,
-        )
-        from django.tasks.signals import task_enqueued, task_finished, task_started
-        from django.utils.json import normalize_json
+        globals().update(_api("django.tasks", "django.utils.json"))
     except ModuleNotFoundError:
         try:
-            from django_tasks import TaskContext, TaskResult, TaskResultStatus, task_backends
-            from django_tasks import exceptions as _exceptions
-            from django_tasks.backends.base import BaseTaskBackend
-            from django_tasks.base import (
-                DEFAULT_TASK_QUEUE_NAME,
-                TASK_MAX_PRIORITY,
-                TASK_MIN_PRIORITY,
-                Task,
-                TaskError,
-            )
-            from django_tasks.signals import task_enqueued, task_finished, task_started
-            from django_tasks.utils import normalize_json
+            globals().update(_api("django_tasks", "django_tasks.utils"))
         except ModuleNotFoundError as exc:
             raise missing_extra("jobmaster.contrib.django", "django", exc) from None
-    # Django 6 and the newest backport say InvalidTask, the backport 0.12 InvalidTaskError.
-    InvalidTask = getattr(_exceptions, "InvalidTask", None) or _exceptions.InvalidTaskError
-    TaskResultDoesNotExist = _exceptions.TaskResultDoesNotExist
 
 __all__ = [
     "DEFAULT_TASK_QUEUE_NAME",
