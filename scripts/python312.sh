@@ -4,7 +4,7 @@
 # on PATH, then pyenv's installs. None: say what is missing and how to get it, and fail (no skip).
 set -euo pipefail
 
-pyenv_root="$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")"
+pyenv_root="$(pyenv root 2>/dev/null || echo "${PYENV_ROOT:-$HOME/.pyenv}")"
 for candidate in "${PYTHON312:-}" python3.12 "$pyenv_root"/versions/3.12*/bin/python3.12; do
     # a pyenv shim exists even when 3.12 is not selected, so ask the interpreter itself
     if [ -n "$candidate" ] && "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null; then
