@@ -34,7 +34,7 @@ from private_pg import PrivatePostgres
 from test_nats_e2e import RELAXED_LEASES, YES_PATH_MAX_VERSION
 from test_wire_e2e import _cli
 
-from helpers import NATS_URL, drop_agent, make_job
+from helpers import NATS_URL, drop_agent, make_job, master_with_bucket
 from jobmaster import JobStatus
 from jobmaster.agents.base import AgentMessage
 from jobmaster.backends import make_agent, make_master
@@ -231,6 +231,33 @@ async def test_master_down_past_job_lease(
     for r in interrupted:
         assert books.attempts[r["job_id"]][r["attempt"] - 1].outcome in CUT_SHORT
     print(f"\nmaster down: {dropped.split('] ')[-1]}; outcomes {dict(books.outcomes())}")
+
+
+async def test_a_take_that_starts_jobs_survives_a_master_crash(private_master: PrivatePostgres) -> None:
+    """A take that starts jobs waits for its WAL flush, so the runs it begins are counted even if the
+    server crashes (`pg_ctl stop -m immediate`) right after it answers; one that only buffers may be
+    lost. The WAL writer is slowed to 10 s so that nothing else flushes the take meanwhile: without
+    the wait the started jobs came back with no attempt counted (a run the master never knew of)."""
+    url = private_master.url
+    private_master.sql("ALTER SYSTEM SET wal_writer_delay = '10s'")
+    private_master.sql("SELECT pg_reload_conf()")
+    async with master_with_bucket(url, "crash") as (master, bucket):
+        now = time.time()
+        jobs = [make_job(-1) for _ in range(4)] + [make_job(60) for _ in range(4)]
+        assert await master.queue_jobs(bucket.id, jobs)
+        taken = await master.take_queued(
+            bucket.id, "w1", now + 60, now=now, start=4, due_before=now + 120, limit=4
+        )
+        started = {j.id for j in taken if j.status is JobStatus.Processing}
+        assert len(started) == 4 and len(taken) == 8, taken
+        await asyncio.to_thread(private_master.stop, "immediate")
+    await asyncio.to_thread(private_master.start)
+    query = "SELECT id, status, attempts, worker_id FROM jm_jobs WHERE id = ANY($1::text[])"
+    rows = await fetch(url, query, list(started))
+    assert (
+        sorted((r["status"], r["attempts"], r["worker_id"]) for r in rows)
+        == [(int(JobStatus.Processing), 1, "w1")] * 4
+    ), rows
 
 
 async def test_worker_paused_past_job_lease_never_starts_its_stale_copies(

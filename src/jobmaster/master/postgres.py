@@ -144,11 +144,13 @@ _QUEUE_JOBS_FIRST = 5
 #: Rows named by ctid (see the PostgreSQL agent's claim for why).
 #: `$2` is now: jobs due by then start at once (Processing, attempt counted, started at now), up to
 #: `$3` of them; up to `$5` due later, by `$4`, are Queued for the worker's buffer.
-#: A take commits without waiting for its WAL flush (`synchronous_commit` off for its own
-#: transaction, set from inside the statement, as the PostgreSQL agent's claims do): one lost in a
-#: server crash puts its jobs back in the queue, to be taken and run again, as a worker crash would;
-#: the outcome write that follows waits for its flush, and so for the take's. The owner's next take
-#: then does not wait for the disk: a take per hundred jobs or so, each an fsync, on every bucket.
+#: A take that only buffers commits without waiting for its WAL flush (`synchronous_commit` off for
+#: its own transaction, set from inside the statement, as the PostgreSQL agent's claims do): one lost
+#: in a server crash puts its jobs back in the queue, to be taken again, and the start write that
+#: follows waits for its flush, and so for the take's. A take that starts a job waits for its flush
+#: (the server's own setting is kept): one lost in a crash left a run the master never counted, whose
+#: job the same worker took again at the same version and attempt number, so its outcome could not
+#: be told from the second run's (tests/e2e/test_faults.py::test_master_down_past_job_lease).
 _TAKE_QUEUED = f"""
     WITH due AS (
         SELECT ctid FROM jm_jobs
@@ -167,7 +169,8 @@ _TAKE_QUEUED = f"""
         started_at = CASE WHEN scheduled_at <= $2 THEN $2 ELSE started_at END,
         worker_id = $6, lease_expires_at = $7, version = version + 1
     WHERE ctid = ANY(ARRAY(SELECT ctid FROM due UNION ALL SELECT ctid FROM soon))
-        AND (SELECT set_config('synchronous_commit', 'off', true) IS NOT NULL)
+        AND (SELECT set_config('synchronous_commit', CASE WHEN EXISTS (SELECT FROM due)
+            THEN current_setting('synchronous_commit') ELSE 'off' END, true) IS NOT NULL)
     RETURNING {rows.JOB_SELECT}
 """
 
