@@ -19,6 +19,11 @@ from helpers import wait_until
 from jobmaster import JobMaster
 
 HERE = Path(__file__).parent
+#: The name of the agent on the shared NATS server (the `shared_nats` fixture drops its stream).
+NATS_AGENT = "nats-1"
+#: Leases long enough that a loaded 2-core machine never lets one lapse: a lapsed lease sends its job
+#: back through the master, which is right but not the path a test of the agent counts.
+RELAXED_LEASES = {"heartbeat_interval": 1.0, "job_lease": 15.0, "worker_timeout": 10.0}
 
 
 class Processes:

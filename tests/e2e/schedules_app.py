@@ -1,7 +1,7 @@
 """The application of the recurring-schedule e2e tests, run as real worker processes.
 
 Configured from the environment, so each process of a test declares the schedules its "deploy" has:
-  E2E_MASTER, E2E_CLUSTER, E2E_WORKERS, E2E_SETTINGS - as for e2e_app.py
+  E2E_MASTER, E2E_CLUSTER, E2E_WORKERS, E2E_AGENTS, E2E_SETTINGS - as for e2e_app.py
   SCHED_DECLARE - JSON list of {"name", "expr", "seconds"?, "catch_up"?, "overlap"?}: each a schedule
                   of the handler `record`, which sleeps `seconds`
   SCHED_MODE    - `worker` (jm.run, like `jobmaster worker`) or `embedded` (jm.running() inside a
@@ -26,6 +26,7 @@ MASTER = os.environ["E2E_MASTER"]
 app = JobMaster(
     os.environ["E2E_CLUSTER"],
     MASTER,
+    agents=json.loads(os.environ.get("E2E_AGENTS", "{}")),
     workers=json.loads(os.environ.get("E2E_WORKERS", "[]")),
     **{
         "heartbeat_interval": 0.5,

@@ -18,12 +18,13 @@ import signal
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 from e2e_support import (
+    NATS_AGENT,
+    RELAXED_LEASES,
     Processes,
     check_runs_against_attempts,
     create_runs_table,
@@ -33,9 +34,9 @@ from e2e_support import (
 )
 from tests.nats.nats_support import PrivateNats
 
-from helpers import NATS_URL, drop_agent, wait_until
+from helpers import wait_until
 
-AGENT = "nats-1"
+AGENT = NATS_AGENT
 FAST = {"heartbeat_interval": 0.3, "worker_timeout": 1.5, "job_lease": 2}
 CHAOS_JOBS = int(os.environ.get("JMTEST_CHAOS_JOBS", "10000"))
 KILL_EVERY = float(os.environ.get("JMTEST_CHAOS_KILL_EVERY", "2"))
@@ -45,17 +46,6 @@ SUCCEEDED = 5
 #: The NO path adds the insert as HeldOnMaster and the coordinator's assignment first: 4 or 5. (A job
 #: saved before it was due, which a due-now job never is, would also reach 4.)
 YES_PATH_MAX_VERSION = 3
-RELAXED_LEASES = {"heartbeat_interval": 1.0, "job_lease": 15.0, "worker_timeout": 10.0}
-
-
-@pytest.fixture
-def shared_nats(cluster_id: str) -> Iterator[str]:
-    """The shared server's URL; the test's stream is deleted afterwards.
-
-    Ask for this fixture before `processes`, so that the workers are stopped before the stream goes.
-    """
-    yield NATS_URL
-    asyncio.run(drop_agent(NATS_URL, cluster_id, AGENT))
 
 
 async def _fetch(master: str, query: str, *args: object) -> list[asyncpg.Record]:
@@ -145,8 +135,6 @@ async def test_nats_agent_split_fleet(shared_nats: str, processes: Processes, pg
     master = pg_urls["master"]
     await create_runs_table(master)
     processes.agents = {AGENT: shared_nats}
-    # Leases long enough that a loaded 2-core machine never lets one lapse: a lapsed lease sends
-    # its job back through the master, which is right but not the path this test counts.
     processes.settings = {**FAST, **RELAXED_LEASES, "transient_threshold": 2}
     processes.worker("coordinator", [{"name": "brain", "agent": AGENT, "mode": "coordinator"}])
     for name in ("exec-a", "exec-b"):

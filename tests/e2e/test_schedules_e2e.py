@@ -1,7 +1,9 @@
 """Recurring schedules with real processes on PostgreSQL: several processes running the scheduler
 make exactly one job per occurrence; a killed worker restarted after a gap catches up per policy;
 overlap `skip` with a slow handler; a schedule removed by a deploy is retired only once no process
-declares it; pause and resume from the CLI.
+declares it; pause and resume from the CLI; and the distributed topology (master plus a NATS
+JetStream agent), where coordinator-only processes run the scheduler and an execution process runs
+every occurrence from its buckets on the agent.
 
 Size: JMTEST_SCHEDULE_SECONDS, the window of the every-second schedule run by three workers and an
 embedded app (CI default 15; the issue's size is 60).
@@ -23,20 +25,30 @@ from typing import Any
 
 import asyncpg
 import pytest
-from e2e_support import HERE, Processes, wait_registered
+from e2e_support import HERE, NATS_AGENT, RELAXED_LEASES, Processes, wait_registered
+
+from jobmaster.jobs.model import JobStatus
 
 WINDOW = float(os.environ.get("JMTEST_SCHEDULE_SECONDS", "15"))
 EVERY_SECOND = "every 1 second"
+#: The window of the distributed test's every-second schedule.
+AGENT_WINDOW = 10
 
 
 class ScheduleProcesses(Processes):
     app_script = HERE / "schedules_app.py"
 
     def start(
-        self, name: str, declare: list[dict[str, Any]], mode: str = "worker"
+        self,
+        name: str,
+        declare: list[dict[str, Any]],
+        mode: str = "worker",
+        workers: list[dict[str, Any]] | None = None,
     ) -> subprocess.Popen[bytes]:
+        """A process declaring the schedules `declare`; its `workers` (one full worker by default)
+        may be bound to an agent of `self.agents` in a mode."""
         self._declare, self._mode = declare, mode
-        return self.worker(name, [{"name": "w", "parallelism_factor": 2}])
+        return self.worker(name, workers or [{"name": "w", "parallelism_factor": 2}])
 
     def env(self, workers: list[dict[str, Any]], agents: dict[str, str] | None = None) -> dict[str, str]:
         return {
@@ -170,6 +182,87 @@ def test_three_workers_and_an_embedded_app_make_one_job_per_occurrence(procs: Sc
         per_occurrence[r["occurrence"]] = per_occurrence.get(r["occurrence"], 0) + 1
     assert all(per_occurrence[o] == 1 for o in expected), "an occurrence ran twice"
     assert len({r["pid"] for r in ran}) > 1, "one process ran every job"
+    row = schedule_row(procs, "tick")
+    assert (row["missed"], row["skipped"]) == (0, 0)
+
+
+def scheduled_jobs(procs: Processes, name: str) -> list[asyncpg.Record]:
+    """The schedule's jobs with the bucket each was assigned to (read before the workers stop: a
+    stopping worker deletes its buckets)."""
+    return asyncio.run(
+        _fetch(
+            procs.master,
+            "SELECT (extract(epoch FROM (j.metadata->>'occurrence')::timestamptz))::float8 AS occurrence,"
+            " j.status, j.worker_id, b.agent, b.worker_id AS bucket_worker"
+            " FROM jm_jobs j LEFT JOIN jm_buckets b ON b.id = j.bucket_id"
+            " WHERE j.cluster_id = $1 AND j.metadata->>'schedule' = $2 ORDER BY occurrence",
+            procs.cluster,
+            name,
+        )
+    )
+
+
+def test_a_distributed_cluster_runs_each_occurrence_once_through_the_agent(
+    shared_nats: str, procs: ScheduleProcesses
+) -> None:
+    """Two coordinator-only processes run the scheduler (an execution-only one runs none); the jobs
+    they insert in the master are assigned by a coordinator to the execution process's buckets on
+    the NATS agent and run there, one job per occurrence."""
+    tick = [{"name": "tick", "expr": EVERY_SECOND}]
+    procs.agents = {NATS_AGENT: shared_nats}
+    procs.settings = RELAXED_LEASES
+    brains = [
+        procs.start(
+            f"brain-{n}", tick, workers=[{"name": f"brain-{n}", "agent": NATS_AGENT, "mode": "coordinator"}]
+        )
+        for n in (1, 2)
+    ]
+    executor = procs.start(
+        "exec",
+        tick,
+        workers=[{"name": "exec", "agent": NATS_AGENT, "mode": "execution", "parallelism_factor": 2}],
+    )
+    asyncio.run(wait_registered(procs.master, procs.cluster, 3))
+    expected = [float(int(time.time()) + 1 + s) for s in range(AGENT_WINDOW)]
+    wait_until(lambda: last_at(procs, "tick") >= expected[-1], AGENT_WINDOW + 60, "the window's occurrences")
+
+    def window_done() -> list[asyncpg.Record] | None:
+        """Every job up to the window's end, once each has succeeded (later ones may still run)."""
+        jobs = [j for j in scheduled_jobs(procs, "tick") if j["occurrence"] <= expected[-1]]
+        return jobs if all(j["status"] == JobStatus.Succeeded for j in jobs) else None
+
+    wait_until(lambda: window_done() is not None, 60, "every job of the window succeeded")
+    done = window_done()
+    assert done is not None
+    assert procs.stop_all() == [0, 0, 0]
+
+    found = occurrences(procs, "tick")
+    assert len(found) == len(set(found)), "an occurrence became two jobs"
+    assert found == [found[0] + s for s in range(len(found))], f"occurrences not contiguous: {found}"
+    assert set(expected) <= set(found), f"missing occurrences: {sorted(set(expected) - set(found))}"
+    elsewhere = [
+        tuple(j)
+        for j in done
+        if j["agent"] != NATS_AGENT
+        or not str(j["bucket_worker"]).startswith("exec-")
+        or not str(j["worker_id"]).startswith("exec-")
+    ]
+    assert not elsewhere, f"jobs not run from the execution worker's buckets on the agent: {elsewhere}"
+    ran: dict[float, list[int]] = {}
+    for r in runs(procs, "tick"):
+        ran.setdefault(r["occurrence"], []).append(r["pid"])
+    assert {j["occurrence"]: ran.get(j["occurrence"]) for j in done} == {
+        j["occurrence"]: [executor.pid] for j in done
+    }, "an occurrence did not run exactly once, in the execution process"
+    declarers = asyncio.run(
+        _fetch(
+            procs.master,
+            "SELECT declarer FROM jm_schedule_declarations WHERE cluster_id = $1 AND name = 'tick'",
+            procs.cluster,
+        )
+    )
+    # The declarer is `pid-random`: both coordinator processes ran the scheduler, the executor none.
+    assert {int(d[0].split("-")[0]) for d in declarers} == {b.pid for b in brains}
     row = schedule_row(procs, "tick")
     assert (row["missed"], row["skipped"]) == (0, 0)
 
