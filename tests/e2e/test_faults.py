@@ -437,21 +437,9 @@ async def test_postgres_agent_crash_keeps_every_acknowledged_push(
     processes = FaultProcesses(url, cluster_id, tmp_path)
     processes.agents = {"pg-agent": agent_server.url}
     processes.settings = LEASES
-    ids: list[str] = []
     try:
-        for name in ("a", "b"):
-            processes.worker(name, [{"name": name, "agent": "pg-agent", "parallelism_factor": 0.5}])
-        await wait_registered(url, cluster_id, 2)
-        publisher = processes.stream()
-        reading = asyncio.create_task(_read_ids(publisher, ids))
-
-        await wait_until(lambda: _more(ids, 1000), "1,000 schedule calls to return")
-        # the workers pause for the last calls before the crash, so that jobs wait only in the agent
-        # whatever the machine's pace; they go on at the crash, and face the outage
-        for worker in processes.running:
-            worker.send_signal(signal.SIGSTOP)
-        unread = len(ids)
-        await wait_until(lambda: _more(ids, unread + 300), "300 calls to return while no worker reads")
+        # the workers go on at the crash, and face the outage
+        publisher, reading, ids = await _publish_then_pause_workers(processes, "pg-agent", 0.5, 1000)
         query = "SELECT job_id FROM jm_agent_messages WHERE version = 0"
         in_agent = {r["job_id"] for r in await fetch(agent_server.url, query)}
         await asyncio.to_thread(agent_server.stop, "immediate")
@@ -482,6 +470,26 @@ async def test_postgres_agent_crash_keeps_every_acknowledged_push(
         f"\nagent crash: {published_at_crash} calls returned before it, {len(ids)} in all;"
         f" {len(only_in_agent)} job(s) only in the agent at the crash; all ran once"
     )
+
+
+async def _publish_then_pause_workers(
+    processes: FaultProcesses, agent: str, parallelism_factor: float, first: int
+) -> tuple[subprocess.Popen[bytes], asyncio.Task[None], list[str]]:
+    """Workers `a` and `b` on `agent` and a `stream` publisher, whose returned ids are collected in
+    the list returned; once `first` calls returned the workers are SIGSTOPped for 300 more, so that
+    hundreds of jobs wait only in the agent whatever the machine's pace (the caller SIGCONTs them)."""
+    ids: list[str] = []
+    for name in ("a", "b"):
+        processes.worker(name, [{"name": name, "agent": agent, "parallelism_factor": parallelism_factor}])
+    await wait_registered(processes.master, processes.cluster, 2)
+    publisher = processes.stream()
+    reading = asyncio.create_task(_read_ids(publisher, ids))
+    await wait_until(lambda: _more(ids, first), f"{first:,} schedule calls to return")
+    for worker in processes.running:
+        worker.send_signal(signal.SIGSTOP)
+    unread = len(ids)
+    await wait_until(lambda: _more(ids, unread + 300), "300 calls to return while no worker reads")
+    return publisher, reading, ids
 
 
 async def _more(ids: list[str], count: int) -> bool:
@@ -580,18 +588,8 @@ async def test_publisher_killed_on_the_yes_path_to_nats(
     processes.agents = {"agent": any_agent}
     # long leases: a lapse on a loaded machine would send jobs through the master, off the path tested
     processes.settings = {**LEASES, **RELAXED_LEASES}
-    ids: list[str] = []
     try:
-        for name in ("a", "b"):
-            processes.worker(name, [{"name": name, "agent": "agent", "parallelism_factor": 2.0}])
-        await wait_registered(url, cluster_id, 2)
-        publisher = processes.stream()
-        reading = asyncio.create_task(_read_ids(publisher, ids))
-        await wait_until(lambda: _more(ids, 1200), "1,200 schedule calls to return")
-        for worker in processes.running:
-            worker.send_signal(signal.SIGSTOP)
-        unread = len(ids)
-        await wait_until(lambda: _more(ids, unread + 300), "300 calls to return while no worker reads")
+        publisher, reading, ids = await _publish_then_pause_workers(processes, "agent", 2.0, 1200)
         publisher.kill()
         await reading
         publisher.wait()
