@@ -12,13 +12,15 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from jobmaster.agents.base import AgentTransport
 from jobmaster.backends import make_agent, make_master
 from jobmaster.cluster.model import Bucket
 from jobmaster.jobs.model import Job, JobStatus, Priority, new_job_id
 from jobmaster.master.base import MasterStore
+
+T = TypeVar("T")
 
 #: The shared NATS server (JetStream on) that tests use; tests that kill a server start their own.
 NATS_URL = os.environ.get("JMTEST_NATS", "nats://127.0.0.1:4222")
@@ -180,14 +182,14 @@ def worker_through_outage(directory: Path, job_id: str, bring_up: Callable[[], N
 
 
 async def wait_until(
-    check: Callable[[], Awaitable[object]], what: str, timeout: float = 60, every: float = 0.05
-) -> object:
+    check: Callable[[], Awaitable[T]], what: str, timeout: float = 60, every: float = 0.05
+) -> T:
     """Await `check()` until it returns something truthy, and return that; fail naming `what` once
     `timeout` seconds have passed. Tests wait for the condition they need, never a fixed time: the
     machine is loaded, so the deadline is generous and the wait usually ends far sooner."""
     deadline = time.monotonic() + timeout
     while not (result := await check()):
-        assert time.monotonic() < deadline, f"{what}: not reached within {timeout:.0f}s"
+        assert time.monotonic() < deadline, f"{what}: not reached within {timeout:.0f}s (last: {result!r})"
         await asyncio.sleep(every)
     return result
 

@@ -8,20 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 from e2e_support import HERE, Processes
 
+from helpers import wait_until
 from jobmaster import JobMaster, JobStatus
 from jobmaster.jobs.model import Attempt
-
-T = TypeVar("T")
 
 #: Attempt outcomes of a run its worker did not finish: recovery's (`lost`) and the worker's own
 #: (`interrupted`, when it gave the job back itself).
@@ -39,17 +37,6 @@ class FaultProcesses(Processes):
 
     def env(self, workers: list[dict[str, Any]], agents: dict[str, str] | None = None) -> dict[str, str]:
         return {**super().env(workers, agents), **self.extra_env}
-
-
-async def wait_until(check: Callable[[], Awaitable[T]], what: str, timeout: float = 60) -> T:
-    """Poll `check` until it returns something true; fails naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"waited {timeout:.0f}s for {what}; last answer {result!r}"
-        await asyncio.sleep(0.1)
 
 
 async def fetch(url: str, sql: str, *args: object) -> list[asyncpg.Record]:

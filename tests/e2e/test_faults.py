@@ -27,14 +27,13 @@ from fault_support import (
     fetch,
     held_by,
     log_lines,
-    wait_until,
     worker_id,
 )
 from private_pg import PrivatePostgres
 from test_nats_e2e import RELAXED_LEASES, YES_PATH_MAX_VERSION
 from test_wire_e2e import _cli
 
-from helpers import NATS_URL, drop_agent, make_job, master_with_bucket, opened_master
+from helpers import NATS_URL, drop_agent, make_job, master_with_bucket, opened_master, wait_until
 from jobmaster import JobStatus
 from jobmaster.agents.base import AgentMessage
 from jobmaster.backends import make_agent, make_master
