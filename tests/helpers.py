@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from jobmaster.agents.base import AgentTransport
 from jobmaster.backends import make_agent, make_master
-from jobmaster.cluster.model import Bucket
+from jobmaster.cluster.model import Bucket, WorkerMode, WorkerRecord
 from jobmaster.jobs.model import Job, JobStatus, Priority, new_job_id
 from jobmaster.master.base import MasterStore
 
@@ -97,6 +97,14 @@ async def master_with_bucket(url: str, name: str) -> AsyncIterator[tuple[MasterS
         bucket = Bucket(bucket_id, "standalone", "Default", Priority.Medium, "w1", created_at=time.time())
         await master.add_buckets([bucket])
         yield master, bucket
+
+
+def make_worker(worker_id: str) -> WorkerRecord:
+    """A running full worker's row, as registering it writes."""
+    now = time.time()
+    return WorkerRecord(
+        worker_id, f"name-{worker_id}", WorkerMode.full, "Default", "standalone", "host", 1, now, now
+    )
 
 
 async def drop_agent(url: str, cluster_id: str, name: str) -> None:

@@ -8,13 +8,12 @@ from typing import Any
 
 import pytest
 
-from helpers import make_job
+from helpers import make_job, make_worker
 from jobmaster.backends import make_master
 from jobmaster.cluster.model import (
     Bucket,
     BucketStatus,
     WorkerMode,
-    WorkerRecord,
     WorkerStatus,
 )
 from jobmaster.jobs import codec
@@ -429,7 +428,7 @@ async def test_release_returns_buffered_jobs(master: MasterStore) -> None:
 
 async def test_renew_extends_leases_and_reports_cancels(master: MasterStore) -> None:
     now = time.time()
-    await master.register_worker(_worker("w1"))
+    await master.register_worker(make_worker("w1"))
     a, b, forgotten = await _queued(master, 3)
     await master.start(
         [Fence(a.id, a.version), Fence(b.id, b.version), Fence(forgotten.id, forgotten.version)],
@@ -563,23 +562,8 @@ async def test_next_due_at(master: MasterStore) -> None:
     assert due is not None and abs(due - b.scheduled_at) < 1e-3
 
 
-def _worker(worker_id: str) -> WorkerRecord:
-    now = time.time()
-    return WorkerRecord(
-        worker_id,
-        f"name-{worker_id}",
-        WorkerMode.full,
-        "Default",
-        "standalone",
-        "host",
-        1,
-        now,
-        now,
-    )
-
-
 async def test_workers_and_buckets(master: MasterStore) -> None:
-    await master.register_worker(_worker("w1"))
+    await master.register_worker(make_worker("w1"))
     await master.set_worker_status("w1", WorkerStatus.Stopping)
     [worker] = await master.list_workers()
     assert worker.status is WorkerStatus.Stopping and worker.mode is WorkerMode.full
@@ -612,7 +596,7 @@ async def test_workers_and_buckets(master: MasterStore) -> None:
 async def test_forget_silent_workers_without_buckets(master: MasterStore) -> None:
     now = time.time()
     for worker_id, beat in (("old", now - 100), ("old-owner", now - 100), ("live", now)):
-        await master.register_worker(_worker(worker_id))
+        await master.register_worker(make_worker(worker_id))
         await master.renew(worker_id, beat, beat + 10, [])
     await master.add_buckets([Bucket("b9", "standalone", "Default", Priority.Low, "old-owner")])
     assert await master.forget_workers(now - 50) == 1

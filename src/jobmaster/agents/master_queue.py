@@ -13,12 +13,15 @@ the master implements `QueueHost`. It has no `SCHEMES`: it is never chosen by UR
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
+from functools import partial
 
 from jobmaster.agents.base import AgentMessage, BucketGoneError, BucketQueue
 from jobmaster.jobs import codec
 from jobmaster.jobs.model import Job
 from jobmaster.master.base import BUCKET_TOPIC, MasterStore, QueueHost
+from jobmaster.master.flush import FlushBarrier
 
 #: Jobs sent back to the master per statement when a bucket is drained.
 DRAIN_BATCH = 5000
@@ -32,6 +35,8 @@ class MasterQueue(BucketQueue):
         self.master: QueueHost = master
         self._notify = master.notify
         self.supports_notify = master.supports_notify
+        #: Per worker, shared by its buckets (`started_on_disk`).
+        self._barriers: dict[str, FlushBarrier] = {}
 
     # The master opens, migrates and listens for both: bucket wake-ups arrive as master topics.
     async def open(self) -> None:
@@ -80,6 +85,16 @@ class MasterQueue(BucketQueue):
         return await self.master.take_queued(
             bucket_id, worker_id, lease_until, now=now, start=start, due_before=due_before, limit=limit
         )
+
+    def started_on_disk(self, worker_id: str) -> asyncio.Future[bool] | None:
+        """For the jobs a take of `worker_id` just started: True once that take is on disk, False if
+        that is unknown (they must not run); None if takes commit durably, so they may run at once."""
+        if not self.master.takes_skip_flush:
+            return None
+        barrier = self._barriers.get(worker_id)
+        if barrier is None:
+            barrier = self._barriers[worker_id] = FlushBarrier(partial(self.master.flush_takes, worker_id))
+        return barrier.after_now()
 
     async def drain(self, bucket_id: str) -> int:
         """Send every job waiting in the bucket back to the master as HeldOnMaster."""

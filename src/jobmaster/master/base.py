@@ -361,6 +361,18 @@ class QueueHost(abc.ABC):
         jobs taken, earliest first, with their new versions and statuses.
         """
 
+    #: True if `take_queued` commits without waiting for its flush to disk: the jobs a take starts
+    #: then wait for `flush_takes` before they run (`master/flush.py`).
+    takes_skip_flush = False
+
+    async def flush_takes(self, worker_id: str) -> None:
+        """Return once every take answered before this call is on disk; raise if that is unknown.
+
+        Only a store whose `takes_skip_flush` is True is asked; the others commit takes durably.
+        `worker_id` names the worker that waits, whose own row the store may write to force the flush.
+        """
+        return None
+
     @abc.abstractmethod
     async def release_queued(self, bucket_id: str, limit: int) -> int:
         """Send up to `limit` jobs waiting in the bucket back to the master as HeldOnMaster."""

@@ -66,6 +66,9 @@ class Running:
     started_at: float = field(default_factory=time.time)
     #: Loop time by which the handler must be done (see `BucketExecutor._expire`).
     deadline: float = math.inf
+    #: Set when the write that started the job may not be on disk yet: the handler waits for True,
+    #: and does not run on False (`master/flush.py`).
+    on_disk: asyncio.Future[bool] | None = None
 
     def signal_cancel(self) -> None:
         """Tell a handler that watches `ctx.cancel_event` (a sync one in a thread) to stop."""
@@ -270,11 +273,11 @@ class BucketExecutor:
             job.status = JobStatus.Processing
             self.launch(job, now)
 
-    def launch(self, job: Job, now: float) -> None:
+    def launch(self, job: Job, now: float, on_disk: asyncio.Future[bool] | None = None) -> None:
         handler = self.worker.services.registry.get(job.definition_id)
         ctx = self._context(job) if handler is not None and handler.wants_context else None
         loop = asyncio.get_running_loop()
-        running = Running(job, ctx, started_at=now, deadline=loop.time() + job.timeout_s)
+        running = Running(job, ctx, started_at=now, deadline=loop.time() + job.timeout_s, on_disk=on_disk)
         self._running[job.id] = running
         running.task = loop.create_task(self._run(running, handler))
         self._watch(running.deadline)
@@ -319,6 +322,9 @@ class BucketExecutor:
         result: Any = None
         CURRENT_JOB.set(job)
         try:
+            if running.on_disk is not None and not await asyncio.shield(running.on_disk):
+                # its start may be undone: left to its lease, as if this worker had died
+                return
             if handler is None:
                 raise LookupError(f"no handler {job.definition_id!r} is registered in this worker process")
             args = () if ctx is None else (ctx,)

@@ -229,8 +229,9 @@ class TakeFromJobTable(Intake):
     async def fetch(self, ex: BucketExecutor, now: float) -> bool:
         """The bucket queue is the job table: one write claims jobs and makes them ours.
 
-        Due jobs go straight to Processing for the free slots, so they cost no separate start write;
-        jobs due within the lead time fill the buffer.
+        Due jobs go straight to Processing for the free slots, so they cost no separate start write
+        (they run once the take is on disk, `master/flush.py`); jobs due within the lead time fill
+        the buffer.
         """
         room, start = ex.room, ex.startable(now)
         if start == 0 and room == 0:
@@ -248,13 +249,14 @@ class TakeFromJobTable(Intake):
             )
         if ex.outlived(lease_until, len(jobs)):
             return False
-        started = 0
+        starting = [job for job in jobs if job.status is JobStatus.Processing]
+        on_disk = self.jobs.started_on_disk(ex.worker.id) if starting else None
+        for job in starting:
+            ex.launch(job, now, on_disk)
         for job in jobs:
-            if job.status is JobStatus.Processing:
-                ex.launch(job, now)
-                started += 1
-            else:
+            if job.status is not JobStatus.Processing:
                 ex.buffer_push(job)
+        started = len(starting)
         if len(jobs) > started:
             ex.wake_dispatch()
         ex.slot_wanted = start > 0 and started == start
