@@ -1,4 +1,5 @@
-"""On PostgreSQL standalone a job that a take started runs only once that take is on disk.
+"""With `durable_starts`, on PostgreSQL standalone, a job a take started runs only once the take is
+on disk.
 
 The take skips its WAL flush (`master/postgres.py`), so the jobs it starts wait for the worker's
 shared flush (`master/flush.py`). The store's own flush is wrapped here so that the test decides
@@ -18,10 +19,13 @@ from jobmaster import JobContext, JobMaster, JobStatus
 from jobmaster.master.postgres import PostgresMaster
 
 Flush = Callable[[PostgresMaster, str], Awaitable[None]]
+#: Without a lead time a take never buffers a job that is not due yet (the publisher's clock may be
+#: a little ahead of the take's), so the job is started by the take, the path under test.
+WORKERS = [{"name": "w1", "bucket_buffer_lead_time": 0}]
 
 
 def _app(pg_urls: dict[str, str], cluster_id: str, ran: list[tuple[str, int]]) -> JobMaster:
-    app = JobMaster(cluster_id, pg_urls["master"], workers=[{"name": "w1"}], **FAST)
+    app = JobMaster(cluster_id, pg_urls["master"], workers=WORKERS, durable_starts=True, **FAST)
 
     @app.handler(name="record")
     async def record(ctx: JobContext) -> None:
@@ -85,3 +89,29 @@ async def test_a_job_whose_start_may_be_undone_is_left_to_its_lease(
     assert failed, "the flush never failed"
     assert ran == [(job_id, 2)]
     assert [a.outcome for a in await app.job_attempts(job_id)] == ["lost", "succeeded"]
+
+
+async def test_without_durable_starts_a_started_job_does_not_wait_for_the_disk(
+    pg_urls: dict[str, str],
+    cluster_id: str,
+    start: Callable[[JobMaster], Awaitable[Running]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The default: the flush is never asked for, so a disk that never answers delays nothing."""
+    never = asyncio.Event()
+
+    async def stuck_disk(self: PostgresMaster, worker_id: str) -> None:
+        await never.wait()
+
+    monkeypatch.setattr(PostgresMaster, "flush_takes", stuck_disk)
+    ran: list[tuple[str, int]] = []
+    app = JobMaster(cluster_id, pg_urls["master"], workers=WORKERS, **FAST)
+
+    @app.handler(name="record")
+    async def record(ctx: JobContext) -> None:
+        ran.append((ctx.job_id, ctx.attempt))
+
+    running = await start(app)
+    job_id = await app.schedule("record")
+    await running.wait_status(job_id, "Succeeded")
+    assert ran == [(job_id, 1)]

@@ -87,8 +87,9 @@ class MasterQueue(BucketQueue):
         )
 
     def started_on_disk(self, worker_id: str) -> asyncio.Future[bool] | None:
-        """For the jobs a take of `worker_id` just started: True once that take is on disk, False if
-        that is unknown (they must not run); None if takes commit durably, so they may run at once."""
+        """For the jobs a take of `worker_id` just started (asked with `durable_starts` only): True
+        once that take is on disk, False if that is unknown (they must not run); None if takes commit
+        durably, so they may run at once."""
         if not self.master.takes_skip_flush:
             return None
         barrier = self._barriers.get(worker_id)

@@ -107,6 +107,10 @@ class ClusterConfig(BaseModel):
     idle_poll_interval: Seconds = Field(default=0.02, ge=0.005, le=60.0)
     shutdown_grace: Seconds = Field(default=30.0, ge=0.0, le=3600.0)
     migrate: MigratePolicy = "auto"
+    #: A handler starts only once the write that started it is on disk. Only a PostgreSQL master in
+    #: standalone mode lets that write skip its flush, so only there does this cost anything: about
+    #: a third of no-op throughput (docs/benchmarks.md), for exact `attempts` across a server crash.
+    durable_starts: bool = False
     #: A schedule declared in code is retired once no running process has declared it for this long
     #: (a deploy that removed it has finished rolling out); dynamic schedules are never retired.
     schedule_retire_after: Seconds = Field(default=600.0, ge=1.0, le=30 * 86400.0)

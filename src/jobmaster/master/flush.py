@@ -3,9 +3,9 @@
 A PostgreSQL take commits without waiting for its WAL flush (`master/postgres.py`: a flush per take
 on every bucket cost about a fifth of standalone throughput). A server crash can then undo a take
 whose jobs already started: the run would be counted nowhere and the job would run again with the
-same attempt number. So the jobs a take started run only once a flush that began after the take was
-answered is done; one such flush covers every take answered before it, of every bucket of the
-worker, and takes go on meanwhile.
+same attempt number. With the `durable_starts` setting, the jobs a take started run only once a
+flush that began after the take was answered is done; one such flush covers every take answered
+before it, of every bucket of the worker, and takes go on meanwhile.
 """
 
 from __future__ import annotations

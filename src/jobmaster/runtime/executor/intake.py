@@ -230,8 +230,8 @@ class TakeFromJobTable(Intake):
         """The bucket queue is the job table: one write claims jobs and makes them ours.
 
         Due jobs go straight to Processing for the free slots, so they cost no separate start write
-        (they run once the take is on disk, `master/flush.py`); jobs due within the lead time fill
-        the buffer.
+        (with `durable_starts`, they run once the take is on disk: `master/flush.py`); jobs due within
+        the lead time fill the buffer.
         """
         room, start = ex.room, ex.startable(now)
         if start == 0 and room == 0:
@@ -250,7 +250,9 @@ class TakeFromJobTable(Intake):
         if ex.outlived(lease_until, len(jobs)):
             return False
         starting = [job for job in jobs if job.status is JobStatus.Processing]
-        on_disk = self.jobs.started_on_disk(ex.worker.id) if starting else None
+        on_disk = (
+            self.jobs.started_on_disk(ex.worker.id) if starting and ex.worker.cluster.durable_starts else None
+        )
         for job in starting:
             ex.launch(job, now, on_disk)
         for job in jobs:
