@@ -109,7 +109,7 @@ class ClusterConfig(BaseModel):
     migrate: MigratePolicy = "auto"
     #: A handler starts only once the write that started it is on disk. Only a PostgreSQL master in
     #: standalone mode lets that write skip its flush, so only there does this cost anything: about
-    #: a third of no-op throughput (docs/benchmarks.md), for exact `attempts` across a server crash.
+    #: a quarter of no-op throughput (docs/benchmarks.md), for exact `attempts` across a server crash.
     durable_starts: bool = False
     #: A schedule declared in code is retired once no running process has declared it for this long
     #: (a deploy that removed it has finished rolling out); dynamic schedules are never retired.
