@@ -121,9 +121,13 @@ async def _victim_runs_again(victim: FaultProcesses, fleet: FaultProcesses, vict
     async def replaced() -> list[asyncpg.Record]:
         return await fetch(url, "SELECT id FROM jm_buckets WHERE worker_id = $1", victim_id)
 
+    async def logged() -> list[str]:
+        return log_lines(victim, "victim", REPLACED)
+
     buckets = await wait_until(replaced, "the victim to replace its adopted buckets")
     assert all(b["id"].endswith(".r1") for b in buckets), buckets
-    assert log_lines(victim, "victim", REPLACED)
+    # the rows are written before the line: on a loaded machine the test may read them in between
+    await wait_until(logged, "the victim to log that it replaced them")
     plan = [{"name": "later", "handler": "e2e_app.work", "count": 200}]
     later = (await asyncio.to_thread(fleet.publish, plan))["later"]
     await wait_until(lambda: _all_succeeded(url, later), "the later jobs to succeed", 120)
