@@ -24,8 +24,10 @@ Flush = Callable[[PostgresMaster, str], Awaitable[None]]
 WORKERS = [{"name": "w1", "bucket_buffer_lead_time": 0}]
 
 
-def _app(pg_urls: dict[str, str], cluster_id: str, ran: list[tuple[str, int]]) -> JobMaster:
-    app = JobMaster(cluster_id, pg_urls["master"], workers=WORKERS, durable_starts=True, **FAST)
+def _app(
+    pg_urls: dict[str, str], cluster_id: str, ran: list[tuple[str, int]], durable_starts: bool = True
+) -> JobMaster:
+    app = JobMaster(cluster_id, pg_urls["master"], workers=WORKERS, durable_starts=durable_starts, **FAST)
 
     @app.handler(name="record")
     async def record(ctx: JobContext) -> None:
@@ -105,12 +107,7 @@ async def test_without_durable_starts_a_started_job_does_not_wait_for_the_disk(
 
     monkeypatch.setattr(PostgresMaster, "flush_takes", stuck_disk)
     ran: list[tuple[str, int]] = []
-    app = JobMaster(cluster_id, pg_urls["master"], workers=WORKERS, **FAST)
-
-    @app.handler(name="record")
-    async def record(ctx: JobContext) -> None:
-        ran.append((ctx.job_id, ctx.attempt))
-
+    app = _app(pg_urls, cluster_id, ran, durable_starts=False)
     running = await start(app)
     job_id = await app.schedule("record")
     await running.wait_status(job_id, "Succeeded")
