@@ -150,6 +150,8 @@ _QUEUE_JOBS_FIRST = 5
 #: server crash puts its jobs back in the queue, to be taken and run again, as a worker crash would;
 #: the outcome write that follows waits for its flush, and so for the take's. The owner's next take
 #: then does not wait for the disk: a take per hundred jobs or so, each an fsync, on every bucket.
+#: A run begun on a start the crash undid would go uncounted; with `durable_starts` the worker runs
+#: them only after `flush_takes` (below), one flush shared by every take answered before it.
 _TAKE_QUEUED = f"""
     WITH due AS (
         SELECT ctid FROM jm_jobs
